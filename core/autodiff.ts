@@ -1,0 +1,192 @@
+// Reverse-mode autodiff as a graph-to-graph transform: vjp rules build new lazy nodes, so grads compose.
+
+import type { Node } from "./tensor.ts";
+import { apply, scalarLike, Tensor } from "./tensor.ts";
+import { PRIMS } from "./prims/mod.ts";
+import { fmt, sameShape } from "./shape.ts";
+import { sameTreeDef, type TreeDef, treeFlatten, treeUnflatten } from "./tree.ts";
+
+/** Options of `grad` and `valueAndGrad`. */
+export interface GradOptions {
+  /** Which positional argument(s) to differentiate; 0 by default. An array returns a tuple of grads. */
+  readonly argnums?: number | readonly number[];
+  /** `f` returns `[loss, aux]`; the aux pytree is passed through undifferentiated. */
+  readonly hasAux?: boolean;
+}
+
+// Wraps each differentiable leaf in a fresh identity node, so that the backward pass stops exactly
+// there and a closure over the same tensor (nested grad) is treated as a constant.
+function aliasLeaves(op: string, arg: unknown, argIndex: number): [Tensor[], TreeDef] {
+  const [leaves, def] = treeFlatten(arg, { op });
+  const aliases = leaves.map((t, i) => {
+    if (t.dtype !== "f32") {
+      throw new Error(
+        `${op}: argument ${argIndex} (leaf ${i}) is a ${t.dtype} tensor of shape ${fmt(t.shape)}; ` +
+          `only f32 inputs can be differentiated (pass integer data as an argument not in argnums)`,
+      );
+    }
+    return apply("reshape", [t], { shape: t.shape });
+  });
+  return [aliases, def];
+}
+
+// The nodes between `wrt` and `outs`, inputs first, with their sources captured now: realizing an
+// output later cuts its graph, and the backward pass must not depend on that.
+function tape(outs: readonly Tensor[], wrt: ReadonlySet<Tensor>): [Tensor, Node][] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, boolean][] = outs.map((t) => [t, false]);
+  while (stack.length > 0) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t) || t._src === null) continue;
+    seen.add(t);
+    stack.push([t, true]);
+    if (!wrt.has(t)) { for (const x of t._src.inputs) if (!seen.has(x)) stack.push([x, false]); }
+  }
+  const live = new Set<Tensor>(wrt);
+  const out: [Tensor, Node][] = [];
+  for (const t of order) {
+    if (wrt.has(t) || t._src!.inputs.some((x) => live.has(x))) {
+      live.add(t);
+      if (!wrt.has(t)) out.push([t, t._src!]);
+    }
+  }
+  return out;
+}
+
+function backward(entries: readonly [Tensor, Node][], seeds: Map<Tensor, Tensor>, wrt: readonly Tensor[]): Tensor[] {
+  const ct = new Map(seeds);
+  const live = new Set<Tensor>([...wrt, ...entries.map(([t]) => t)]);
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const [t, { op, inputs, params }] = entries[i];
+    const g = ct.get(t);
+    if (g === undefined) continue;
+    ct.delete(t);
+    // deno-lint-ignore no-explicit-any
+    const gs = PRIMS[op].vjp(g, inputs, t, params as any);
+    inputs.forEach((x, j) => {
+      const gx = gs[j];
+      if (gx === null || !live.has(x) || x.dtype !== "f32") return;
+      const prev = ct.get(x);
+      ct.set(x, prev === undefined ? gx : prev.add(gx));
+    });
+  }
+  return wrt.map((a) => ct.get(a) ?? scalarLike(0, a).broadcastTo(a.shape));
+}
+
+/**
+ * Evaluates `f` at `primals` and returns its output with a function that maps an output cotangent
+ * (same structure and shapes) to one cotangent pytree per primal.
+ *
+ * @example
+ * ```ts
+ * import { tensor, vjp } from "./mod.ts";
+ * const [y, back] = vjp((x) => x.mul(x), tensor([1, 2, 3]));
+ * const [dx] = back(tensor([1, 1, 1])); // [2, 4, 6]
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function vjp<A extends any[], R>(f: (...args: A) => R, ...primals: A): [R, (cotangent: R) => A] {
+  const flat = primals.map((p, i) => aliasLeaves("vjp", p, i));
+  const wrt = flat.flatMap(([aliases]) => aliases);
+  const out = f(...(flat.map(([aliases, def]) => treeUnflatten(def, aliases)) as A));
+  const [outs, outDef] = treeFlatten(out, { op: "vjp (output of f)" });
+  const entries = tape(outs, new Set(wrt));
+  const back = (cotangent: R): A => {
+    const [cts, ctDef] = treeFlatten(cotangent, { op: "vjp (cotangent)" });
+    if (!sameTreeDef(outDef, ctDef)) throw new Error("vjp: the cotangent's structure differs from f's output");
+    const seeds = new Map<Tensor, Tensor>();
+    outs.forEach((o, i) => {
+      if (!sameShape(o.shape, cts[i].shape) || cts[i].dtype !== o.dtype) {
+        throw new Error(
+          `vjp: cotangent ${i} is ${cts[i].dtype} ${fmt(cts[i].shape)} but the output is ${o.dtype} ${fmt(o.shape)}`,
+        );
+      }
+      if (o.dtype === "f32") seeds.set(o, seeds.has(o) ? seeds.get(o)!.add(cts[i]) : cts[i]);
+    });
+    const grads = backward(entries, seeds, wrt);
+    let k = 0;
+    return flat.map(([aliases, def]) => treeUnflatten(def, grads.slice(k, k += aliases.length))) as A;
+  };
+  return [out, back];
+}
+
+/** The type of `grad`'s result: the argument's type, or a tuple of them for several argnums. */
+export type GradOf<A extends readonly unknown[], N> = N extends number ? A[N]
+  : { -readonly [K in keyof N]: N[K] extends number ? A[N[K]] : never };
+
+function checkArgnums(op: string, argnums: number | readonly number[], n: number): number[] {
+  const list = typeof argnums === "number" ? [argnums] : [...argnums];
+  for (const a of list) {
+    if (!Number.isInteger(a) || a < 0 || a >= n) {
+      throw new Error(`${op}: argnums ${a} is out of range for ${n} arguments`);
+    }
+  }
+  return list;
+}
+
+/**
+ * Like `grad`, but returns `[value, grads]` (with `hasAux`, `[[value, aux], grads]`).
+ *
+ * @example
+ * ```ts
+ * import { tensor, valueAndGrad } from "./mod.ts";
+ * const [loss, dw] = valueAndGrad((w) => w.square().sum())(tensor([3, 4]));
+ * ```
+ */
+export function valueAndGrad<
+  // deno-lint-ignore no-explicit-any
+  A extends any[],
+  const N extends number | readonly number[] = 0,
+  Aux extends boolean = false,
+>(
+  f: (...args: A) => unknown,
+  opts: GradOptions & { readonly argnums?: N; readonly hasAux?: Aux } = {},
+): (...args: A) => [Aux extends true ? [Tensor, unknown] : Tensor, GradOf<A, N>] {
+  const { argnums = 0, hasAux = false } = opts;
+  return (...args: A) => {
+    const nums = checkArgnums("grad", argnums, args.length);
+    let aux: unknown;
+    const [value, back] = vjp((...diff: unknown[]) => {
+      const full = [...args] as A;
+      nums.forEach((a, i) => (full[a] = diff[i]));
+      let out = f(...full);
+      if (hasAux) {
+        if (!Array.isArray(out) || out.length !== 2) throw new Error("grad: with hasAux, f must return [loss, aux]");
+        [out, aux] = out;
+      }
+      if (!(out instanceof Tensor) || out.dtype !== "f32" || out.ndim !== 0) {
+        const what = out instanceof Tensor ? `a ${out.dtype} tensor of shape ${fmt(out.shape)}` : "a non-tensor value";
+        throw new Error(`grad: f must return an f32 scalar (shape []), got ${what}; reduce it first, e.g. with .sum()`);
+      }
+      return out;
+    }, ...nums.map((a) => args[a]));
+    const grads = back(scalarLike(1, value));
+    // deno-lint-ignore no-explicit-any
+    return [(hasAux ? [value, aux] : value) as any, (typeof argnums === "number" ? grads[0] : grads) as GradOf<A, N>];
+  };
+}
+
+/**
+ * Returns a function computing the gradient of a scalar-valued `f` with respect to argument(s)
+ * `argnums` (pytrees of f32 tensors). The result is lazy and differentiable again.
+ *
+ * @example
+ * ```ts
+ * import { grad, tensor } from "./mod.ts";
+ * const d2 = grad(grad((x) => x.pow(3)));
+ * console.log(await d2(tensor(2)).item()); // 12
+ * ```
+ */
+export function grad<
+  // deno-lint-ignore no-explicit-any
+  A extends any[],
+  const N extends number | readonly number[] = 0,
+>(f: (...args: A) => unknown, opts: GradOptions & { readonly argnums?: N } = {}): (...args: A) => GradOf<A, N> {
+  const vg = valueAndGrad(f, opts);
+  return (...args: A) => vg(...args)[1];
+}

@@ -1,0 +1,19 @@
+// The core's public surface: tensors, creation, autodiff, pytrees, PRNG keys and backends.
+
+export { type NestedArray, type ReduceOptions, Tensor } from "./tensor.ts";
+export { full, type NestedData, ones, tensor, type TensorOptions, zeros } from "./creation.ts";
+export { grad, type GradOf, type GradOptions, valueAndGrad, vjp } from "./autodiff.ts";
+export { type Tree, type TreeDef, treeDispose, treeFlatten, treeLeaves, treeMap, treeUnflatten } from "./tree.ts";
+export { foldIn, Key, normal, randint, randomBits, randomKey, splitKey, uniform } from "./random.ts";
+export {
+  type BackendInfo,
+  backendInfo,
+  type BackendName,
+  type BackendOptions,
+  realize,
+  setBackend,
+} from "./backend.ts";
+export type { Precision } from "./cpu.ts";
+export type { DType, HostArray, Shape } from "./shape.ts";
+export { concatTensors } from "./prims/movement.ts";
+export { apply } from "./tensor.ts";

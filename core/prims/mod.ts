@@ -1,0 +1,9 @@
+// The primitive table: every primitive's record, assembled and checked for completeness.
+
+import type { PrimTable } from "../prim.ts";
+import { ELEMENTWISE } from "./elementwise.ts";
+import { LINALG } from "./linalg.ts";
+import { MOVEMENT } from "./movement.ts";
+
+/** Every primitive's shape rule, CPU reference and vjp rule, keyed by name. */
+export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG };

@@ -1,0 +1,367 @@
+// The immutable Tensor: a node of the lazy graph, with the method forms of the primitives.
+
+import type { Aval, CpuArray, Prim, PrimParams } from "./prim.ts";
+import { PRIMS } from "./prims/mod.ts";
+import { broadcastShapes, checkShape, type DType, fmt, normAxes, normAxis, type Shape, sizeOf } from "./shape.ts";
+import { realizeMany } from "./backend.ts";
+
+/** How a pending tensor is computed: a primitive applied to input tensors. */
+export interface Node {
+  readonly op: Prim;
+  readonly inputs: readonly Tensor[];
+  readonly params: PrimParams[Prim];
+}
+
+/** Options of the reductions `sum`, `max`, `min` and `mean`. */
+export interface ReduceOptions {
+  /** Axis or axes to reduce; all axes when omitted. Negative axes count from the end. */
+  readonly axis?: number | readonly number[];
+  /** Keep reduced axes as size 1. */
+  readonly keepdims?: boolean;
+}
+
+let nextId = 0;
+
+/**
+ * An immutable n-dimensional array. Operations build a lazy graph; reading (`data`, `item`,
+ * `array`) realizes it on the current backend.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "./mod.ts";
+ * const y = tensor([1, 2, 3]).mul(2).sum();
+ * console.log(await y.item()); // 12
+ * ```
+ */
+export class Tensor {
+  /** The size of each axis. */
+  readonly shape: Shape;
+  /** The element type. */
+  readonly dtype: DType;
+  /** Unique, increasing identity (creation order). */
+  readonly id: number;
+  /** @internal Pending computation; null once realized or for data leaves. */
+  _src: Node | null;
+  /** @internal Realized storage; null while pending or after `dispose`. */
+  _data: CpuArray | null;
+  /** @internal Set by `dispose`. */
+  _disposed = false;
+
+  /** @internal Use `tensor()`, `zeros()` and the ops instead. */
+  constructor(aval: Aval, src: Node | null, data: CpuArray | null) {
+    this.shape = Object.freeze([...aval.shape]);
+    this.dtype = aval.dtype;
+    this.id = nextId++;
+    this._src = src;
+    this._data = data;
+  }
+
+  /** Number of axes. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  /** Realizes the tensor and returns a copy of its elements in row-major order. */
+  async data(): Promise<Float32Array | Int32Array | Uint8Array> {
+    return (await realizeMany([this]))[0];
+  }
+
+  /** Realizes a tensor with one element and returns it as a number. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item: tensor of shape ${fmt(this.shape)} has ${this.size} elements, not 1`);
+    return (await this.data())[0];
+  }
+
+  /** Realizes the tensor and returns nested arrays (a number for a scalar). */
+  async array(): Promise<NestedArray> {
+    const flat = Array.from(await this.data());
+    const build = (axis: number, offset: number): NestedArray => {
+      if (axis === this.ndim) return flat[offset];
+      const inner = sizeOf(this.shape.slice(axis + 1));
+      return Array.from({ length: this.shape[axis] }, (_, i) => build(axis + 1, offset + i * inner));
+    };
+    return build(0, 0);
+  }
+
+  /** Releases the tensor's storage; using it afterwards is an error. */
+  dispose(): void {
+    this._disposed = true;
+    this._data = null;
+    this._src = null;
+  }
+
+  // Elementwise (numbers are promoted to scalars of this tensor's dtype; shapes broadcast).
+  /** `-x` */
+  neg(): Tensor {
+    return apply("neg", [this], {});
+  }
+  /** `e^x` */
+  exp(): Tensor {
+    return apply("exp", [this], {});
+  }
+  /** Natural logarithm. */
+  log(): Tensor {
+    return apply("log", [this], {});
+  }
+  /** Square root. */
+  sqrt(): Tensor {
+    return apply("sqrt", [this], {});
+  }
+  /** Sine. */
+  sin(): Tensor {
+    return apply("sin", [this], {});
+  }
+  /** Cosine. */
+  cos(): Tensor {
+    return apply("cos", [this], {});
+  }
+  /** Hyperbolic tangent. */
+  tanh(): Tensor {
+    return apply("tanh", [this], {});
+  }
+  /** `x * x` */
+  square(): Tensor {
+    return this.mul(this);
+  }
+  /** `x + y` with broadcasting. */
+  add(y: Tensor | number): Tensor {
+    return binary("add", this, y);
+  }
+  /** `x - y` with broadcasting. */
+  sub(y: Tensor | number): Tensor {
+    return binary("sub", this, y);
+  }
+  /** `x * y` with broadcasting. */
+  mul(y: Tensor | number): Tensor {
+    return binary("mul", this, y);
+  }
+  /** `x / y` with broadcasting (i32 division truncates toward zero). */
+  div(y: Tensor | number): Tensor {
+    return binary("div", this, y);
+  }
+  /** Elementwise maximum with broadcasting. */
+  maximum(y: Tensor | number): Tensor {
+    return binary("maximum", this, y);
+  }
+  /** Elementwise minimum with broadcasting. */
+  minimum(y: Tensor | number): Tensor {
+    return binary("maximum", this.neg(), negate(y)).neg();
+  }
+  /** `x ** y` with broadcasting (f32). */
+  pow(y: Tensor | number): Tensor {
+    return binary("pow", this, y);
+  }
+  /** `x < y` as a bool tensor. */
+  lt(y: Tensor | number): Tensor {
+    return binary("lt", this, y);
+  }
+  /** `x > y` as a bool tensor. */
+  gt(y: Tensor | number): Tensor {
+    return binary("lt", scalarLike(y, this), this);
+  }
+  /** `x <= y` as a bool tensor. */
+  le(y: Tensor | number): Tensor {
+    return this.gt(y).logicalNot();
+  }
+  /** `x >= y` as a bool tensor. */
+  ge(y: Tensor | number): Tensor {
+    return this.lt(y).logicalNot();
+  }
+  /** `x == y` as a bool tensor. */
+  eq(y: Tensor | number): Tensor {
+    return binary("eq", this, y);
+  }
+  /** `x != y` as a bool tensor. */
+  ne(y: Tensor | number): Tensor {
+    return this.eq(y).logicalNot();
+  }
+  /** Logical not of a bool tensor. */
+  logicalNot(): Tensor {
+    if (this.dtype !== "bool") throw new Error(`logicalNot: expected a bool tensor, got ${this.dtype}`);
+    return binary("eq", this, false);
+  }
+  /** Picks `a` where this bool tensor is true and `b` elsewhere, with broadcasting. */
+  where(a: Tensor | number, b: Tensor | number): Tensor {
+    const ref = a instanceof Tensor ? a : b instanceof Tensor ? b : undefined;
+    const ta = scalarLike(a, ref), tb = scalarLike(b, ref);
+    const shape = broadcastShapes("where", broadcastShapes("where", this.shape, ta.shape), tb.shape);
+    return apply("where", [this.broadcastTo(shape), ta.broadcastTo(shape), tb.broadcastTo(shape)], {});
+  }
+  /** Converts to another dtype (f32 to i32 truncates toward zero; nonzero is true). */
+  cast(dtype: DType): Tensor {
+    return dtype === this.dtype ? this : apply("cast", [this], { dtype });
+  }
+
+  // Reductions.
+  /** Sum over axes. */
+  sum(opts: ReduceOptions = {}): Tensor {
+    return reduce("sum", this, opts);
+  }
+  /** Maximum over axes (the gradient is shared equally among ties). */
+  max(opts: ReduceOptions = {}): Tensor {
+    return reduce("max", this, opts);
+  }
+  /** Minimum over axes. */
+  min(opts: ReduceOptions = {}): Tensor {
+    return reduce("max", this.neg(), opts).neg();
+  }
+  /** Arithmetic mean over axes (f32). */
+  mean(opts: ReduceOptions = {}): Tensor {
+    const axes = normAxes("mean", opts.axis, this.ndim);
+    const n = axes.reduce((acc, a) => acc * this.shape[a], 1);
+    return this.sum(opts).div(n);
+  }
+  /** Inclusive cumulative sum along an axis (`reverse` sums from the end). */
+  cumsum(axis: number, opts: { readonly reverse?: boolean } = {}): Tensor {
+    return apply("cumsum", [this], { axis: normAxis("cumsum", axis, this.ndim), reverse: opts.reverse ?? false });
+  }
+
+  // Movement.
+  /** Same elements, new shape; one axis may be -1 to infer its size. */
+  reshape(shape: Shape): Tensor {
+    return apply("reshape", [this], { shape: inferShape(shape, this) });
+  }
+  /** Reorders axes: output axis i is input axis `perm[i]`. */
+  permute(perm: readonly number[]): Tensor {
+    return apply("permute", [this], { perm: perm.map((a) => normAxis("permute", a, this.ndim)) });
+  }
+  /** Swaps two axes (the last two by default). */
+  transpose(a = -2, b = -1): Tensor {
+    const perm = [...this.shape.keys()];
+    const i = normAxis("transpose", a, this.ndim), j = normAxis("transpose", b, this.ndim);
+    [perm[i], perm[j]] = [perm[j], perm[i]];
+    return this.permute(perm);
+  }
+  /** Broadcasts to a larger shape by NumPy rules. */
+  broadcastTo(shape: Shape): Tensor {
+    checkShape("broadcastTo", shape);
+    if (shape.length === this.ndim && shape.every((d, i) => d === this.shape[i])) return this;
+    return apply("broadcast", [this], { shape: [...shape] });
+  }
+  /** Adds a size-1 axis at `axis`. */
+  expandDims(axis: number): Tensor {
+    const a = normAxis("expandDims", axis, this.ndim + 1);
+    return this.reshape([...this.shape.slice(0, a), 1, ...this.shape.slice(a)]);
+  }
+  /** Removes size-1 axes (all of them, or those listed). */
+  squeeze(axis?: number | readonly number[]): Tensor {
+    const axes = axis === undefined
+      ? [...this.shape.keys()].filter((a) => this.shape[a] === 1)
+      : normAxes("squeeze", axis, this.ndim);
+    for (const a of axes) {
+      if (this.shape[a] !== 1) {
+        throw new Error(`squeeze: axis ${a} of shape ${fmt(this.shape)} has size ${this.shape[a]}, not 1`);
+      }
+    }
+    return this.reshape(this.shape.filter((_, i) => !axes.includes(i)));
+  }
+  /** Elements `starts[i] <= j < ends[i]` on each axis; missing axes are taken whole. */
+  slice(starts: readonly number[], ends?: readonly number[]): Tensor {
+    const s = this.shape.map((d, i) => clampIndex(starts[i] ?? 0, d));
+    const e = this.shape.map((d, i) => clampIndex(ends?.[i] ?? d, d));
+    return apply("slice", [this], { starts: s, ends: e });
+  }
+  /** Pads with zeros: `widths[i] = [before, after]` for axis i (missing axes unpadded). */
+  pad(widths: readonly (readonly [number, number])[]): Tensor {
+    return apply("pad", [this], {
+      lo: this.shape.map((_, i) => widths[i]?.[0] ?? 0),
+      hi: this.shape.map((_, i) => widths[i]?.[1] ?? 0),
+    });
+  }
+  /** Matrix product over the last two axes; leading (batch) axes broadcast. A 1-D operand is a vector. */
+  matmul(w: Tensor): Tensor {
+    return matmul(this, w);
+  }
+  /** Takes slices along `axis` at integer `indices`; the index shape replaces that axis. */
+  gather(indices: Tensor, axis = 0): Tensor {
+    return apply("gather", [this, indices], { axis: normAxis("gather", axis, this.ndim) });
+  }
+}
+
+/** Nested arrays of numbers, as returned by `Tensor.array()`. */
+export type NestedArray = number | NestedArray[];
+
+/** Builds a graph node: checks shapes and dtypes with the primitive's rule, computes nothing. */
+export function apply<P extends Prim>(op: P, inputs: readonly Tensor[], params: PrimParams[P]): Tensor {
+  for (const t of inputs) {
+    if (!(t instanceof Tensor)) throw new Error(`${op}: expected Tensor inputs, got ${describe(t)}`);
+    if (t._disposed) throw new Error(`${op}: input tensor of shape ${fmt(t.shape)} was disposed`);
+  }
+  const aval = PRIMS[op].shape(inputs, params);
+  return new Tensor(aval, { op, inputs, params }, null);
+}
+
+/** Describes a non-tensor value in error messages. */
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
+}
+
+/** A scalar tensor with the given dtype (or the reference tensor's), or the tensor itself. */
+export function scalarLike(v: Tensor | number | boolean, ref?: Tensor): Tensor {
+  if (v instanceof Tensor) return v;
+  if (typeof v !== "number" && typeof v !== "boolean") {
+    throw new Error(`expected a Tensor or a number, got ${describe(v)}`);
+  }
+  const dtype: DType = ref?.dtype ?? (typeof v === "boolean" ? "bool" : "f32");
+  const data = dtype === "f32" ? Float32Array.of(+v) : dtype === "i32" ? Int32Array.of(+v) : Uint8Array.of(v ? 1 : 0);
+  return new Tensor({ shape: [], dtype }, null, data);
+}
+
+function negate(y: Tensor | number): Tensor | number {
+  return typeof y === "number" ? -y : y.neg();
+}
+
+function binary(
+  op: "add" | "sub" | "mul" | "div" | "maximum" | "pow" | "lt" | "eq",
+  x: Tensor,
+  y: Tensor | number | boolean,
+): Tensor {
+  const ty = scalarLike(y, x);
+  const shape = broadcastShapes(op, x.shape, ty.shape);
+  return apply(op, [x.broadcastTo(shape), ty.broadcastTo(shape)], {});
+}
+
+function reduce(op: "sum" | "max", x: Tensor, opts: ReduceOptions): Tensor {
+  const axes = normAxes(op, opts.axis, x.ndim);
+  const out = apply(op, [x], { axes });
+  return opts.keepdims ? out.reshape(x.shape.map((d, i) => (axes.includes(i) ? 1 : d))) : out;
+}
+
+function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim === 0 || b.ndim === 0) {
+    throw new Error(`matmul: operands must have at least one axis, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  }
+  const a2 = a.ndim === 1 ? a.reshape([1, a.shape[0]]) : a;
+  const b2 = b.ndim === 1 ? b.reshape([b.shape[0], 1]) : b;
+  const [m, k] = a2.shape.slice(-2), [k2, n] = b2.shape.slice(-2);
+  if (k !== k2) {
+    throw new Error(`matmul: inner sizes differ: ${fmt(a.shape)} @ ${fmt(b.shape)} contracts ${k} with ${k2}`);
+  }
+  const batch = broadcastShapes("matmul", a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+  let out = apply("matmul", [a2.broadcastTo([...batch, m, k]), b2.broadcastTo([...batch, k, n])], {});
+  if (a.ndim === 1) out = out.squeeze(-2);
+  if (b.ndim === 1) out = out.squeeze(-1);
+  return out;
+}
+
+function inferShape(shape: Shape, x: Tensor): number[] {
+  const holes = shape.filter((d) => d === -1).length;
+  const known = shape.reduce((acc, d) => (d === -1 ? acc : acc * d), 1);
+  const out = shape.map((d) => (d === -1 ? (known === 0 ? 0 : x.size / known) : d));
+  if (holes > 1 || out.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(out) !== x.size) {
+    throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
+  }
+  return out;
+}
+
+function clampIndex(i: number, d: number): number {
+  if (!Number.isInteger(i)) throw new Error(`slice: index ${i} is not an integer`);
+  return Math.min(Math.max(i < 0 ? i + d : i, 0), d);
+}

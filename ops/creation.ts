@@ -1,0 +1,115 @@
+// Index-based constructors and joins: arange, oneHot, tril/triu masks, concat, stack.
+
+import { concatTensors, type DType, type Tensor, tensor } from "../core/mod.ts";
+
+/**
+ * Evenly spaced values in `[start, stop)` (or `[0, start)` when `stop` is omitted).
+ *
+ * @example
+ * ```ts
+ * import { ops } from "../mod.ts";
+ * const i = ops.arange(5, undefined, { dtype: "i32" }); // [0, 1, 2, 3, 4]
+ * const x = ops.arange(1, 2, { step: 0.25 });           // [1, 1.25, 1.5, 1.75]
+ * ```
+ */
+export function arange(
+  start: number,
+  stop?: number,
+  opts: { readonly step?: number; readonly dtype?: DType } = {},
+): Tensor {
+  const [lo, hi] = stop === undefined ? [0, start] : [start, stop];
+  const step = opts.step ?? 1;
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || !Number.isFinite(step) || step === 0) {
+    throw new Error(`arange: need finite start, stop and a non-zero step, got ${lo}, ${hi}, ${step}`);
+  }
+  const n = Math.max(0, Math.ceil((hi - lo) / step));
+  return tensor(Array.from({ length: n }, (_, i) => lo + i * step), { shape: [n], dtype: opts.dtype ?? "f32" });
+}
+
+/**
+ * One-hot encoding of i32 indices along a new last axis of size `depth`.
+ *
+ * @example
+ * ```ts
+ * import { ops, tensor } from "../mod.ts";
+ * const y = ops.oneHot(tensor([0, 2], { dtype: "i32" }), 3); // [[1, 0, 0], [0, 0, 1]]
+ * ```
+ */
+export function oneHot(indices: Tensor, depth: number, opts: { readonly dtype?: DType } = {}): Tensor {
+  if (indices.dtype !== "i32") throw new Error(`oneHot: indices must be i32, got ${indices.dtype}`);
+  if (!Number.isInteger(depth) || depth < 0) {
+    throw new Error(`oneHot: depth must be a non-negative integer, got ${depth}`);
+  }
+  return indices.expandDims(-1).eq(arange(0, depth, { dtype: "i32" })).cast(opts.dtype ?? "f32");
+}
+
+function triMask(op: string, x: Tensor, keep: (col: Tensor, row: Tensor) => Tensor): Tensor {
+  if (x.ndim < 2) throw new Error(`${op}: needs at least 2 axes, got shape [${x.shape}]`);
+  const [m, n] = x.shape.slice(-2);
+  const row = arange(0, m, { dtype: "i32" }).reshape([m, 1]);
+  const col = arange(0, n, { dtype: "i32" }).reshape([1, n]);
+  return keep(col, row).where(x, tensor(0, { dtype: x.dtype }));
+}
+
+/**
+ * Keeps the lower triangle of the last two axes (`col - row <= k`), zeroing the rest.
+ *
+ * @example
+ * ```ts
+ * import { ops } from "../mod.ts";
+ * const causal = ops.tril(ops.full([4, 4], 1));
+ * ```
+ */
+export function tril(x: Tensor, opts: { readonly k?: number } = {}): Tensor {
+  const k = opts.k ?? 0;
+  return triMask("tril", x, (col, row) => col.sub(row).le(k));
+}
+
+/**
+ * Keeps the upper triangle of the last two axes (`col - row >= k`), zeroing the rest.
+ *
+ * @example
+ * ```ts
+ * import { ops } from "../mod.ts";
+ * const strict = ops.triu(ops.full([4, 4], 1), { k: 1 });
+ * ```
+ */
+export function triu(x: Tensor, opts: { readonly k?: number } = {}): Tensor {
+  const k = opts.k ?? 0;
+  return triMask("triu", x, (col, row) => col.sub(row).ge(k));
+}
+
+/**
+ * Joins tensors along an existing axis.
+ *
+ * @example
+ * ```ts
+ * import { ops } from "../mod.ts";
+ * const x = ops.concat([ops.full([2, 3], 0), ops.full([1, 3], 1)]); // [3, 3]
+ * ```
+ */
+export function concat(xs: readonly Tensor[], opts: { readonly axis?: number } = {}): Tensor {
+  if (xs.length === 0) throw new Error("concat: needs at least one tensor");
+  const axis = opts.axis ?? 0, rank = xs[0].ndim;
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new Error(`concat: axis ${axis} is out of range for tensors of rank ${rank}`);
+  }
+  return xs.length === 1 ? xs[0] : concatTensors(xs, axis < 0 ? axis + rank : axis);
+}
+
+/**
+ * Stacks same-shaped tensors along a new axis.
+ *
+ * @example
+ * ```ts
+ * import { ops, tensor } from "../mod.ts";
+ * const x = ops.stack([tensor([1, 2]), tensor([3, 4])]); // [2, 2]
+ * ```
+ */
+export function stack(xs: readonly Tensor[], opts: { readonly axis?: number } = {}): Tensor {
+  if (xs.length === 0) throw new Error("stack: needs at least one tensor");
+  const axis = opts.axis ?? 0;
+  return concat(xs.map((x) => x.expandDims(axis)), { axis: axis < 0 ? axis + xs[0].ndim + 1 : axis });
+}
+
+export { full, ones, tensor, zeros } from "../core/mod.ts";

@@ -1,0 +1,87 @@
+// Norms and losses used by the layers: rmsNorm, layerNorm, l2Normalize, crossEntropy.
+
+import type { Tensor } from "../core/mod.ts";
+import { oneHot } from "./creation.ts";
+import { logSoftmax } from "./reduce.ts";
+
+/** Options of the normalizations. */
+export interface NormOptions {
+  /** Added under the square root; 1e-6 by default. */
+  readonly eps?: number;
+  /** Scale applied after normalizing (broadcast against the last axis). */
+  readonly weight?: Tensor;
+}
+
+/**
+ * Root-mean-square normalization over the last axis: `x / sqrt(mean(x^2) + eps) * weight`.
+ *
+ * @example
+ * ```ts
+ * import { ops } from "../mod.ts";
+ * const y = ops.rmsNorm(ops.full([2, 8], 3), { weight: ops.full([8], 1) });
+ * ```
+ */
+export function rmsNorm(x: Tensor, opts: NormOptions = {}): Tensor {
+  const y = x.mul(x.square().mean({ axis: -1, keepdims: true }).add(opts.eps ?? 1e-6).sqrt().pow(-1));
+  return opts.weight ? y.mul(opts.weight) : y;
+}
+
+/**
+ * Layer normalization over the last axis, with optional scale and shift.
+ *
+ * @example
+ * ```ts
+ * import { ops } from "../mod.ts";
+ * const y = ops.layerNorm(ops.arange(8).reshape([2, 4]));
+ * ```
+ */
+export function layerNorm(x: Tensor, opts: NormOptions & { readonly bias?: Tensor } = {}): Tensor {
+  const c = x.sub(x.mean({ axis: -1, keepdims: true }));
+  let y = c.mul(c.square().mean({ axis: -1, keepdims: true }).add(opts.eps ?? 1e-6).sqrt().pow(-1));
+  if (opts.weight) y = y.mul(opts.weight);
+  return opts.bias ? y.add(opts.bias) : y;
+}
+
+/**
+ * Scales slices to unit L2 norm along an axis: `x / sqrt(sum(x^2) + eps)`.
+ *
+ * @example
+ * ```ts
+ * import { ops, tensor } from "../mod.ts";
+ * const u = ops.l2Normalize(tensor([3, 4])); // [0.6, 0.8]
+ * ```
+ */
+export function l2Normalize(x: Tensor, opts: { readonly axis?: number; readonly eps?: number } = {}): Tensor {
+  const axis = opts.axis ?? -1;
+  return x.mul(x.square().sum({ axis, keepdims: true }).add(opts.eps ?? 1e-6).sqrt().pow(-1));
+}
+
+/**
+ * Cross entropy of logits `[..., C]` against i32 class targets `[...]`: mean (default), sum, or
+ * per-position ("none").
+ *
+ * @example
+ * ```ts
+ * import { ops, tensor } from "../mod.ts";
+ * const loss = ops.crossEntropy(tensor([[2, 0, 0]]), tensor([0], { dtype: "i32" }));
+ * ```
+ */
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor,
+  opts: { readonly reduction?: "mean" | "sum" | "none" } = {},
+): Tensor {
+  const lead = logits.shape.slice(0, -1);
+  if (targets.dtype !== "i32") throw new Error(`crossEntropy: targets must be i32 class indices, got ${targets.dtype}`);
+  if (logits.ndim < 1 || targets.ndim !== lead.length || targets.shape.some((d, i) => d !== lead[i])) {
+    throw new Error(
+      `crossEntropy: targets of shape [${targets.shape}] do not match logits [${logits.shape}] without the class axis`,
+    );
+  }
+  const nll = logSoftmax(logits).mul(oneHot(targets, logits.shape[logits.ndim - 1])).sum({ axis: -1 }).neg();
+  const reduction = opts.reduction ?? "mean";
+  if (reduction === "none") return nll;
+  if (reduction === "sum") return nll.sum();
+  if (reduction === "mean") return nll.mean();
+  throw new Error(`crossEntropy: reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`);
+}
