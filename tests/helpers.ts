@@ -1,0 +1,81 @@
+// Shared test helpers: closeness checks, finite differences in float64, error-message assertions.
+
+import { grad, setBackend, type Tensor, tensor } from "../mod.ts";
+import { readF64 } from "../core/backend.ts";
+
+/** Switches this test process to the float64 CPU reference (finite differences need it). */
+export function useF64(): void {
+  setBackend("cpu", { precision: "f64" });
+}
+
+/** Throws unless `|a - e| <= atol + rtol * |e|` elementwise (NaNs must match NaNs). */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  opts: { atol?: number; rtol?: number; msg?: string } = {},
+): void {
+  const { atol = 1e-6, rtol = 1e-5, msg = "" } = opts;
+  if (actual.length !== expected.length) {
+    throw new Error(`${msg} length ${actual.length} != expected ${expected.length}`);
+  }
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (a === e) continue; // also covers matching infinities
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
+      throw new Error(`${msg} element ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
+    }
+  }
+}
+
+/** Reads a tensor's values as float64 (exact on the f64 CPU backend). */
+export async function values(t: Tensor): Promise<number[]> {
+  return t.dtype === "f32" ? Array.from(await readF64(t)) : Array.from(await t.data());
+}
+
+/** Deterministic pseudo-random numbers in [-1, 1) for test inputs. */
+export function randomValues(n: number, seed: number): number[] {
+  let s = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
+
+/**
+ * Checks the vjp of `f` (scalar f32 output) at `xs` against central finite differences along a
+ * random direction. Call `useF64()` first: in float64, `eps = 1e-5` gives ~1e-9 truncation error.
+ */
+export async function checkGradFD(
+  f: (...xs: Tensor[]) => Tensor,
+  xs: readonly Tensor[],
+  opts: { seed?: number; eps?: number; atol?: number; rtol?: number; msg?: string } = {},
+): Promise<void> {
+  const { seed = 1, eps = 1e-5, atol = 1e-6, rtol = 1e-5, msg = "" } = opts;
+  const dirs = xs.map((x, i) => tensor(randomValues(x.size, seed + 31 * i), { shape: x.shape }));
+  const grads: Tensor[] = grad(f, { argnums: xs.map((_, i) => i) })(...xs);
+  let analytic = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const g = await values(grads[i]), d = await values(dirs[i]);
+    for (let j = 0; j < g.length; j++) analytic += g[j] * d[j];
+  }
+  const shifted = (s: number) => f(...xs.map((x, i) => x.add(dirs[i].mul(s))));
+  const [hi] = await values(shifted(eps));
+  const [lo] = await values(shifted(-eps));
+  const numeric = (hi - lo) / (2 * eps);
+  assertClose([analytic], [numeric], { atol, rtol, msg: `${msg} directional derivative` });
+}
+
+/** Asserts that `fn` throws (or rejects with) an Error whose message contains every fragment. */
+export async function assertThrowsMsg(fn: () => unknown, ...fragments: string[]): Promise<void> {
+  let err: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    err = e;
+  }
+  if (!(err instanceof Error)) throw new Error(`expected an Error containing ${JSON.stringify(fragments)}, got ${err}`);
+  for (const f of fragments) {
+    if (!err.message.includes(f)) throw new Error(`error message ${JSON.stringify(err.message)} lacks ${JSON.stringify(f)}`);
+  }
+}
