@@ -1,8 +1,10 @@
 // Backend selection and realization: the one place that turns pending graphs into data.
 
-import { type Precision, realizeCpu } from "./cpu.ts";
+import { type Precision, realizeCpu, schedule } from "./cpu.ts";
 import type { HostArray } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
+import { requestGpu } from "./webgpu/device.ts";
+import { WebGpuRunner } from "./webgpu/run.ts";
 
 /** Names accepted by `setBackend` and the `JETFOLD_BACKEND` environment variable. */
 export type BackendName = "cpu" | "webgpu" | "auto";
@@ -21,31 +23,62 @@ export interface BackendInfo {
   readonly requested: BackendName;
   /** Precision of f32 tensors on this backend. */
   readonly precision: Precision;
+  /** The WebGPU adapter's description, or null on the CPU backend. */
+  readonly adapter: string | null;
+  /** True when the adapter is a software/fallback one (such as Mesa's llvmpipe). */
+  readonly fallbackAdapter: boolean;
   /** Why this backend was picked, in one sentence. */
   readonly reason: string;
 }
 
-const NAMES: readonly BackendName[] = ["cpu", "webgpu", "auto"];
-let current: BackendInfo | null = null;
-
-function unavailableWebGpu(where: string): Error {
-  return new Error(
-    `${where}: the WebGPU backend is not available in this version of jetfold; ` +
-      `use "cpu", or "auto" which falls back to the CPU backend`,
-  );
+interface Active {
+  readonly info: BackendInfo;
+  readonly runner: WebGpuRunner | null;
 }
 
-function choose(requested: BackendName, opts: BackendOptions, where: string): BackendInfo {
-  if (!NAMES.includes(requested)) {
-    throw new Error(`${where}: unknown backend ${JSON.stringify(requested)}; expected "cpu", "webgpu" or "auto"`);
-  }
-  if (requested === "webgpu") throw unavailableWebGpu(where);
+const NAMES: readonly BackendName[] = ["cpu", "webgpu", "auto"];
+const NO_ADAPTER = "no WebGPU adapter is available (navigator.gpu is missing or offered no adapter). " +
+  "Without a GPU, Mesa's software adapter works: apt-get install mesa-vulkan-drivers; " +
+  'or choose the CPU backend with setBackend("cpu") or JETFOLD_BACKEND=cpu';
+
+let current: Promise<Active> | null = null;
+let runner: WebGpuRunner | null = null; // kept across switches: GPU-resident tensors stay readable
+
+async function choose(requested: BackendName, opts: BackendOptions, where: string): Promise<Active> {
   const precision = opts.precision ?? "f32";
-  if (precision !== "f32" && precision !== "f64") {
-    throw new Error(`${where}: precision must be "f32" or "f64", got ${JSON.stringify(precision)}`);
+  const cpu = (reason: string): Active => ({
+    info: { name: "cpu", requested, precision, adapter: null, fallbackAdapter: false, reason },
+    runner: null,
+  });
+  if (requested === "cpu") return cpu("requested explicitly");
+  if (precision !== "f32") throw new Error(`${where}: precision "f64" exists only on the CPU backend`);
+  let gpu;
+  try {
+    gpu = await requestGpu();
+  } catch (e) {
+    if (requested === "webgpu") throw new Error(`${where}: ${(e as Error).message}`);
+    return cpu(`auto: WebGPU failed to start (${(e as Error).message})`);
   }
-  const reason = requested === "cpu" ? "requested explicitly" : "auto: this version has no WebGPU backend yet";
-  return { name: "cpu", requested, precision, reason };
+  if (gpu === null) {
+    if (requested === "webgpu") throw new Error(`${where}: ${NO_ADAPTER}`);
+    return cpu("auto: no WebGPU adapter found");
+  }
+  runner ??= new WebGpuRunner(gpu);
+  const reason = requested === "webgpu" ? "requested explicitly" : "auto: a WebGPU adapter is available";
+  return {
+    info: { name: "webgpu", requested, precision, adapter: gpu.description, fallbackAdapter: gpu.fallback, reason },
+    runner,
+  };
+}
+
+function validate(name: unknown, opts: BackendOptions, where: string): asserts name is BackendName {
+  if (!NAMES.includes(name as BackendName)) {
+    throw new Error(`${where}: unknown backend ${JSON.stringify(name)}; expected "cpu", "webgpu" or "auto"`);
+  }
+  const p = opts.precision;
+  if (p !== undefined && p !== "f32" && p !== "f64") {
+    throw new Error(`${where}: precision must be "f32" or "f64", got ${JSON.stringify(p)}`);
+  }
 }
 
 // Reads JETFOLD_BACKEND only where env access is already granted, so computing needs no permissions.
@@ -60,24 +93,33 @@ function envBackend(): string | undefined {
   }
 }
 
-function active(): BackendInfo {
-  current ??= choose((envBackend() ?? "auto") as BackendName, {}, "JETFOLD_BACKEND");
+function active(): Promise<Active> {
+  if (current === null) {
+    const name = envBackend() ?? "auto";
+    validate(name, {}, "JETFOLD_BACKEND");
+    current = choose(name, {}, "JETFOLD_BACKEND");
+  }
   return current;
 }
 
 /**
- * Selects the backend for later realizations: "cpu", "webgpu" or "auto" (the default).
+ * Selects the backend for later realizations: "cpu", "webgpu" or "auto" (the default: WebGPU
+ * when an adapter exists, else the CPU). Takes effect at once; await it to learn the outcome.
+ * Explicit "webgpu" without an adapter rejects with an error that says how to fix it.
  *
  * @example
  * ```ts
- * import { setBackend, backendInfo } from "./mod.ts";
- * setBackend("cpu", { precision: "f64" });
- * console.log(backendInfo().name); // "cpu"
+ * import { setBackend } from "./mod.ts";
+ * const info = await setBackend("cpu", { precision: "f64" });
+ * console.log(info.name); // "cpu"
  * ```
  */
-export function setBackend(name: BackendName, opts: BackendOptions = {}): BackendInfo {
-  current = choose(name, opts, "setBackend");
-  return current;
+export function setBackend(name: BackendName, opts: BackendOptions = {}): Promise<BackendInfo> {
+  validate(name, opts, "setBackend");
+  const chosen = choose(name, opts, "setBackend");
+  current = chosen;
+  chosen.catch(() => {}); // the caller sees the rejection; later realizations see it too
+  return chosen.then((a) => a.info);
 }
 
 /**
@@ -86,33 +128,81 @@ export function setBackend(name: BackendName, opts: BackendOptions = {}): Backen
  * @example
  * ```ts
  * import { backendInfo } from "./mod.ts";
- * console.log(backendInfo().reason);
+ * const info = await backendInfo();
+ * console.log(info.name, info.adapter, info.reason);
  * ```
  */
-export function backendInfo(): BackendInfo {
-  return active();
+export async function backendInfo(): Promise<BackendInfo> {
+  return (await active()).info;
 }
 
-/** Realizes several tensors in one pass over their shared graph. */
-export async function realize(ts: readonly Tensor[]): Promise<void> {
+function checkLive(ts: readonly Tensor[]): void {
   for (const t of ts) {
     if (t._disposed) throw new Error(`realize: tensor of shape [${t.shape}] was disposed`);
   }
-  realizeCpu(ts.filter((t) => t._src !== null), active().precision);
-  await Promise.resolve();
+}
+
+// The CPU interpreter needs host copies of device-resident inputs.
+async function download(ts: readonly Tensor[]): Promise<void> {
+  const onDevice = ts.filter((t) => t._src === null && t._data === null && t._gpu !== null);
+  if (onDevice.length === 0) return;
+  const host = await runner!.run(onDevice, true);
+  onDevice.forEach((t, i) => (t._data = host[i]));
+}
+
+function leavesOf(ts: readonly Tensor[]): Tensor[] {
+  const leaves = new Set<Tensor>(ts.filter((t) => t._src === null));
+  for (const t of schedule(ts)) for (const x of t._src!.inputs) if (x._src === null) leaves.add(x);
+  return [...leaves];
+}
+
+/**
+ * Computes tensors without reading them back (on WebGPU: one submit, no wait). Use it to keep a
+ * training loop's graph from growing when the loss is not read every step.
+ *
+ * @example
+ * ```ts
+ * import { realize, tensor } from "./mod.ts";
+ * const y = tensor([1, 2]).mul(3);
+ * await realize([y]);
+ * ```
+ */
+export async function realize(ts: readonly Tensor[]): Promise<void> {
+  checkLive(ts);
+  const { info, runner: gpu } = await active();
+  const pending = ts.filter((t) => t._src !== null);
+  if (pending.length === 0) return;
+  if (gpu) {
+    await gpu.run(pending, false);
+    return;
+  }
+  await download(leavesOf(pending));
+  realizeCpu(pending, info.precision);
 }
 
 /** Realizes tensors together and returns copies of their data (f32 as Float32Array). */
 export async function realizeMany(ts: readonly Tensor[]): Promise<HostArray[]> {
-  await realize(ts);
-  return ts.map((t) => {
-    const d = t._data!;
-    return d instanceof Float64Array ? Float32Array.from(d) : d.slice();
-  });
+  checkLive(ts);
+  const { info, runner: gpu } = await active();
+  if (gpu && ts.some((t) => t._data === null)) {
+    const need = ts.filter((t) => t._data === null);
+    const host = await gpu.run(need, true);
+    const byTensor = new Map(need.map((t, i) => [t, host[i]]));
+    return ts.map((t) => byTensor.get(t) ?? hostCopy(t));
+  }
+  const pending = ts.filter((t) => t._src !== null);
+  await download([...leavesOf(pending), ...ts]);
+  if (pending.length > 0) realizeCpu(pending, info.precision);
+  return ts.map(hostCopy);
+}
+
+function hostCopy(t: Tensor): HostArray {
+  const d = t._data!;
+  return d instanceof Float64Array ? Float32Array.from(d) : d.slice();
 }
 
 /** Reads an f32 tensor at the precision it was computed in (float64 on an f64 CPU backend). */
 export async function readF64(t: Tensor): Promise<Float64Array> {
-  await realize([t]);
-  return Float64Array.from(t._data!);
+  await realizeMany([t]);
+  return t._data ? Float64Array.from(t._data) : Float64Array.from(await t.data());
 }

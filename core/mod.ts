@@ -17,3 +17,4 @@ export type { Precision } from "./cpu.ts";
 export type { DType, HostArray, Shape } from "./shape.ts";
 export { concatTensors } from "./prims/movement.ts";
 export { apply } from "./tensor.ts";
+export { resetStats, type Stats, stats } from "./stats.ts";

@@ -44,6 +44,10 @@ export class Tensor {
   _src: Node | null;
   /** @internal Realized storage; null while pending or after `dispose`. */
   _data: CpuArray | null;
+  /** @internal Device buffer holding the value, when realized on (or uploaded to) WebGPU. */
+  _gpu: GPUBuffer | null = null;
+  /** @internal Returns the device buffer to its pool; set by the backend that owns it. */
+  _release: (() => void) | null = null;
   /** @internal Set by `dispose`. */
   _disposed = false;
 
@@ -91,6 +95,8 @@ export class Tensor {
   /** Releases the tensor's storage; using it afterwards is an error. */
   dispose(): void {
     this._disposed = true;
+    this._release?.();
+    this._gpu = null;
     this._data = null;
     this._src = null;
   }

@@ -3,6 +3,9 @@
 import { grad, setBackend, type Tensor, tensor } from "../mod.ts";
 import { readF64 } from "../core/backend.ts";
 
+// Semantics are tested on the CPU reference; WebGPU tests compare against it and switch explicitly.
+await setBackend("cpu");
+
 /** Switches this test process to the float64 CPU reference (finite differences need it). */
 export function useF64(): void {
   setBackend("cpu", { precision: "f64" });
@@ -76,6 +79,8 @@ export async function assertThrowsMsg(fn: () => unknown, ...fragments: string[])
   }
   if (!(err instanceof Error)) throw new Error(`expected an Error containing ${JSON.stringify(fragments)}, got ${err}`);
   for (const f of fragments) {
-    if (!err.message.includes(f)) throw new Error(`error message ${JSON.stringify(err.message)} lacks ${JSON.stringify(f)}`);
+    if (!err.message.includes(f)) {
+      throw new Error(`error message ${JSON.stringify(err.message)} lacks ${JSON.stringify(f)}`);
+    }
   }
 }

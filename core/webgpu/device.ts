@@ -1,0 +1,92 @@
+// Acquiring the WebGPU adapter and device, and turning device errors into JS errors.
+
+/** The device and what kernels need to know about it. */
+export interface Gpu {
+  readonly device: GPUDevice;
+  /** Adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  readonly description: string;
+  /** True for software/fallback adapters such as Mesa's llvmpipe. */
+  readonly fallback: boolean;
+  /** Storage buffers one kernel may bind (inputs plus output). */
+  readonly maxStorageBuffers: number;
+  /** Largest storage buffer binding in bytes. */
+  readonly maxBindingSize: number;
+  /** Set when the device is lost; every later use throws it. */
+  lost: Error | null;
+  /** The first asynchronous device error not yet reported to the user. */
+  pending: Error | null;
+}
+
+let gpu: Promise<Gpu | null> | null = null;
+
+function gpuApi(): GPU | undefined {
+  return (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+}
+
+async function open(): Promise<Gpu | null> {
+  const api = gpuApi();
+  if (api === undefined) return null;
+  const adapter = await api.requestAdapter({ powerPreference: "high-performance" });
+  if (adapter === null) return null;
+  const want = (name: keyof GPUSupportedLimits): number => adapter.limits[name] as number;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBuffersPerShaderStage: want("maxStorageBuffersPerShaderStage"),
+      maxStorageBufferBindingSize: want("maxStorageBufferBindingSize"),
+      maxBufferSize: want("maxBufferSize"),
+      maxComputeWorkgroupStorageSize: want("maxComputeWorkgroupStorageSize"),
+      maxComputeInvocationsPerWorkgroup: want("maxComputeInvocationsPerWorkgroup"),
+      maxComputeWorkgroupSizeX: want("maxComputeWorkgroupSizeX"),
+    },
+  });
+  // deno-lint-ignore no-explicit-any
+  const info = (adapter as any).info ?? {};
+  const g: Gpu = {
+    device,
+    description: info.description || info.device || info.vendor || "unknown adapter",
+    fallback: Boolean(info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    maxStorageBuffers: device.limits.maxStorageBuffersPerShaderStage,
+    maxBindingSize: device.limits.maxStorageBufferBindingSize,
+    lost: null,
+    pending: null,
+  };
+  device.lost.then((e) => {
+    g.lost = new Error(`WebGPU device lost (${e.reason}): ${e.message || "no details"}; call setBackend again`);
+  });
+  device.addEventListener("uncapturederror", (ev) => {
+    g.pending ??= new Error(`WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
+  });
+  return g;
+}
+
+/** The shared device, opened on first use; null when no adapter exists. */
+export function requestGpu(): Promise<Gpu | null> {
+  gpu ??= open().catch((e) => {
+    gpu = null;
+    throw new Error(`WebGPU: requesting a device failed: ${e instanceof Error ? e.message : e}`);
+  });
+  return gpu;
+}
+
+/** Throws a lost-device or earlier asynchronous error, once. */
+export function checkHealth(g: Gpu): void {
+  if (g.lost) throw g.lost;
+  const e = g.pending;
+  if (e) {
+    g.pending = null;
+    throw e;
+  }
+}
+
+/** Runs `fn` inside validation and out-of-memory error scopes; errors surface with `what` named. */
+export function scoped<T>(g: Gpu, what: string, fn: () => T): T {
+  g.device.pushErrorScope("out-of-memory");
+  g.device.pushErrorScope("validation");
+  const out = fn();
+  const note = (kind: string) => (e: GPUError | null) => {
+    if (e) g.pending ??= new Error(`WebGPU ${kind} error in ${what}: ${e.message}`);
+  };
+  g.device.popErrorScope().then(note("validation"));
+  g.device.popErrorScope().then(note("out-of-memory"));
+  return out;
+}

@@ -1,0 +1,220 @@
+// The WGSL builder: inlines fused expressions per output index, with sizes passed as uniforms.
+
+import type { DType, Shape } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+import type { StridedView } from "./matmul.ts";
+import { WGSL_RULES } from "./rules.ts";
+
+/** WGSL value type of each dtype inside expressions. */
+export const VALUE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i32", bool: "bool" };
+/** WGSL element type of each dtype in storage buffers (bool is stored as u32). */
+export const STORE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i32", bool: "u32" };
+
+/** Helper functions, emitted into a kernel only when an expression uses them. */
+const HELPERS: Readonly<Record<string, string>> = {
+  jf_tanh: "fn jf_tanh(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }",
+  jf_max: "fn jf_max(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }",
+  jf_idiv: "fn jf_idiv(a: i32, b: i32) -> i32 { return select(a / select(b, 1i, b == 0i), 0i, b == 0i); }",
+  jf_pow: `fn jf_pow(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (a > 0.0) { return exp2(b * log2(a)); }
+  if (a == 0.0) { return select(0.0, bitcast<f32>(0x7f800000u), b < 0.0); }
+  if (fract(b) != 0.0) { return bitcast<f32>(0x7fc00000u); }
+  let m = exp2(b * log2(-a));
+  return select(m, -m, fract(b * 0.5) != 0.0);
+}`,
+};
+
+/** How the planner classifies a tensor that a kernel reads. */
+export interface Sources {
+  /** The tensor has a device buffer by the time the kernel runs. */
+  isBuffer(t: Tensor): boolean;
+  /** The tensor is a one-element host constant, passed as a uniform. */
+  isScalar(t: Tensor): boolean;
+  /** The tensor as a strided view of a buffer, or null when it must be computed. */
+  strided(t: Tensor): StridedView | null;
+}
+
+/** One storage binding of a kernel. */
+export interface Binding {
+  readonly tensor: Tensor;
+  readonly type: string;
+}
+
+/** One kernel being built: its bindings, uniform words, helpers and body lines. */
+export class KernelBuilder {
+  readonly uniforms: number[] = [];
+  readonly bindings: Binding[] = [];
+  readonly helpers = new Set<string>();
+  readonly workgroup: string[] = [];
+  lines: string[] = [];
+  #memo = new Map<string, string>();
+  #names = 0;
+  readonly root: Tensor;
+  readonly src: Sources;
+
+  constructor(root: Tensor, src: Sources) {
+    this.root = root;
+    this.src = src;
+  }
+
+  /** A u32 uniform holding `v` (sizes, strides, offsets: kept out of the WGSL text for caching). */
+  u(v: number): string {
+    const k = this.uniforms.length;
+    this.uniforms.push(v >>> 0);
+    return `P.v[${k >> 2}].${"xyzw"[k & 3]}`;
+  }
+
+  /** A uniform scalar constant of a dtype, stored by its bits. */
+  constant(v: number, dtype: DType): string {
+    if (dtype === "f32") return `bitcast<f32>(${this.u(new Uint32Array(Float32Array.of(v).buffer)[0])})`;
+    if (dtype === "i32") return `bitcast<i32>(${this.u(v | 0)})`;
+    return `(${this.u(v ? 1 : 0)} != 0u)`;
+  }
+
+  /** Marks a helper function as used and returns its name. */
+  helper(name: keyof typeof HELPERS): string {
+    this.helpers.add(name);
+    return name;
+  }
+
+  /** Binds `expr` to a fresh `let` and returns its name. */
+  let(expr: string, prefix = "v"): string {
+    const name = `${prefix}${this.#names++}`;
+    this.lines.push(`let ${name} = ${expr};`);
+    return name;
+  }
+
+  /** A fresh variable name. */
+  fresh(prefix: string): string {
+    return `${prefix}${this.#names++}`;
+  }
+
+  /** Emits `fn` into a nested block: values computed inside are not reused outside it. */
+  block(fn: () => void): string[] {
+    const [lines, memo] = [this.lines, this.#memo];
+    this.lines = [];
+    this.#memo = new Map(memo);
+    fn();
+    const inner = this.lines;
+    [this.lines, this.#memo] = [lines, memo];
+    return inner;
+  }
+
+  /** The name of a storage binding for `t` read as `type` elements (deduplicated). */
+  bind(t: Tensor, type = `array<${STORE_TYPE[t.dtype]}>`): string {
+    let k = this.bindings.findIndex((b) => b.tensor === t && b.type === type);
+    if (k < 0) k = this.bindings.push({ tensor: t, type }) - 1;
+    return `b${k}`;
+  }
+
+  /** Row-major offset of a multi-index into a contiguous `shape` (size-1 axes skipped). */
+  linear(idx: readonly string[], shape: Shape): string {
+    const terms: string[] = [];
+    let stride = 1;
+    for (let j = shape.length - 1; j >= 0; j--) {
+      if (shape[j] !== 1) terms.push(stride === 1 && terms.length === 0 ? idx[j] : `${idx[j]} * ${this.u(stride)}`);
+      stride *= shape[j];
+    }
+    return terms.length === 0 ? "0u" : terms.reverse().join(" + ");
+  }
+
+  /** Multi-index of a linear position in a contiguous `shape`, bound to lets. */
+  unravel(lin: string, shape: Shape): string[] {
+    const out = new Array<string>(shape.length);
+    let stride = 1;
+    for (let j = shape.length - 1; j >= 0; j--) {
+      const d = shape[j];
+      if (d === 1) out[j] = "0u";
+      else {
+        const q = stride === 1 ? lin : `(${lin} / ${this.u(stride)})`;
+        out[j] = this.let(j === 0 ? q : `${q} % ${this.u(d)}`, "i");
+      }
+      stride *= d;
+    }
+    return out;
+  }
+
+  /** Converts a stored element to its value type. */
+  fromStore(expr: string, dtype: DType): string {
+    return dtype === "bool" ? `(${expr} != 0u)` : expr;
+  }
+
+  /** Converts a value to its stored element type. */
+  toStore(expr: string, dtype: DType): string {
+    return dtype === "bool" ? `select(0u, 1u, ${expr})` : expr;
+  }
+
+  /** The value of `t` at multi-index `idx`, inlining its pending graph down to buffers and constants. */
+  value(t: Tensor, idx: readonly string[]): string {
+    if (t !== this.root && this.src.isScalar(t)) {
+      const key = `${t.id}`;
+      let name = this.#memo.get(key);
+      if (name === undefined) {
+        name = this.let(this.constant(t._data![0], t.dtype), "c");
+        this.#memo.set(key, name);
+      }
+      return name;
+    }
+    const key = `${t.id}@${idx.join(",")}`;
+    const hit = this.#memo.get(key);
+    if (hit !== undefined) return hit;
+    let name: string;
+    if (t !== this.root && this.src.isBuffer(t)) {
+      name = this.let(this.fromStore(`${this.bind(t)}[${this.linear(idx, t.shape)}]`, t.dtype));
+    } else {
+      const src = t._src;
+      if (src === null) throw new Error(`webgpu: tensor ${t.id} has neither data nor a pending computation`);
+      const rule = WGSL_RULES[src.op];
+      // deno-lint-ignore no-explicit-any
+      const p = src.params as any;
+      if (rule.kind === "map") {
+        name = this.let(rule.expr(this, src.inputs.map((x) => this.value(x, idx)), src.inputs, t, p));
+      } else if (rule.kind === "view") {
+        const { idx: inner, valid } = rule.index(this, idx, src.inputs[0], t, p);
+        const v = this.value(src.inputs[0], inner);
+        name = valid === undefined ? v : this.let(`select(${zero(t.dtype)}, ${v}, ${valid})`);
+      } else if (rule.kind === "expr") {
+        name = rule.emit(this, idx, t, p);
+      } else {
+        throw new Error(`webgpu: ${src.op} must be its own kernel, not inlined`);
+      }
+    }
+    this.#memo.set(key, name);
+    return name;
+  }
+
+  /** The complete WGSL module for a body with `workgroupSize` threads per workgroup. */
+  source(body: readonly string[], workgroupSize: number): string {
+    const decl: string[] = [];
+    if (this.uniforms.length > 0) {
+      decl.push(`struct Params { v: array<vec4<u32>, ${Math.ceil(this.uniforms.length / 4)}> }`);
+      decl.push("@group(0) @binding(0) var<uniform> P: Params;");
+    }
+    this.bindings.forEach((b, k) => decl.push(`@group(0) @binding(${k + 1}) var<storage, read> b${k}: ${b.type};`));
+    const outBinding = this.bindings.length + 1;
+    decl.push(`@group(0) @binding(${outBinding}) var<storage, read_write> out: array<${STORE_TYPE[this.root.dtype]}>;`);
+    decl.push(...this.workgroup);
+    for (const h of [...this.helpers].sort()) decl.push(HELPERS[h]);
+    return [
+      ...decl,
+      `@compute @workgroup_size(${workgroupSize})`,
+      "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
+      "        @builtin(local_invocation_id) lid: vec3<u32>) {",
+      `  let wg = wid.x + wid.y * nwg.x;`,
+      `  let tid = wg * ${workgroupSize}u + lid.x;`,
+      ...body.map((l) => `  ${l}`),
+      "}",
+    ].join("\n");
+  }
+}
+
+/** The zero of a dtype as a WGSL expression. */
+export function zero(dtype: DType): string {
+  return dtype === "f32" ? "0.0" : dtype === "i32" ? "0i" : "false";
+}
+
+/** Indents nested lines under a header and closing brace. */
+export function nest(header: string, inner: readonly string[]): string[] {
+  return [header, ...inner.map((l) => `  ${l}`), "}"];
+}

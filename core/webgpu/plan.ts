@@ -1,0 +1,139 @@
+// Scheduling for WebGPU: which nodes get buffers (kernel roots) and the WGSL of each kernel.
+
+import { schedule } from "../cpu.ts";
+import { type Shape, sizeOf, stridesOf } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+import { KernelBuilder, type Sources } from "./emit.ts";
+import type { StridedView } from "./matmul.ts";
+import { type KernelBody, WGSL_RULES } from "./rules.ts";
+
+/** One kernel ready to dispatch. */
+export interface KernelPlan {
+  readonly wgsl: string;
+  readonly uniforms: readonly number[];
+  readonly inputs: readonly Tensor[];
+  readonly output: Tensor;
+  readonly threads: number;
+  readonly workgroupSize: number;
+}
+
+const VIEWS = new Set(["reshape", "permute", "broadcast", "slice", "stopGradient"]);
+
+function contiguous(v: StridedView, shape: Shape): boolean {
+  const s = stridesOf(shape);
+  return shape.every((d, i) => d === 1 || v.strides[i] === s[i]);
+}
+
+/** Follows view ops from `t` down to a buffer, or returns null when `t` needs computing. */
+export function stridedView(t: Tensor, isBuffer: (t: Tensor) => boolean): StridedView | null {
+  if (isBuffer(t)) return { base: t, offset: 0, strides: stridesOf(t.shape) };
+  const src = t._src;
+  if (src === null || !VIEWS.has(src.op)) return null;
+  const x = src.inputs[0];
+  const v = stridedView(x, isBuffer);
+  if (v === null) return null;
+  // deno-lint-ignore no-explicit-any
+  const p = src.params as any;
+  switch (src.op) {
+    case "broadcast": {
+      const lead = t.ndim - x.ndim;
+      return { ...v, strides: t.shape.map((_, i) => (i < lead || x.shape[i - lead] === 1 ? 0 : v.strides[i - lead])) };
+    }
+    case "permute":
+      return { ...v, strides: (p.perm as number[]).map((q) => v.strides[q]) };
+    case "slice":
+      return { ...v, offset: v.offset + (p.starts as number[]).reduce((acc, st, j) => acc + st * v.strides[j], 0) };
+    case "reshape":
+      return contiguous(v, x.shape) ? { ...v, strides: stridesOf(t.shape) } : null;
+    default:
+      return v;
+  }
+}
+
+/** Plans the kernels that realize `targets`; `maxBuffers` bounds the storage bindings of one kernel. */
+export function planKernels(targets: readonly Tensor[], maxBuffers: number): KernelPlan[] {
+  const order = schedule(targets);
+  const uses = new Map<Tensor, number>();
+  for (const t of order) for (const x of t._src!.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
+  const roots = new Set<Tensor>(targets.filter((t) => t._src !== null));
+  const forced = new Set<Tensor>(); // one-element host leaves that a matmul must read from a buffer
+  const isScalar = (t: Tensor) => t._src === null && t._data !== null && t.size === 1 && !forced.has(t);
+  const isBuffer = (t: Tensor) => (t._src === null ? !isScalar(t) : roots.has(t));
+  const cheap = (t: Tensor): boolean =>
+    t._src === null || (VIEWS.has(t._src.op) && !roots.has(t) && cheap(t._src.inputs[0]));
+
+  for (const t of order) {
+    const rule = WGSL_RULES[t._src!.op];
+    if (rule.kind === "kernel") roots.add(t);
+    else if ((uses.get(t) ?? 0) > 1 && !cheap(t)) roots.add(t);
+  }
+  for (const t of order) {
+    if (t._src!.op !== "matmul") continue;
+    for (const x of t._src!.inputs) {
+      if (stridedView(x, isBuffer) !== null) continue;
+      if (x._src === null) forced.add(x);
+      else roots.add(x);
+    }
+  }
+  limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
+
+  const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
+  const kernels: KernelPlan[] = [];
+  for (const t of order) {
+    if (!roots.has(t)) continue;
+    const k = new KernelBuilder(t, sources);
+    const rule = WGSL_RULES[t._src!.op];
+    // deno-lint-ignore no-explicit-any
+    const body = rule.kind === "kernel" ? rule.build(k, t, t._src!.params as any) : elementwise(k, t);
+    kernels.push({
+      wgsl: k.source(body.body, body.workgroupSize),
+      uniforms: k.uniforms,
+      inputs: k.bindings.map((b) => b.tensor),
+      output: t,
+      threads: body.threads,
+      workgroupSize: body.workgroupSize,
+    });
+  }
+  return kernels;
+}
+
+function elementwise(k: KernelBuilder, t: Tensor): KernelBody {
+  const n = sizeOf(t.shape);
+  k.lines.push(`if (tid >= ${k.u(n)}) { return; }`);
+  const v = k.value(t, k.unravel("tid", t.shape));
+  k.lines.push(`out[tid] = ${k.toStore(v, t.dtype)};`);
+  return { body: k.lines, threads: n, workgroupSize: 64 };
+}
+
+// Splits fused kernels that would read more buffers than a shader stage may bind: the input that
+// brings the most buffers becomes a kernel of its own, until every kernel fits.
+function limitBindings(
+  order: readonly Tensor[],
+  roots: Set<Tensor>,
+  isBuffer: (t: Tensor) => boolean,
+  isScalar: (t: Tensor) => boolean,
+  maxInputs: number,
+): void {
+  const deps = new Map<Tensor, Set<Tensor>>();
+  const depsOf = (x: Tensor): Set<Tensor> =>
+    isScalar(x) ? new Set() : isBuffer(x) ? new Set([x]) : deps.get(x) ?? new Set([x]);
+  for (const t of order) {
+    const inputs = t._src!.inputs;
+    for (;;) {
+      const sets = inputs.map(depsOf);
+      const union = new Set(sets.flatMap((s) => [...s]));
+      if (union.size <= maxInputs) {
+        deps.set(t, union);
+        break;
+      }
+      let worst = -1;
+      sets.forEach((s, i) => {
+        if (!isBuffer(inputs[i]) && (worst < 0 || s.size > sets[worst].size)) worst = i;
+      });
+      if (worst < 0) {
+        throw new Error(`webgpu: ${t._src!.op} reads ${union.size} buffers; the adapter allows ${maxInputs}`);
+      }
+      roots.add(inputs[worst]);
+    }
+  }
+}

@@ -1,0 +1,247 @@
+// WGSL lowering of every primitive: inline expressions, index views, or kernels of their own.
+
+import type { Prim, PrimParams } from "../prim.ts";
+import { sizeOf } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+import { type KernelBuilder, nest, VALUE_TYPE, zero } from "./emit.ts";
+import { matmulKernel } from "./matmul.ts";
+
+/** A kernel body and its launch size. */
+export interface KernelBody {
+  readonly body: string[];
+  readonly threads: number;
+  readonly workgroupSize: number;
+}
+
+/**
+ * How a primitive lowers: `map` combines its inputs' values at the same index; `view` reads its
+ * input at another index (optionally masked); `expr` emits custom inline code; `kernel` is a root
+ * that gets a kernel of its own (its inputs may still be inlined into it).
+ */
+export type WgslRule<P extends Prim> =
+  | {
+    readonly kind: "map";
+    readonly expr: (k: KernelBuilder, args: string[], ins: readonly Tensor[], out: Tensor, p: PrimParams[P]) => string;
+  }
+  | {
+    readonly kind: "view";
+    readonly index: (
+      k: KernelBuilder,
+      idx: readonly string[],
+      x: Tensor,
+      out: Tensor,
+      p: PrimParams[P],
+    ) => { idx: string[]; valid?: string };
+  }
+  | {
+    readonly kind: "expr";
+    readonly emit: (k: KernelBuilder, idx: readonly string[], out: Tensor, p: PrimParams[P]) => string;
+  }
+  | { readonly kind: "kernel"; readonly build: (k: KernelBuilder, out: Tensor, p: PrimParams[P]) => KernelBody };
+
+const map = <P extends Prim>(f: (args: string[], k: KernelBuilder, ins: readonly Tensor[], out: Tensor) => string) =>
+  ({ kind: "map", expr: (k, args, ins, out) => f(args, k, ins, out) }) as WgslRule<P>;
+
+const isF32 = (ins: readonly Tensor[]) => ins[0].dtype === "f32";
+
+function castExpr(v: string, from: Tensor["dtype"], to: Tensor["dtype"]): string {
+  if (from === to) return v;
+  if (to === "bool") return from === "f32" ? `(${v} != 0.0)` : `(${v} != 0i)`;
+  if (from === "bool") return to === "f32" ? `select(0.0, 1.0, ${v})` : `select(0i, 1i, ${v})`;
+  return `${to}(${v})`;
+}
+
+function reduceKernel(op: "sum" | "max") {
+  return (k: KernelBuilder, out: Tensor, { axes }: { readonly axes: readonly number[] }): KernelBody => {
+    const x = out._src!.inputs[0];
+    const red = axes.map((a) => x.shape[a]);
+    const nr = sizeOf(red), nOut = sizeOf(out.shape), T = VALUE_TYPE[out.dtype];
+    const init = op === "sum"
+      ? zero(out.dtype)
+      : out.dtype === "f32"
+      ? "bitcast<f32>(0xff800000u)"
+      : "bitcast<i32>(0x80000000u)";
+    const combine = (a: string, b: string) =>
+      op === "sum" ? `${a} + ${b}` : out.dtype === "f32" ? `${k.helper("jf_max")}(${a}, ${b})` : `max(${a}, ${b})`;
+    const inputIndex = (oIdx: string[], rIdx: string[]) => {
+      let i = 0, j = 0;
+      return x.shape.map((_, a) => (axes.includes(a) ? rIdx[j++] : oIdx[i++]));
+    };
+    const loop = (oIdx: string[], start: string, bound: string, step: string) =>
+      nest(
+        `for (var r = ${start}; r < ${bound}; r += ${step}) {`,
+        k.block(() => {
+          const v = k.value(x, inputIndex(oIdx, k.unravel("r", red)));
+          k.lines.push(`acc = ${combine("acc", v)};`);
+        }),
+      );
+    if (nr < 256 || nOut >= 4096) {
+      // One thread per output: enough parallelism already, no synchronization.
+      const n = k.u(nOut);
+      k.lines.push(`if (tid >= ${n}) { return; }`);
+      const oIdx = k.unravel("tid", out.shape);
+      k.lines.push(`var acc: ${T} = ${init};`, ...loop(oIdx, "0u", k.u(nr), "1u"));
+      k.lines.push(`out[tid] = ${k.toStore("acc", out.dtype)};`);
+      return { body: k.lines, threads: nOut, workgroupSize: 64 };
+    }
+    // One workgroup of 64 per output: strided partial sums, then a tree in workgroup memory.
+    k.workgroup.push(`var<workgroup> sh: array<${T}, 64>;`);
+    k.lines.push(`let valid = wg < ${k.u(nOut)};`);
+    const oIdx = k.unravel("wg", out.shape);
+    k.lines.push(`var acc: ${T} = ${init};`, ...loop(oIdx, "lid.x", `select(0u, ${k.u(nr)}, valid)`, "64u"));
+    k.lines.push(
+      "sh[lid.x] = acc;",
+      "workgroupBarrier();",
+      "for (var s = 32u; s > 0u; s >>= 1u) {",
+      `  if (lid.x < s) { sh[lid.x] = ${combine("sh[lid.x]", "sh[lid.x + s]")}; }`,
+      "  workgroupBarrier();",
+      "}",
+      `if (valid && lid.x == 0u) { out[wg] = ${k.toStore("sh[0]", out.dtype)}; }`,
+    );
+    return { body: k.lines, threads: nOut * 64, workgroupSize: 64 };
+  };
+}
+
+/** Every primitive's WGSL rule; a primitive without one is a type error. */
+export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
+  neg: map(([a]) => `(-${a})`),
+  exp: map(([a]) => `exp(${a})`),
+  log: map(([a]) => `log(${a})`),
+  sqrt: map(([a]) => `sqrt(${a})`),
+  sin: map(([a]) => `sin(${a})`),
+  cos: map(([a]) => `cos(${a})`),
+  tanh: map(([a], k) => `${k.helper("jf_tanh")}(${a})`),
+  add: map(([a, b]) => `(${a} + ${b})`),
+  sub: map(([a, b]) => `(${a} - ${b})`),
+  mul: map(([a, b]) => `(${a} * ${b})`),
+  div: map(([a, b], k, ins) => (isF32(ins) ? `(${a} / ${b})` : `${k.helper("jf_idiv")}(${a}, ${b})`)),
+  maximum: map(([a, b], k, ins) => (isF32(ins) ? `${k.helper("jf_max")}(${a}, ${b})` : `max(${a}, ${b})`)),
+  pow: map(([a, b], k) => `${k.helper("jf_pow")}(${a}, ${b})`),
+  lt: map(([a, b]) => `(${a} < ${b})`),
+  eq: map(([a, b]) => `(${a} == ${b})`),
+  where: map(([c, a, b]) => `select(${b}, ${a}, ${c})`),
+  cast: map(([a], _k, ins, out) => castExpr(a, ins[0].dtype, out.dtype)),
+  stopGradient: map(([a]) => a),
+
+  sum: { kind: "kernel", build: reduceKernel("sum") },
+  max: { kind: "kernel", build: reduceKernel("max") },
+
+  reshape: {
+    kind: "view",
+    index(k, idx, x, out) {
+      if (x.shape.length === out.shape.length && x.shape.every((d, i) => d === out.shape[i])) return { idx: [...idx] };
+      return { idx: k.unravel(k.let(k.linear(idx, out.shape), "l"), x.shape) };
+    },
+  },
+  permute: {
+    kind: "view",
+    index(_k, idx, _x, _out, { perm }) {
+      const inner = new Array<string>(perm.length);
+      perm.forEach((p, i) => (inner[p] = idx[i]));
+      return { idx: inner };
+    },
+  },
+  broadcast: {
+    kind: "view",
+    index(_k, idx, x, out) {
+      const lead = out.shape.length - x.shape.length;
+      return { idx: x.shape.map((d, j) => (d === 1 ? "0u" : idx[lead + j])) };
+    },
+  },
+  slice: {
+    kind: "view",
+    index: (k, idx, _x, _out, { starts }) => ({
+      idx: idx.map((i, j) => (starts[j] === 0 ? i : `(${i} + ${k.u(starts[j])})`)),
+    }),
+  },
+  pad: {
+    kind: "view",
+    index(k, idx, x, _out, { lo, hi }) {
+      const checks: string[] = [];
+      const inner = idx.map((i, j) => {
+        if (lo[j] === 0 && hi[j] === 0) return i;
+        const d = x.shape[j];
+        if (d === 0) return "0u";
+        // Below `lo` the u32 subtraction wraps to a huge value, which both checks reject.
+        const shifted = lo[j] === 0 ? i : k.let(`${i} - ${k.u(lo[j])}`, "p");
+        checks.push(`${shifted} < ${k.u(d)}`);
+        return `min(${shifted}, ${k.u(d - 1)})`;
+      });
+      return { idx: inner, valid: checks.length ? `(${checks.join(" && ")})` : undefined };
+    },
+  },
+  concat: {
+    kind: "expr",
+    emit(k, idx, out, { axis }) {
+      const xs = out._src!.inputs;
+      let at = 0;
+      const parts = xs.map((x) => {
+        const start = at;
+        at += x.shape[axis];
+        return { x, start };
+      }).filter(({ x }) => x.shape[axis] > 0);
+      let acc = "";
+      for (let j = parts.length - 1; j >= 0; j--) {
+        const { x, start } = parts[j];
+        const local = start === 0 ? idx[axis] : k.let(`${idx[axis]} - ${k.u(start)}`, "p");
+        const inner = idx.map((i, a) => (a === axis ? `min(${local}, ${k.u(x.shape[axis] - 1)})` : i));
+        const v = k.value(x, inner);
+        acc = acc === "" ? v : k.let(`select(${acc}, ${v}, ${idx[axis]} < ${k.u(start + x.shape[axis])})`);
+      }
+      return acc === "" ? zero(out.dtype) : acc;
+    },
+  },
+  matmul: { kind: "kernel", build: matmulKernel },
+  gather: {
+    kind: "expr",
+    emit(k, idx, out, { axis }) {
+      const [x, indices] = out._src!.inputs;
+      const m = indices.ndim;
+      const j = k.value(indices, idx.slice(axis, axis + m));
+      const pos = k.let(`u32(clamp(${j}, 0i, ${k.constant(Math.max(x.shape[axis] - 1, 0), "i32")}))`, "g");
+      return k.value(x, [...idx.slice(0, axis), pos, ...idx.slice(axis + m)]);
+    },
+  },
+  scatterAdd: {
+    kind: "kernel",
+    build(k, out, { axis }) {
+      const [g, indices] = out._src!.inputs;
+      const nOut = sizeOf(out.shape), T = VALUE_TYPE[out.dtype];
+      k.lines.push(`if (tid >= ${k.u(nOut)}) { return; }`);
+      const oIdx = k.unravel("tid", out.shape);
+      k.lines.push(`var acc: ${T} = ${zero(out.dtype)};`);
+      const body = k.block(() => {
+        const jIdx = k.unravel("j", indices.shape);
+        const hit = k.value(indices, jIdx);
+        const add = k.block(() => {
+          const v = k.value(g, [...oIdx.slice(0, axis), ...jIdx, ...oIdx.slice(axis + 1)]);
+          k.lines.push(`acc = acc + ${v};`);
+        });
+        k.lines.push(...nest(`if (u32(${hit}) == ${oIdx[axis]}) {`, add));
+      });
+      // Each output sums its own matches in index order: deterministic, no atomics.
+      k.lines.push(...nest(`for (var j = 0u; j < ${k.u(sizeOf(indices.shape))}; j++) {`, body));
+      k.lines.push(`out[tid] = ${k.toStore("acc", out.dtype)};`);
+      return { body: k.lines, threads: nOut, workgroupSize: 64 };
+    },
+  },
+  cumsum: {
+    kind: "kernel",
+    build(k, out, { axis, reverse }) {
+      const x = out._src!.inputs[0];
+      const pre = x.shape.slice(0, axis), post = x.shape.slice(axis + 1), n = x.shape[axis];
+      const cols = sizeOf(pre) * sizeOf(post);
+      k.lines.push(`if (tid >= ${k.u(cols)}) { return; }`);
+      const preIdx = k.unravel(sizeOf(post) === 1 ? "tid" : `(tid / ${k.u(sizeOf(post))})`, pre);
+      const postIdx = k.unravel(sizeOf(post) === 1 ? "0u" : `(tid % ${k.u(sizeOf(post))})`, post);
+      k.lines.push(`var s: ${VALUE_TYPE[out.dtype]} = ${zero(out.dtype)};`);
+      const body = k.block(() => {
+        const t = reverse ? k.let(`${k.u(n - 1)} - t`, "t") : "t";
+        const idx = [...preIdx, t, ...postIdx];
+        k.lines.push(`s = s + ${k.value(x, idx)};`, `out[${k.linear(idx, x.shape)}] = ${k.toStore("s", out.dtype)};`);
+      });
+      k.lines.push(...nest(`for (var t = 0u; t < ${k.u(n)}; t++) {`, body));
+      return { body: k.lines, threads: cols, workgroupSize: 64 };
+    },
+  },
+};
