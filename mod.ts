@@ -20,6 +20,7 @@ export {
   type Precision,
   randint,
   randomKey,
+  readAll,
   realize,
   type ReduceOptions,
   resetStats,

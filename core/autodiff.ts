@@ -146,7 +146,7 @@ export function valueAndGrad<
 >(
   f: (...args: A) => unknown,
   opts: GradOptions & { readonly argnums?: N; readonly hasAux?: Aux } = {},
-): (...args: A) => [Aux extends true ? [Tensor, unknown] : Tensor, GradOf<A, N>] {
+): (...args: A) => [Aux extends true ? [Tensor, unknown] : Tensor, GradOf<A, NoInfer<N>>] {
   const { argnums = 0, hasAux = false } = opts;
   return (...args: A) => {
     const nums = checkArgnums("grad", argnums, args.length);
@@ -186,7 +186,10 @@ export function grad<
   // deno-lint-ignore no-explicit-any
   A extends any[],
   const N extends number | readonly number[] = 0,
->(f: (...args: A) => unknown, opts: GradOptions & { readonly argnums?: N } = {}): (...args: A) => GradOf<A, N> {
+>(
+  f: (...args: A) => unknown,
+  opts: GradOptions & { readonly argnums?: N } = {},
+): (...args: A) => GradOf<A, NoInfer<N>> {
   const vg = valueAndGrad(f, opts);
   return (...args: A) => vg(...args)[1];
 }

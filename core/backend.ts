@@ -180,6 +180,20 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
   realizeCpu(pending, info.precision);
 }
 
+/**
+ * Reads several tensors in one realization (on WebGPU: one submit and one readback for all).
+ *
+ * @example
+ * ```ts
+ * import { readAll, tensor } from "./mod.ts";
+ * const x = tensor([1, 2, 3]);
+ * const [sum, max] = await readAll([x.sum(), x.max()]);
+ * ```
+ */
+export function readAll(ts: readonly Tensor[]): Promise<HostArray[]> {
+  return realizeMany(ts);
+}
+
 /** Realizes tensors together and returns copies of their data (f32 as Float32Array). */
 export async function realizeMany(ts: readonly Tensor[]): Promise<HostArray[]> {
   checkLive(ts);

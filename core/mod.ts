@@ -10,6 +10,7 @@ export {
   backendInfo,
   type BackendName,
   type BackendOptions,
+  readAll,
   realize,
   setBackend,
 } from "./backend.ts";
@@ -18,3 +19,4 @@ export type { DType, HostArray, Shape } from "./shape.ts";
 export { concatTensors } from "./prims/movement.ts";
 export { apply } from "./tensor.ts";
 export { resetStats, type Stats, stats } from "./stats.ts";
+export { checkDType } from "./shape.ts";

@@ -37,6 +37,7 @@ export interface PrimParams {
   gather: { readonly axis: number };
   scatterAdd: { readonly axis: number; readonly size: number };
   cumsum: { readonly axis: number; readonly reverse: boolean };
+  iota: { readonly shape: Shape; readonly axis: number; readonly dtype: DType };
 }
 
 /** The name of a primitive. */

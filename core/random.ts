@@ -121,8 +121,24 @@ export function uniform(
   const { minval = 0, maxval = 1 } = opts;
   const bits = randomBits(key, sizeOf(shape));
   const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = minval + (maxval - minval) * unit(bits[i]);
+  // Rounding to f32 can land on maxval itself (e.g. 1 + 0.1 * u near u = 1 rounds to 1.1); the largest
+  // f32 below maxval keeps the interval half-open.
+  const below = f32Below(maxval);
+  for (let i = 0; i < bits.length; i++) {
+    out[i] = minval + (maxval - minval) * unit(bits[i]);
+    if (out[i] >= maxval) out[i] = below;
+  }
   return fromHost(out, shape, "f32");
+}
+
+// The largest f32 value strictly below x.
+function f32Below(x: number): number {
+  const f = Math.fround(x);
+  if (f < x || Number.isNaN(f)) return f;
+  if (f === 0) return -(2 ** -149);
+  const word = new Int32Array(Float32Array.of(f).buffer);
+  word[0] += f > 0 ? -1 : 1;
+  return new Float32Array(word.buffer)[0];
 }
 
 /**

@@ -1,6 +1,6 @@
 // Index-based constructors and joins: arange, oneHot, tril/triu masks, concat, stack.
 
-import { concatTensors, type DType, type Tensor, tensor } from "../core/mod.ts";
+import { apply, checkDType, concatTensors, type DType, type Tensor, tensor } from "../core/mod.ts";
 
 /**
  * Evenly spaced values in `[start, stop)` (or `[0, start)` when `stop` is omitted).
@@ -23,7 +23,14 @@ export function arange(
     throw new Error(`arange: need finite start, stop and a non-zero step, got ${lo}, ${hi}, ${step}`);
   }
   const n = Math.max(0, Math.ceil((hi - lo) / step));
-  return tensor(Array.from({ length: n }, (_, i) => lo + i * step), { shape: [n], dtype: opts.dtype ?? "f32" });
+  const dtype = opts.dtype ?? "f32";
+  checkDType("arange", dtype);
+  if (dtype === "bool") throw new Error("arange: dtype must be f32 or i32");
+  // Computed on the device from the index (in f32 for fractional steps), so nothing is uploaded.
+  const integral = [lo, step].every(Number.isInteger);
+  const i = apply("iota", [], { shape: [n], axis: 0, dtype: integral ? dtype : "f32" });
+  const v = step === 1 ? i : i.mul(step);
+  return (lo === 0 ? v : v.add(lo)).cast(dtype);
 }
 
 /**

@@ -2,8 +2,9 @@
 
 import type { PrimTable } from "../prim.ts";
 import { ELEMENTWISE } from "./elementwise.ts";
+import { IOTA } from "./iota.ts";
 import { LINALG } from "./linalg.ts";
 import { MOVEMENT } from "./movement.ts";
 
 /** Every primitive's shape rule, CPU reference and vjp rule, keyed by name. */
-export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG };
+export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG, ...IOTA };

@@ -1,4 +1,5 @@
-// The batched matmul kernel: each thread computes a TM x 4 tile, with vec4 loads where layout allows.
+// The batched matmul kernel: each thread computes a TM x 4 output tile from 4x4 operand blocks,
+// loading each operand as vec4 along whichever axis is contiguous (so transposes cost nothing).
 
 import { sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
@@ -15,6 +16,14 @@ export interface StridedView {
   readonly strides: readonly number[];
 }
 
+// How an operand's 4x4 block is loaded: vec4 along the contraction axis, vec4 along its other
+// (row or column) axis, or element by element.
+type Mode = "k" | "mn" | "scalar";
+
+function alignedAlong(v: StridedView, axis: number): boolean {
+  return v.strides[axis] === 1 && v.offset % 4 === 0 && v.strides.every((s, i) => i === axis || s % 4 === 0);
+}
+
 // Z batch, M rows, K contraction, N columns; a thread owns rows row0..row0+TM-1, columns col0..col0+3.
 export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
   const [a, b] = out._src!.inputs;
@@ -25,9 +34,17 @@ export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
   const rowBlocks = Math.ceil(M / TM), colBlocks = Math.ceil(N / 4);
   const threads = sizeOf(batch) * rowBlocks * colBlocks;
   if (threads === 0) return { body: [], threads: 0, workgroupSize: 64 };
-  const aligned = (v: StridedView, axis: number) =>
-    v.strides[axis] === 1 && v.offset % 4 === 0 && v.strides.every((s, i) => i === axis || s % 4 === 0);
-  const vecA = K % 4 === 0 && aligned(A, r - 1), vecB = N % 4 === 0 && aligned(B, r - 1);
+  const chunk = K % 4 === 0 ? 4 : 1;
+  const modeA: Mode = chunk === 4 && alignedAlong(A, r - 1)
+    ? "k"
+    : M % 4 === 0 && alignedAlong(A, r - 2)
+    ? "mn"
+    : "scalar";
+  const modeB: Mode = chunk === 4 && alignedAlong(B, r - 2)
+    ? "k"
+    : N % 4 === 0 && alignedAlong(B, r - 1)
+    ? "mn"
+    : "scalar";
 
   k.lines.push(`if (tid >= ${k.u(threads)}) { return; }`);
   const cb = k.let(`tid % ${k.u(colBlocks)}`, "cb"), rest = k.let(`tid / ${k.u(colBlocks)}`, "t");
@@ -35,8 +52,7 @@ export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
   const zIdx = k.unravel(z, batch);
   const base = (v: StridedView) =>
     k.let(
-      [k.u(v.offset), ...zIdx.map((i, j) => (batch[j] === 1 ? "" : `${i} * ${k.u(v.strides[j])}`))].filter((s) => s)
-        .join(" + "),
+      [k.u(v.offset), ...zIdx.flatMap((i, j) => (batch[j] === 1 ? [] : [`${i} * ${k.u(v.strides[j])}`]))].join(" + "),
       "base",
     );
   const aBase = base(A), bBase = base(B);
@@ -45,38 +61,53 @@ export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
   );
   const row0 = k.let(`${rb} * ${TM}u`, "row"), col0 = k.let(`${cb} * 4u`, "col");
   const lastRow = k.u(M - 1), lastCol = k.u(N - 1);
-  const aRow = Array.from(
-    { length: TM },
-    (_, i) => k.let(`${aBase} + min(${row0} + ${i}u, ${lastRow}) * ${sAm}`, "ar"),
-  );
-  const bufA = vecA ? k.bind(A.base, "array<vec4<f32>>") : k.bind(A.base);
-  const bufB = vecB ? k.bind(B.base, "array<vec4<f32>>") : k.bind(B.base);
+  // Clamped positions keep every load in bounds; the stores skip rows and columns past the edge.
+  const rowAt = (i: number) => k.let(`${aBase} + min(${row0} + ${i}u, ${lastRow}) * ${sAm}`, "ar");
+  const colAt = (c: number) => k.let(`${bBase} + min(${col0} + ${c}u, ${lastCol}) * ${sBn}`, "bc");
+  const aRows = modeA === "mn" ? [] : Array.from({ length: TM }, (_, i) => rowAt(i));
+  const bCols = modeB === "mn" ? [] : [0, 1, 2, 3].map(colAt);
+  const aVec = modeA === "scalar" ? "" : k.bind(A.base, "array<vec4<f32>>");
+  const aSc = modeA === "scalar" ? k.bind(A.base) : "";
+  const bVec = modeB === "scalar" ? "" : k.bind(B.base, "array<vec4<f32>>");
+  const bSc = modeB === "scalar" ? k.bind(B.base) : "";
   for (let i = 0; i < TM; i++) k.lines.push(`var acc${i} = vec4<f32>(0.0);`);
 
-  const loadB = (kk: string) =>
-    vecB
-      ? `${bufB}[(${bBase} + ${kk} * ${sBk} + ${col0}) / 4u]`
-      : `vec4<f32>(${
-        [0, 1, 2, 3].map((c) => `${bufB}[${bBase} + ${kk} * ${sBk} + min(${col0} + ${c}u, ${lastCol}) * ${sBn}]`).join(
-          ", ",
-        )
-      })`;
   const inner: string[] = [];
-  if (vecA) {
-    // Four steps of k per iteration: 4 vec4 loads of B and TM vec4 loads of A feed 4*TM vec4 FMAs.
-    for (let q = 0; q < 4; q++) inner.push(`let bv${q} = ${loadB(`(kk + ${q}u)`)};`);
-    for (let i = 0; i < TM; i++) {
-      inner.push(`let av${i} = ${bufA}[(${aRow[i]} + kk) / 4u];`);
-      inner.push(`acc${i} = acc${i} + av${i}.x * bv0 + av${i}.y * bv1 + av${i}.z * bv2 + av${i}.w * bv3;`);
+  // elemA(i, q): element (row0 + i, kk + q) of A; bk<q>: B's row kk + q over the 4 columns, as a vec4.
+  const elemA = (i: number, q: number): string => {
+    if (modeA === "k") return `av${i}[${q}]`;
+    if (modeA === "mn") return `am${q}[${i % 4}]`;
+    return `${aSc}[${aRows[i]} + (kk + ${q}u) * ${sAk}]`;
+  };
+  if (modeA === "k") { for (let i = 0; i < TM; i++) inner.push(`let av${i} = ${aVec}[(${aRows[i]} + kk) / 4u];`); }
+  if (modeA === "mn") {
+    for (let q = 0; q < chunk; q++) {
+      for (let h = 0; h < TM / 4; h++) {
+        inner.push(
+          `let am${q}${h ? `_${h}` : ""} = ${aVec}[(${aBase} + (kk + ${q}u) * ${sAk} + ${row0} + ${4 * h}u) / 4u];`,
+        );
+      }
     }
-    k.lines.push(`for (var kk = 0u; kk < ${k.u(K)}; kk += 4u) {`, ...inner.map((l) => `  ${l}`), "}");
-  } else {
-    inner.push(`let bv = ${loadB("kk")};`);
-    for (let i = 0; i < TM; i++) inner.push(`acc${i} = acc${i} + ${bufA}[${aRow[i]} + kk * ${sAk}] * bv;`);
-    k.lines.push(`for (var kk = 0u; kk < ${k.u(K)}; kk++) {`, ...inner.map((l) => `  ${l}`), "}");
   }
-  const outRow = k.let(`(${z} * ${k.u(M)} + ${row0}) * ${k.u(N)} + ${col0}`, "o");
+  if (modeB === "k") { for (let c = 0; c < 4; c++) inner.push(`let bt${c} = ${bVec}[(${bCols[c]} + kk) / 4u];`); }
+  for (let q = 0; q < chunk; q++) {
+    const bq = modeB === "mn"
+      ? `${bVec}[(${bBase} + (kk + ${q}u) * ${sBk} + ${col0}) / 4u]`
+      : modeB === "k"
+      ? `vec4<f32>(bt0[${q}], bt1[${q}], bt2[${q}], bt3[${q}])`
+      : `vec4<f32>(${bCols.map((c) => `${bSc}[${c} + (kk + ${q}u) * ${sBk}]`).join(", ")})`;
+    inner.push(`let bk${q} = ${bq};`);
+  }
+  for (let i = 0; i < TM; i++) {
+    const ai = (q: number) =>
+      modeA === "mn" && i >= 4 ? elemA(i, q).replace(`am${q}[`, `am${q}_${i >> 2}[`) : elemA(i, q);
+    const terms = Array.from({ length: chunk }, (_, q) => `${ai(q)} * bk${q}`);
+    inner.push(`acc${i} = acc${i} + ${terms.join(" + ")};`);
+  }
+  k.lines.push(`for (var kk = 0u; kk < ${k.u(K)}; kk += ${chunk}u) {`, ...inner.map((l) => `  ${l}`), "}");
+
   const n = k.u(N);
+  const outRow = k.let(`(${z} * ${k.u(M)} + ${row0}) * ${n} + ${col0}`, "o");
   for (let i = 0; i < TM; i++) {
     const stores = [0, 1, 2, 3].map((c) => {
       const store = `out[${outRow} + ${i}u * ${n} + ${c}u] = acc${i}[${c}];`;

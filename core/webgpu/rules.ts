@@ -225,6 +225,7 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
       return { body: k.lines, threads: nOut, workgroupSize: 64 };
     },
   },
+  iota: { kind: "expr", emit: (_k, idx, out, { axis }) => `${out.dtype}(${idx[axis]})` },
   cumsum: {
     kind: "kernel",
     build(k, out, { axis, reverse }) {

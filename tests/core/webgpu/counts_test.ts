@@ -1,0 +1,137 @@
+// Device work counters: submits, readbacks, compiled programs and pool bytes are deterministic.
+
+import {
+  grad,
+  normal,
+  ops,
+  randomKey,
+  readAll,
+  realize,
+  resetStats,
+  setBackend,
+  stats,
+  type Tensor,
+  tensor,
+  treeDispose,
+  treeLeaves,
+  treeMap,
+} from "../../../mod.ts";
+import { assertClose } from "../../helpers.ts";
+import { gpuTest } from "./gpu.ts";
+
+type Mlp = { w1: Tensor; b1: Tensor; w2: Tensor };
+
+function mlpParams(seed: number): Mlp {
+  const [k1, k2] = [randomKey(seed), randomKey(seed + 1)];
+  return {
+    w1: normal(k1, [8, 16], { std: 0.3 }),
+    b1: tensor(new Float32Array(16)),
+    w2: normal(k2, [16, 4], { std: 0.3 }),
+  };
+}
+
+const xs = normal(randomKey(99), [32, 8]);
+const ys = tensor(Int32Array.from({ length: 32 }, (_, i) => i % 4));
+
+function loss(p: Mlp): Tensor {
+  return ops.crossEntropy(ops.gelu(xs.matmul(p.w1).add(p.b1)).matmul(p.w2), ys);
+}
+
+function sgd(p: Mlp): [Mlp, Tensor] {
+  const l = loss(p);
+  const g = grad(loss)(p);
+  return [treeMap((w, dw) => w.sub(dw.mul(0.1)), p, g), l];
+}
+
+gpuTest("one realization is one submit and one readback", async () => {
+  await setBackend("webgpu");
+  const x = normal(randomKey(1), [33, 7]);
+  await realize([x]);
+  resetStats();
+  const y = ops.softmax(x.exp().add(1)).sum({ axis: 0 });
+  await y.data();
+  const s = stats();
+  if (s.submits !== 1 || s.readbacks !== 1) {
+    throw new Error(`expected 1 submit and 1 readback, got ${JSON.stringify(s)}`);
+  }
+  if (s.dispatches < 1) throw new Error("expected at least one dispatch");
+});
+
+gpuTest("reading two tensors together costs one submit", async () => {
+  await setBackend("webgpu");
+  const x = normal(randomKey(2), [16, 16]);
+  await realize([x]);
+  resetStats();
+  await readAll([x.sum(), x.matmul(x).max()]);
+  const s = stats();
+  if (s.submits !== 1 || s.readbacks !== 1) {
+    throw new Error(`expected 1 submit and 1 readback, got ${JSON.stringify(s)}`);
+  }
+});
+
+gpuTest("realize without reading does no readback", async () => {
+  await setBackend("webgpu");
+  resetStats();
+  await realize([normal(randomKey(3), [4, 4]).exp()]);
+  const s = stats();
+  if (s.submits !== 1 || s.readbacks !== 0) {
+    throw new Error(`expected 1 submit and no readback, got ${JSON.stringify(s)}`);
+  }
+});
+
+gpuTest("a second identical training step compiles nothing new", async () => {
+  await setBackend("webgpu");
+  let p = mlpParams(10);
+  [p] = sgd(p);
+  await realize(treeLeaves(p));
+  resetStats();
+  [p] = sgd(p);
+  await realize(treeLeaves(p));
+  const s = stats();
+  if (s.shaderModules !== 0 || s.pipelines !== 0) {
+    throw new Error(`second step created ${s.shaderModules} shader modules and ${s.pipelines} pipelines`);
+  }
+  if (s.submits !== 1) throw new Error(`expected one submit for the step, got ${s.submits}`);
+});
+
+gpuTest("a 20-step loop reading the loss every 10 steps does 2 readbacks and holds steady memory", async () => {
+  await setBackend("webgpu");
+  let p = mlpParams(20);
+  await realize(treeLeaves(p));
+  resetStats();
+  const losses: number[] = [];
+  let bytesAt10 = -1;
+  for (let step = 1; step <= 20; step++) {
+    const [next, l] = sgd(p);
+    await realize([...treeLeaves(next), l]);
+    treeDispose(p);
+    p = next;
+    if (step % 10 === 0) losses.push(await l.item());
+    l.dispose();
+    if (step === 10) bytesAt10 = stats().bytesInUse;
+  }
+  const s = stats();
+  if (s.readbacks !== 2) throw new Error(`expected 2 readbacks, got ${s.readbacks}`);
+  if (s.bytesInUse !== bytesAt10) throw new Error(`bytesInUse grew from ${bytesAt10} to ${s.bytesInUse}`);
+  if (!(losses[1] < losses[0])) throw new Error(`loss did not fall: ${losses}`);
+});
+
+gpuTest("the same training steps give the same losses on WebGPU and the CPU", async () => {
+  const run = async () => {
+    let p = mlpParams(30);
+    const out: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [next, l] = sgd(p);
+      const [lv] = await readAll([l, ...treeLeaves(next)]);
+      out.push(lv[0]);
+      p = next;
+    }
+    return out;
+  };
+  await setBackend("webgpu");
+  const gpu = await run();
+  await setBackend("cpu");
+  const cpu = await run();
+  // f32 on both sides with different summation orders: agreement to ~1e-5 relative.
+  assertClose(gpu, cpu, { rtol: 1e-4, atol: 1e-5 });
+});
