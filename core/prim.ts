@@ -38,6 +38,8 @@ export interface PrimParams {
   scatterAdd: { readonly axis: number; readonly size: number };
   cumsum: { readonly axis: number; readonly reverse: boolean };
   iota: { readonly shape: Shape; readonly axis: number; readonly dtype: DType };
+  logsumexp: None;
+  softmax: None;
 }
 
 /** The name of a primitive. */

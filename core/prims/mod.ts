@@ -2,9 +2,10 @@
 
 import type { PrimTable } from "../prim.ts";
 import { ELEMENTWISE } from "./elementwise.ts";
+import { FUSED } from "./fused.ts";
 import { IOTA } from "./iota.ts";
 import { LINALG } from "./linalg.ts";
 import { MOVEMENT } from "./movement.ts";
 
 /** Every primitive's shape rule, CPU reference and vjp rule, keyed by name. */
-export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG, ...IOTA };
+export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG, ...IOTA, ...FUSED };
