@@ -39,7 +39,7 @@ export const FUSED: { readonly logsumexp: PrimDef<"logsumexp">; readonly softmax
       lastAxis("softmax", x);
       return x;
     },
-    cpu([a], [x], out, _p, ctx) {
+    cpu([a], [x], _out, _p, ctx) {
       const n = x.shape[x.shape.length - 1], o = ctx.alloc("f32", a.length);
       for (let r = 0; r * n < a.length; r++) {
         let m = -Infinity, s = 0;
