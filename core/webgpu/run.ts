@@ -90,12 +90,25 @@ export class WebGpuRunner {
     return [this.#uniform, offsets];
   }
 
+  #checkSize(k: KernelPlan): void {
+    for (const t of [k.output, ...k.inputs]) {
+      if (bytesOf(t) > this.gpu.maxBindingSize) {
+        const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+        throw new Error(
+          `webgpu: ${k.output._src!.op} [${k.output.shape}] needs a ${mb(bytesOf(t))} buffer for [${t.shape}], ` +
+            `above this adapter's ${mb(this.gpu.maxBindingSize)} binding limit; split the work or use the CPU backend`,
+        );
+      }
+    }
+  }
+
   /** Computes the pending targets in one submit; with `read`, also copies every target back. */
   async run(targets: readonly Tensor[], read: boolean): Promise<HostArray[]> {
     checkHealth(this.gpu);
     const pending = targets.filter((t) => t._src !== null);
     const kernels = pending.length > 0 ? planKernels(pending, this.gpu.maxStorageBuffers) : [];
     if (kernels.length === 0 && !read) return [];
+    for (const k of kernels) this.#checkSize(k);
     const device = this.gpu.device;
     // Upload host inputs before any intermediate buffer is recycled within this submit.
     for (const k of kernels) for (const x of k.inputs) if (x._src === null) this.buffer(x);
