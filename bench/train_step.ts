@@ -1,5 +1,6 @@
 // Training-step benchmark: the 2-layer transformer of the peer comparison, written with jetfold ops.
 // Usage: deno run -A bench/train_step.ts [backends=webgpu,cpu] [steps=10]
+// Model: 2 layers, d=128, 4 heads, T=64, batch 8, vocab 256, SwiGLU 512, Adam (as in ../shared/peers/jaxjs).
 
 import * as jf from "../mod.ts";
 const { ops } = jf;
@@ -78,7 +79,19 @@ function adam(p: Params, g: Params, m: Params, v: Params, t: number): [Params, P
   return [p2, m2, v2];
 }
 
-async function run(backend: jf.BackendName, steps: number) {
+/** Result of one training-step measurement. */
+export interface StepResult {
+  backend: string;
+  adapter: string;
+  firstMs: number;
+  msPerStep: number;
+  tokensPerSec: number;
+  loss: number;
+  dispatchesPerStep: number;
+}
+
+/** Trains the benchmark model for `steps` steady steps (after two warm-up steps) on one backend. */
+export async function trainStep(backend: jf.BackendName, steps: number): Promise<StepResult> {
   const info = await jf.setBackend(backend);
   let p = init(0);
   let m = jf.treeMap((x) => jf.zeros(x.shape), p), v = m;
@@ -106,14 +119,25 @@ async function run(backend: jf.BackendName, steps: number) {
   for (let t = 3; t < steps + 2; t++) await step(t, false);
   const last = await step(steps + 2, true);
   const per = (performance.now() - t2) / steps;
-  const s = jf.stats();
-  console.log(
-    `${info.name.padEnd(6)} ${(info.adapter ?? "-").padEnd(34)} first ${(t1 - t0).toFixed(0)} ms, second ${
-      (t2 - t1).toFixed(0)
-    } ms, steady ${per.toFixed(1)} ms/step, ${(B * S / per * 1000).toFixed(0)} tokens/s, loss ${last.toFixed(3)}; ` +
-      `per step: ${s.dispatches / steps} dispatches, ${s.pipelines} new pipelines in ${steps} steps`,
-  );
+  return {
+    backend: info.name,
+    adapter: info.adapter ?? "-",
+    firstMs: t1 - t0,
+    msPerStep: per,
+    tokensPerSec: (B * S) / per * 1000,
+    loss: last,
+    dispatchesPerStep: jf.stats().dispatches / steps,
+  };
 }
 
-const backends = (Deno.args[0] ?? "webgpu,cpu").split(",") as jf.BackendName[];
-for (const b of backends) await run(b, Number(Deno.args[1] ?? 10));
+if (import.meta.main) {
+  const backends = (Deno.args[0] ?? "webgpu,cpu").split(",") as jf.BackendName[];
+  for (const b of backends) {
+    const r = await trainStep(b, Number(Deno.args[1] ?? 10));
+    console.log(
+      `${r.backend.padEnd(6)} ${r.adapter.padEnd(34)} first step ${r.firstMs.toFixed(0)} ms, ` +
+        `${r.msPerStep.toFixed(1)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s, ` +
+        `${r.dispatchesPerStep} dispatches/step, loss ${r.loss.toFixed(3)}`,
+    );
+  }
+}

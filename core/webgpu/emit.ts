@@ -47,6 +47,8 @@ export class KernelBuilder {
   readonly bindings: Binding[] = [];
   readonly helpers = new Set<string>();
   readonly workgroup: string[] = [];
+  /** Uniform words that hold a scalar leaf's value: they change between runs of a cached plan. */
+  readonly scalars: [number, Tensor][] = [];
   lines: string[] = [];
   #memo = new Map<string, string>();
   #names = 0;
@@ -65,11 +67,10 @@ export class KernelBuilder {
     return `P.v[${k >> 2}].${"xyzw"[k & 3]}`;
   }
 
-  /** A uniform scalar constant of a dtype, stored by its bits. */
+  /** A uniform scalar constant of a dtype, stored by its bits (`scalarBits` gives the word). */
   constant(v: number, dtype: DType): string {
-    if (dtype === "f32") return `bitcast<f32>(${this.u(new Uint32Array(Float32Array.of(v).buffer)[0])})`;
-    if (dtype === "i32") return `bitcast<i32>(${this.u(v | 0)})`;
-    return `(${this.u(v ? 1 : 0)} != 0u)`;
+    const word = this.u(scalarBits(v, dtype));
+    return dtype === "f32" ? `bitcast<f32>(${word})` : dtype === "i32" ? `bitcast<i32>(${word})` : `(${word} != 0u)`;
   }
 
   /** Marks a helper function as used and returns its name. */
@@ -151,6 +152,7 @@ export class KernelBuilder {
       const key = `${t.id}`;
       let name = this.#memo.get(key);
       if (name === undefined) {
+        this.scalars.push([this.uniforms.length, t]);
         name = this.let(this.constant(t._data![0], t.dtype), "c");
         this.#memo.set(key, name);
       }
@@ -207,6 +209,17 @@ export class KernelBuilder {
       "}",
     ].join("\n");
   }
+}
+
+const f32Word = new Uint32Array(1), f32View = new Float32Array(f32Word.buffer);
+
+/** The uniform word that carries a scalar of a dtype. */
+export function scalarBits(v: number, dtype: DType): number {
+  if (dtype === "f32") {
+    f32View[0] = v;
+    return f32Word[0];
+  }
+  return dtype === "i32" ? v >>> 0 : v ? 1 : 0;
 }
 
 /** The zero of a dtype as a WGSL expression. */

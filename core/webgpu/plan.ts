@@ -3,7 +3,7 @@
 import { schedule } from "../cpu.ts";
 import { type Shape, sizeOf, stridesOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
-import { KernelBuilder, type Sources } from "./emit.ts";
+import { KernelBuilder, scalarBits, type Sources } from "./emit.ts";
 import type { StridedView } from "./matmul.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
@@ -11,6 +11,8 @@ import { type KernelBody, WGSL_RULES } from "./rules.ts";
 export interface KernelPlan {
   readonly wgsl: string;
   readonly uniforms: readonly number[];
+  /** Uniform words holding scalar leaves' values, to refresh when the plan is reused. */
+  readonly scalars: readonly (readonly [number, Tensor])[];
   readonly inputs: readonly Tensor[];
   readonly output: Tensor;
   readonly threads: number;
@@ -51,8 +53,11 @@ export function stridedView(t: Tensor, isBuffer: (t: Tensor) => boolean): Stride
 }
 
 /** Plans the kernels that realize `targets`; `maxBuffers` bounds the storage bindings of one kernel. */
-export function planKernels(targets: readonly Tensor[], maxBuffers: number): KernelPlan[] {
-  const order = schedule(targets);
+export function planKernels(
+  targets: readonly Tensor[],
+  maxBuffers: number,
+  order: readonly Tensor[] = schedule(targets),
+): KernelPlan[] {
   const uses = new Map<Tensor, number>();
   for (const t of order) for (const x of t._src!.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
   const roots = new Set<Tensor>(targets.filter((t) => t._src !== null));
@@ -88,6 +93,7 @@ export function planKernels(targets: readonly Tensor[], maxBuffers: number): Ker
     kernels.push({
       wgsl: k.source(body.body, body.workgroupSize),
       uniforms: k.uniforms,
+      scalars: k.scalars,
       inputs: k.bindings.map((b) => b.tensor),
       output: t,
       threads: body.threads,
@@ -136,4 +142,66 @@ function limitBindings(
       roots.add(inputs[worst]);
     }
   }
+}
+
+// A plan with tensors replaced by their positions: pending nodes in schedule order (>= 0) and leaves
+// in first-use order (< 0, as ~index), so one compiled plan serves every graph of the same structure.
+interface CachedKernel extends Omit<KernelPlan, "inputs" | "output" | "scalars"> {
+  readonly inputs: readonly number[];
+  readonly output: number;
+  readonly scalars: readonly (readonly [number, number])[];
+}
+
+const CACHE_LIMIT = 128;
+const cache = new Map<string, readonly CachedKernel[]>();
+
+/** Structural key of a pending graph: ops, params, shapes, dtypes, wiring and the kind of each leaf. */
+function signature(order: readonly Tensor[], targets: readonly Tensor[]): [string, Tensor[]] {
+  const pos = new Map<Tensor, number>();
+  order.forEach((t, i) => pos.set(t, i));
+  const leaves: Tensor[] = [];
+  const parts: string[] = [];
+  const ref = (x: Tensor): string => {
+    const p = pos.get(x);
+    if (p !== undefined) return `${p}`;
+    pos.set(x, ~leaves.length);
+    leaves.push(x);
+    const kind = x._data !== null && x.size === 1 ? "s" : "b";
+    return `L${kind}${x.dtype}[${x.shape}]`;
+  };
+  for (const t of order) {
+    const { op, inputs, params } = t._src!;
+    parts.push(`${op}${JSON.stringify(params)}${t.dtype}[${t.shape}](${inputs.map(ref).join(",")})`);
+  }
+  parts.push(`->${targets.map((t) => pos.get(t)).join(",")}`);
+  return [parts.join(";"), leaves];
+}
+
+/** Like `planKernels`, but reuses the compiled plan of an earlier graph with the same structure. */
+export function planCached(targets: readonly Tensor[], maxBuffers: number): KernelPlan[] {
+  const order = schedule(targets);
+  const [key, leaves] = signature(order, targets);
+  const at = (i: number) => (i >= 0 ? order[i] : leaves[~i]);
+  const hit = cache.get(key);
+  if (hit !== undefined) {
+    return hit.map((c) => {
+      const uniforms = [...c.uniforms];
+      const scalars = c.scalars.map(([w, i]) => [w, at(i)] as const);
+      for (const [w, t] of scalars) uniforms[w] = scalarBits(t._data![0], t.dtype);
+      return { ...c, uniforms, scalars, inputs: c.inputs.map(at), output: at(c.output) };
+    });
+  }
+  const kernels = planKernels(targets, maxBuffers, order);
+  const index = new Map<Tensor, number>();
+  order.forEach((t, i) => index.set(t, i));
+  leaves.forEach((t, i) => index.set(t, ~i));
+  const compiled = kernels.map((k) => ({
+    ...k,
+    inputs: k.inputs.map((t) => index.get(t)!),
+    output: index.get(k.output)!,
+    scalars: k.scalars.map(([w, t]) => [w, index.get(t)!] as const),
+  }));
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+  cache.set(key, compiled);
+  return kernels;
 }

@@ -4,7 +4,7 @@ import type { DType, HostArray } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 import type { Tensor } from "../tensor.ts";
 import { checkHealth, type Gpu, scoped } from "./device.ts";
-import { type KernelPlan, planKernels } from "./plan.ts";
+import { type KernelPlan, planCached } from "./plan.ts";
 import { BufferPool } from "./pool.ts";
 
 const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
@@ -106,7 +106,7 @@ export class WebGpuRunner {
   async run(targets: readonly Tensor[], read: boolean): Promise<HostArray[]> {
     checkHealth(this.gpu);
     const pending = targets.filter((t) => t._src !== null);
-    const kernels = pending.length > 0 ? planKernels(pending, this.gpu.maxStorageBuffers) : [];
+    const kernels = pending.length > 0 ? planCached(pending, this.gpu.maxStorageBuffers) : [];
     if (kernels.length === 0 && !read) return [];
     for (const k of kernels) this.#checkSize(k);
     const device = this.gpu.device;

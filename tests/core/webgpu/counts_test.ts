@@ -135,3 +135,18 @@ gpuTest("the same training steps give the same losses on WebGPU and the CPU", as
   // f32 on both sides with different summation orders: agreement to ~1e-5 relative.
   assertClose(gpu, cpu, { rtol: 1e-4, atol: 1e-5 });
 });
+
+gpuTest("graphs that differ only in scalar constants reuse one program and keep their own values", async () => {
+  await setBackend("webgpu");
+  const x = normal(randomKey(40), [6, 5]);
+  await realize([x]);
+  const f = (c: number) => ops.softmax(x.mul(c).add(c / 2)).sum({ axis: 0 }).mul(c);
+  const first = await f(2).data();
+  resetStats();
+  const second = await f(3).data();
+  const s = stats();
+  if (s.shaderModules !== 0 || s.pipelines !== 0) throw new Error(`recompiled: ${JSON.stringify(s)}`);
+  await setBackend("cpu");
+  assertClose(first, await f(2).data(), { rtol: 1e-5, atol: 1e-6 });
+  assertClose(second, await f(3).data(), { rtol: 1e-5, atol: 1e-6 });
+});
