@@ -173,7 +173,8 @@ export function valueAndGrad<
 
 /**
  * Returns a function computing the gradient of a scalar-valued `f` with respect to argument(s)
- * `argnums` (pytrees of f32 tensors). The result is lazy and differentiable again.
+ * `argnums` (pytrees of f32 tensors). The result is lazy and differentiable again. With `hasAux`,
+ * `f` returns `[loss, aux]` and the function returns `[grads, aux]`.
  *
  * @example
  * ```ts
@@ -186,10 +187,15 @@ export function grad<
   // deno-lint-ignore no-explicit-any
   A extends any[],
   const N extends number | readonly number[] = 0,
+  Aux extends boolean = false,
 >(
   f: (...args: A) => unknown,
-  opts: GradOptions & { readonly argnums?: N } = {},
-): (...args: A) => GradOf<A, NoInfer<N>> {
+  opts: GradOptions & { readonly argnums?: N; readonly hasAux?: Aux } = {},
+): (...args: A) => Aux extends true ? [GradOf<A, NoInfer<N>>, unknown] : GradOf<A, NoInfer<N>> {
   const vg = valueAndGrad(f, opts);
-  return (...args: A) => vg(...args)[1];
+  return (...args: A) => {
+    const [value, grads] = vg(...args);
+    // deno-lint-ignore no-explicit-any
+    return (opts.hasAux ? [grads, (value as [Tensor, unknown])[1]] : grads) as any;
+  };
 }

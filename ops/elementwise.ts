@@ -42,7 +42,7 @@ export const square = (x: Tensor): Tensor => x.square();
 /** `1 / sqrt(x)`. @example `rsqrt(x)` */
 export const rsqrt = (x: Tensor): Tensor => x.sqrt().pow(-1);
 /** Absolute value (gradient 0 at 0). @example `abs(x)` */
-export const abs = (x: Tensor): Tensor => x.lt(0).where(x.neg(), x);
+export const abs = (x: Tensor): Tensor => x.lt(0).where(x.neg(), x.eq(0).where(0, x));
 /** Picks `a` where `cond` is true, else `b`, with broadcasting. @example `where(x.gt(0), x, 0)` */
 export const where = (cond: Tensor, a: Operand, b: Operand): Tensor => cond.where(a, b);
 /** Converts dtype. @example `cast(ids, "f32")` */
@@ -86,10 +86,14 @@ export function gelu(x: Tensor): Tensor {
 
 /** `log(1 + e^x)`, stable for large |x|. @example `softplus(x)` */
 export function softplus(x: Tensor): Tensor {
-  return relu(x).add(abs(x).neg().exp().add(1).log());
+  // With abs'(0) = 0, maximum's even split at the tie gives softplus'(0) = 1/2 exactly (relu's 0 would not).
+  return x.maximum(0).add(abs(x).neg().exp().add(1).log());
 }
 
 /** ELU: `x` for x > 0, `e^x - 1` otherwise. @example `elu(x)` */
 export function elu(x: Tensor): Tensor {
-  return x.gt(0).where(x, x.minimum(0).exp().sub(1));
+  // The inner where keeps exp from overflowing for large x and, unlike minimum (which splits ties),
+  // passes the full gradient at 0, so elu'(0) = 1.
+  const pos = x.gt(0);
+  return pos.where(x, pos.where(0, x).exp().sub(1));
 }

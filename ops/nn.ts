@@ -78,7 +78,9 @@ export function crossEntropy(
       `crossEntropy: targets of shape [${targets.shape}] do not match logits [${logits.shape}] without the class axis`,
     );
   }
-  const nll = logSoftmax(logits).mul(oneHot(targets, logits.shape[logits.ndim - 1])).sum({ axis: -1 }).neg();
+  // Select with where, not a multiply by the one-hot: -Infinity (masked) logits would give 0 * -Infinity = NaN.
+  const hit = oneHot(targets, logits.shape[logits.ndim - 1], { dtype: "bool" });
+  const nll = hit.where(logSoftmax(logits), 0).sum({ axis: -1 }).neg();
   const reduction = opts.reduction ?? "mean";
   if (reduction === "none") return nll;
   if (reduction === "sum") return nll.sum();
