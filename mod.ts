@@ -38,6 +38,7 @@ export {
   treeFlatten,
   treeLeaves,
   treeMap,
+  treePaths,
   treeUnflatten,
   uniform,
   valueAndGrad,

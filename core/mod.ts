@@ -3,7 +3,16 @@
 export { type NestedArray, type ReduceOptions, Tensor } from "./tensor.ts";
 export { full, type NestedData, ones, tensor, type TensorOptions, zeros } from "./creation.ts";
 export { grad, type GradOf, type GradOptions, valueAndGrad, vjp } from "./autodiff.ts";
-export { type Tree, type TreeDef, treeDispose, treeFlatten, treeLeaves, treeMap, treeUnflatten } from "./tree.ts";
+export {
+  type Tree,
+  type TreeDef,
+  treeDispose,
+  treeFlatten,
+  treeLeaves,
+  treeMap,
+  treePaths,
+  treeUnflatten,
+} from "./tree.ts";
 export { foldIn, Key, normal, randint, randomBits, randomKey, splitKey, uniform } from "./random.ts";
 export {
   type BackendInfo,

@@ -93,6 +93,28 @@ export function treeLeaves(tree: unknown): Tensor[] {
   return treeFlatten(tree, { op: "treeLeaves" })[0];
 }
 
+/**
+ * The dotted path of every leaf, in `treeFlatten` order: record keys and array indices joined by
+ * ".", e.g. `layers.0.attn.wq` (the empty string for a bare tensor).
+ *
+ * @example
+ * ```ts
+ * import { tensor, treePaths } from "./mod.ts";
+ * console.log(treePaths({ w: tensor([1]), layers: [{ b: tensor(0) }] })); // ["layers.0.b", "w"]
+ * ```
+ */
+export function treePaths(tree: unknown): string[] {
+  const [, def] = treeFlatten(tree, { op: "treePaths" });
+  const out: string[] = [];
+  const go = (d: TreeDef, path: string[]): void => {
+    if (d.kind === "leaf") out.push(path.join("."));
+    else if (d.kind === "array") d.items.forEach((x, i) => go(x, [...path, String(i)]));
+    else if (d.kind === "record") d.items.forEach((x, i) => go(x, [...path, d.keys[i]]));
+  };
+  go(def, []);
+  return out;
+}
+
 /** True when two structures are the same (same keys, lengths and leaf positions). */
 export function sameTreeDef(a: TreeDef, b: TreeDef): boolean {
   return JSON.stringify(a) === JSON.stringify(b);

@@ -174,3 +174,14 @@ Deno.test("deeply frozen pytrees are accepted by flatten, treeMap and grad", asy
   if (g.layers[1].b !== null) throw new Error("null must stay in place in the gradient");
   assertClose(await values(grad(loss)(params).layers[1].w), [1, 2], { atol: 0, rtol: 0 });
 });
+
+Deno.test("treePaths names every leaf by its keys and indices, in treeFlatten order", async () => {
+  const { tensor, treePaths, treeLeaves } = await import("../../mod.ts");
+  const a = tensor(1), b = tensor(2), c = tensor(3);
+  const tree = { w: a, layers: [{ q: b }, null, { k: c }] };
+  const paths = treePaths(tree);
+  if (JSON.stringify(paths) !== JSON.stringify(["layers.0.q", "layers.2.k", "w"])) throw new Error(`got ${paths}`);
+  const leaves = treeLeaves(tree);
+  if (leaves[0] !== b || leaves[1] !== c || leaves[2] !== a) throw new Error("paths and leaves disagree on order");
+  if (JSON.stringify(treePaths(a)) !== JSON.stringify([""])) throw new Error("a bare tensor has the empty path");
+});
