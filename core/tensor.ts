@@ -192,7 +192,7 @@ export class Tensor {
     return binary("eq", this, false);
   }
   /** Picks `a` where this bool tensor is true and `b` elsewhere, with broadcasting. */
-  where(a: Tensor | number, b: Tensor | number): Tensor {
+  where(a: Tensor | number | boolean, b: Tensor | number | boolean): Tensor {
     const ref = a instanceof Tensor ? a : b instanceof Tensor ? b : undefined;
     const ta = scalarLike(a, ref), tb = scalarLike(b, ref);
     const shape = broadcastShapes("where", broadcastShapes("where", this.shape, ta.shape), tb.shape);
@@ -316,7 +316,9 @@ export function scalarLike(v: Tensor | number | boolean, ref?: Tensor): Tensor {
     throw new Error(`expected a Tensor or a number, got ${describe(v)}`);
   }
   const dtype: DType = ref?.dtype ?? (typeof v === "boolean" ? "bool" : "f32");
-  const data = dtype === "f32" ? Float32Array.of(+v) : dtype === "i32" ? Int32Array.of(+v) : Uint8Array.of(v ? 1 : 0);
+  // f32 constants keep their float64 value on the host, so the f64 CPU reference stays exact;
+  // f32 computations round them on use.
+  const data = dtype === "f32" ? Float64Array.of(+v) : dtype === "i32" ? Int32Array.of(+v) : Uint8Array.of(v ? 1 : 0);
   return new Tensor({ shape: [], dtype }, null, data);
 }
 
