@@ -79,6 +79,10 @@ export function tensor(
     }
     shape = [...opts.shape];
   }
+  // A typed array of the right type is copied bit for bit (NaN payloads included).
+  if ((dtype === "f32" && data instanceof Float32Array) || (dtype === "i32" && data instanceof Int32Array)) {
+    return new Tensor({ shape, dtype }, null, data.slice());
+  }
   const host = allocHost(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];

@@ -1,0 +1,318 @@
+// Checkpoints in the safetensors format: pytrees of tensors to bytes or files and back, fully checked.
+
+import { readAll, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import type { DType, HostArray, Tensor, Tree } from "../core/mod.ts";
+import { fromHost } from "../core/creation.ts";
+import { fmt, sizeOf } from "../core/shape.ts";
+
+/** Options of `saveSafetensors` and `encodeSafetensors`. */
+export interface SaveSafetensorsOptions {
+  /** Stored under `__metadata__`; values must be strings (store a config as a JSON string). */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+/** Options of `loadSafetensors` and `decodeSafetensors`. */
+export interface LoadSafetensorsOptions<T = Tree> {
+  /** A template pytree (e.g. freshly initialized params): names, shapes and dtypes must match it exactly. */
+  readonly like?: T;
+}
+
+/** A loaded checkpoint: the tensors and the string metadata (empty when the file has none). */
+export interface Checkpoint<T = Tree> {
+  /** The tensors, nested as their names say or as the `like` template is. */
+  readonly tree: T;
+  /** The `__metadata__` strings. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+const CODES: Readonly<Record<DType, string>> = { f32: "F32", i32: "I32", bool: "BOOL" };
+const DTYPES: Readonly<Record<string, DType>> = { F32: "f32", I32: "i32", BOOL: "bool" };
+const WIDTH: Readonly<Record<DType, number>> = { f32: 4, i32: 4, bool: 1 };
+const META = "__metadata__";
+// Typed arrays use the host's byte order; the format is little-endian.
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+type Entry = Readonly<{ name: string; dtype: DType; shape: number[]; begin: number; end: number }>;
+
+/**
+ * Serializes a pytree of tensors to safetensors bytes (one readback for all tensors). Tensor names
+ * are the tree's dotted paths (`treePaths`).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../mod.ts";
+ * import { encodeSafetensors } from "./checkpoint.ts";
+ * const bytes = await encodeSafetensors({ w: tensor([1, 2]) }, { metadata: { step: "10" } });
+ * ```
+ */
+export function encodeSafetensors(tree: unknown, opts: SaveSafetensorsOptions = {}): Promise<Uint8Array> {
+  return encode(tree, opts, "encodeSafetensors");
+}
+
+/**
+ * Parses safetensors bytes. Without `like` the tree is rebuilt from the dotted names (dense numeric
+ * segments become arrays, others records); with `like` it has the template's exact structure.
+ * Nothing is returned unless every check passes.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../mod.ts";
+ * import { decodeSafetensors, encodeSafetensors } from "./checkpoint.ts";
+ * const bytes = await encodeSafetensors({ layers: [{ w: tensor([1, 2]) }] });
+ * const { tree } = decodeSafetensors(bytes); // { layers: [{ w: Tensor [2] }] }
+ * ```
+ */
+export function decodeSafetensors<T = Tree>(bytes: Uint8Array, opts: LoadSafetensorsOptions<T> = {}): Checkpoint<T> {
+  return decode(bytes, opts, "decodeSafetensors");
+}
+
+/**
+ * Writes a pytree of tensors to a safetensors file, atomically: the bytes go to a temporary file
+ * in the same directory, which is then renamed over `path`, so a failed save leaves the old file.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../mod.ts";
+ * import { saveSafetensors } from "./checkpoint.ts";
+ * const config = { dModel: 64 };
+ * await saveSafetensors("model.safetensors", { w: tensor([1, 2]) }, {
+ *   metadata: { "jetfold.config": JSON.stringify(config) },
+ * });
+ * ```
+ */
+export async function saveSafetensors(path: string, tree: unknown, opts: SaveSafetensorsOptions = {}): Promise<void> {
+  const bytes = await encode(tree, opts, "saveSafetensors"); // fails before the disk is touched
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    {
+      using file = await Deno.open(tmp, { write: true, createNew: true });
+      for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+      await file.syncData(); // the rename must not reach the disk before the data does
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new Error(`saveSafetensors: could not write ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Reads a safetensors file; see `decodeSafetensors` for the checks and the `like` template.
+ *
+ * @example
+ * ```ts
+ * import { loadSafetensors } from "./checkpoint.ts";
+ * const { tree, metadata } = await loadSafetensors("model.safetensors");
+ * const config = JSON.parse(metadata["jetfold.config"] ?? "{}");
+ * ```
+ */
+export async function loadSafetensors<T = Tree>(
+  path: string,
+  opts: LoadSafetensorsOptions<T> = {},
+): Promise<Checkpoint<T>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`loadSafetensors: no such file: ${path}`, { cause: e });
+    throw new Error(`loadSafetensors: could not read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return decode(bytes, opts, `loadSafetensors: ${path}`);
+}
+
+async function encode(tree: unknown, opts: SaveSafetensorsOptions, where: string): Promise<Uint8Array> {
+  const metadata = opts.metadata === undefined ? null : checkMetadata(opts.metadata, `${where}: metadata`);
+  const [leaves] = treeFlatten(tree, { op: where });
+  const names = treePaths(tree);
+  nameTrie(names, where); // a reader must be able to tell the names apart and nest them
+  // Wider elements first (stable otherwise), as the reference writer does: every tensor then starts
+  // at a multiple of its element size, which readers that view the bytes in place require.
+  const order = leaves.map((_, i) => i).sort((a, b) => WIDTH[leaves[b].dtype] - WIDTH[leaves[a].dtype] || a - b);
+  const host = await readAll(leaves);
+  // Built by hand because JSON.stringify would move integer-like keys ("0") ahead of the rest.
+  const fields = metadata === null ? [] : [`${JSON.stringify(META)}:${JSON.stringify(metadata)}`];
+  let offset = 0;
+  for (const i of order) {
+    const info = {
+      dtype: CODES[leaves[i].dtype],
+      shape: leaves[i].shape,
+      data_offsets: [offset, offset + host[i].byteLength],
+    };
+    fields.push(`${JSON.stringify(names[i])}:${JSON.stringify(info)}`);
+    offset += host[i].byteLength;
+  }
+  const header = new TextEncoder().encode(`{${fields.join(",")}}`);
+  const padded = Math.ceil(header.length / 8) * 8; // with spaces, so the data section starts 8-byte aligned
+  const out = new Uint8Array(8 + padded + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(header, 8);
+  out.fill(0x20, 8 + header.length, 8 + padded);
+  let at = 8 + padded;
+  for (const i of order) {
+    out.set(littleEndian(new Uint8Array(host[i].buffer, host[i].byteOffset, host[i].byteLength), leaves[i].dtype), at);
+    at += host[i].byteLength;
+  }
+  return out;
+}
+
+function decode<T>(bytes: Uint8Array, opts: LoadSafetensorsOptions<T>, where: string): Checkpoint<T> {
+  if (bytes.length < 8) {
+    throw new Error(`${where}: truncated: ${bytes.length} bytes is shorter than the 8-byte header length`);
+  }
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(bytes.length - 8)) {
+    throw new Error(`${where}: truncated: the header length is ${n} bytes but only ${bytes.length - 8} follow it`);
+  }
+  const start = 8 + Number(n), dataLength = bytes.length - start;
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, start)));
+  } catch (e) {
+    throw new Error(`${where}: the header is not valid UTF-8 JSON (${(e as Error).message})`, { cause: e });
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    throw new Error(`${where}: the header must be a JSON object, got ${Array.isArray(header) ? "an array" : header}`);
+  }
+  let metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, info] of Object.entries(header)) {
+    if (name === META) metadata = checkMetadata(info, `${where}: ${META}`);
+    else entries.push(parseEntry(name, info, dataLength, where));
+  }
+  checkCoverage(entries, dataLength, where);
+  const found = new Map(entries.map((e) => [e.name, e]));
+  const tensorOf = (e: Entry) =>
+    fromHost(hostArray(bytes.slice(start + e.begin, start + e.end), e.dtype), e.shape, e.dtype);
+  if (opts.like === undefined) {
+    const tree = treeFromNames(nameTrie(entries.map((e) => e.name), where), (name) => tensorOf(found.get(name)!));
+    return { tree: tree as T, metadata };
+  }
+  const [template, def] = treeFlatten(opts.like, { op: `${where}: like` });
+  const names = treePaths(opts.like);
+  checkAgainst(names, template, found, where);
+  return { tree: treeUnflatten<T>(def, names.map((name) => tensorOf(found.get(name)!))), metadata };
+}
+
+function checkMetadata(value: unknown, where: string): Record<string, string> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${where} must be an object of strings, got ${Array.isArray(value) ? "an array" : value}`);
+  }
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== "string") {
+      const got = v === null ? "null" : Array.isArray(v) ? "an array" : `${typeof v} ${JSON.stringify(v)}`;
+      throw new Error(`${where} "${key}" must be a string, got ${got} (store structured values as JSON strings)`);
+    }
+  }
+  return { ...value } as Record<string, string>;
+}
+
+function parseEntry(name: string, info: unknown, dataLength: number, where: string): Entry {
+  const at = `${where}: tensor "${name}"`;
+  const { dtype, shape, data_offsets: offsets } = Object(info) as Record<string, unknown>;
+  if (typeof dtype !== "string" || !Object.hasOwn(DTYPES, dtype)) {
+    throw new Error(`${at}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(", ")})`);
+  }
+  const isCount = (d: unknown): d is number => Number.isSafeInteger(d) && (d as number) >= 0;
+  if (!Array.isArray(shape) || !shape.every(isCount)) {
+    throw new Error(`${at}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+    throw new Error(`${at}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as number[];
+  if (end > dataLength) {
+    throw new Error(`${where}: truncated: tensor "${name}" ends at byte ${end} but the data section has ${dataLength}`);
+  }
+  const need = sizeOf(shape) * WIDTH[DTYPES[dtype]], held = end - begin;
+  if (held !== need) {
+    throw new Error(
+      `${at}: shape ${fmt(shape)} of ${dtype} needs ${need} bytes but data_offsets [${begin}, ${end}] hold ${held}`,
+    );
+  }
+  return { name, dtype: DTYPES[dtype], shape, begin, end };
+}
+
+// Like the reference reader: the tensors must tile the data section exactly, in any order.
+function checkCoverage(entries: readonly Entry[], dataLength: number, where: string): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let end = 0, last = "";
+  for (const e of sorted) {
+    if (e.begin < end) {
+      throw new Error(`${where}: tensors "${last}" and "${e.name}" overlap at bytes ${e.begin} to ${end}`);
+    }
+    if (e.begin > end) throw new Error(`${where}: bytes ${end} to ${e.begin} of the data section belong to no tensor`);
+    end = e.end, last = e.name;
+  }
+  if (end !== dataLength) {
+    throw new Error(`${where}: the data section has ${dataLength} bytes but the tensors cover only ${end}`);
+  }
+}
+
+function checkAgainst(names: readonly string[], template: readonly Tensor[], found: Map<string, Entry>, where: string) {
+  const list = (xs: readonly string[]) =>
+    xs.slice(0, 8).map((x) => JSON.stringify(x)).join(", ") + (xs.length > 8 ? ` and ${xs.length - 8} more` : "");
+  const wanted = new Set(names);
+  const missing = names.filter((name) => !found.has(name));
+  const extra = [...found.keys()].filter((name) => !wanted.has(name));
+  const problems = [
+    ...(missing.length > 0 ? [`missing tensors ${list(missing)}`] : []),
+    ...(extra.length > 0 ? [`unexpected tensors ${list(extra)}`] : []),
+  ];
+  names.forEach((name, i) => {
+    const e = found.get(name), t = template[i];
+    if (e && (e.dtype !== t.dtype || fmt(e.shape) !== fmt(t.shape))) {
+      problems.push(`tensor "${name}": expected shape ${fmt(t.shape)} ${t.dtype}, found ${fmt(e.shape)} ${e.dtype}`);
+    }
+  });
+  if (problems.length > 0) {
+    throw new Error(`${where}: the checkpoint does not match the template: ${problems.join("; ")}`);
+  }
+}
+
+function littleEndian(bytes: Uint8Array, dtype: DType): Uint8Array {
+  if (LITTLE_ENDIAN || WIDTH[dtype] === 1) return bytes;
+  const out = bytes.slice();
+  for (let i = 0; i < out.length; i += 4) out.subarray(i, i + 4).reverse();
+  return out;
+}
+
+// `copy` is a fresh, aligned buffer that the tensor may own.
+function hostArray(copy: Uint8Array, dtype: DType): HostArray {
+  const le = littleEndian(copy, dtype);
+  if (dtype === "f32") return new Float32Array(le.buffer, le.byteOffset, le.length / 4);
+  if (dtype === "i32") return new Int32Array(le.buffer, le.byteOffset, le.length / 4);
+  return le.map((b) => (b === 0 ? 0 : 1)); // bool tensors hold 0 or 1, whatever a writer stored
+}
+
+type TrieNode = { leaf: string | null; readonly kids: Map<string, TrieNode> };
+
+// Nests dotted names; a name that is both a tensor and a prefix of another cannot be rebuilt.
+function nameTrie(names: readonly string[], where: string): TrieNode {
+  const root: TrieNode = { leaf: null, kids: new Map() };
+  for (const name of names) {
+    if (name === META) throw new Error(`${where}: no tensor may be named "${META}" (the metadata's key)`);
+    let node = root;
+    for (const seg of name === "" ? [] : name.split(".")) {
+      if (node.leaf !== null) throw new Error(`${where}: tensor names "${node.leaf}" and "${name}" collide`);
+      if (!node.kids.has(seg)) node.kids.set(seg, { leaf: null, kids: new Map() });
+      node = node.kids.get(seg)!;
+    }
+    if (node.leaf === name) throw new Error(`${where}: two tensors are named "${name}"`);
+    if (node.leaf !== null || node.kids.size > 0) {
+      const other = node.leaf ?? names.find((n) => n !== name && n.startsWith(name === "" ? "" : `${name}.`));
+      throw new Error(`${where}: tensor names "${other}" and "${name}" collide`);
+    }
+    node.leaf = name;
+  }
+  return root;
+}
+
+// Children named exactly "0" .. "n-1" (in any order) form an array, any others a record.
+function treeFromNames(node: TrieNode, leaf: (name: string) => Tensor): Tree {
+  if (node.leaf !== null) return leaf(node.leaf);
+  const keys = [...node.kids.keys()];
+  if (keys.length > 0 && keys.every((_, i) => node.kids.has(String(i)))) {
+    return keys.map((_, i) => treeFromNames(node.kids.get(String(i))!, leaf));
+  }
+  return Object.fromEntries(keys.map((k) => [k, treeFromNames(node.kids.get(k)!, leaf)]));
+}
