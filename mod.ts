@@ -48,3 +48,5 @@ export {
 export { categorical } from "./ops/random.ts";
 /** Composite ops in functional form: activations, norms, softmax, losses, masks, joins. */
 export * as ops from "./ops/mod.ts";
+export * from "./nn/mod.ts";
+export * from "./search/mod.ts";

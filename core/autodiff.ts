@@ -14,20 +14,25 @@ export interface GradOptions {
   readonly hasAux?: boolean;
 }
 
-// Wraps each differentiable leaf in a fresh identity node, so that the backward pass stops exactly
-// there and a closure over the same tensor (nested grad) is treated as a constant.
-function aliasLeaves(op: string, arg: unknown, argIndex: number): [Tensor[], TreeDef] {
+// Flattens argument `argIndex` (as the caller numbers it) and throws unless every leaf is f32.
+function differentiableLeaves(op: string, arg: unknown, argIndex: number): [Tensor[], TreeDef] {
   const [leaves, def] = treeFlatten(arg, { op });
-  const aliases = leaves.map((t, i) => {
+  leaves.forEach((t, i) => {
     if (t.dtype !== "f32") {
       throw new Error(
         `${op}: argument ${argIndex} (leaf ${i}) is a ${t.dtype} tensor of shape ${fmt(t.shape)}; ` +
           `only f32 inputs can be differentiated (pass integer data as an argument not in argnums)`,
       );
     }
-    return apply("reshape", [t], { shape: t.shape });
   });
-  return [aliases, def];
+  return [leaves, def];
+}
+
+// Wraps each differentiable leaf in a fresh identity node, so that the backward pass stops exactly
+// there and a closure over the same tensor (nested grad) is treated as a constant.
+function aliasLeaves(op: string, arg: unknown, argIndex: number): [Tensor[], TreeDef] {
+  const [leaves, def] = differentiableLeaves(op, arg, argIndex);
+  return [leaves.map((t) => apply("reshape", [t], { shape: t.shape })), def];
 }
 
 // The nodes between `wrt` and `outs`, inputs first, with their sources captured now: realizing an
@@ -150,6 +155,8 @@ export function valueAndGrad<
   const { argnums = 0, hasAux = false } = opts;
   return (...args: A) => {
     const nums = checkArgnums("grad", argnums, args.length);
+    // Checked here so that errors say "grad" and number arguments as the caller does (vjp sees only argnums).
+    nums.forEach((a) => differentiableLeaves("grad", args[a], a));
     let aux: unknown;
     const [value, back] = vjp((...diff: unknown[]) => {
       const full = [...args] as A;

@@ -352,7 +352,8 @@ function matmul(a: Tensor, b: Tensor): Tensor {
   if (k !== k2) {
     throw new Error(`matmul: inner sizes differ: ${fmt(a.shape)} @ ${fmt(b.shape)} contracts ${k} with ${k2}`);
   }
-  const batch = broadcastShapes("matmul", a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+  const op = `matmul (batch axes of ${fmt(a.shape)} @ ${fmt(b.shape)})`;
+  const batch = broadcastShapes(op, a2.shape.slice(0, -2), b2.shape.slice(0, -2));
   let out = apply("matmul", [a2.broadcastTo([...batch, m, k]), b2.broadcastTo([...batch, k, n])], {});
   if (a.ndim === 1) out = out.squeeze(-2);
   if (b.ndim === 1) out = out.squeeze(-1);

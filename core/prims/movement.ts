@@ -120,7 +120,7 @@ export const MOVEMENT: {
     shape([x], { shape }) {
       const lead = shape.length - x.shape.length;
       const bad = lead < 0 ? -1 : x.shape.findIndex((d, i) => d !== 1 && d !== shape[lead + i]);
-      if (bad !== -1) {
+      if (lead < 0 || bad !== -1) {
         throw new Error(
           `broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}` +
             (bad >= 0 ? `: axis ${bad} has size ${x.shape[bad]}` : ": target has fewer axes"),

@@ -1,0 +1,96 @@
+// Causal multi-head attention with RoPE and grouped-query heads; `swa` limits it to a window.
+
+import { type Key, splitKey, type Tensor } from "../core/mod.ts";
+import * as ops from "../ops/mod.ts";
+import { dense, rope } from "./layers.ts";
+import type { Mixer } from "./mixer.ts";
+import { type BlockSpec, headDim, type ModelConfig } from "./spec.ts";
+
+/** Attention params: query, key, value and output projections. */
+export interface AttentionParams {
+  /** Query projection `[width, heads * headDim]`. */
+  readonly wq: Tensor;
+  /** Key projection `[width, kvHeads * headDim]`. */
+  readonly wk: Tensor;
+  /** Value projection `[width, kvHeads * headDim]`. */
+  readonly wv: Tensor;
+  /** Output projection `[heads * headDim, width]`. */
+  readonly wo: Tensor;
+}
+
+/** Keys and values of the tokens a next query may see: `[B, kvHeads, L, headDim]` each. */
+export interface KvCache {
+  /** Rotated keys. */
+  readonly k: Tensor;
+  /** Values. */
+  readonly v: Tensor;
+}
+
+// B batch, T queries, S keys, G kv heads (groups), R query heads per group, E head size.
+function heads(x: Tensor, n: number, e: number): Tensor {
+  const [B, T] = x.shape;
+  return x.reshape([B, T, n, e]).permute([0, 2, 1, 3]); // [B, n, T, E]
+}
+
+function attend(q: Tensor, k: Tensor, v: Tensor, cfg: ModelConfig, mask: Tensor | null): Tensor {
+  const [B, , T, E] = q.shape, G = cfg.kvHeads, R = cfg.heads / G, S = k.shape[2];
+  const qg = q.reshape([B, G, R, T, E]);
+  const scores = qg.matmul(k.reshape([B, G, 1, S, E]).transpose()).mul(1 / Math.sqrt(E)); // [B, G, R, T, S]
+  const p = ops.softmax(mask === null ? scores : mask.where(scores, -Infinity));
+  const o = p.matmul(v.reshape([B, G, 1, S, E])); // [B, G, R, T, E]
+  return o.reshape([B, cfg.heads, T, E]).permute([0, 2, 1, 3]).reshape([B, T, cfg.heads * E]);
+}
+
+/** Which keys each query sees: causal, and within `window` tokens for `swa`. `[T, T]` bool. */
+export function attentionMask(T: number, spec: BlockSpec): Tensor {
+  const i = ops.arange(0, T, { dtype: "i32" }).reshape([T, 1]), j = ops.arange(0, T, { dtype: "i32" }).reshape([1, T]);
+  const causal = j.le(i);
+  return spec.attn === "swa" ? causal.where(j.gt(i.sub(spec.window)), false) : causal;
+}
+
+function project(p: AttentionParams, x: Tensor, cfg: ModelConfig, offset: number): [Tensor, Tensor, Tensor] {
+  const E = headDim(cfg);
+  const q = rope(heads(x.matmul(p.wq), cfg.heads, E), { theta: cfg.ropeTheta, offset });
+  const k = rope(heads(x.matmul(p.wk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset });
+  return [q, k, heads(x.matmul(p.wv), cfg.kvHeads, E)];
+}
+
+// The cache keeps what later queries can still see: everything for mha, the last window-1 for swa.
+function keep(t: Tensor, spec: BlockSpec): Tensor {
+  if (spec.attn !== "swa") return t;
+  const S = t.shape[2], n = Math.min(S, spec.window - 1);
+  return t.slice([0, 0, S - n, 0]);
+}
+
+/** The `mha` and `swa` mixers. */
+export const attention: Mixer<AttentionParams, KvCache> = {
+  init(key: Key, cfg: ModelConfig): AttentionParams {
+    const [kq, kk, kv, ko] = splitKey(key, 4);
+    const E = headDim(cfg);
+    return {
+      wq: dense(kq, cfg.width, cfg.heads * E),
+      wk: dense(kk, cfg.width, cfg.kvHeads * E),
+      wv: dense(kv, cfg.width, cfg.kvHeads * E),
+      wo: dense(ko, cfg.heads * E, cfg.width, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
+    };
+  },
+  apply(p, x, cfg, spec) {
+    const [q, k, v] = project(p, x, cfg, 0);
+    return attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
+  },
+  prefill(p, x, cfg, spec) {
+    const [q, k, v] = project(p, x, cfg, 0);
+    const out = attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
+    return [out, { k: keep(k, spec), v: keep(v, spec) }];
+  },
+  step(p, x, cache, { pos, cfg, spec }) {
+    const [q, k, v] = project(p, x, cfg, pos);
+    const ks = ops.concat([cache.k, k], { axis: 2 }), vs = ops.concat([cache.v, v], { axis: 2 });
+    const out = attend(q, ks, vs, cfg, null).matmul(p.wo);
+    return [out, { k: keep(ks, spec), v: keep(vs, spec) }];
+  },
+  stateBytes(cfg, spec, context) {
+    const kept = spec.attn === "swa" ? Math.min(context, spec.window - 1) : context;
+    return 2 * cfg.kvHeads * headDim(cfg) * kept * 4;
+  },
+};

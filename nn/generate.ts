@@ -1,0 +1,172 @@
+// Autoregressive generation with per-layer caches: KV for attention, recurrent state for the rest.
+
+import {
+  type Key,
+  randomKey,
+  readAll,
+  realize,
+  splitKey,
+  type Tensor,
+  tensor,
+  treeDispose,
+  treeLeaves,
+} from "../core/mod.ts";
+import * as ops from "../ops/mod.ts";
+import { causalConv } from "./layers.ts";
+import { MIXERS } from "./mixers.ts";
+import { ffnResidual, logitsOf, type ModelParams } from "./model.ts";
+import type { ModelConfig } from "./spec.ts";
+
+/** Options of `generate`. */
+export interface GenerateOptions {
+  /** Tokens to produce after the prompt. */
+  readonly maxNewTokens: number;
+  /** 0 (the default) is greedy; higher values flatten the distribution. */
+  readonly temperature?: number;
+  /** Sample only among the `topK` most likely tokens (ties at the threshold are kept). */
+  readonly topK?: number;
+  /** PRNG key for sampling (ignored when greedy). */
+  readonly key?: Key;
+}
+
+/** The per-layer caches of a decoding model, and the position of the next token. */
+export interface DecodeState {
+  /** Per layer: the mixer's cache and, with `conv`, the last convWidth-1 conv inputs. */
+  // deno-lint-ignore no-explicit-any
+  readonly layers: readonly { readonly mixer: any; readonly conv?: Tensor }[];
+  /** Position of the next token. */
+  readonly pos: number;
+}
+
+// The last K-1 mixer inputs of a block with `conv`, zero-padded when the prompt is shorter.
+function convTail(a: Tensor, K: number): Tensor {
+  const T = a.shape[1], keep = Math.min(T, K - 1);
+  const tail = a.slice([0, T - keep, 0]);
+  return keep === K - 1 ? tail : tail.pad([[0, 0], [K - 1 - keep, 0], [0, 0]]);
+}
+
+/**
+ * Runs the prompt `[B, T]` through the model once, returning the last position's logits `[B, vocab]`
+ * and the caches that `decodeStep` continues from.
+ *
+ * @example
+ * ```ts
+ * import { block, initModel, modelConfig, prefill, randomKey, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
+ * const [logits, state] = prefill(initModel(randomKey(0), cfg), tensor([[1, 2, 3]], { dtype: "i32" }), cfg);
+ * ```
+ */
+export function prefill(params: ModelParams, tokens: Tensor, cfg: ModelConfig): [Tensor, DecodeState] {
+  if (tokens.dtype !== "i32" || tokens.ndim !== 2 || tokens.shape[1] === 0) {
+    throw new Error(
+      `prefill: the prompt must be i32 [batch, time] with time >= 1, got ${tokens.dtype} [${tokens.shape}]`,
+    );
+  }
+  let h = params.embed.gather(tokens);
+  const layers = cfg.blocks.map((spec, i) => {
+    const p = params.blocks[i];
+    const normed = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
+    const a = p.conv ? causalConv(normed, p.conv) : normed;
+    const [out, mixer] = MIXERS[spec.attn].prefill(p.mixer, a, cfg, spec);
+    h = ffnResidual(p, h.add(out), cfg, spec);
+    return p.conv ? { mixer, conv: convTail(normed, cfg.convWidth) } : { mixer };
+  });
+  const T = tokens.shape[1];
+  return [logitsOf(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), { layers, pos: T }];
+}
+
+/**
+ * Feeds one token per sequence (`[B, 1]` i32) and returns its logits `[B, vocab]` and the new state.
+ * The work per token is constant for `linear`, `jet` and `swa` layers and grows with context for `mha`.
+ *
+ * @example
+ * ```ts
+ * import { block, decodeStep, initModel, modelConfig, prefill, randomKey, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("jet")] });
+ * const params = initModel(randomKey(0), cfg);
+ * const [, state] = prefill(params, tensor([[1, 2]], { dtype: "i32" }), cfg);
+ * const [logits, next] = decodeStep(params, tensor([[3]], { dtype: "i32" }), state, cfg);
+ * ```
+ */
+export function decodeStep(
+  params: ModelParams,
+  token: Tensor,
+  state: DecodeState,
+  cfg: ModelConfig,
+): [Tensor, DecodeState] {
+  if (token.dtype !== "i32" || token.ndim !== 2 || token.shape[1] !== 1) {
+    throw new Error(`decodeStep: expected one i32 token per sequence [batch, 1], got ${token.dtype} [${token.shape}]`);
+  }
+  let h = params.embed.gather(token);
+  const layers = cfg.blocks.map((spec, i) => {
+    const p = params.blocks[i], cache = state.layers[i];
+    const normed = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
+    const a = p.conv ? causalConv(normed, p.conv, { past: cache.conv }) : normed;
+    const [out, mixer] = MIXERS[spec.attn].step(p.mixer, a, cache.mixer, { pos: state.pos, cfg, spec });
+    h = ffnResidual(p, h.add(out), cfg, spec);
+    if (!p.conv) return { mixer };
+    const K = cfg.convWidth;
+    return { mixer, conv: ops.concat([cache.conv!, normed], { axis: 1 }).slice([0, 1, 0], [h.shape[0], K, cfg.width]) };
+  });
+  return [logitsOf(params, h, cfg).squeeze(1), { layers, pos: state.pos + 1 }];
+}
+
+/** Picks the next token from logits `[B, vocab]`: greedy at temperature 0, else sampled. */
+export function sampleToken(logits: Tensor, opts: Omit<GenerateOptions, "maxNewTokens"> = {}): Tensor {
+  const temperature = opts.temperature ?? 0;
+  if (!(temperature >= 0)) throw new Error(`generate: temperature must be >= 0, got ${temperature}`);
+  if (temperature === 0) return ops.argmax(logits, { axis: -1 });
+  let scaled = logits.div(temperature);
+  if (opts.topK !== undefined) {
+    const k = opts.topK;
+    if (!Number.isInteger(k) || k < 1) throw new Error(`generate: topK must be a positive integer, got ${k}`);
+    // The k-th largest distinct value, found by peeling off maxima (k small reductions on device).
+    let rest = scaled, threshold = scaled.max({ axis: -1, keepdims: true });
+    for (let i = 1; i < Math.min(k, logits.shape[1]); i++) {
+      rest = rest.lt(threshold).where(rest, -Infinity);
+      const next = rest.max({ axis: -1, keepdims: true });
+      threshold = next.gt(-Infinity).where(next, threshold);
+    }
+    scaled = scaled.ge(threshold).where(scaled, -Infinity);
+  }
+  return ops.categorical(opts.key ?? randomKey(0), scaled, { axis: -1 });
+}
+
+/**
+ * Generates `maxNewTokens` tokens after each prompt row, greedily (temperature 0) or by sampling.
+ * Caches are realized on the device after every token and tokens are read back once at the end.
+ *
+ * @example
+ * ```ts
+ * import { block, generate, initModel, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha"), block("jet")] });
+ * const [ids] = await generate(initModel(randomKey(0), cfg), cfg, [1, 2, 3], { maxNewTokens: 5 });
+ * ```
+ */
+export async function generate(
+  params: ModelParams,
+  cfg: ModelConfig,
+  prompt: Tensor | readonly number[],
+  opts: GenerateOptions,
+): Promise<number[][]> {
+  const n = opts.maxNewTokens;
+  if (!Number.isInteger(n) || n < 0) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${n}`);
+  const tokens = Array.isArray(prompt) ? tensor([prompt as number[]], { dtype: "i32" }) : prompt as Tensor;
+  let [logits, state] = prefill(params, tokens, cfg);
+  const keys = opts.key ? splitKey(opts.key, Math.max(n, 1)) : [];
+  const out: Tensor[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = sampleToken(logits, { ...opts, key: keys[i] }).reshape([tokens.shape[0], 1]);
+    out.push(next);
+    if (i === n - 1) break;
+    const [l, s] = decodeStep(params, next, state, cfg);
+    await realize([next, l, ...treeLeaves(s.layers)]);
+    // The old caches are garbage now, except any tensor a mixer carried over unchanged.
+    const kept = new Set(treeLeaves(s.layers));
+    treeDispose(treeLeaves(state.layers).filter((t) => !kept.has(t)));
+    [logits, state] = [l, s];
+  }
+  if (out.length === 0) return Array.from({ length: tokens.shape[0] }, () => []);
+  const rows = await readAll(out);
+  return Array.from({ length: tokens.shape[0] }, (_, b) => rows.map((r) => r[b]));
+}

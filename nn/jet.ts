@@ -1,0 +1,228 @@
+// The JetBlock: gated delta rule linear attention with a dynamic causal convolution on the values.
+
+import { type Key, randomBits, splitKey, type Tensor, tensor, zeros } from "../core/mod.ts";
+import * as ops from "../ops/mod.ts";
+import { gatedDeltaRule, gatedDeltaRuleChunked } from "./delta_rule.ts";
+import { dense } from "./layers.ts";
+import type { Mixer } from "./mixer.ts";
+import { headDim, type ModelConfig } from "./spec.ts";
+
+/**
+ * The kernel generator of a dynamic convolution: `kernels = silu(x w1) w2 + b2`, one `[channels,
+ * width]` kernel per token. `w2` starts at zero, so at init the conv is the static kernel `b2`.
+ */
+export interface DynamicConvParams {
+  /** `[inSize, hidden]`. */
+  readonly w1: Tensor;
+  /** `[hidden, channels * width]`. */
+  readonly w2: Tensor;
+  /** `[channels, width]`: the static kernel the conv starts from. */
+  readonly b2: Tensor;
+}
+
+/** JetBlock params: projections, the dynamic conv's generator, the decay and gate parameters. */
+export interface JetParams {
+  readonly wq: Tensor;
+  readonly wk: Tensor;
+  readonly wv: Tensor;
+  /** Per-head write strength: `beta = sigmoid(x wb)`, `[width, heads]`. */
+  readonly wb: Tensor;
+  /** Per-head decay rate: `g = -exp(aLog) softplus(x wa + dtBias)`, `[width, heads]`. */
+  readonly wa: Tensor;
+  /** `[heads]`. */
+  readonly aLog: Tensor;
+  /** `[heads]`. */
+  readonly dtBias: Tensor;
+  readonly conv: DynamicConvParams;
+  /** RMSNorm weight over a head's value size, shared by the heads. */
+  readonly norm: Tensor;
+  /** Output gate projection. */
+  readonly wg: Tensor;
+  readonly wo: Tensor;
+}
+
+/** What the next token needs: the delta-rule state `[B, H, K, V]` and the last convWidth-1 conv inputs `[B, W-1, H*V]`. */
+export interface JetCache {
+  readonly state: Tensor;
+  readonly conv: Tensor;
+}
+
+/**
+ * Generator params for a dynamic conv over `channels` with kernels of `width` taps, reading inputs
+ * of size `inSize` through `hidden` units. `b2` holds the identity kernel (all weight on the current
+ * token) and `w2` is zero, so the conv starts as a static (identity) one and learns to vary.
+ *
+ * @example
+ * ```ts
+ * import { initDynamicConv, randomKey } from "../mod.ts";
+ * const p = initDynamicConv(randomKey(0), { inSize: 16, channels: 16, width: 4, hidden: 8 });
+ * ```
+ */
+export function initDynamicConv(
+  key: Key,
+  sizes: { readonly inSize: number; readonly channels: number; readonly width: number; readonly hidden: number },
+): DynamicConvParams {
+  const { inSize, channels, width, hidden } = sizes;
+  const b2 = new Float32Array(channels * width);
+  for (let c = 0; c < channels; c++) b2[c * width + width - 1] = 1;
+  return {
+    w1: dense(key, inSize, hidden),
+    w2: zeros([hidden, channels * width]),
+    b2: tensor(b2, { shape: [channels, width] }),
+  };
+}
+
+/**
+ * Causal convolution whose kernel changes per token: `y[b, t, c] = sum_j w[b, t, c, j] *
+ * x[b, t - W + 1 + j, c]` for `x` `[B, T, C]` and kernels `w` `[B, T, C, W]` made from the
+ * generator input `gen` `[B, T, inSize]` (the block input). Zeros precede the start unless `past`
+ * (`[B, W-1, C]`, the previous inputs) continues a sequence. With `w2 = 0` this is `causalConv`
+ * with the kernel `b2`.
+ *
+ * @example
+ * ```ts
+ * import { dynamicConv, initDynamicConv, normal, randomKey } from "../mod.ts";
+ * const p = initDynamicConv(randomKey(0), { inSize: 8, channels: 6, width: 4, hidden: 8 });
+ * const y = dynamicConv(p, normal(randomKey(1), [2, 5, 6]), normal(randomKey(2), [2, 5, 8]));
+ * ```
+ */
+export function dynamicConv(
+  p: DynamicConvParams,
+  x: Tensor,
+  gen: Tensor,
+  opts: { readonly past?: Tensor } = {},
+): Tensor {
+  // B batch, T time, C channels, W taps.
+  const [B, T, C] = x.shape, [C2, W] = p.b2.shape;
+  if (x.ndim !== 3 || C !== C2 || gen.ndim !== 3 || gen.shape[0] !== B || gen.shape[1] !== T) {
+    throw new Error(
+      `dynamicConv: expected x [B, T, ${C2}] and gen [B, T, inSize], got [${x.shape}] and [${gen.shape}]`,
+    );
+  }
+  const w = ops.silu(gen.matmul(p.w1)).matmul(p.w2).add(p.b2.reshape([C * W])).reshape([B, T, C, W]);
+  const xp = withPast(x, W, opts.past);
+  let y: Tensor | null = null;
+  for (let j = 0; j < W; j++) {
+    const term = xp.slice([0, j, 0], [B, j + T, C]).mul(w.slice([0, 0, 0, j], [B, T, C, j + 1]).reshape([B, T, C]));
+    y = y === null ? term : y.add(term);
+  }
+  return y!;
+}
+
+// The conv input with its W-1 predecessors in front: the cached ones, or zeros at the start.
+function withPast(x: Tensor, W: number, past?: Tensor): Tensor {
+  return past ? ops.concat([past, x], { axis: 1 }) : x.pad([[0, 0], [W - 1, 0], [0, 0]]);
+}
+
+// B batch, T time, H heads, E head size (K = V = E), W conv taps.
+function splitHeads(t: Tensor, cfg: ModelConfig): Tensor {
+  const [B, T] = t.shape;
+  return t.reshape([B, T, cfg.heads, headDim(cfg)]).permute([0, 2, 1, 3]); // [B, H, T, E]
+}
+
+interface Projected {
+  readonly q: Tensor;
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly g: Tensor;
+  readonly beta: Tensor;
+  /** Inputs of the dynamic conv including the W-1 before this segment: `[B, W-1+T, H*E]`. */
+  readonly convIn: Tensor;
+}
+
+function project(p: JetParams, x: Tensor, cfg: ModelConfig, past?: Tensor): Projected {
+  const E = headDim(cfg);
+  // L2-normalized SiLU features keep k_i . k_j in [-1, 1], which keeps the delta rule's updates stable.
+  const q = ops.l2Normalize(splitHeads(ops.silu(x.matmul(p.wq)), cfg)).mul(1 / Math.sqrt(E));
+  const k = ops.l2Normalize(splitHeads(ops.silu(x.matmul(p.wk)), cfg));
+  const raw = x.matmul(p.wv); // [B, T, H*E]
+  const v = splitHeads(ops.silu(dynamicConv(p.conv, raw, x, { past })), cfg);
+  const beta = ops.sigmoid(x.matmul(p.wb)).permute([0, 2, 1]); // [B, H, T]
+  const g = ops.softplus(x.matmul(p.wa).add(p.dtBias)).mul(p.aLog.exp().neg()).permute([0, 2, 1]);
+  return { q, k, v, g, beta, convIn: withPast(raw, cfg.convWidth, past) };
+}
+
+// Gated RMSNorm per head, then the output projection: o [B, H, T, E] -> [B, T, width].
+function output(p: JetParams, o: Tensor, x: Tensor, cfg: ModelConfig): Tensor {
+  const [B, H, T, E] = o.shape;
+  const gate = ops.silu(x.matmul(p.wg)).reshape([B, T, H, E]);
+  const y = ops.rmsNorm(o.permute([0, 2, 1, 3]), { weight: p.norm, eps: cfg.normEps }).mul(gate);
+  return y.reshape([B, T, H * E]).matmul(p.wo);
+}
+
+function lastInputs(convIn: Tensor, W: number): Tensor {
+  return convIn.slice([0, convIn.shape[1] - (W - 1), 0]);
+}
+
+/** Hidden units of the dynamic conv's kernel generator for a config. */
+export function generatorHidden(cfg: ModelConfig): number {
+  return Math.max(8, Math.ceil(cfg.width / 8));
+}
+
+// Mamba2 / GatedDeltaNet init: A uniform in [1, 16), dt log-uniform in [1e-3, 1e-1) stored through
+// the inverse softplus, so early decays span slow to fast. Computed on the host in float64.
+function decayInit(key: Key, heads: number): { aLog: Tensor; dtBias: Tensor } {
+  const bits = randomBits(key, 2 * heads);
+  const unit = (w: number) => (w >>> 8) / 16777216;
+  const aLog = new Float32Array(heads), dtBias = new Float32Array(heads);
+  for (let h = 0; h < heads; h++) {
+    aLog[h] = Math.log(1 + 15 * unit(bits[h]));
+    const dt = Math.exp(Math.log(1e-3) + unit(bits[heads + h]) * (Math.log(1e-1) - Math.log(1e-3)));
+    dtBias[h] = Math.log(Math.expm1(dt));
+  }
+  return { aLog: tensor(aLog), dtBias: tensor(dtBias) };
+}
+
+/**
+ * The `jet` mixer (the paper's JetBlock). Per head, with K = V = width/heads:
+ * `q = l2norm(silu(x Wq)) / sqrt(K)`, `k = l2norm(silu(x Wk))`, `v = silu(dynconv(x Wv))` with
+ * kernels generated from x, `beta = sigmoid(x Wb)`, `g = -exp(A_log) softplus(x Wa + dt_bias)`;
+ * the gated delta rule gives `o`, and the output is `(rmsnorm(o) * silu(x Wg)) Wo`. `apply` and
+ * `prefill` run the chunked delta rule (about 20 dispatches plus one matmul per chunk, against
+ * about five per token for the scan, so it is never much worse and far better for long inputs);
+ * `step` runs one step of the recurrence, O(1) per token.
+ *
+ * @example
+ * ```ts
+ * import { block, jetBlock, modelConfig, normal, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("jet")] });
+ * const p = jetBlock.init(randomKey(0), cfg, cfg.blocks[0]);
+ * const y = jetBlock.apply(p, normal(randomKey(1), [1, 5, 8]), cfg, cfg.blocks[0]);
+ * ```
+ */
+export const jetBlock: Mixer<JetParams, JetCache> = {
+  init(key: Key, cfg: ModelConfig): JetParams {
+    const [kq, kk, kv, kb, ka, kd, kc, kg, ko] = splitKey(key, 9);
+    const D = cfg.width;
+    return {
+      wq: dense(kq, D, D),
+      wk: dense(kk, D, D),
+      wv: dense(kv, D, D),
+      wb: dense(kb, D, cfg.heads),
+      wa: dense(ka, D, cfg.heads),
+      ...decayInit(kd, cfg.heads),
+      conv: initDynamicConv(kc, { inSize: D, channels: D, width: cfg.convWidth, hidden: generatorHidden(cfg) }),
+      norm: ops.ones([headDim(cfg)]),
+      wg: dense(kg, D, D),
+      wo: dense(ko, D, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
+    };
+  },
+  apply(p, x, cfg) {
+    const { q, k, v, g, beta } = project(p, x, cfg);
+    return output(p, gatedDeltaRuleChunked(q, k, v, g, beta).out, x, cfg);
+  },
+  prefill(p, x, cfg) {
+    const { q, k, v, g, beta, convIn } = project(p, x, cfg);
+    const { out, state } = gatedDeltaRuleChunked(q, k, v, g, beta);
+    return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
+  },
+  step(p, x, cache, { cfg }) {
+    const { q, k, v, g, beta, convIn } = project(p, x, cfg, cache.conv);
+    const { out, state } = gatedDeltaRule(q, k, v, g, beta, { initialState: cache.state });
+    return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
+  },
+  stateBytes(cfg) {
+    const E = headDim(cfg);
+    return (cfg.heads * E * E + (cfg.convWidth - 1) * cfg.width) * 4;
+  },
+};

@@ -1,0 +1,12 @@
+// Layers, blocks and models: immutable specs, plain param pytrees, pure init/apply functions.
+
+export * from "./spec.ts";
+export * from "./layers.ts";
+export * from "./mixer.ts";
+export * from "./attention.ts";
+export * from "./model.ts";
+export * from "./generate.ts";
+export * from "./optim.ts";
+export * from "./checkpoint.ts";
+export { MIXERS } from "./mixers.ts";
+export * from "./train.ts";

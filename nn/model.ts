@@ -1,0 +1,152 @@
+// The model: tied embeddings, a stack of (conv?) -> mixer -> FFN blocks, next-token loss.
+
+import { type Key, normal, ones, splitKey, type Tensor, tensor } from "../core/mod.ts";
+import * as ops from "../ops/mod.ts";
+import { applyFfn, causalConv, type FfnParams, initFfn } from "./layers.ts";
+import { MIXERS } from "./mixers.ts";
+import { type BlockSpec, checkConfig, type ModelConfig } from "./spec.ts";
+
+/** Params of one layer. `mixer` depends on the block's `attn`; `conv` exists only with `conv: true`. */
+export interface BlockParams {
+  /** RMSNorm weight before the mixer. */
+  readonly norm1: Tensor;
+  /** Causal depthwise conv `[width, convWidth]` (blocks with `conv`). */
+  readonly conv?: Tensor;
+  /** The mixer's params (their shape depends on `attn`). */
+  // deno-lint-ignore no-explicit-any
+  readonly mixer: any;
+  /** RMSNorm weight before the FFN. */
+  readonly norm2: Tensor;
+  /** The FFN's projections. */
+  readonly ffn: FfnParams;
+}
+
+/** Params of a model: a plain pytree. */
+export interface ModelParams {
+  /** Token embeddings `[vocab, width]`, also the output head. */
+  readonly embed: Tensor;
+  /** One entry per layer. */
+  readonly blocks: readonly BlockParams[];
+  /** Final RMSNorm weight. */
+  readonly normf: Tensor;
+}
+
+/** A training batch: `inputs` and next-token `targets`, both i32 `[B, T]`. */
+export interface Batch {
+  /** Input tokens, i32 `[B, T]`. */
+  readonly inputs: Tensor;
+  /** Next tokens, i32 `[B, T]`. */
+  readonly targets: Tensor;
+}
+
+/** A causal conv that starts as the identity (all weight on the current token). */
+function identityConv(cfg: ModelConfig): Tensor {
+  const K = cfg.convWidth, w = new Float32Array(cfg.width * K);
+  for (let c = 0; c < cfg.width; c++) w[c * K + K - 1] = 1;
+  return tensor(w, { shape: [cfg.width, K] });
+}
+
+/**
+ * Params of one block for `spec` (used by `initModel`, and by the supernet for each candidate).
+ *
+ * @example
+ * ```ts
+ * import { block, initBlock, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
+ * const p = initBlock(randomKey(0), cfg, cfg.blocks[0]);
+ * ```
+ */
+export function initBlock(key: Key, cfg: ModelConfig, spec: BlockSpec): BlockParams {
+  const [km, kf] = splitKey(key, 2);
+  const p: BlockParams = {
+    norm1: ones([cfg.width]),
+    mixer: MIXERS[spec.attn].init(km, cfg, spec),
+    norm2: ones([cfg.width]),
+    ffn: initFfn(kf, cfg),
+  };
+  return spec.conv ? { ...p, conv: identityConv(cfg) } : p;
+}
+
+/**
+ * Fresh params for a config (deterministic in the key).
+ *
+ * @example
+ * ```ts
+ * import { block, initModel, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha"), block("swa", { window: 4 })] });
+ * const params = initModel(randomKey(0), cfg);
+ * ```
+ */
+export function initModel(key: Key, cfg: ModelConfig): ModelParams {
+  checkConfig(cfg);
+  const keys = splitKey(key, cfg.blocks.length + 1);
+  return {
+    embed: normal(keys[0], [cfg.vocab, cfg.width], { std: 1 / Math.sqrt(cfg.width) }),
+    blocks: cfg.blocks.map((spec, i) => initBlock(keys[i + 1], cfg, spec)),
+    normf: ones([cfg.width]),
+  };
+}
+
+function checkTokens(tokens: Tensor, cfg: ModelConfig, where: string): void {
+  if (tokens.dtype !== "i32" || tokens.ndim !== 2) {
+    throw new Error(`${where}: tokens must be i32 [batch, time], got ${tokens.dtype} [${tokens.shape}]`);
+  }
+  if (cfg.blocks.length === 0) throw new Error(`${where}: the config has no blocks`);
+}
+
+/** The mixer input of a block: normalized, then (with `conv`) causally convolved. */
+export function mixerInput(p: BlockParams, h: Tensor, cfg: ModelConfig, opts: { readonly past?: Tensor } = {}): Tensor {
+  const a = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
+  return p.conv ? causalConv(a, p.conv, opts) : a;
+}
+
+/** Adds a block's FFN (pre-norm, residual) to `h`. */
+export function ffnResidual(p: BlockParams, h: Tensor, cfg: ModelConfig, spec: BlockSpec): Tensor {
+  return h.add(applyFfn(p.ffn, ops.rmsNorm(h, { weight: p.norm2, eps: cfg.normEps }), spec.ffn));
+}
+
+/** Logits of the tied head for hidden states `[B, T, width]`. */
+export function logitsOf(params: ModelParams, h: Tensor, cfg: ModelConfig): Tensor {
+  return ops.rmsNorm(h, { weight: params.normf, eps: cfg.normEps }).matmul(params.embed.transpose());
+}
+
+/**
+ * Next-token logits `[B, T, vocab]` for i32 tokens `[B, T]`.
+ *
+ * @example
+ * ```ts
+ * import { block, forward, initModel, modelConfig, randomKey, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
+ * const logits = forward(initModel(randomKey(0), cfg), tensor([[1, 2, 3]], { dtype: "i32" }), cfg);
+ * ```
+ */
+export function forward(params: ModelParams, tokens: Tensor, cfg: ModelConfig): Tensor {
+  checkTokens(tokens, cfg, "forward");
+  let h = params.embed.gather(tokens);
+  cfg.blocks.forEach((spec, i) => {
+    const p = params.blocks[i];
+    h = h.add(MIXERS[spec.attn].apply(p.mixer, mixerInput(p, h, cfg), cfg, spec));
+    h = ffnResidual(p, h, cfg, spec);
+  });
+  return logitsOf(params, h, cfg);
+}
+
+/**
+ * Mean next-token cross entropy of a batch.
+ *
+ * @example
+ * ```ts
+ * import { block, initModel, lossFn, modelConfig, randomKey, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
+ * const batch = { inputs: tensor([[1, 2, 3]], { dtype: "i32" }), targets: tensor([[2, 3, 4]], { dtype: "i32" }) };
+ * const loss = lossFn(initModel(randomKey(0), cfg), batch, cfg);
+ * ```
+ */
+export function lossFn(params: ModelParams, batch: Batch, cfg: ModelConfig): Tensor {
+  if (batch.targets.dtype !== "i32" || batch.targets.shape.join() !== batch.inputs.shape.join()) {
+    throw new Error(
+      `lossFn: targets must be i32 of the inputs' shape [${batch.inputs.shape}], got ${batch.targets.dtype} [${batch.targets.shape}]`,
+    );
+  }
+  return ops.crossEntropy(forward(params, batch.inputs, cfg), batch.targets);
+}

@@ -1,0 +1,136 @@
+// Block and model descriptions: immutable values, validated with errors that name the field.
+
+/** Token mixers: full attention, sliding-window attention, linear attention, the JetBlock. */
+export type MixerKind = "mha" | "swa" | "linear" | "jet";
+/** Channel mixers: SwiGLU, or a GELU-gated MLP. */
+export type FfnKind = "swiglu" | "gated";
+
+/**
+ * One layer's architecture. `window` is required for `swa` (tokens each position may attend to,
+ * itself included) and ignored otherwise; `conv` adds a causal depthwise convolution before the
+ * mixer.
+ */
+export type BlockSpec =
+  | { readonly attn: "mha" | "linear" | "jet"; readonly ffn: FfnKind; readonly conv?: boolean }
+  | { readonly attn: "swa"; readonly window: number; readonly ffn: FfnKind; readonly conv?: boolean };
+
+/** Sizes and per-layer blocks of a model. */
+export interface ModelConfig {
+  /** Vocabulary size (the embedding is tied with the output head). */
+  readonly vocab: number;
+  /** Model width (embedding size). */
+  readonly width: number;
+  /** Query heads of attention mixers; `width` must divide by it. */
+  readonly heads: number;
+  /** Key/value heads (grouped-query attention); divides `heads`. 1 is multi-query. */
+  readonly kvHeads: number;
+  /** Hidden size of the FFNs. */
+  readonly ffnHidden: number;
+  /** One spec per layer. */
+  readonly blocks: readonly BlockSpec[];
+  /** Kernel width of the causal convolutions (block `conv` and the JetBlock's dynamic conv). */
+  readonly convWidth: number;
+  /** RMSNorm epsilon. */
+  readonly normEps: number;
+  /** RoPE base. */
+  readonly ropeTheta: number;
+}
+
+/** Defaults for everything but vocab, width, heads and blocks. */
+export const CONFIG_DEFAULTS = { convWidth: 4, normEps: 1e-6, ropeTheta: 10000 } as const;
+
+/**
+ * A block spec, checked.
+ *
+ * @example
+ * ```ts
+ * import { block } from "./mod.ts";
+ * const layers = [block("mha"), block("swa", { window: 64 }), block("jet", { conv: true })];
+ * ```
+ */
+export function block(
+  attn: MixerKind,
+  opts: { readonly ffn?: FfnKind; readonly conv?: boolean; readonly window?: number } = {},
+): BlockSpec {
+  const ffn = opts.ffn ?? "swiglu", conv = opts.conv ?? false;
+  const spec: BlockSpec = attn === "swa" ? { attn, window: opts.window ?? NaN, ffn, conv } : { attn, ffn, conv };
+  checkBlock(spec, "block");
+  return Object.freeze(spec);
+}
+
+const MIXERS: readonly MixerKind[] = ["mha", "swa", "linear", "jet"];
+const FFNS: readonly FfnKind[] = ["swiglu", "gated"];
+
+function fail(where: string, msg: string): never {
+  throw new Error(`${where}: ${msg}`);
+}
+
+/** Throws unless `spec` is a valid BlockSpec; `where` prefixes the message (e.g. "blocks[2]"). */
+export function checkBlock(spec: unknown, where: string): asserts spec is BlockSpec {
+  if (typeof spec !== "object" || spec === null) fail(where, `expected a block spec object, got ${spec}`);
+  const s = spec as Record<string, unknown>;
+  if (!MIXERS.includes(s.attn as MixerKind)) {
+    fail(where, `attn must be one of ${MIXERS.join(", ")}; got ${JSON.stringify(s.attn)}`);
+  }
+  if (!FFNS.includes(s.ffn as FfnKind)) {
+    fail(where, `ffn must be one of ${FFNS.join(", ")}; got ${JSON.stringify(s.ffn)}`);
+  }
+  if (s.conv !== undefined && typeof s.conv !== "boolean") {
+    fail(where, `conv must be a boolean, got ${JSON.stringify(s.conv)}`);
+  }
+  if (s.attn === "swa" && !(Number.isInteger(s.window) && (s.window as number) >= 1)) {
+    fail(where, `window must be a positive integer for swa, got ${JSON.stringify(s.window)}`);
+  }
+}
+
+/**
+ * A complete, validated, frozen model config; missing optional sizes take `CONFIG_DEFAULTS`, and
+ * `kvHeads` defaults to `heads`, `ffnHidden` to `4 * width`.
+ *
+ * @example
+ * ```ts
+ * import { block, modelConfig } from "./mod.ts";
+ * const cfg = modelConfig({ vocab: 256, width: 64, heads: 4, blocks: [block("mha"), block("jet")] });
+ * ```
+ */
+export function modelConfig(
+  c: Partial<ModelConfig> & Pick<ModelConfig, "vocab" | "width" | "heads" | "blocks">,
+): ModelConfig {
+  const cfg: ModelConfig = {
+    ...CONFIG_DEFAULTS,
+    kvHeads: c.heads,
+    ffnHidden: 4 * c.width,
+    ...c,
+    blocks: Object.freeze((c.blocks ?? []).map((b) => Object.freeze({ ...b }))),
+  };
+  checkConfig(cfg);
+  return Object.freeze(cfg);
+}
+
+/** Throws unless `cfg` is a consistent ModelConfig, naming the field and the allowed values. */
+export function checkConfig(cfg: ModelConfig): void {
+  const where = "modelConfig";
+  const posInt = (name: keyof ModelConfig) => {
+    const v = cfg[name];
+    if (!Number.isInteger(v) || (v as number) < 1) {
+      fail(where, `${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+  };
+  for (const k of ["vocab", "width", "heads", "kvHeads", "ffnHidden", "convWidth"] as const) posInt(k);
+  if (cfg.width % cfg.heads !== 0) fail(where, `heads (${cfg.heads}) must divide width (${cfg.width})`);
+  if (cfg.heads % cfg.kvHeads !== 0) fail(where, `kvHeads (${cfg.kvHeads}) must divide heads (${cfg.heads})`);
+  if ((cfg.width / cfg.heads) % 2 !== 0) {
+    fail(where, `the head size width/heads (${cfg.width / cfg.heads}) must be even for RoPE`);
+  }
+  if (!(cfg.normEps > 0)) fail(where, `normEps must be positive, got ${cfg.normEps}`);
+  if (!(cfg.ropeTheta > 1)) fail(where, `ropeTheta must be greater than 1, got ${cfg.ropeTheta}`);
+  if (!Array.isArray(cfg.blocks) || cfg.blocks.length === 0) {
+    fail(where, "blocks must be a non-empty array of block specs");
+  }
+  cfg.blocks.forEach((b, i) => checkBlock(b, `${where}: blocks[${i}]`));
+}
+
+/** Head size of the attention-like mixers. */
+export function headDim(cfg: ModelConfig): number {
+  return cfg.width / cfg.heads;
+}

@@ -1,0 +1,8 @@
+// PostNAS: the search as a pure fold, its budgets, and the once-for-all supernet it searches.
+
+export * from "./postnas.ts";
+export * from "./budget.ts";
+export * from "./data.ts";
+export * from "./supernet.ts";
+export * from "./objectives.ts";
+export * from "./train.ts";

@@ -1,0 +1,115 @@
+// Objectives for PostNAS: held-out loss and perplexity, retrieval accuracy, and cost terms.
+
+import { readAll, type Tensor, treeLeaves } from "../core/mod.ts";
+import * as ops from "../ops/mod.ts";
+import { type BlockSpec, forward, type ModelConfig, type ModelParams } from "../nn/mod.ts";
+import { totalStateBytes } from "./budget.ts";
+import type { ToyBatch } from "./data.ts";
+import { stableKey } from "./postnas.ts";
+import { extractSubnet, type Supernet } from "./supernet.ts";
+
+/** Held-out quality of a model. */
+export interface Evaluation {
+  /** Mean next-token cross entropy (nats). */
+  readonly loss: number;
+  /** `exp(loss)`. */
+  readonly perplexity: number;
+  /** Fraction of recall answers predicted exactly (NaN when the batches have no answers). */
+  readonly accuracy: number;
+}
+
+/**
+ * Loss, perplexity and retrieval accuracy over batches, read back in one realization.
+ *
+ * @example
+ * ```ts
+ * import { block, evaluateModel, initModel, modelConfig, randomKey, toyBatch } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("mha")] });
+ * const ev = await evaluateModel(initModel(randomKey(0), cfg), cfg, [toyBatch(randomKey(1), { batch: 2, seqLen: 48 })]);
+ * ```
+ */
+export async function evaluateModel(
+  params: ModelParams,
+  cfg: ModelConfig,
+  batches: readonly ToyBatch[],
+): Promise<Evaluation> {
+  if (batches.length === 0) throw new Error("evaluateModel: needs at least one batch");
+  const sums: Tensor[] = [];
+  let tokens = 0;
+  for (const b of batches) {
+    const logits = forward(params, b.inputs, cfg);
+    const hit = ops.argmax(logits).eq(b.targets).cast("f32");
+    sums.push(ops.crossEntropy(logits, b.targets, { reduction: "sum" }), hit.mul(b.answers).sum(), b.answers.sum());
+    tokens += b.inputs.size;
+  }
+  const vals = (await readAll(sums)).map((v) => v[0]);
+  let loss = 0, correct = 0, answers = 0;
+  for (let i = 0; i < vals.length; i += 3) {
+    [loss, correct, answers] = [loss + vals[i], correct + vals[i + 1], answers + vals[i + 2]];
+  }
+  const mean = loss / tokens;
+  return { loss: mean, perplexity: Math.exp(mean), accuracy: answers > 0 ? correct / answers : NaN };
+}
+
+/** Weights of the terms `pathObjective` adds up (lower is better). */
+export interface ObjectiveWeights {
+  /** Weight of the held-out loss (default 1). */
+  readonly loss?: number;
+  /** Weight subtracted per unit of retrieval accuracy (default 0). */
+  readonly accuracy?: number;
+  /** Weight per MiB of decoding state at `context` tokens (default: no state term). */
+  readonly stateMiB?: { readonly weight: number; readonly context: number };
+}
+
+/** An objective over configurations, with every evaluation kept for reports. */
+export interface PathObjective {
+  (config: readonly BlockSpec[]): Promise<number>;
+  /** Metrics of each configuration scored so far, by `stableKey(config)`. */
+  readonly metrics: Map<string, Evaluation>;
+}
+
+/**
+ * The objective of a supernet path on held-out batches:
+ * `loss * w.loss - accuracy * w.accuracy + stateMiB * w.stateMiB.weight`.
+ *
+ * @example
+ * ```ts
+ * import { block, initSupernet, modelConfig, pathObjective, randomKey, toyBatch } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("mha")] });
+ * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
+ * const score = pathObjective(sn, [toyBatch(randomKey(1), { batch: 2, seqLen: 48 })], { accuracy: 1 });
+ * const s = await score([block("jet")]);
+ * ```
+ */
+export function pathObjective(
+  sn: Supernet,
+  batches: readonly ToyBatch[],
+  weights: ObjectiveWeights = {},
+): PathObjective {
+  const metrics = new Map<string, Evaluation>();
+  const f = async (config: readonly BlockSpec[]) => {
+    const { config: cfg, params } = extractSubnet(sn, config);
+    const ev = await evaluateModel(params, cfg, batches);
+    metrics.set(stableKey(config), ev);
+    const acc = Number.isNaN(ev.accuracy) ? 0 : ev.accuracy;
+    let s = (weights.loss ?? 1) * ev.loss - (weights.accuracy ?? 0) * acc;
+    if (weights.stateMiB) {
+      s += weights.stateMiB.weight * totalStateBytes(config, { cfg, context: weights.stateMiB.context }) / 2 ** 20;
+    }
+    return s;
+  };
+  return Object.assign(f, { metrics });
+}
+
+/**
+ * Number of parameters in a pytree.
+ *
+ * @example
+ * ```ts
+ * import { paramCount, zeros } from "../mod.ts";
+ * console.log(paramCount({ w: zeros([3, 4]), b: zeros([4]) })); // 16
+ * ```
+ */
+export function paramCount(tree: unknown): number {
+  return treeLeaves(tree).reduce((n, t) => n + t.size, 0);
+}

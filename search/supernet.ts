@@ -1,0 +1,182 @@
+// The once-for-all supernet: shared embeddings, norms and MLPs, every candidate mixer per layer.
+
+import { type Key, randomBits, splitKey, type Tensor } from "../core/mod.ts";
+import {
+  type BlockParams,
+  type BlockSpec,
+  checkBlock,
+  forward,
+  initBlock,
+  initModel,
+  MIXERS,
+  type ModelConfig,
+  modelConfig,
+  type ModelParams,
+} from "../nn/mod.ts";
+
+/** Mixer params are shared by kinds with the same shapes: mha and swa differ only in their mask. */
+export type MixerSlot = "attention" | "linear" | "jet";
+
+/** The slot whose params a block spec uses. */
+export function slotOf(spec: BlockSpec): MixerSlot {
+  return spec.attn === "mha" || spec.attn === "swa" ? "attention" : spec.attn;
+}
+
+/** One supernet layer: the shared parts and one mixer per slot its candidates use. */
+export interface SupernetLayer {
+  /** RMSNorm weight before the mixer (shared by the candidates). */
+  readonly norm1: Tensor;
+  /** RMSNorm weight before the FFN (shared). */
+  readonly norm2: Tensor;
+  /** The layer's FFN, shared by every candidate (frozen in PostNAS training). */
+  readonly ffn: BlockParams["ffn"];
+  /** Causal conv weights, when some candidate uses `conv`. */
+  readonly conv?: Tensor;
+  /** One mixer's params per slot the layer's candidates use. */
+  // deno-lint-ignore no-explicit-any
+  readonly mixers: { readonly [S in MixerSlot]?: any };
+}
+
+/** Supernet params (a pytree), with the sizes and the candidates they serve. */
+export interface Supernet {
+  /** Sizes (its `blocks` are the model the supernet started from). */
+  readonly config: ModelConfig;
+  /** Candidates per layer. */
+  readonly space: readonly (readonly BlockSpec[])[];
+  /** The params pytree. */
+  readonly params: { readonly embed: Tensor; readonly normf: Tensor; readonly layers: readonly SupernetLayer[] };
+}
+
+/**
+ * A supernet for `space` (candidates per layer) with the sizes of `config`. With `from`, the
+ * embeddings, norms, MLPs, convs and attention weights are inherited from a trained model of the
+ * same sizes (PostNAS starts from a pretrained model); the other mixers start fresh.
+ *
+ * @example
+ * ```ts
+ * import { block, initSupernet, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha"), block("mha")] });
+ * const space = [[block("mha"), block("jet")], [block("mha"), block("swa", { window: 8 }), block("jet")]];
+ * const sn = initSupernet(randomKey(0), cfg, space);
+ * ```
+ */
+export function initSupernet(
+  key: Key,
+  config: ModelConfig,
+  space: readonly (readonly BlockSpec[])[],
+  opts: { readonly from?: ModelParams } = {},
+): Supernet {
+  if (space.length !== config.blocks.length) {
+    throw new Error(`initSupernet: the space has ${space.length} layers but the config has ${config.blocks.length}`);
+  }
+  space.forEach((cands, i) => {
+    if (cands.length === 0) throw new Error(`initSupernet: layer ${i} has no candidates`);
+    cands.forEach((c, j) => checkBlock(c, `initSupernet: space[${i}][${j}]`));
+  });
+  const [kBase, kLayers] = splitKey(key, 2);
+  const base = opts.from ?? initModel(kBase, config);
+  const layerKeys = splitKey(kLayers, space.length);
+  const layers = space.map((cands, i): SupernetLayer => {
+    const inherited = base.blocks[i];
+    const slots = [...new Set(cands.map(slotOf))];
+    const keys = splitKey(layerKeys[i], slots.length + 1);
+    const mixers: { [S in MixerSlot]?: unknown } = {};
+    slots.forEach((slot, j) => {
+      const spec = cands.find((c) => slotOf(c) === slot)!;
+      const fromTrained = opts.from && slotOf(config.blocks[i]) === slot;
+      mixers[slot] = fromTrained ? inherited.mixer : MIXERS[spec.attn].init(keys[j], config, spec);
+    });
+    const wantsConv = cands.some((c) => c.conv);
+    const conv = inherited.conv ??
+      (wantsConv ? initBlock(keys[slots.length], config, { ...cands[0], conv: true }).conv : undefined);
+    const layer = { norm1: inherited.norm1, norm2: inherited.norm2, ffn: inherited.ffn, mixers };
+    return wantsConv ? { ...layer, conv } : layer;
+  });
+  return { config, space, params: { embed: base.embed, normf: base.normf, layers } };
+}
+
+/**
+ * The plain model of one configuration (one candidate per layer), sharing the supernet's tensors.
+ *
+ * @example
+ * ```ts
+ * import { block, extractSubnet, initSupernet, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha")] });
+ * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
+ * const { config, params } = extractSubnet(sn, [block("jet")]);
+ * ```
+ */
+export function extractSubnet(
+  sn: Supernet,
+  choice: readonly BlockSpec[],
+): { config: ModelConfig; params: ModelParams } {
+  if (choice.length !== sn.space.length) {
+    throw new Error(`extractSubnet: the choice has ${choice.length} layers but the supernet has ${sn.space.length}`);
+  }
+  const blocks = choice.map((spec, i): BlockParams => {
+    checkBlock(spec, `extractSubnet: choice[${i}]`);
+    const layer = sn.params.layers[i], mixer = layer.mixers[slotOf(spec)];
+    if (mixer === undefined) throw new Error(`extractSubnet: layer ${i} has no ${spec.attn} candidate`);
+    if (spec.conv && !layer.conv) throw new Error(`extractSubnet: layer ${i} has no candidate with conv`);
+    const p = { norm1: layer.norm1, mixer, norm2: layer.norm2, ffn: layer.ffn };
+    return spec.conv ? { ...p, conv: layer.conv } : p;
+  });
+  const config = modelConfig({ ...sn.config, blocks: choice });
+  return { config, params: { embed: sn.params.embed, blocks, normf: sn.params.normf } };
+}
+
+/**
+ * Writes a subnet's (e.g. trained) params back into the supernet, returning a new supernet.
+ *
+ * @example
+ * ```ts
+ * import { block, extractSubnet, initSupernet, mergeSubnet, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha")] });
+ * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
+ * const same = mergeSubnet(sn, [block("jet")], extractSubnet(sn, [block("jet")]).params);
+ * ```
+ */
+export function mergeSubnet(sn: Supernet, choice: readonly BlockSpec[], params: ModelParams): Supernet {
+  const layers = sn.params.layers.map((layer, i): SupernetLayer => {
+    const b = params.blocks[i], spec = choice[i];
+    const merged = {
+      ...layer,
+      norm1: b.norm1,
+      norm2: b.norm2,
+      ffn: b.ffn,
+      mixers: { ...layer.mixers, [slotOf(spec)]: b.mixer },
+    };
+    return spec.conv ? { ...merged, conv: b.conv } : merged;
+  });
+  return { ...sn, params: { embed: params.embed, normf: params.normf, layers } };
+}
+
+/**
+ * Logits of one path through the supernet: the forward of the extracted subnet.
+ *
+ * @example
+ * ```ts
+ * import { block, forwardPath, initSupernet, modelConfig, randomKey, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha")] });
+ * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
+ * const logits = forwardPath(sn, tensor([[1, 2, 3]], { dtype: "i32" }), [block("jet")]);
+ * ```
+ */
+export function forwardPath(sn: Supernet, tokens: Tensor, path: readonly BlockSpec[]): Tensor {
+  const { config, params } = extractSubnet(sn, path);
+  return forward(params, tokens, config);
+}
+
+/**
+ * A uniformly random path: one candidate per layer, deterministic in the key.
+ *
+ * @example
+ * ```ts
+ * import { block, randomKey, samplePath } from "../mod.ts";
+ * const path = samplePath(randomKey(3), [[block("mha"), block("jet")], [block("jet")]]);
+ * ```
+ */
+export function samplePath<C>(key: Key, space: readonly (readonly C[])[]): C[] {
+  const bits = randomBits(key, space.length);
+  return space.map((cands, i) => cands[bits[i] % cands.length]);
+}
