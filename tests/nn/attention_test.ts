@@ -147,8 +147,8 @@ Deno.test("configs are validated with errors that name the field", async () => {
   await assertThrowsMsg(() => block("swa"), "window must be a positive integer for swa");
   // deno-lint-ignore no-explicit-any
   await assertThrowsMsg(() => block("rnn" as any), "attn must be one of mha, swa, linear, jet");
-  // deno-lint-ignore no-explicit-any
   await assertThrowsMsg(
+    // deno-lint-ignore no-explicit-any
     () => modelConfig({ ...base, blocks: [{ attn: "mha", ffn: "relu" } as any] }),
     "blocks[0]",
     "ffn must be one of swiglu, gated",

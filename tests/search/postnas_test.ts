@@ -147,8 +147,8 @@ Deno.test("bad options and infeasible spaces fail with clear errors", async () =
     () => postnas(space, () => 0, { strategy: "greedy", baseline: ["a"] }),
     "baseline must have one entry per layer (2)",
   );
-  // deno-lint-ignore no-explicit-any
   await assertThrowsMsg(
+    // deno-lint-ignore no-explicit-any
     () => postnas(space, () => 0, { strategy: "random" as any, baseline: ["a", "a"] }),
     'strategy must be "greedy" or "beam"',
   );
