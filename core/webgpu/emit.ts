@@ -1,6 +1,6 @@
 // The WGSL builder: inlines fused expressions per output index, with sizes passed as uniforms.
 
-import type { DType, Shape } from "../shape.ts";
+import { type DType, type Shape, sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import type { StridedView } from "./matmul.ts";
 import { WGSL_RULES } from "./rules.ts";
@@ -14,6 +14,11 @@ export const STORE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i
 const HELPERS: Readonly<Record<string, string>> = {
   jf_tanh: "fn jf_tanh(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }",
   jf_max: "fn jf_max(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }",
+  jf_udiv: `fn jf_udiv(n: u32, d: u32, inv: f32) -> u32 {
+  let q = u32(f32(n) * inv);
+  let r = i32(n) - i32(q * d);
+  return select(select(q, q + 1u, r >= i32(d)), q - 1u, r < 0i);
+}`,
   jf_idiv: "fn jf_idiv(a: i32, b: i32) -> i32 { return select(a / select(b, 1i, b == 0i), 0i, b == 0i); }",
   jf_pow: `fn jf_pow(a: f32, b: f32) -> f32 {
   if (b == 0.0) { return 1.0; }
@@ -120,19 +125,34 @@ export class KernelBuilder {
     return terms.length === 0 ? "0u" : terms.reverse().join(" + ");
   }
 
+  /**
+   * `[n / d, n % d]` for a u32 expression `n < bound`. Integer division by a runtime value is
+   * scalarized (slow) on CPU-backed adapters, so powers of two use shifts and other divisors a
+   * float reciprocal with a one-step correction (exact while `bound <= 2^24`).
+   */
+  divmod(n: string, d: number, bound: number): [string, string] {
+    if (d === 1) return [n, "0u"];
+    if ((d & (d - 1)) === 0) return [`(${n} >> ${this.u(Math.log2(d))})`, `(${n} & ${this.u(d - 1)})`];
+    const dd = this.u(d);
+    const q = bound <= 2 ** 24
+      ? this.let(`${this.helper("jf_udiv")}(${n}, ${dd}, bitcast<f32>(${this.u(scalarBits(1 / d, "f32"))}))`, "q")
+      : this.let(`${n} / ${dd}`, "q");
+    return [q, `(${n} - ${q} * ${dd})`];
+  }
+
   /** Multi-index of a linear position in a contiguous `shape`, bound to lets. */
   unravel(lin: string, shape: Shape): string[] {
-    const out = new Array<string>(shape.length);
-    let stride = 1;
-    for (let j = shape.length - 1; j >= 0; j--) {
-      const d = shape[j];
-      if (d === 1) out[j] = "0u";
-      else {
-        const q = stride === 1 ? lin : `(${lin} / ${this.u(stride)})`;
-        out[j] = this.let(j === 0 ? q : `${q} % ${this.u(d)}`, "i");
-      }
-      stride *= d;
+    const out = new Array<string>(shape.length).fill("0u");
+    const outer = shape.findIndex((d) => d !== 1);
+    let rest = lin, bound = sizeOf(shape);
+    for (let j = shape.length - 1; j > outer && outer >= 0; j--) {
+      if (shape[j] === 1) continue;
+      const [q, r] = this.divmod(rest, shape[j], bound);
+      out[j] = this.let(r, "i");
+      rest = q;
+      bound = Math.ceil(bound / shape[j]);
     }
+    if (outer >= 0) out[outer] = rest === lin ? lin : rest;
     return out;
   }
 

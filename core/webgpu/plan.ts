@@ -67,10 +67,18 @@ export function planKernels(
   const cheap = (t: Tensor): boolean =>
     t._src === null || (VIEWS.has(t._src.op) && !roots.has(t) && cheap(t._src.inputs[0]));
 
+  // A value needed in several places gets a buffer; behind a chain of views (e.g. a causal mask
+  // broadcast over batch and heads) the small value under the views gets it instead.
+  const materialize = (x: Tensor) => {
+    while (x._src !== null && VIEWS.has(x._src.op) && !roots.has(x)) x = x._src.inputs[0];
+    if (x._src !== null) roots.add(x);
+  };
   for (const t of order) {
     const rule = WGSL_RULES[t._src!.op];
     if (rule.kind === "kernel") roots.add(t);
-    else if ((uses.get(t) ?? 0) > 1 && !cheap(t)) roots.add(t);
+    else if ((uses.get(t) ?? 0) > 1 && !cheap(t)) materialize(t);
+    // scatterAdd reads its updates once per output row: computing them inline would repeat that work.
+    if (t._src!.op === "scatterAdd" && !cheap(t._src!.inputs[0])) materialize(t._src!.inputs[0]);
   }
   for (const t of order) {
     if (t._src!.op !== "matmul") continue;

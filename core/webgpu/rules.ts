@@ -229,7 +229,10 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
       const inner = idx.map((i, j) => {
         if (lo[j] === 0 && hi[j] === 0) return i;
         const d = x.shape[j];
-        if (d === 0) return "0u";
+        if (d === 0) {
+          checks.push("false"); // an empty axis: every position is padding (and the input buffer holds no data)
+          return "0u";
+        }
         // Below `lo` the u32 subtraction wraps to a huge value, which both checks reject.
         const shifted = lo[j] === 0 ? i : k.let(`${i} - ${k.u(lo[j])}`, "p");
         checks.push(`${shifted} < ${k.u(d)}`);
