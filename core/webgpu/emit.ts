@@ -57,12 +57,26 @@ export class KernelBuilder {
   lines: string[] = [];
   #memo = new Map<string, string>();
   #names = 0;
+  /** Values computed here rather than read from buffers; several for a fused elementwise group. */
+  readonly roots: readonly Tensor[];
+  /** The roots that are written out (the others are only used inside the kernel). */
+  readonly outputs: readonly Tensor[];
+  /** The first root, for kernels of a single primitive. */
   readonly root: Tensor;
   readonly src: Sources;
+  readonly #rootSet: ReadonlySet<Tensor>;
 
-  constructor(root: Tensor, src: Sources) {
-    this.root = root;
+  constructor(roots: readonly Tensor[], src: Sources, outputs: readonly Tensor[] = roots) {
+    this.roots = roots;
+    this.outputs = outputs;
+    this.root = roots[0];
+    this.#rootSet = new Set(roots);
     this.src = src;
+  }
+
+  /** The storage binding that output `i` is written to. */
+  out(i = 0): string {
+    return this.outputs.length === 1 ? "out" : `out${i}`;
   }
 
   /** A u32 uniform holding `v` (sizes, strides, offsets: kept out of the WGSL text for caching). */
@@ -168,7 +182,7 @@ export class KernelBuilder {
 
   /** The value of `t` at multi-index `idx`, inlining its pending graph down to buffers and constants. */
   value(t: Tensor, idx: readonly string[]): string {
-    if (t !== this.root && this.src.isScalar(t)) {
+    if (!this.#rootSet.has(t) && this.src.isScalar(t)) {
       const key = `${t.id}`;
       let name = this.#memo.get(key);
       if (name === undefined) {
@@ -182,7 +196,7 @@ export class KernelBuilder {
     const hit = this.#memo.get(key);
     if (hit !== undefined) return hit;
     let name: string;
-    if (t !== this.root && this.src.isBuffer(t)) {
+    if (!this.#rootSet.has(t) && this.src.isBuffer(t)) {
       name = this.let(this.fromStore(`${this.bind(t)}[${this.linear(idx, t.shape)}]`, t.dtype));
     } else {
       const src = t._src;
@@ -214,8 +228,12 @@ export class KernelBuilder {
       decl.push("@group(0) @binding(0) var<uniform> P: Params;");
     }
     this.bindings.forEach((b, k) => decl.push(`@group(0) @binding(${k + 1}) var<storage, read> b${k}: ${b.type};`));
-    const outBinding = this.bindings.length + 1;
-    decl.push(`@group(0) @binding(${outBinding}) var<storage, read_write> out: array<${STORE_TYPE[this.root.dtype]}>;`);
+    this.outputs.forEach((r, i) => {
+      const binding = this.bindings.length + 1 + i;
+      decl.push(
+        `@group(0) @binding(${binding}) var<storage, read_write> ${this.out(i)}: array<${STORE_TYPE[r.dtype]}>;`,
+      );
+    });
     decl.push(...this.workgroup);
     for (const h of [...this.helpers].sort()) decl.push(HELPERS[h]);
     return [

@@ -1,7 +1,7 @@
 // Scheduling for WebGPU: which nodes get buffers (kernel roots) and the WGSL of each kernel.
 
 import { schedule } from "../cpu.ts";
-import { type Shape, sizeOf, stridesOf } from "../shape.ts";
+import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { KernelBuilder, scalarBits, type Sources } from "./emit.ts";
 import type { StridedView } from "./matmul.ts";
@@ -14,7 +14,8 @@ export interface KernelPlan {
   /** Uniform words holding scalar leaves' values, to refresh when the plan is reused. */
   readonly scalars: readonly (readonly [number, Tensor])[];
   readonly inputs: readonly Tensor[];
-  readonly output: Tensor;
+  /** What the kernel writes: one tensor, or several of one shape for a fused elementwise group. */
+  readonly outputs: readonly Tensor[];
   readonly threads: number;
   readonly workgroupSize: number;
 }
@@ -76,7 +77,9 @@ export function planKernels(
   for (const t of order) {
     const rule = WGSL_RULES[t._src!.op];
     if (rule.kind === "kernel") roots.add(t);
-    else if ((uses.get(t) ?? 0) > 1 && !cheap(t)) materialize(t);
+    // One-element values (schedules, bias corrections) are recomputed where used: cheaper than a
+    // dispatch, and it keeps the kernels around them fusible.
+    else if ((uses.get(t) ?? 0) > 1 && !cheap(t) && t.size > 1) materialize(t);
     // scatterAdd reads its updates once per output row: computing them inline would repeat that work.
     if (t._src!.op === "scatterAdd" && !cheap(t._src!.inputs[0])) materialize(t._src!.inputs[0]);
   }
@@ -88,34 +91,61 @@ export function planKernels(
       else roots.add(x);
     }
   }
-  limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
+  const deps = limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
 
   const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
   const kernels: KernelPlan[] = [];
-  for (const t of order) {
-    if (!roots.has(t)) continue;
-    const k = new KernelBuilder(t, sources);
-    const rule = WGSL_RULES[t._src!.op];
+  const emit = (group: readonly Tensor[], outputs: readonly Tensor[]) => {
+    const k = new KernelBuilder(group, sources, outputs);
+    const t = group[0], rule = WGSL_RULES[t._src!.op];
     // deno-lint-ignore no-explicit-any
-    const body = rule.kind === "kernel" ? rule.build(k, t, t._src!.params as any) : elementwise(k, t);
+    const body = rule.kind === "kernel" ? rule.build(k, t, t._src!.params as any) : elementwise(k);
     kernels.push({
       wgsl: k.source(body.body, body.workgroupSize),
       uniforms: k.uniforms,
       scalars: k.scalars,
       inputs: k.bindings.map((b) => b.tensor),
-      output: t,
+      outputs,
       threads: body.threads,
       workgroupSize: body.workgroupSize,
     });
+  };
+  // Consecutive elementwise roots of one shape share a kernel (e.g. AdamW's new moments and param):
+  // one dispatch, and values they share are computed once.
+  const groups: Tensor[][] = [];
+  const isMap = (t: Tensor) => WGSL_RULES[t._src!.op].kind !== "kernel";
+  const fits = (g: readonly Tensor[]) => {
+    const reads = new Set(g.flatMap((r) => [...deps.get(r)!]).filter((x) => !g.includes(x)));
+    return reads.size + g.length <= maxBuffers;
+  };
+  for (const t of order) {
+    if (!roots.has(t)) continue;
+    const last = groups[groups.length - 1];
+    const joins = last !== undefined && isMap(t) && isMap(last[0]) && sameShape(last[0].shape, t.shape) &&
+      fits([...last, t]);
+    if (joins) last.push(t);
+    else groups.push([t]);
+  }
+  // A group member is written out only if it is a target or another kernel reads it.
+  const targetSet = new Set(targets);
+  const readBy = new Map<Tensor, Set<number>>();
+  groups.forEach((g, gi) => {
+    for (const r of g) {
+      for (const x of deps.get(r)!) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
+    }
+  });
+  for (const g of groups) {
+    const outputs = g.filter((r) => targetSet.has(r) || readBy.has(r));
+    if (outputs.length > 0) emit(g, outputs);
   }
   return kernels;
 }
 
-function elementwise(k: KernelBuilder, t: Tensor): KernelBody {
-  const n = sizeOf(t.shape);
+function elementwise(k: KernelBuilder): KernelBody {
+  const n = sizeOf(k.root.shape);
   k.lines.push(`if (tid >= ${k.u(n)}) { return; }`);
-  const v = k.value(t, k.unravel("tid", t.shape));
-  k.lines.push(`out[tid] = ${k.toStore(v, t.dtype)};`);
+  const idx = k.unravel("tid", k.root.shape);
+  k.outputs.forEach((t, i) => k.lines.push(`${k.out(i)}[tid] = ${k.toStore(k.value(t, idx), t.dtype)};`));
   return { body: k.lines, threads: n, workgroupSize: 64 };
 }
 
@@ -127,7 +157,7 @@ function limitBindings(
   isBuffer: (t: Tensor) => boolean,
   isScalar: (t: Tensor) => boolean,
   maxInputs: number,
-): void {
+): Map<Tensor, Set<Tensor>> {
   const deps = new Map<Tensor, Set<Tensor>>();
   const depsOf = (x: Tensor): Set<Tensor> =>
     isScalar(x) ? new Set() : isBuffer(x) ? new Set([x]) : deps.get(x) ?? new Set([x]);
@@ -150,13 +180,15 @@ function limitBindings(
       roots.add(inputs[worst]);
     }
   }
+  return deps;
+  return deps;
 }
 
 // A plan with tensors replaced by their positions: pending nodes in schedule order (>= 0) and leaves
 // in first-use order (< 0, as ~index), so one compiled plan serves every graph of the same structure.
-interface CachedKernel extends Omit<KernelPlan, "inputs" | "output" | "scalars"> {
+interface CachedKernel extends Omit<KernelPlan, "inputs" | "outputs" | "scalars"> {
   readonly inputs: readonly number[];
-  readonly output: number;
+  readonly outputs: readonly number[];
   readonly scalars: readonly (readonly [number, number])[];
 }
 
@@ -196,7 +228,7 @@ export function planCached(targets: readonly Tensor[], maxBuffers: number): Kern
       const uniforms = [...c.uniforms];
       const scalars = c.scalars.map(([w, i]) => [w, at(i)] as const);
       for (const [w, t] of scalars) uniforms[w] = scalarBits(t._data![0], t.dtype);
-      return { ...c, uniforms, scalars, inputs: c.inputs.map(at), output: at(c.output) };
+      return { ...c, uniforms, scalars, inputs: c.inputs.map(at), outputs: c.outputs.map(at) };
     });
   }
   const kernels = planKernels(targets, maxBuffers, order);
@@ -206,7 +238,7 @@ export function planCached(targets: readonly Tensor[], maxBuffers: number): Kern
   const compiled = kernels.map((k) => ({
     ...k,
     inputs: k.inputs.map((t) => index.get(t)!),
-    output: index.get(k.output)!,
+    outputs: k.outputs.map((t) => index.get(t)!),
     scalars: k.scalars.map(([w, t]) => [w, index.get(t)!] as const),
   }));
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);

@@ -59,7 +59,7 @@ export class WebGpuRunner {
   #pipeline(k: KernelPlan): GPUComputePipeline {
     let p = this.#pipelines.get(k.wgsl);
     if (p === undefined) {
-      const what = `the kernel for ${k.output._src!.op} [${k.output.shape}]`;
+      const what = `the kernel for ${k.outputs.map((t) => `${t._src!.op} [${t.shape}]`).join(", ")}`;
       p = scoped(this.gpu, what, () => {
         const module = this.gpu.device.createShaderModule({ code: k.wgsl });
         liveStats.shaderModules++;
@@ -91,11 +91,13 @@ export class WebGpuRunner {
   }
 
   #checkSize(k: KernelPlan): void {
-    for (const t of [k.output, ...k.inputs]) {
+    for (const t of [...k.outputs, ...k.inputs]) {
       if (bytesOf(t) > this.gpu.maxBindingSize) {
         const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
         throw new Error(
-          `webgpu: ${k.output._src!.op} [${k.output.shape}] needs a ${mb(bytesOf(t))} buffer for [${t.shape}], ` +
+          `webgpu: ${k.outputs[0]._src!.op} [${k.outputs[0].shape}] needs a ${
+            mb(bytesOf(t))
+          } buffer for [${t.shape}], ` +
             `above this adapter's ${mb(this.gpu.maxBindingSize)} binding limit; split the work or use the CPU backend`,
         );
       }
@@ -120,15 +122,18 @@ export class WebGpuRunner {
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     kernels.forEach((k, i) => {
-      const out = this.pool.acquire(bytesOf(k.output));
-      bufs.set(k.output, out);
+      const outs = k.outputs.map((t) => {
+        const buf = this.pool.acquire(bytesOf(t));
+        bufs.set(t, buf);
+        return buf;
+      });
       if (k.threads > 0) {
         const pipe = this.#pipeline(k);
         const entries: GPUBindGroupEntry[] = k.inputs.map((x, j) => ({
           binding: j + 1,
           resource: { buffer: x._src === null ? this.buffer(x) : bufs.get(x)! },
         }));
-        entries.push({ binding: k.inputs.length + 1, resource: { buffer: out } });
+        outs.forEach((buffer, j) => entries.push({ binding: k.inputs.length + 1 + j, resource: { buffer } }));
         if (k.uniforms.length > 0) {
           const size = Math.ceil(k.uniforms.length / 4) * 16;
           entries.push({ binding: 0, resource: { buffer: uniform!, offset: offsets[i], size } });

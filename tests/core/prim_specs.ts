@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { type DType, ops, type Shape, type Tensor, tensor } from "../../mod.ts";
 import type { Prim } from "../../core/prim.ts";
-// scatterAdd has no method of its own (it is gather's vjp); apply it the way that vjp does.
+// scatterAdd (gather's vjp) and iota (behind arange) have no public form of their own; apply them directly.
 import { apply } from "../../core/tensor.ts";
 
 /** Plain host data: f32 values are exactly representable in float32, bool values are 0 or 1. */
@@ -254,7 +254,7 @@ function binary(name: Binary, def: BinaryDef): PrimSpec {
   });
 }
 
-/** Options of sum and max as the tests write them: undefined (all axes), one axis, or a list. */
+/** Options of sum, max and logsumexp as the tests write them: undefined (all axes), one axis, or a list. */
 interface ReduceParams {
   readonly axis?: number | readonly number[];
   readonly keepdims: boolean;
@@ -328,9 +328,9 @@ export const PRIM_SPECS: SpecTable = {
     // For finite differences the left operand sits on multiples of 0.5 and the right one between them,
     // so the operands differ by at least 0.15 and no step crosses the kink.
     values: (dtype, side, forGrad) =>
-      !forGrad ? tying(dtype) : fc.tuple(integer(-6, 6), real(-0.05, 0.05)).map(([k, j]) =>
-        Math.fround(k * 0.5 + side * 0.25 + j)
-      ),
+      !forGrad
+        ? tying(dtype)
+        : fc.tuple(integer(-6, 6), real(-0.05, 0.05)).map(([k, j]) => Math.fround(k * 0.5 + side * 0.25 + j)),
     f: (x, y) => (x > y ? x : y),
     domain: "ties in value checks; operands at least 0.15 apart for finite differences",
   }),
@@ -622,7 +622,7 @@ export const PRIM_SPECS: SpecTable = {
       const shape = d.shape(1, 3, !forGrad), [axis] = d.axis(shape.length);
       return [[], { shape, axis, dtype: d.pick(["f32", "i32"] as const) }];
     },
-    // Only arange reaches iota publicly, and only in 1-D; apply it directly, as arange does.
+    // Only arange reaches iota publicly, and only in 1-D.
     build: (p) => apply("iota", [], p),
     reference: (p) => tabulate(p.shape, p.dtype, (idx) => idx[p.axis]),
     differentiable: [],

@@ -11,16 +11,15 @@ import { Draw, PRIM_NAMES, PRIM_SPECS, real, sizeOf, toTensor } from "./prim_spe
 // sum, matmul, scatterAdd, cumsum and the fused rules accumulate in float64) and rounds once when it
 // stores, so on the f32 backend each element lies within half an f32 ulp (2^-24 relative) of the exact
 // result; the reference itself differs from exact only by float64 rounding (~1e-16 relative to the
-// terms). rtol 2^-22 (4 half-ulps, 2.4e-7) leaves headroom for that yet still catches a float32
-// accumulator, whose error grows with the number of terms (up to 343 here). atol 1e-10 only matters
-// for results that cancel to ~0. On the f64 backend only the summation order can differ from the
-// reference. bool and i32 results are exact.
+// terms). rtol 2^-22 (4 half-ulps, 2.4e-7) leaves headroom for that and no more, so an f32 rule that
+// rounds twice fails. atol 1e-10 only matters for results that cancel to ~0. On the f64 backend only
+// the summation order can differ from the reference. bool and i32 results are exact.
 const TOL = { f32: { rtol: 2 ** -22, atol: 1e-10 }, f64: { rtol: 1e-12, atol: 1e-12 } } as const;
 const EXACT = { rtol: 0, atol: 0 };
 // Central differences in float64 with eps 1e-5 err by ~eps^2 * f''' / 6 (~1e-10 relative on the
 // generators' domains) plus ~1e-16 / eps rounding; checkGradFD's f32-stored step adds 2.5e-8.
 const FD = { rtol: 1e-6, atol: 1e-8 };
-const RUNS = 30, GRAD_RUNS = 12;
+const RUNS = 40, GRAD_RUNS = 15;
 
 function assertShape(t: Tensor, shape: readonly number[], dtype: string, msg: string): void {
   if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
@@ -284,12 +283,21 @@ Deno.test("a Hessian-vector product of |A x|^2 / 2 is A^T A v", async () => {
   assertClose(await values(hv), want, D2);
 });
 
+Deno.test("a Hessian-vector product of logsumexp is p v - p (p . v), p = softmax(x)", async () => {
+  useF64();
+  const x = randomValues(6, 21).map((v) => Math.fround(3 * v)), v = randomValues(6, 22).map(Math.fround);
+  const hv = grad((y: Tensor) => grad((z: Tensor) => ops.logsumexp(z))(y).mul(tensor(v)).sum())(tensor(x));
+  const m = Math.max(...x), e = x.map((xi) => Math.exp(xi - m)), s = e.reduce((a, b) => a + b, 0);
+  const p = e.map((ei) => ei / s), pv = p.reduce((acc, pi, i) => acc + pi * v[i], 0);
+  assertClose(await values(hv), p.map((pi, i) => pi * v[i] - pi * pv), D2);
+});
+
 Deno.test("ties split the gradient evenly between maximum's operands and among max's winners", async () => {
   useF64();
   const x = tensor([1, -2, 3]), y = tensor([1, 0, 3]);
   assertClose(await values(grad((x: Tensor) => x.maximum(x).sum())(x)), [1, 1, 1], EXACT);
   const [dx, dy] = grad((x: Tensor, y: Tensor) => x.maximum(y).sum(), { argnums: [0, 1] })(x, y);
-  assertClose(await values(dx), [0.5, 0, 0.5], EXACT, );
+  assertClose(await values(dx), [0.5, 0, 0.5], EXACT);
   assertClose(await values(dy), [0.5, 1, 0.5], EXACT);
   assertClose(await values(grad((x: Tensor) => x.max())(tensor([1, 3, 3, -4]))), [0, 0.5, 0.5, 0], EXACT);
   const rows = grad((x: Tensor) => x.max({ axis: 1 }).mul(tensor([1, 2])).sum())(tensor([[2, 2, 1], [0, 5, 4]]));

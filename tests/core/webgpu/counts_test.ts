@@ -150,3 +150,25 @@ gpuTest("graphs that differ only in scalar constants reuse one program and keep 
   assertClose(first, await f(2).data(), { rtol: 1e-5, atol: 1e-6 });
   assertClose(second, await f(3).data(), { rtol: 1e-5, atol: 1e-6 });
 });
+
+gpuTest("an AdamW update writes each leaf's param and moments from one kernel", async () => {
+  const { adamw } = await import("../../../mod.ts");
+  await setBackend("webgpu");
+  const p = { a: normal(randomKey(50), [8, 8]), b: normal(randomKey(51), [16]), c: normal(randomKey(52), [3, 5]) };
+  const g = { a: normal(randomKey(53), [8, 8]), b: normal(randomKey(54), [16]), c: normal(randomKey(55), [3, 5]) };
+  const opt = adamw({ lr: 0.01 });
+  const s0 = opt.init(p);
+  await realize(treeLeaves([p, g, s0]));
+  resetStats();
+  const { params, state } = opt.update(g, s0, p);
+  await realize(treeLeaves([params, state]));
+  const leaves = 3;
+  // One kernel per leaf (param, first and second moment together) and one for the step count.
+  if (stats().dispatches !== leaves + 1) {
+    throw new Error(`expected ${leaves + 1} dispatches, got ${stats().dispatches}`);
+  }
+  const gpu = await readAll(treeLeaves([params, state]));
+  await setBackend("cpu");
+  const cpu = await readAll(treeLeaves(opt.update(g, s0, p)));
+  gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-5, atol: 1e-6, msg: `leaf ${i}` }));
+});
