@@ -8,15 +8,21 @@ import { headDim, type ModelConfig } from "./spec.ts";
 
 /** Linear attention params: query, key, value and output projections. */
 export interface LinearAttentionParams {
+  /** Query projection `[width, width]`. */
   readonly wq: Tensor;
+  /** Key projection `[width, width]`. */
   readonly wk: Tensor;
+  /** Value projection `[width, width]`. */
   readonly wv: Tensor;
+  /** Output projection `[width, width]`. */
   readonly wo: Tensor;
 }
 
 /** The recurrent state after a prefix: `S = sum phi(k) v^T` `[B, H, K, V]` and `z = sum phi(k)` `[B, H, K]`. */
 export interface LinearAttentionState {
+  /** `sum_s phi(k_s) v_s^T`, `[B, H, K, V]`. */
   readonly S: Tensor;
+  /** `sum_s phi(k_s)`, `[B, H, K]`. */
   readonly z: Tensor;
 }
 

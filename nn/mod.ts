@@ -10,3 +10,6 @@ export * from "./optim.ts";
 export * from "./checkpoint.ts";
 export { MIXERS } from "./mixers.ts";
 export * from "./train.ts";
+export * from "./linear_attention.ts";
+export * from "./jet.ts";
+export * from "./delta_rule.ts";

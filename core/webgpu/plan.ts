@@ -181,7 +181,6 @@ function limitBindings(
     }
   }
   return deps;
-  return deps;
 }
 
 // A plan with tensors replaced by their positions: pending nodes in schedule order (>= 0) and leaves

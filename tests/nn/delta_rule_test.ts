@@ -1,8 +1,9 @@
 // The gated delta rule: the scan against plain float64 loops, the chunked form against the scan, vjps.
 
-import { normal, ops, randomKey, type Tensor, tensor, uniform } from "../../mod.ts";
+import { grad, normal, ops, randomKey, type Tensor, tensor, uniform } from "../../mod.ts";
 import { gatedDeltaRule, gatedDeltaRuleChunked, unitLowerInverse } from "../../nn/delta_rule.ts";
 import { assertClose, assertThrowsMsg, checkGradFD, values } from "../helpers.ts";
+import { gpuTest, onBoth } from "../core/webgpu/gpu.ts";
 import { inF64 } from "./mixer_checks.ts";
 
 interface Inputs {
@@ -140,4 +141,17 @@ Deno.test("mismatched shapes and bad chunk sizes are named in the error", async 
     "[1, 2, 3, 2]",
   );
   await assertThrowsMsg(() => gatedDeltaRuleChunked(x.q, x.k, x.v, x.g, x.beta, { chunkSize: 0 }), "chunkSize", "0");
+});
+
+gpuTest("the scan and the chunked delta rule agree between WebGPU and the CPU, values and gradients", async () => {
+  // 40 scan steps concatenate 40 outputs: more buffers than one kernel may bind on most adapters.
+  const x = inputs(1, 2, 40, 4, 3, 7);
+  const ro = normal(randomKey(92), [1, 2, 40, 3]);
+  const { gpu, cpu } = await onBoth(() => {
+    const scan = gatedDeltaRule(x.q, x.k, x.v, x.g, x.beta, { initialState: x.s0 });
+    const loss = (q: Tensor, v: Tensor, s0: Tensor) =>
+      gatedDeltaRuleChunked(q, x.k, v, x.g, x.beta, { initialState: s0, chunkSize: 16 }).out.mul(ro).sum();
+    return [scan.out, scan.state, ...grad(loss, { argnums: [0, 1, 2] })(x.q, x.v, x.s0)];
+  });
+  gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-3, atol: 1e-5, msg: `output ${i}` }));
 });

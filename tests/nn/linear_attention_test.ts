@@ -17,7 +17,9 @@ import {
 // x [T, D] row-major times w [D, N].
 function matmul(x: number[], w: number[], T: number, D: number, N: number): number[] {
   const out = new Array(T * N).fill(0);
-  for (let t = 0; t < T; t++) for (let d = 0; d < D; d++) for (let n = 0; n < N; n++) out[t * N + n] += x[t * D + d] * w[d * N + n];
+  for (let t = 0; t < T; t++) {
+    for (let d = 0; d < D; d++) for (let n = 0; n < N; n++) out[t * N + n] += x[t * D + d] * w[d * N + n];
+  }
   return out;
 }
 

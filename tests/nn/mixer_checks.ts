@@ -31,6 +31,16 @@ export async function inF64(fn: () => Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * Fresh params with every leaf nudged by N(0, 0.2^2): zero-initialized parts (a dynamic conv's
+ * generator output layer, which makes the conv the identity) would otherwise hide their mistakes.
+ */
+// deno-lint-ignore no-explicit-any
+export function perturbedParams(mixer: AnyMixer, cfg: ModelConfig, seed: number): any {
+  const [leaves, def] = treeFlatten(mixer.init(randomKey(seed), cfg, cfg.blocks[0]));
+  return treeUnflatten(def, leaves.map((l, i) => l.add(normal(randomKey(seed + 100 + i), l.shape, { std: 0.2 }))));
+}
+
 /** A small config whose only block is `spec`. */
 export function tinyConfig(spec: BlockSpec, sizes: { width?: number; heads?: number } = {}): ModelConfig {
   return modelConfig({ vocab: 16, width: sizes.width ?? 8, heads: sizes.heads ?? 2, ffnHidden: 16, blocks: [spec] });
@@ -48,7 +58,7 @@ export async function checkStepMatchesApply(
 ): Promise<void> {
   const { prompt: P, total: T, seed = 1, atol = 3e-5 } = opts;
   const spec = cfg.blocks[0], D = cfg.width, W = cfg.convWidth, B = 2;
-  const p = mixer.init(randomKey(seed), cfg, spec);
+  const p = perturbedParams(mixer, cfg, seed);
   const x = normal(randomKey(seed + 1), [B, T, D]);
   const w = opts.conv ? normal(randomKey(seed + 2), [D, W], { std: 0.6 }) : null;
   const input = (t0: number, t1: number) => {
@@ -77,7 +87,7 @@ export async function checkCausal(
 ): Promise<void> {
   const { T, seed = 3 } = opts;
   const spec = cfg.blocks[0], D = cfg.width;
-  const p = mixer.init(randomKey(seed), cfg, spec);
+  const p = perturbedParams(mixer, cfg, seed);
   const x = normal(randomKey(seed + 1), [1, T, D]), other = normal(randomKey(seed + 2), [1, T, D]).mul(3);
   const base = await values(mixer.apply(p, x, cfg, spec));
   for (let t = 0; t < T - 1; t++) {
@@ -91,16 +101,14 @@ export async function checkCausal(
 }
 
 /**
- * The vjp of `apply` with respect to the input and every param matches finite differences (float64).
- * Params are perturbed first so zero-initialized ones (like a generator's last layer) carry gradient.
+ * The vjp of `apply` with respect to the input and every (perturbed) param matches finite
+ * differences (float64).
  */
 export async function checkMixerGradFD(mixer: AnyMixer, cfg: ModelConfig, opts: { T: number; seed?: number }) {
   const { T, seed = 5 } = opts;
   const spec = cfg.blocks[0];
   await inF64(async () => {
-    const p0 = mixer.init(randomKey(seed), cfg, spec);
-    const [leaves0, def] = treeFlatten(p0);
-    const leaves = leaves0.map((l, i) => l.add(normal(randomKey(seed + 10 + i), l.shape, { std: 0.2 })));
+    const [leaves, def] = treeFlatten(perturbedParams(mixer, cfg, seed));
     const x = normal(randomKey(seed + 1), [2, T, cfg.width]);
     const r = normal(randomKey(seed + 2), [2, T, cfg.width]);
     const f = (xi: Tensor, ...ls: Tensor[]) => mixer.apply(treeUnflatten(def, ls), xi, cfg, spec).mul(r).sum();
