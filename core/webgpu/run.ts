@@ -30,6 +30,7 @@ export class WebGpuRunner {
 
   /** Gives `t` ownership of `buf` until it is disposed or collected. */
   #own(t: Tensor, buf: GPUBuffer): void {
+    if (t._gpu !== null) throw new Error(`webgpu: tensor of shape [${t.shape}] already owns a buffer`);
     t._gpu = buf;
     this.#registry.register(t, buf, t);
     t._release = () => {
@@ -107,7 +108,7 @@ export class WebGpuRunner {
   /** Computes the pending targets in one submit; with `read`, also copies every target back. */
   async run(targets: readonly Tensor[], read: boolean): Promise<HostArray[]> {
     checkHealth(this.gpu);
-    const pending = targets.filter((t) => t._src !== null);
+    const pending = [...new Set(targets.filter((t) => t._src !== null))];
     const kernels = pending.length > 0 ? planCached(pending, this.gpu.maxStorageBuffers) : [];
     if (kernels.length === 0 && !read) return [];
     for (const k of kernels) this.#checkSize(k);

@@ -172,3 +172,18 @@ gpuTest("an AdamW update writes each leaf's param and moments from one kernel", 
   const cpu = await readAll(treeLeaves(opt.update(g, s0, p)));
   gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-5, atol: 1e-6, msg: `leaf ${i}` }));
 });
+
+gpuTest("reading the same tensor twice in one call realizes it once and gives it one buffer", async () => {
+  await setBackend("webgpu");
+  const x = normal(randomKey(60), [5, 5]);
+  await realize([x]);
+  const before = stats().bytesInUse;
+  const y = x.exp().add(1);
+  const [a, b] = await readAll([y, y]);
+  assertClose(a, b, { rtol: 0, atol: 0 });
+  const grown = stats().bytesInUse - before;
+  y.dispose();
+  if (stats().bytesInUse !== before || grown <= 0) {
+    throw new Error(`one buffer expected: grew ${grown}, left ${stats().bytesInUse - before}`);
+  }
+});

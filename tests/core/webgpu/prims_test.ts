@@ -41,7 +41,7 @@ for (const name of PRIM_NAMES) {
         const { gpu, cpu } = await onBoth(make);
         gpu.forEach((g, i) => assertClose(g, cpu[i], { ...TOL, msg: `${name} grad ${i} ${JSON.stringify(c.params)}` }));
       }),
-      { numRuns: 6 },
+      { numRuns: Number(Deno.env.get("RUNS") ?? 6) },
     );
   });
 }
