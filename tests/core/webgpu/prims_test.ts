@@ -18,7 +18,7 @@ for (const name of PRIM_NAMES) {
         const { gpu, cpu } = await onBoth(() => [c.build(...c.inputs.map(toTensor))]);
         assertClose(gpu[0], cpu[0], { ...TOL, msg: `${name} ${JSON.stringify(c.params)}` });
       }),
-      { numRuns: 12 },
+      { numRuns: Number(Deno.env.get("RUNS") ?? 12) },
     );
   });
   if (spec.differentiable.length === 0) continue;
