@@ -11,18 +11,11 @@ import {
   checkOverfits,
   checkStateBytes,
   checkStepMatchesApply,
+  hostMatmul,
   inF64,
   tinyConfig,
 } from "./mixer_checks.ts";
 
-// x [T, D] row-major times w [D, N].
-function matmul(x: number[], w: number[], T: number, D: number, N: number): number[] {
-  const out = new Array(T * N).fill(0);
-  for (let t = 0; t < T; t++) {
-    for (let d = 0; d < D; d++) for (let n = 0; n < N; n++) out[t * N + n] += x[t * D + d] * w[d * N + n];
-  }
-  return out;
-}
 const sigmoid = (a: number) => 1 / (1 + Math.exp(-a)), silu = (a: number) => a * sigmoid(a);
 const softplus = (a: number) => Math.log1p(Math.exp(a));
 
@@ -48,9 +41,9 @@ Deno.test("jet: apply equals the JetBlock's equations written as plain float64 l
     const [xs, wq, wk, wv, wb, wa, aLog, dtBias, w1, w2, b2, norm, wg, wo] = r;
     const head = (a: number[], t: number, h: number) => a.slice(t * D + h * E, t * D + h * E + E);
     const unit = (a: number[]) => a.map((ai) => ai / Math.sqrt(a.reduce((s, b) => s + b * b, 0) + 1e-6));
-    const [q, k, vr, gate] = [wq, wk, wv, wg].map((w) => matmul(xs, w, T, D, D));
-    const hid = matmul(xs, w1, T, D, G).map(silu),
-      kern = matmul(hid, w2, T, G, D * W).map((a, i) => a + b2[i % (D * W)]);
+    const [q, k, vr, gate] = [wq, wk, wv, wg].map((w) => hostMatmul(xs, w, T, D, D));
+    const hid = hostMatmul(xs, w1, T, D, G).map(silu),
+      kern = hostMatmul(hid, w2, T, G, D * W).map((a, i) => a + b2[i % (D * W)]);
     const v = vr.map((_, i) => {
       const t = Math.floor(i / D), c = i % D;
       let y = 0;
@@ -59,7 +52,7 @@ Deno.test("jet: apply equals the JetBlock's equations written as plain float64 l
       }
       return silu(y);
     });
-    const beta = matmul(xs, wb, T, D, H).map(sigmoid), ga = matmul(xs, wa, T, D, H);
+    const beta = hostMatmul(xs, wb, T, D, H).map(sigmoid), ga = hostMatmul(xs, wa, T, D, H);
     const o = new Array(T * D).fill(0);
     for (let h = 0; h < H; h++) {
       const S = Array.from({ length: E }, () => new Array(E).fill(0));
@@ -74,7 +67,7 @@ Deno.test("jet: apply equals the JetBlock's equations written as plain float64 l
         ot.forEach((a, j) => (o[t * D + h * E + j] = (a / rms) * norm[j] * silu(gate[t * D + h * E + j])));
       }
     }
-    assertClose(got, matmul(o, wo, T, D, D), { atol: 1e-10, rtol: 1e-8 });
+    assertClose(got, hostMatmul(o, wo, T, D, D), { atol: 1e-10, rtol: 1e-8 });
   });
 });
 

@@ -10,18 +10,10 @@ import {
   checkOverfits,
   checkStateBytes,
   checkStepMatchesApply,
+  hostMatmul,
   inF64,
   tinyConfig,
 } from "./mixer_checks.ts";
-
-// x [T, D] row-major times w [D, N].
-function matmul(x: number[], w: number[], T: number, D: number, N: number): number[] {
-  const out = new Array(T * N).fill(0);
-  for (let t = 0; t < T; t++) {
-    for (let d = 0; d < D; d++) for (let n = 0; n < N; n++) out[t * N + n] += x[t * D + d] * w[d * N + n];
-  }
-  return out;
-}
 
 const phi = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
 
@@ -33,7 +25,7 @@ Deno.test("linear attention equals its recurrence o_t = phi(q)^T S_t / (phi(q)^T
     const x = normal(randomKey(2), [1, T, D]);
     const got = await values(linearAttention.apply(p, x, cfg, spec));
     const [xs, wq, wk, wv, wo] = await Promise.all([x, p.wq, p.wk, p.wv, p.wo].map(values));
-    const [q, k, v] = [wq, wk, wv].map((w) => matmul(xs, w, T, D, D));
+    const [q, k, v] = [wq, wk, wv].map((w) => hostMatmul(xs, w, T, D, D));
     const o = new Array(T * D).fill(0);
     for (let h = 0; h < H; h++) {
       const S = Array.from({ length: E }, () => new Array(E).fill(0)), z = new Array(E).fill(0);
@@ -47,7 +39,7 @@ Deno.test("linear attention equals its recurrence o_t = phi(q)^T S_t / (phi(q)^T
         for (let j = 0; j < E; j++) o[t * D + h * E + j] = S.reduce((s, row, i) => s + phi(at(q, i)) * row[j], 0) / den;
       }
     }
-    assertClose(got, matmul(o, wo, T, D, D), { atol: 1e-12, rtol: 1e-10 });
+    assertClose(got, hostMatmul(o, wo, T, D, D), { atol: 1e-12, rtol: 1e-10 });
   });
 });
 

@@ -156,3 +156,12 @@ export async function checkOverfits(kind: MixerKind, opts: { steps?: number; lr?
   const last = (await values(loss(params)))[0];
   if (!(last < first / 2)) throw new Error(`${kind}: loss went from ${first} to ${last}, not below half`);
 }
+
+/** x [T, D] row-major times w [D, N], in plain float64 loops. */
+export function hostMatmul(x: number[], w: number[], T: number, D: number, N: number): number[] {
+  const out = new Array(T * N).fill(0);
+  for (let t = 0; t < T; t++) {
+    for (let d = 0; d < D; d++) for (let n = 0; n < N; n++) out[t * N + n] += x[t * D + d] * w[d * N + n];
+  }
+  return out;
+}
