@@ -110,6 +110,11 @@ export class KernelBuilder {
     return `${prefix}${this.#names++}`;
   }
 
+  /** Declares that `t` at multi-index `idx` is the WGSL expression `expr` (e.g. a matmul accumulator). */
+  provide(t: Tensor, idx: readonly string[], expr: string): void {
+    this.#memo.set(`${t.id}@${idx.join(",")}`, expr);
+  }
+
   /** Emits `fn` into a nested block: values computed inside are not reused outside it. */
   block(fn: () => void): string[] {
     const [lines, memo] = [this.lines, this.#memo];

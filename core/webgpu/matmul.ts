@@ -3,7 +3,7 @@
 
 import { sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
-import type { KernelBuilder } from "./emit.ts";
+import { type KernelBuilder, nest } from "./emit.ts";
 import type { KernelBody } from "./rules.ts";
 
 /** Rows of the output tile each thread computes (the FMAs-per-load lever). */
@@ -108,12 +108,19 @@ export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
 
   const n = k.u(N);
   const outRow = k.let(`(${z} * ${k.u(M)} + ${row0}) * ${n} + ${col0}`, "o");
+  // With an epilogue, the elementwise consumer is evaluated here with this tile's sums as its input.
+  const epilogue = k.outputs[0] !== out ? k.outputs[0] : null;
   for (let i = 0; i < TM; i++) {
-    const stores = [0, 1, 2, 3].map((c) => {
-      const store = `out[${outRow} + ${i}u * ${n} + ${c}u] = acc${i}[${c}];`;
-      return N % 4 === 0 ? store : `if (${col0} + ${c}u < ${n}) { ${store} }`;
+    const stores = [0, 1, 2, 3].flatMap((c) => {
+      const at = `${outRow} + ${i}u * ${n} + ${c}u`;
+      const store = epilogue === null ? [`out[${at}] = acc${i}[${c}];`] : k.block(() => {
+        const idx = [...zIdx, `(${row0} + ${i}u)`, `(${col0} + ${c}u)`];
+        k.provide(out, idx, `acc${i}[${c}]`);
+        k.lines.push(`out[${at}] = ${k.toStore(k.value(epilogue, idx), epilogue.dtype)};`);
+      });
+      return N % 4 === 0 ? store : nest(`if (${col0} + ${c}u < ${n}) {`, store);
     });
-    k.lines.push(`if (${row0} + ${i}u < ${k.u(M)}) {`, ...stores.map((s) => `  ${s}`), "}");
+    k.lines.push(...nest(`if (${row0} + ${i}u < ${k.u(M)}) {`, stores));
   }
   return { body: k.lines, threads, workgroupSize: 64 };
 }

@@ -92,12 +92,15 @@ export function planKernels(
     }
   }
   const deps = limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
+  const targetSet = new Set(targets);
+  const epilogues = matmulEpilogues(order, roots, uses, deps, targetSet, (t) => stridedView(t, isBuffer), maxBuffers);
 
   const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
   const kernels: KernelPlan[] = [];
   const emit = (group: readonly Tensor[], outputs: readonly Tensor[]) => {
-    const k = new KernelBuilder(group, sources, outputs);
-    const t = group[0], rule = WGSL_RULES[t._src!.op];
+    const mm = epilogues.get(group[0]);
+    const k = new KernelBuilder(mm ? [mm, ...group] : group, sources, outputs);
+    const t = mm ?? group[0], rule = WGSL_RULES[t._src!.op];
     // deno-lint-ignore no-explicit-any
     const body = rule.kind === "kernel" ? rule.build(k, t, t._src!.params as any) : elementwise(k);
     kernels.push({
@@ -113,7 +116,7 @@ export function planKernels(
   // Consecutive elementwise roots of one shape share a kernel (e.g. AdamW's new moments and param):
   // one dispatch, and values they share are computed once.
   const groups: Tensor[][] = [];
-  const isMap = (t: Tensor) => WGSL_RULES[t._src!.op].kind !== "kernel";
+  const isMap = (t: Tensor) => WGSL_RULES[t._src!.op].kind !== "kernel" && !epilogues.has(t);
   const fits = (g: readonly Tensor[]) => {
     const reads = new Set(g.flatMap((r) => [...deps.get(r)!]).filter((x) => !g.includes(x)));
     return reads.size + g.length <= maxBuffers;
@@ -127,12 +130,11 @@ export function planKernels(
     else groups.push([t]);
   }
   // A group member is written out only if it is a target or another kernel reads it.
-  const targetSet = new Set(targets);
   const readBy = new Map<Tensor, Set<number>>();
   groups.forEach((g, gi) => {
-    for (const r of g) {
-      for (const x of deps.get(r)!) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
-    }
+    // An epilogue group also reads what its matmul reads.
+    const reads = g.flatMap((r) => [...deps.get(r)!, ...(epilogues.has(r) ? deps.get(epilogues.get(r)!)! : [])]);
+    for (const x of reads) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
   });
   for (const g of groups) {
     const outputs = g.filter((r) => targetSet.has(r) || readBy.has(r));
@@ -147,6 +149,43 @@ function elementwise(k: KernelBuilder): KernelBody {
   const idx = k.unravel("tid", k.root.shape);
   k.outputs.forEach((t, i) => k.lines.push(`${k.out(i)}[tid] = ${k.toStore(k.value(t, idx), t.dtype)};`));
   return { body: k.lines, threads: n, workgroupSize: 64 };
+}
+
+// Matmuls whose only use is an elementwise kernel of the same shape (through elementwise ops at the
+// same index) take that kernel as an epilogue: the sums never go to memory. Returns epilogue -> matmul.
+function matmulEpilogues(
+  order: readonly Tensor[],
+  roots: Set<Tensor>,
+  uses: ReadonlyMap<Tensor, number>,
+  deps: ReadonlyMap<Tensor, Set<Tensor>>,
+  targets: ReadonlySet<Tensor>,
+  strided: (t: Tensor) => StridedView | null,
+  maxBuffers: number,
+): Map<Tensor, Tensor> {
+  const consumer = new Map<Tensor, Tensor>();
+  for (const t of order) for (const x of t._src!.inputs) consumer.set(x, t);
+  const out = new Map<Tensor, Tensor>();
+  for (const m of order) {
+    if (m._src!.op !== "matmul" || targets.has(m)) continue;
+    let cur = m, e: Tensor | null = null;
+    while ((uses.get(cur) ?? 0) === 1) {
+      const next = consumer.get(cur)!;
+      if (WGSL_RULES[next._src!.op].kind !== "map" || !sameShape(next.shape, m.shape)) break;
+      if (roots.has(next)) {
+        e = next;
+        break;
+      }
+      cur = next;
+    }
+    if (e === null || out.has(e)) continue;
+    const [a, b] = m._src!.inputs.map(strided);
+    const reads = new Set([...deps.get(e)!].filter((x) => x !== m));
+    reads.add(a!.base).add(b!.base);
+    if (reads.size + 1 > maxBuffers) continue;
+    roots.delete(m);
+    out.set(e, m);
+  }
+  return out;
 }
 
 // Splits fused kernels that would read more buffers than a shader stage may bind: the input that

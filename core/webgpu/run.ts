@@ -146,7 +146,8 @@ export class WebGpuRunner {
         pass.dispatchWorkgroups(x, Math.ceil(groups / x));
         liveStats.dispatches++;
       }
-      for (const x of k.inputs) {
+      // A tensor bound twice (e.g. x @ x^T reads x as two layouts) is still released once.
+      for (const x of new Set(k.inputs)) {
         if (lastUse.get(x) === i && !keep.has(x)) this.pool.release(bufs.get(x)!);
       }
     });

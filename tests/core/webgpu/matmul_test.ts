@@ -60,3 +60,16 @@ gpuTest("a large matmul with a long contraction matches the CPU", async () => {
   // 300-term f32 sums of unit normals: values ~17, rounding differences ~1e-5 relative.
   gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-4, atol: 1e-4, msg: `case ${i}` }));
 });
+
+gpuTest("a matmul epilogue that reads an operand again keeps buffers apart", async () => {
+  // x is bound twice in the fused kernel (as vec4 rows for the product, as floats for the add);
+  // its buffer must go back to the pool once, or later intermediates of its size would share it.
+  const { gpu, cpu } = await onBoth(() => {
+    const x = normal(randomKey(30), [8, 8]).exp();
+    const y = x.matmul(normal(randomKey(31), [8, 8])).add(x);
+    const p = y.sin(), q = y.cos();
+    const r = p.matmul(q.transpose()).add(p.mul(q));
+    return [y, r, r.matmul(p)];
+  });
+  gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-4, atol: 1e-4, msg: `output ${i}` }));
+});
