@@ -73,3 +73,16 @@ gpuTest("a matmul epilogue that reads an operand again keeps buffers apart", asy
   });
   gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-4, atol: 1e-4, msg: `output ${i}` }));
 });
+
+gpuTest("a matmul followed by a bias and an activation is one dispatch", async () => {
+  const { realize, resetStats, setBackend, stats } = await import("../../../mod.ts");
+  await setBackend("webgpu");
+  const x = normal(randomKey(40), [16, 12]), w = normal(randomKey(41), [12, 20]), b = normal(randomKey(42), [20]);
+  await realize([x.add(0), w.add(0), b.add(0)]); // uploads the leaves
+  resetStats();
+  const y = x.matmul(w).add(b).tanh();
+  await realize([y]);
+  if (stats().dispatches !== 1) throw new Error(`expected 1 dispatch, got ${stats().dispatches}`);
+  const { gpu, cpu } = await onBoth(() => [x.matmul(w).add(b).tanh()]);
+  assertClose(gpu[0], cpu[0], { rtol: 1e-5, atol: 1e-5 });
+});
