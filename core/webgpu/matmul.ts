@@ -6,8 +6,14 @@ import type { Tensor } from "../tensor.ts";
 import { type KernelBuilder, nest } from "./emit.ts";
 import type { KernelBody } from "./rules.ts";
 
-/** Rows of the output tile each thread computes (the FMAs-per-load lever). */
-export const TILE_ROWS = 4;
+/**
+ * Rows of the output tile each thread computes: more rows mean more FMAs per load (the lever on
+ * load-bound adapters) but fewer threads, so large products take 16, small ones 8 or 4.
+ */
+export function tileRows(batch: number, M: number, N: number): number {
+  const threads = (tm: number) => batch * Math.ceil(M / tm) * Math.ceil(N / 4);
+  return M >= 16 && threads(16) >= 8192 ? 16 : M >= 8 ? 8 : 4;
+}
 
 /** A tensor read as `base[offset + sum(index[i] * strides[i])]` from a device buffer. */
 export interface StridedView {
@@ -30,7 +36,7 @@ export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
   const A = k.src.strided(a), B = k.src.strided(b);
   if (A === null || B === null) throw new Error("webgpu: matmul operands must be strided views of buffers");
   const r = out.ndim, M = out.shape[r - 2], N = out.shape[r - 1], K = a.shape[r - 1];
-  const batch = out.shape.slice(0, -2), TM = TILE_ROWS;
+  const batch = out.shape.slice(0, -2), TM = tileRows(sizeOf(out.shape.slice(0, -2)), M, N);
   const rowBlocks = Math.ceil(M / TM), colBlocks = Math.ceil(N / 4);
   const threads = sizeOf(batch) * rowBlocks * colBlocks;
   if (threads === 0) return { body: [], threads: 0, workgroupSize: 64 };
