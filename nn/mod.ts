@@ -13,3 +13,4 @@ export * from "./train.ts";
 export * from "./linear_attention.ts";
 export * from "./jet.ts";
 export * from "./delta_rule.ts";
+export * from "./schedule.ts";

@@ -13,15 +13,8 @@ import {
   treeLeaves,
   valueAndGrad,
 } from "../../mod.ts";
-import {
-  adamw,
-  type AdamWState,
-  clipByGlobalNorm,
-  constantSchedule,
-  globalNorm,
-  type Schedule,
-  warmupCosine,
-} from "../../nn/optim.ts";
+import { adamw, type AdamWState } from "../../nn/optim.ts";
+import { clipByGlobalNorm, constantSchedule, globalNorm, type Schedule, warmupCosine } from "../../nn/schedule.ts";
 import { assertClose, assertThrowsMsg, randomValues, useF64, values } from "../helpers.ts";
 import { gpuTest } from "../core/webgpu/gpu.ts";
 
