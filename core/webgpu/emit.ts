@@ -22,6 +22,11 @@ const HELPERS: Readonly<Record<string, string>> = {
   jf_idiv: "fn jf_idiv(a: i32, b: i32) -> i32 { return select(a / select(b, 1i, b == 0i), 0i, b == 0i); }",
   jf_pow: `fn jf_pow(a: f32, b: f32) -> f32 {
   if (b == 0.0) { return 1.0; }
+  if (b == 1.0) { return a; }
+  if (b == 2.0) { return a * a; }
+  if (b == 3.0) { return a * a * a; }
+  if (b == -1.0) { return 1.0 / a; }
+  if (b == 0.5) { return sqrt(a); }
   if (a > 0.0) { return exp2(b * log2(a)); }
   if (a == 0.0) { return select(0.0, bitcast<f32>(0x7f800000u), b < 0.0); }
   if (fract(b) != 0.0) { return bitcast<f32>(0x7fc00000u); }
