@@ -75,13 +75,24 @@ export function planKernels(
     if (x._src !== null) roots.add(x);
   };
   for (const t of order) {
-    const rule = WGSL_RULES[t._src!.op];
-    if (rule.kind === "kernel") roots.add(t);
-    // One-element values (schedules, bias corrections) are recomputed where used: cheaper than a
-    // dispatch, and it keeps the kernels around them fusible.
-    else if ((uses.get(t) ?? 0) > 1 && !cheap(t) && t.size > 1) materialize(t);
+    if (WGSL_RULES[t._src!.op].kind === "kernel") roots.add(t);
     // scatterAdd reads its updates once per output row: computing them inline would repeat that work.
     if (t._src!.op === "scatterAdd" && !cheap(t._src!.inputs[0])) materialize(t._src!.inputs[0]);
+  }
+  // A value used several times is computed once per kernel and index anyway when all its uses flow
+  // into one kernel at the same index (e.g. z in silu(z) = z * sigmoid(z)); otherwise it would be
+  // recomputed in several kernels, so it gets a buffer. One-element values (schedules, bias
+  // corrections) are always recomputed: cheaper than a dispatch, and the kernels around them fuse.
+  const consumers = consumersOf(order);
+  const sink = new Map<Tensor, Tensor | null>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i];
+    let s = sinkOf(t, roots, consumers, sink);
+    if (s === null && (uses.get(t) ?? 0) > 1 && !cheap(t) && t.size > 1) {
+      materialize(t);
+      if (roots.has(t)) s = t;
+    }
+    sink.set(t, s);
   }
   for (const t of order) {
     if (t._src!.op !== "matmul") continue;
@@ -93,7 +104,7 @@ export function planKernels(
   }
   const deps = limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
   const targetSet = new Set(targets);
-  const epilogues = matmulEpilogues(order, roots, uses, deps, targetSet, (t) => stridedView(t, isBuffer), maxBuffers);
+  const epilogues = matmulEpilogues(order, roots, deps, targetSet, (t) => stridedView(t, isBuffer), maxBuffers);
 
   const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
   const kernels: KernelPlan[] = [];
@@ -151,33 +162,51 @@ function elementwise(k: KernelBuilder): KernelBody {
   return { body: k.lines, threads: n, workgroupSize: 64 };
 }
 
-// Matmuls whose only use is an elementwise kernel of the same shape (through elementwise ops at the
-// same index) take that kernel as an epilogue: the sums never go to memory. Returns epilogue -> matmul.
+function consumersOf(order: readonly Tensor[]): Map<Tensor, Tensor[]> {
+  const out = new Map<Tensor, Tensor[]>();
+  for (const t of order) for (const x of new Set(t._src!.inputs)) (out.get(x) ?? out.set(x, []).get(x)!).push(t);
+  return out;
+}
+
+// The one kernel root that all of t's uses flow into at t's own index (through elementwise ops),
+// or null when uses reach several kernels or pass through a view that reindexes them.
+function sinkOf(
+  t: Tensor,
+  roots: ReadonlySet<Tensor>,
+  consumers: ReadonlyMap<Tensor, readonly Tensor[]>,
+  sink: ReadonlyMap<Tensor, Tensor | null>,
+): Tensor | null {
+  if (roots.has(t)) return t;
+  let common: Tensor | null | undefined;
+  for (const c of consumers.get(t) ?? []) {
+    const s = roots.has(c) ? c : WGSL_RULES[c._src!.op].kind === "map" ? sink.get(c) ?? null : null;
+    common = common === undefined || common === s ? s : null;
+  }
+  return common ?? null;
+}
+
+// Matmuls whose only use flows into one elementwise kernel of the same shape (through elementwise
+// ops at the same index) take that kernel as an epilogue: the sums never go to memory.
+// Returns epilogue -> matmul.
 function matmulEpilogues(
   order: readonly Tensor[],
   roots: Set<Tensor>,
-  uses: ReadonlyMap<Tensor, number>,
   deps: ReadonlyMap<Tensor, Set<Tensor>>,
   targets: ReadonlySet<Tensor>,
   strided: (t: Tensor) => StridedView | null,
   maxBuffers: number,
 ): Map<Tensor, Tensor> {
-  const consumer = new Map<Tensor, Tensor>();
-  for (const t of order) for (const x of t._src!.inputs) consumer.set(x, t);
+  const consumers = consumersOf(order);
+  const sink = new Map<Tensor, Tensor | null>();
+  for (let i = order.length - 1; i >= 0; i--) sink.set(order[i], sinkOf(order[i], roots, consumers, sink));
   const out = new Map<Tensor, Tensor>();
   for (const m of order) {
-    if (m._src!.op !== "matmul" || targets.has(m)) continue;
-    let cur = m, e: Tensor | null = null;
-    while ((uses.get(cur) ?? 0) === 1) {
-      const next = consumer.get(cur)!;
-      if (WGSL_RULES[next._src!.op].kind !== "map" || !sameShape(next.shape, m.shape)) break;
-      if (roots.has(next)) {
-        e = next;
-        break;
-      }
-      cur = next;
-    }
-    if (e === null || out.has(e)) continue;
+    const cs = consumers.get(m) ?? [];
+    if (m._src!.op !== "matmul" || targets.has(m) || cs.length !== 1) continue;
+    const c = cs[0];
+    if (c._src!.inputs.filter((x) => x === m).length !== 1 || WGSL_RULES[c._src!.op].kind !== "map") continue;
+    const e = sink.get(c);
+    if (!e || out.has(e) || WGSL_RULES[e._src!.op].kind !== "map" || !sameShape(e.shape, m.shape)) continue;
     const [a, b] = m._src!.inputs.map(strided);
     const reads = new Set([...deps.get(e)!].filter((x) => x !== m));
     reads.add(a!.base).add(b!.base);
