@@ -4,9 +4,6 @@
 import * as jf from "../mod.ts";
 import { trainStep } from "./train_step.ts";
 
-const quick = Deno.args.includes("--quick");
-const wanted = (Deno.args.find((a) => !a.startsWith("--")) ?? "webgpu,cpu").split(",") as jf.BackendName[];
-
 async function timeIt(make: () => jf.Tensor, reps: number): Promise<number> {
   await make().sum().data(); // compile and warm up
   const t0 = performance.now();
@@ -30,27 +27,40 @@ async function elementwise(n: number): Promise<string> {
   return `${(8 * n / ms / 1e6).toFixed(2)} GB/s`;
 }
 
-const rows: string[][] = [];
-for (const name of wanted) {
-  let info: jf.BackendInfo;
-  try {
-    info = await jf.setBackend(name);
-  } catch (e) {
-    console.log(`${name}: skipped (${(e as Error).message})`);
-    continue;
+/**
+ * Measures matmul, the fused elementwise chain and the training step on each backend and returns
+ * the table as markdown; a backend that cannot start is reported in a line before the table.
+ */
+export async function perfTable(wanted: readonly jf.BackendName[], opts: { quick?: boolean } = {}): Promise<string> {
+  const quick = opts.quick ?? false;
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const name of wanted) {
+    let info: jf.BackendInfo;
+    try {
+      info = await jf.setBackend(name);
+    } catch (e) {
+      notes.push(`${name}: skipped (${(e as Error).message})`);
+      continue;
+    }
+    const sizes = quick ? [256] : [256, 512, 1024];
+    const row = [info.name, info.adapter ?? "-"];
+    for (const n of sizes) row.push(await matmul(n));
+    row.push(await elementwise(quick ? 1 << 20 : 1 << 24));
+    const step = await trainStep(name, quick ? 2 : 10);
+    row.push(`${step.msPerStep.toFixed(0)} ms (${step.tokensPerSec.toFixed(0)} tok/s)`);
+    rows.push(row);
   }
-  const sizes = quick ? [256] : [256, 512, 1024];
-  const row = [info.name, info.adapter ?? "-"];
-  for (const n of sizes) row.push(await matmul(n));
-  row.push(await elementwise(quick ? 1 << 20 : 1 << 24));
-  const step = await trainStep(name, quick ? 2 : 10);
-  row.push(`${step.msPerStep.toFixed(0)} ms (${step.tokensPerSec.toFixed(0)} tok/s)`);
-  rows.push(row);
+  const head = ["backend", "adapter", ...(quick ? ["matmul 256"] : ["matmul 256", "matmul 512", "matmul 1024"])];
+  head.push(quick ? "elementwise 1M" : "elementwise 16M", "train step");
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  const sep = `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`;
+  return [...notes, line(head), sep, ...rows.map(line)].join("\n");
 }
-const head = ["backend", "adapter", ...(quick ? ["matmul 256"] : ["matmul 256", "matmul 512", "matmul 1024"])];
-head.push(quick ? "elementwise 1M" : "elementwise 16M", "train step");
-const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
-console.log(line(head));
-console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-for (const r of rows) console.log(line(r));
+
+if (import.meta.main) {
+  const quick = Deno.args.includes("--quick");
+  const wanted = (Deno.args.find((a) => !a.startsWith("--")) ?? "webgpu,cpu").split(",") as jf.BackendName[];
+  console.log(await perfTable(wanted, { quick }));
+}

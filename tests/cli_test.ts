@@ -212,6 +212,8 @@ Deno.test("--help of the CLI and of every command lists the options and exits 0"
 
 Deno.test("info names the backend, and a short webgpu run works where an adapter exists", async () => {
   const r = ok(await cli("info"), "info");
+  const { version } = await readJson(new URL("deno.json", ROOT).pathname);
+  assert(r.stdout.startsWith(`jetfold ${version} on Deno`), `info does not name version ${version}: ${r.stdout}`);
   assert(r.stdout.includes("backend: "), `info: ${r.stdout}`);
   if (r.stdout.includes("WebGPU adapter: none")) {
     console.log("  (no WebGPU adapter: the webgpu run is skipped)");
@@ -225,6 +227,29 @@ Deno.test("bench --quick prints the kernel, training-step and decode tables", as
   const r = ok(await cli("bench", "--quick", "--backend", "cpu", "--contexts", "32"), "bench");
   for (const s of ["matmul 256", "train step", "ms/token"]) {
     assert(r.stdout.includes(s), `bench lacks ${s}:\n${r.stdout}`);
+  }
+});
+
+Deno.test("cli code imports the library only through mod.ts (and bench/ for the bench command)", async () => {
+  const files = ["cli.ts"];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(new URL(dir, ROOT))) {
+      if (e.isDirectory) await walk(`${dir}${e.name}/`);
+      else if (e.name.endsWith(".ts")) files.push(`${dir}${e.name}`);
+    }
+  };
+  await walk("cli/");
+  const mod = new URL("mod.ts", ROOT).href, cli = new URL("cli/", ROOT).href, bench = new URL("bench/", ROOT).href;
+  for (const file of files) {
+    const source = await Deno.readTextFile(new URL(file, ROOT));
+    const first = source.split("\n")[0];
+    assert(first.startsWith("// "), `${file} does not open with a one-line role comment`);
+    for (const [, spec] of source.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+      const url = new URL(spec, new URL(file, ROOT)).href;
+      const allowed = url === mod || url.startsWith(cli) || url === new URL("cli.ts", ROOT).href ||
+        (file === "cli/commands/bench.ts" && url.startsWith(bench));
+      assert(allowed, `${file} imports ${spec}; the CLI may use the library only through mod.ts`);
+    }
   }
 });
 

@@ -1,0 +1,141 @@
+// The training phases the commands share: train a model, warm up a supernet, evaluate, sample.
+
+import {
+  adamw,
+  type AdamWState,
+  evaluateModel,
+  type Evaluation,
+  foldIn,
+  generate,
+  type Key,
+  lossFn,
+  makeTrainStep,
+  type ModelConfig,
+  type ModelParams,
+  randomKey,
+  type Supernet,
+  supernetTrainer,
+  type ToyBatch,
+  warmupCosine,
+} from "../mod.ts";
+import { type DataSource, STREAM } from "./data.ts";
+import { type LoopResult, trainLoop } from "./loop.ts";
+import type { Out } from "./progress.ts";
+
+/** What every phase needs: output settings, the run directory, the data, the seed. */
+export interface Ctx {
+  readonly out: Out;
+  readonly dir: string;
+  readonly data: DataSource;
+  readonly seed: number;
+  readonly logEvery: number;
+}
+
+/** Keys derived from the seed, one per purpose, so changing one use never shifts another. */
+export function keyFor(seed: number, purpose: "init" | "supernet" | "paths"): Key {
+  return foldIn(randomKey(seed), { init: 1, supernet: 2, paths: 3 }[purpose]);
+}
+
+/** A learning-rate schedule: linear warmup to `lr`, cosine decay to lr/10 at `decaySteps`. */
+export interface LrOptions {
+  readonly lr: number;
+  readonly warmup: number;
+  readonly decaySteps: number;
+}
+
+function schedule(o: LrOptions) {
+  const total = Math.max(o.decaySteps, 1);
+  return warmupCosine({ peak: o.lr, warmupSteps: Math.min(o.warmup, total), totalSteps: total });
+}
+
+/** The optimizer of every model-training phase (its state shape depends only on the params). */
+export function optimizer(o: LrOptions) {
+  return adamw({ lr: schedule(o), clipNorm: 1 });
+}
+
+/** Options of `trainModel`. */
+export interface TrainModelOptions extends LrOptions {
+  readonly label: string;
+  readonly stream: keyof typeof STREAM;
+  readonly config: ModelConfig;
+  readonly params: ModelParams;
+  /** Optimizer state to continue from (resume), or null to start fresh. */
+  readonly opt: AdamWState | null;
+  /** Steps already taken. */
+  readonly start: number;
+  /** Step count at the end. */
+  readonly total: number;
+}
+
+/** The outcome of a training phase. */
+export interface Trained extends LoopResult {
+  readonly params: ModelParams;
+  readonly opt: AdamWState;
+}
+
+/** Trains a plain model with AdamW on the data stream `stream`, batch `i` at step `i`. */
+export async function trainModel(ctx: Ctx, o: TrainModelOptions): Promise<Trained> {
+  const opt = optimizer(o);
+  const cfg = o.config;
+  const step = makeTrainStep((p: ModelParams, b: ToyBatch) => lossFn(p, b, cfg), opt);
+  let state = { params: o.params, opt: o.opt ?? opt.init(o.params), step: o.start };
+  const result = await trainLoop({
+    out: ctx.out,
+    label: o.label,
+    phase: o.stream,
+    dir: ctx.dir,
+    start: o.start,
+    total: o.total,
+    logEvery: ctx.logEvery,
+    step: async (i) => {
+      const [next, loss] = await step(state, ctx.data.batch(STREAM[o.stream], i));
+      state = next;
+      return loss;
+    },
+  });
+  return { ...result, params: state.params, opt: state.opt };
+}
+
+/** Trains a supernet one random path per step (MLPs frozen), as PostNAS does before searching. */
+export async function warmSupernet(
+  ctx: Ctx,
+  sn: Supernet,
+  o: LrOptions & { readonly steps: number },
+): Promise<LoopResult & { readonly supernet: Supernet }> {
+  const trainer = supernetTrainer({ lr: schedule(o), clipNorm: 1 });
+  let opt = trainer.init(sn);
+  const paths = keyFor(ctx.seed, "paths");
+  const result = await trainLoop({
+    out: ctx.out,
+    label: "supernet",
+    phase: "supernet",
+    dir: ctx.dir,
+    start: 0,
+    total: o.steps,
+    logEvery: ctx.logEvery,
+    step: async (i) => {
+      const batch = ctx.data.batch(STREAM.supernet, i);
+      const r = await trainer.step(sn, opt, { ...batch, key: foldIn(paths, i) });
+      [sn, opt] = [r.supernet, r.opt];
+      return r.loss;
+    },
+  });
+  return { ...result, supernet: sn };
+}
+
+/** Held-out loss, perplexity and recall accuracy of a model. */
+export function evaluate(ctx: Ctx, params: ModelParams, cfg: ModelConfig): Promise<Evaluation> {
+  return evaluateModel(params, cfg, ctx.data.heldOut());
+}
+
+/** "loss 0.823 (perplexity 2.28), recall 0.281" (recall only where the data has queries). */
+export function describeEval(ev: Evaluation): string {
+  const recall = Number.isNaN(ev.accuracy) ? "" : `, recall accuracy ${ev.accuracy.toFixed(3)}`;
+  return `held-out loss ${ev.loss.toFixed(3)} (perplexity ${ev.perplexity.toFixed(2)})${recall}`;
+}
+
+/** Greedy continuation of a prompt. */
+export async function sample(params: ModelParams, cfg: ModelConfig, prompt: readonly number[], tokens: number) {
+  const [ids] = await generate(params, cfg, [...prompt], { maxNewTokens: tokens });
+  return ids;
+}

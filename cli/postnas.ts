@@ -1,0 +1,166 @@
+// The PostNAS phase: the search space, the budgeted search over a supernet, its printout and trace.
+
+import {
+  block,
+  type BlockSpec,
+  type Evaluation,
+  maxCount,
+  pathObjective,
+  postnas,
+  stableKey,
+  type Supernet,
+  type Visit,
+} from "../mod.ts";
+import { blockLabel } from "./options.ts";
+import type { Ctx } from "./phases.ts";
+import { paint, Progress, say } from "./progress.ts";
+
+/** Search options (flags of demo and search). */
+export interface SearchOptions {
+  readonly space: "paper" | "seed" | null;
+  readonly strategy: "beam" | "greedy" | null;
+  readonly beamWidth: number;
+  readonly maxMha: number;
+  readonly accuracyWeight: number;
+  readonly window: number;
+}
+
+/** A search space: the candidates of every layer, the baseline undecided layers take, the strategy. */
+export interface Space {
+  readonly name: "paper" | "seed";
+  readonly candidates: readonly BlockSpec[];
+  readonly baseline: BlockSpec;
+  readonly strategy: "beam" | "greedy";
+  /** Weight of recall accuracy in the score (0: the proxy is held-out loss, i.e. log perplexity). */
+  readonly accuracyWeight: number;
+}
+
+/** paper: mha | swa | jet per layer, beam search; seed: attention x FFN x conv, greedy by perplexity. */
+export function makeSpace(o: SearchOptions): Space {
+  if (o.space === "seed") {
+    const candidates = (["mha", "linear"] as const).flatMap((attn) =>
+      (["swiglu", "gated"] as const).flatMap((ffn) => [false, true].map((conv) => block(attn, { ffn, conv })))
+    );
+    return { name: "seed", candidates, baseline: candidates[4], strategy: o.strategy ?? "greedy", accuracyWeight: 0 };
+  }
+  const candidates = [block("mha"), block("swa", { window: o.window }), block("jet")];
+  return {
+    name: "paper",
+    candidates,
+    baseline: candidates[2],
+    strategy: o.strategy ?? "beam",
+    accuracyWeight: o.accuracyWeight,
+  };
+}
+
+/** One candidate's best score at one layer, as printed and drawn in the heatmap. */
+export interface Cell {
+  readonly candidate: string;
+  readonly score: number | null;
+  readonly loss: number | null;
+  readonly accuracy: number | null;
+  /** Some configuration with this candidate here fit the budget. */
+  readonly feasible: boolean;
+}
+
+/** What search.json holds. */
+export interface SearchRecord {
+  readonly space: string;
+  readonly strategy: string;
+  readonly beamWidth: number;
+  readonly maxMha: number;
+  readonly objective: string;
+  readonly baseline: string;
+  readonly candidates: readonly string[];
+  readonly choice: readonly string[];
+  readonly score: number;
+  readonly layers: readonly { readonly layer: number; readonly chosen: string; readonly cells: readonly Cell[] }[];
+  readonly trace: readonly Record<string, unknown>[];
+}
+
+const num = (v: number) => (Number.isFinite(v) ? v : null);
+
+/** Runs PostNAS over the supernet on held-out data, printing per layer each candidate's proxy scores. */
+export async function runSearch(
+  ctx: Ctx,
+  sn: Supernet,
+  space: Space,
+  o: SearchOptions,
+): Promise<{ choice: readonly BlockSpec[]; record: SearchRecord; metrics: Map<string, Evaluation> }> {
+  const L = sn.space.length, C = space.candidates.length;
+  const objective = pathObjective(sn, ctx.data.heldOut(), { accuracy: space.accuracyWeight });
+  const bound = space.strategy === "greedy" ? L * C : C + (L - 1) * o.beamWidth * C;
+  const progress = new Progress(ctx.out, "search", { total: bound });
+  let visits = 0;
+  const result = await postnas(sn.space, objective, {
+    strategy: space.strategy,
+    beamWidth: o.beamWidth,
+    baseline: sn.space.map(() => space.baseline),
+    feasible: maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha),
+    onVisit: () => progress.update(++visits),
+  }).finally(() => progress.finish());
+  const metricsOf = (config: readonly BlockSpec[]) => objective.metrics.get(stableKey(config))!;
+  const labels = space.candidates.map(blockLabel);
+  const layers = Array.from({ length: L }, (_, layer) => {
+    const cells = space.candidates.map((_, c): Cell => {
+      const here = result.trace.filter((v) => v.layer === layer && v.candidate === c);
+      const pool = here.some((v) => v.feasible) ? here.filter((v) => v.feasible) : here;
+      if (pool.length === 0) return { candidate: labels[c], score: null, loss: null, accuracy: null, feasible: false };
+      const best = pool.reduce((a, b) => (b.score < a.score ? b : a));
+      const ev = metricsOf(best.config);
+      return {
+        candidate: labels[c],
+        score: best.score,
+        loss: ev.loss,
+        accuracy: num(ev.accuracy),
+        feasible: best.feasible,
+      };
+    });
+    return { layer, chosen: blockLabel(result.choice[layer]), cells };
+  });
+  const objectiveText = space.accuracyWeight > 0
+    ? `held-out loss - ${space.accuracyWeight} * recall accuracy`
+    : "held-out loss (log perplexity)";
+  const record: SearchRecord = {
+    space: space.name,
+    strategy: space.strategy,
+    beamWidth: space.strategy === "beam" ? o.beamWidth : 1,
+    maxMha: o.maxMha,
+    objective: objectiveText,
+    baseline: blockLabel(space.baseline),
+    candidates: labels,
+    choice: result.choice.map(blockLabel),
+    score: result.score,
+    layers,
+    trace: result.trace.map((v: Visit<BlockSpec>) => {
+      const ev = metricsOf(v.config);
+      return {
+        layer: v.layer,
+        candidate: labels[v.candidate],
+        config: v.config.map(blockLabel),
+        score: v.score,
+        feasible: v.feasible,
+        cached: v.cached,
+        loss: ev.loss,
+        perplexity: ev.perplexity,
+        accuracy: num(ev.accuracy),
+      };
+    }),
+  };
+  printLayers(ctx, record);
+  return { choice: result.choice, record, metrics: objective.metrics };
+}
+
+function printLayers(ctx: Ctx, record: SearchRecord): void {
+  const w = Math.max(...record.candidates.map((c) => c.length));
+  for (const { layer, chosen, cells } of record.layers) {
+    say(ctx.out, `  layer ${layer}: ${paint(ctx.out, "bold", chosen)}`);
+    for (const c of cells) {
+      const mark = c.candidate === chosen ? paint(ctx.out, "green", "  <- chosen") : "";
+      const over = c.score !== null && !c.feasible ? paint(ctx.out, "yellow", "  (over budget)") : "";
+      const scores = c.score === null ? "not scored" : `score ${c.score.toFixed(3)}  loss ${c.loss!.toFixed(3)}` +
+        (c.accuracy === null ? "" : `  recall ${c.accuracy.toFixed(3)}`);
+      say(ctx.out, `    ${c.candidate.padEnd(w)}  ${scores}${over}${mark}`);
+    }
+  }
+}

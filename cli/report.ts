@@ -1,0 +1,140 @@
+// report.html: one self-contained page (inline SVG and CSS, no network) with loss curves, the PostNAS heatmap, the sample.
+
+import type { MetricRecord } from "./rundir.ts";
+import type { SearchRecord } from "./postnas.ts";
+
+/** Everything a report shows. */
+export interface ReportInput {
+  readonly title: string;
+  /** Rows of the summary table. */
+  readonly summary: readonly (readonly [string, string])[];
+  readonly metrics: readonly MetricRecord[];
+  readonly search: SearchRecord | null;
+  readonly sample: { readonly prompt: string; readonly output: string; readonly ids: readonly number[] } | null;
+}
+
+const UNIFORM = Math.log(256);
+const BLUE = "#2a6fdb";
+
+/** Escapes text for HTML. */
+export function esc(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+function ticks(lo: number, hi: number, n: number): number[] {
+  const step = (hi - lo) / (n - 1);
+  return Array.from({ length: n }, (_, i) => lo + i * step);
+}
+
+/** An SVG line chart of one phase's logged losses, with the uniform-guess level for reference. */
+export function lossChart(phase: string, points: readonly (readonly [number, number])[]): string {
+  const W = 360, H = 200, left = 44, right = 10, top = 24, bottom = 30;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs, 0), x1 = Math.max(...xs, x0 + 1);
+  const y0 = Math.min(0, ...ys), y1 = Math.max(UNIFORM * 1.05, ...ys);
+  const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * (W - left - right);
+  const sy = (y: number) => top + (1 - (y - y0) / (y1 - y0)) * (H - top - bottom);
+  const path = points.map(([x, y], i) => `${i === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+  const yTicks = ticks(y0, y1, 5).map((y) =>
+    `<line x1="${left}" x2="${W - right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e4e4e4"/>` +
+    `<text x="${left - 4}" y="${sy(y) + 4}" text-anchor="end">${fmt(y)}</text>`
+  );
+  const xTicks = ticks(x0, x1, 5).map((x) =>
+    `<text x="${sx(x)}" y="${H - bottom + 16}" text-anchor="middle">${Math.round(x)}</text>`
+  );
+  const dots = points.length === 1 ? `<circle cx="${sx(xs[0])}" cy="${sy(ys[0])}" r="3" fill="${BLUE}"/>` : "";
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${
+    esc(phase)
+  } loss" font-family="sans-serif" font-size="11">
+<text x="${left}" y="14" font-weight="bold">${esc(phase)}: loss by step (last ${
+    points.length ? fmt(ys[ys.length - 1]) : "-"
+  })</text>
+${yTicks.join("\n")}
+${xTicks.join("\n")}
+<line x1="${left}" x2="${W - right}" y1="${sy(UNIFORM)}" y2="${sy(UNIFORM)}" stroke="#c55" stroke-dasharray="4 3"/>
+<text x="${W - right}" y="${sy(UNIFORM) - 4}" text-anchor="end" fill="#777">uniform guess ln 256</text>
+<path d="${path}" stroke="${BLUE}" stroke-width="2" fill="none"/>${dots}
+</svg>`;
+}
+
+// Lower scores are better: green for the best, through yellow, to red for the worst.
+function color(t: number): string {
+  return `hsl(${Math.round(120 * (1 - t))}, 65%, ${Math.round(72 - 10 * (1 - t))}%)`;
+}
+
+/** The layer x candidate heatmap of PostNAS scores, the chosen block of each layer outlined. */
+export function heatmap(search: SearchRecord): string {
+  const cw = 92, ch = 34, left = 64, top = 40, n = search.candidates.length, L = search.layers.length;
+  const W = Math.max(left + n * cw + 10, 400), H = top + L * ch + 46;
+  const scores = search.layers.flatMap((l) => l.cells.map((c) => c.score)).filter((s): s is number => s !== null);
+  const lo = Math.min(...scores), hi = Math.max(...scores);
+  const cells = search.layers.flatMap(({ layer, chosen, cells }) =>
+    cells.map((c, j) => {
+      const x = left + j * cw, y = top + layer * ch;
+      const fill = c.score === null
+        ? "#eee"
+        : !c.feasible
+        ? "url(#over)"
+        : color(hi > lo ? (c.score - lo) / (hi - lo) : 0);
+      const tip = c.score === null ? "not scored" : `score ${c.score.toFixed(4)}, loss ${c.loss?.toFixed(4)}` +
+        (c.accuracy === null ? "" : `, recall ${c.accuracy.toFixed(3)}`) + (c.feasible ? "" : " (over budget)");
+      const mark = c.candidate === chosen;
+      return `<g><title>layer ${layer}, ${esc(c.candidate)}: ${esc(tip)}</title>` +
+        `<rect x="${x + 2}" y="${y + 2}" width="${cw - 4}" height="${ch - 4}" fill="${fill}"` +
+        (mark ? ` stroke="#111" stroke-width="3"` : "") + `/>` +
+        `<text x="${x + cw / 2}" y="${y + ch / 2 + 4}" text-anchor="middle">${mark ? "✓ " : ""}${
+          c.score === null ? "–" : c.score.toFixed(3)
+        }</text></g>`;
+    })
+  );
+  const heads = search.candidates.map((c, j) =>
+    `<text x="${left + j * cw + cw / 2}" y="${top - 8}" text-anchor="middle" font-weight="bold">${esc(c)}</text>`
+  );
+  const rows = search.layers.map(({ layer }) =>
+    `<text x="${left - 8}" y="${
+      top + layer * ch + ch / 2 + 4
+    }" text-anchor="end" font-weight="bold">layer ${layer}</text>`
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="PostNAS scores" font-family="sans-serif" font-size="11">
+<defs><pattern id="over" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+<rect width="6" height="6" fill="#ddd"/><line x1="0" y1="0" x2="0" y2="6" stroke="#aaa" stroke-width="3"/></pattern></defs>
+<text x="8" y="14" font-weight="bold">PostNAS scores per layer and candidate (lower is better)</text>
+${heads.join("\n")}
+${rows.join("\n")}
+${cells.join("\n")}
+<text x="8" y="${H - 24}" fill="#555">✓ chosen; hatched: scored only in over-budget configurations</text>
+<text x="8" y="${H - 8}" fill="#555">score = ${esc(search.objective)}</text>
+</svg>`;
+}
+
+const STYLE = `body{font:15px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em}table{border-collapse:collapse}
+td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+svg{margin:.3em .6em .3em 0}
+pre{background:#f6f6f6;padding:.8em;white-space:pre-wrap;word-break:break-all}.gen{background:#d9ecff}`;
+
+/** The whole page. */
+export function renderReport(r: ReportInput): string {
+  const phases = [...new Set(r.metrics.map((m) => m.phase))];
+  const charts = phases.map((p) =>
+    lossChart(p, r.metrics.filter((m) => m.phase === p).map((m) => [m.step, m.loss] as const))
+  );
+  const rows = r.summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("\n");
+  const sample = r.sample === null ? "" : `<h2>Generated sample</h2>
+<p>Greedy continuation; the highlighted part is generated.</p>
+<pre>${esc(r.sample.prompt)}<span class="gen">${esc(r.sample.output)}</span></pre>
+<p>Token ids: <code>${r.sample.ids.join(" ")}</code></p>`;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
+<body><h1>${esc(r.title)}</h1>
+<table>${rows}</table>
+<h2>Loss curves</h2>
+${charts.length ? charts.join("\n") : "<p>No steps were logged.</p>"}
+${r.search ? `<h2>PostNAS search</h2>\n${heatmap(r.search)}` : ""}
+${sample}
+</body></html>
+`;
+}
