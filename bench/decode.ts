@@ -74,16 +74,21 @@ export function formatDecode(rows: readonly DecodeRow[]): string {
   return [head, sep, ...lines].join("\n");
 }
 
-if (import.meta.main) {
-  const backends = (Deno.args[0] ?? "webgpu,cpu").split(",") as jf.BackendName[];
-  const contexts = (Deno.args[1] ?? "256,1024,4096,8192").split(",").map(Number);
-  const rows: DecodeRow[] = [];
+/** The decode table for several backends; a backend that cannot start is reported in a line. */
+export async function decodeReport(backends: readonly jf.BackendName[], contexts: readonly number[]): Promise<string> {
+  const rows: DecodeRow[] = [], notes: string[] = [];
   for (const b of backends) {
     try {
       rows.push(...await decodeTable(b, contexts));
     } catch (e) {
-      console.log(`${b}: skipped (${(e as Error).message})`);
+      notes.push(`${b}: skipped (${(e as Error).message})`);
     }
   }
-  console.log(formatDecode(rows));
+  return [...notes, formatDecode(rows)].join("\n");
+}
+
+if (import.meta.main) {
+  const backends = (Deno.args[0] ?? "webgpu,cpu").split(",") as jf.BackendName[];
+  const contexts = (Deno.args[1] ?? "256,1024,4096,8192").split(",").map(Number);
+  console.log(await decodeReport(backends, contexts));
 }

@@ -1,7 +1,7 @@
 // `bench`: the benchmark tables in one run: matmul, fused elementwise, training step, decode against context.
 
 import { type BackendName, setBackend } from "../../mod.ts";
-import { decodeTable, formatDecode } from "../../bench/decode.ts";
+import { decodeReport } from "../../bench/decode.ts";
 import { perfTable } from "../../bench/table.ts";
 import { bool, choice, COMMON, InputError, str } from "../args.ts";
 import { makeOut, paint, say } from "../progress.ts";
@@ -41,14 +41,6 @@ export const bench = defineCommand({
     say(out, paint(out, "bold", `kernels and training step (${o.quick ? "quick" : "full"} sizes)`));
     console.log(await perfTable(backends, { quick: o.quick }));
     say(out, paint(out, "bold", "\ndecode: milliseconds per token against context, 4 x mha vs 4 x jet"));
-    const rows = [];
-    for (const b of backends) {
-      try {
-        rows.push(...await decodeTable(b, contexts));
-      } catch (e) {
-        console.log(`${b}: skipped (${(e as Error).message})`);
-      }
-    }
-    console.log(formatDecode(rows));
+    console.log(await decodeReport(backends, contexts));
   },
 });
