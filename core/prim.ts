@@ -40,6 +40,8 @@ export interface PrimParams {
   iota: { readonly shape: Shape; readonly axis: number; readonly dtype: DType };
   logsumexp: None;
   softmax: None;
+  deltaScan: None;
+  deltaScanGrad: None;
 }
 
 /** The name of a primitive. */

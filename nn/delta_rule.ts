@@ -1,6 +1,6 @@
 // The gated delta rule: a sequential reference scan and the chunked (WY / UT-transform) form.
 
-import { type Tensor, zeros } from "../core/mod.ts";
+import { apply, type Tensor, zeros } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 
 /** Options of the gated delta rule. */
@@ -194,4 +194,62 @@ export function gatedDeltaRuleChunked(
 function identity(n: number): Tensor {
   const r = ops.arange(0, n, { dtype: "i32" });
   return r.reshape([n, 1]).eq(r.reshape([1, n])).cast("f32");
+}
+
+/** Largest state history (B*H*T*K*V floats) `gatedDeltaRuleAuto` lets the fused scan keep. */
+export const FUSED_SCAN_LIMIT = 1 << 23;
+
+/**
+ * The gated delta rule as one fused primitive: a single kernel runs the recurrence over time for
+ * every value column and keeps every state (`[B, H, T, K, V]`), from which the outputs are one
+ * batched matmul; its gradient is a second kernel running the recurrence backwards. Same inputs
+ * and results as `gatedDeltaRule`; first derivatives only.
+ *
+ * @example
+ * ```ts
+ * import { gatedDeltaRuleFused, normal, randomKey, zeros } from "../mod.ts";
+ * const [q, k, v] = [1, 2, 3].map((s) => normal(randomKey(s), [1, 2, 9, 4]));
+ * const { out, state } = gatedDeltaRuleFused(q, k, v, zeros([1, 2, 9]), zeros([1, 2, 9]).add(0.5));
+ * ```
+ */
+export function gatedDeltaRuleFused(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  g: Tensor,
+  beta: Tensor,
+  opts: DeltaRuleOptions = {},
+): DeltaRuleResult {
+  checkInputs("gatedDeltaRuleFused", q, k, v, g, beta, opts.initialState);
+  const [B, H, T, K] = q.shape, V = v.shape[3];
+  const s0 = opts.initialState ?? zeros([B, H, K, V]);
+  if (T === 0) return { out: zeros([B, H, 0, V]), state: s0 };
+  const states = apply("deltaScan", [k, v, g, beta, s0], {}); // [B, H, T, K, V]
+  const out = q.reshape([B, H, T, 1, K]).matmul(states).reshape([B, H, T, V]);
+  return { out, state: states.slice([0, 0, T - 1, 0, 0]).reshape([B, H, K, V]) };
+}
+
+/**
+ * The fused scan while its state history stays under `FUSED_SCAN_LIMIT` floats, the chunked form
+ * beyond (long prompts), so memory stays bounded.
+ *
+ * @example
+ * ```ts
+ * import { gatedDeltaRuleAuto, normal, randomKey, zeros } from "../mod.ts";
+ * const [q, k, v] = [1, 2, 3].map((s) => normal(randomKey(s), [1, 2, 9, 4]));
+ * const { out } = gatedDeltaRuleAuto(q, k, v, zeros([1, 2, 9]), zeros([1, 2, 9]).add(0.5));
+ * ```
+ */
+export function gatedDeltaRuleAuto(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  g: Tensor,
+  beta: Tensor,
+  opts: DeltaRuleOptions = {},
+): DeltaRuleResult {
+  const history = q.shape[0] * q.shape[1] * q.shape[2] * q.shape[3] * v.shape[3];
+  return history <= FUSED_SCAN_LIMIT
+    ? gatedDeltaRuleFused(q, k, v, g, beta, opts)
+    : gatedDeltaRuleChunked(q, k, v, g, beta, opts);
 }

@@ -2,7 +2,7 @@
 
 import { type Key, randomBits, splitKey, type Tensor, tensor, zeros } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
-import { gatedDeltaRule, gatedDeltaRuleChunked } from "./delta_rule.ts";
+import { gatedDeltaRule, gatedDeltaRuleAuto } from "./delta_rule.ts";
 import { dense } from "./layers.ts";
 import type { Mixer } from "./mixer.ts";
 import { headDim, type ModelConfig } from "./spec.ts";
@@ -186,10 +186,10 @@ function decayInit(key: Key, heads: number): { aLog: Tensor; dtBias: Tensor } {
  * `q = l2norm(silu(x Wq)) / sqrt(K)`, `k = l2norm(silu(x Wk))`, `v = silu(dynconv(x Wv))` with
  * kernels generated from x, `beta = sigmoid(x Wb)`, `g = -exp(A_log) softplus(x Wa + dt_bias)`;
  * the gated delta rule gives `o`, and the output is `(rmsnorm(o) * silu(x Wg)) Wo`. `apply` and
- * `prefill` always run the chunked delta rule: on WebGPU it costs about 35 dispatches plus one per
- * chunk, the scan about four per token (measured: 45 against 67 at T = 16, 51 against 263 at
- * T = 64), so only prompts under ~8 tokens would gain from the scan, by a few dispatches. `step`
- * runs one step of the recurrence: O(1) per token, whatever the context.
+ * `prefill` run the fused scan (one kernel forward, one backward) while its state history fits
+ * `FUSED_SCAN_LIMIT`, and the chunked form beyond; the fused scan supports first derivatives only,
+ * so second derivatives of a jet layer need `gatedDeltaRuleChunked`. `step` runs one step of the
+ * recurrence: O(1) per token, whatever the context.
  *
  * @example
  * ```ts
@@ -218,11 +218,11 @@ export const jetBlock: Mixer<JetParams, JetCache> = {
   },
   apply(p, x, cfg) {
     const { q, k, v, g, beta } = project(p, x, cfg);
-    return output(p, gatedDeltaRuleChunked(q, k, v, g, beta).out, x, cfg);
+    return output(p, gatedDeltaRuleAuto(q, k, v, g, beta).out, x, cfg);
   },
   prefill(p, x, cfg) {
     const { q, k, v, g, beta, convIn } = project(p, x, cfg);
-    const { out, state } = gatedDeltaRuleChunked(q, k, v, g, beta);
+    const { out, state } = gatedDeltaRuleAuto(q, k, v, g, beta);
     return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
   },
   step(p, x, cache, { cfg }) {

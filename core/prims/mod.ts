@@ -6,6 +6,7 @@ import { FUSED } from "./fused.ts";
 import { IOTA } from "./iota.ts";
 import { LINALG } from "./linalg.ts";
 import { MOVEMENT } from "./movement.ts";
+import { SCAN } from "./scan.ts";
 
 /** Every primitive's shape rule, CPU reference and vjp rule, keyed by name. */
-export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG, ...IOTA, ...FUSED };
+export const PRIMS: PrimTable = { ...ELEMENTWISE, ...MOVEMENT, ...LINALG, ...IOTA, ...FUSED, ...SCAN };

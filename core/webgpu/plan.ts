@@ -76,8 +76,12 @@ export function planKernels(
   };
   for (const t of order) {
     if (WGSL_RULES[t._src!.op].kind === "kernel") roots.add(t);
-    // scatterAdd reads its updates once per output row: computing them inline would repeat that work.
+    // scatterAdd reads its updates once per output row, and the delta-rule scans read keys once per
+    // value column: computing those inputs inline would repeat that work.
     if (t._src!.op === "scatterAdd" && !cheap(t._src!.inputs[0])) materialize(t._src!.inputs[0]);
+    if (t._src!.op === "deltaScan" || t._src!.op === "deltaScanGrad") {
+      for (const x of t._src!.inputs) if (!cheap(x)) materialize(x);
+    }
   }
   // A value used several times is computed once per kernel and index anyway when all its uses flow
   // into one kernel at the same index (e.g. z in silu(z) = z * sigmoid(z)); otherwise it would be

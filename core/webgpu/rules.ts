@@ -6,6 +6,7 @@ import type { Tensor } from "../tensor.ts";
 import { type KernelBuilder, nest, VALUE_TYPE, zero } from "./emit.ts";
 import { matmulKernel } from "./matmul.ts";
 import { lseAcc, reduceKernel, simpleAcc, softmaxKernel } from "./reduce.ts";
+import { deltaScanGradKernel, deltaScanKernel } from "./scan.ts";
 
 /** A kernel body and its launch size. */
 export interface KernelBody {
@@ -77,6 +78,8 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
   max: { kind: "kernel", build: (k, out, { axes }) => reduceKernel(k, out, axes, simpleAcc(k, "max", out.dtype)) },
   logsumexp: { kind: "kernel", build: (k, out) => reduceKernel(k, out, [out.ndim], lseAcc) },
   softmax: { kind: "kernel", build: softmaxKernel },
+  deltaScan: { kind: "kernel", build: deltaScanKernel },
+  deltaScanGrad: { kind: "kernel", build: deltaScanGradKernel },
 
   reshape: {
     kind: "view",

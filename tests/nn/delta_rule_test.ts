@@ -1,7 +1,7 @@
 // The gated delta rule: the scan against plain float64 loops, the chunked form against the scan, vjps.
 
 import { grad, normal, ops, randomKey, type Tensor, tensor, uniform } from "../../mod.ts";
-import { gatedDeltaRule, gatedDeltaRuleChunked, unitLowerInverse } from "../../nn/delta_rule.ts";
+import { gatedDeltaRule, gatedDeltaRuleChunked, gatedDeltaRuleFused, unitLowerInverse } from "../../nn/delta_rule.ts";
 import { assertClose, assertThrowsMsg, checkGradFD, values } from "../helpers.ts";
 import { gpuTest, onBoth } from "../core/webgpu/gpu.ts";
 import { inF64 } from "./mixer_checks.ts";
@@ -154,4 +154,59 @@ gpuTest("the scan and the chunked delta rule agree between WebGPU and the CPU, v
     return [scan.out, scan.state, ...grad(loss, { argnums: [0, 1, 2] })(x.q, x.v, x.s0)];
   });
   gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-3, atol: 1e-5, msg: `output ${i}` }));
+});
+
+Deno.test("the fused scan equals plain float64 loops over the recurrence, with and without a state", async () => {
+  await inF64(async () => {
+    for (const [T, withState] of [[1, false], [7, true], [13, false]] as const) {
+      const x = inputs(2, 2, T, 3, 4, 20 + T);
+      const r = gatedDeltaRuleFused(x.q, x.k, x.v, x.g, x.beta, withState ? { initialState: x.s0 } : {});
+      const want = await reference(x, withState);
+      assertClose(await values(r.out), want.out, { rtol: 1e-12, atol: 1e-12, msg: `out T=${T}` });
+      assertClose(await values(r.state), want.state, { rtol: 1e-12, atol: 1e-12, msg: `state T=${T}` });
+    }
+  });
+});
+
+Deno.test("the fused scan's reverse kernel matches finite differences and the scan's own gradients", async () => {
+  await inF64(async () => {
+    const x = inputs(1, 2, 6, 3, 2, 31);
+    const ro = normal(randomKey(93), [1, 2, 6, 2]), rs = normal(randomKey(94), [1, 2, 3, 2]);
+    const run =
+      (rule: typeof gatedDeltaRule) => (q: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, s0: Tensor) => {
+        const r = rule(q, ops.l2Normalize(k), v, ops.softplus(a).neg(), ops.sigmoid(b), { initialState: s0 });
+        return r.out.mul(ro).sum().add(r.state.mul(rs).sum());
+      };
+    const args = [x.q, x.k, x.v, x.g, x.beta, x.s0] as const;
+    await checkGradFD(run(gatedDeltaRuleFused), args, { atol: 1e-8, rtol: 1e-6, msg: "fused" });
+    const all = [0, 1, 2, 3, 4, 5] as const;
+    const gf: Tensor[] = grad(run(gatedDeltaRuleFused), { argnums: all })(...args);
+    const gs: Tensor[] = grad(run(gatedDeltaRule), { argnums: all })(...args);
+    for (const i of all) {
+      assertClose(await values(gf[i]), await values(gs[i]), { rtol: 1e-10, atol: 1e-12, msg: `arg ${i}` });
+    }
+  });
+});
+
+Deno.test("second derivatives through the fused scan fail with a sentence naming the alternative", async () => {
+  const x = inputs(1, 1, 3, 2, 2, 40);
+  const f = (v: Tensor) => gatedDeltaRuleFused(x.q, x.k, v, x.g, x.beta).out.square().sum();
+  await assertThrowsMsg(
+    () => grad((v: Tensor) => grad(f)(v).sum())(x.v),
+    "second derivatives",
+    "gatedDeltaRuleChunked",
+  );
+});
+
+gpuTest("the fused scan and its gradients agree between WebGPU and the CPU", async () => {
+  const x = inputs(2, 2, 33, 8, 5, 41);
+  const ro = normal(randomKey(95), [2, 2, 33, 5]);
+  const { gpu, cpu } = await onBoth(() => {
+    const r = gatedDeltaRuleFused(x.q, x.k, x.v, x.g, x.beta, { initialState: x.s0 });
+    const loss = (q: Tensor, k: Tensor, v: Tensor, g: Tensor, b: Tensor, s0: Tensor) =>
+      gatedDeltaRuleFused(q, k, v, g, b, { initialState: s0 }).out.mul(ro).sum();
+    const gs: Tensor[] = grad(loss, { argnums: [0, 1, 2, 3, 4, 5] })(x.q, x.k, x.v, x.g, x.beta, x.s0);
+    return [r.out, r.state, ...gs];
+  });
+  gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-3, atol: 1e-4, msg: `output ${i}` }));
 });
