@@ -37,6 +37,8 @@ export interface PrimSpec {
   readonly differentiable: readonly number[];
   /** Where the generators keep the inputs, and why. */
   readonly domain: string;
+  /** Set when taking a vjp must fail: a fragment of the error it must raise. */
+  readonly noVjp?: string;
 }
 
 /** The table type: a primitive without a spec is a type error. */
@@ -172,6 +174,81 @@ function elementwise(xs: readonly HostTensor[], dtype: DType, f: (...vs: number[
 const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 const range = (n: number) => [...Array(n).keys()];
 
+// ---- The delta-rule scan, written per column over nested arrays ------------------------------
+
+function scanInputs(d: Draw, B: number, H: number, T: number, K: number, V: number): HostTensor[] {
+  return [
+    d.host([B, H, T, K], "f32", real(-1, 1)),
+    d.host([B, H, T, V], "f32", real(-2, 2)),
+    d.host([B, H, T], "f32", real(-1, 0)),
+    d.host([B, H, T], "f32", real(0.05, 1)),
+    d.host([B, H, K, V], "f32", real(-1, 1)),
+  ];
+}
+
+// States after each token: s <- exp(g) s; u = beta (v_j - s.k); s <- s + k u, per value column j.
+function scanStates(k: HostTensor, v: HostTensor, g: HostTensor, beta: HostTensor, s0: HostTensor): HostTensor {
+  const [B, H, T, K] = k.shape, V = v.shape[3];
+  const out = new Array<number>(B * H * T * K * V);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let j = 0; j < V; j++) {
+        const s = range(K).map((i) => at(s0, [b, h, i, j]));
+        for (let t = 0; t < T; t++) {
+          const kt = range(K).map((i) => at(k, [b, h, t, i]));
+          const decayed = s.map((x) => x * Math.exp(at(g, [b, h, t])));
+          const u = at(beta, [b, h, t]) * (at(v, [b, h, t, j]) - decayed.reduce((acc, x, i) => acc + x * kt[i], 0));
+          decayed.forEach((x, i) => (s[i] = x + kt[i] * u));
+          s.forEach((x, i) => (out[(((b * H + h) * T + t) * K + i) * V + j] = x));
+        }
+      }
+    }
+  }
+  return { shape: [B, H, T, K, V], dtype: "f32", data: out };
+}
+
+// The reverse scan by the chain rule, step by step; packed per column as dk (T*K), dv, dbeta, dg, ds0.
+function scanGrad(
+  dS: HostTensor,
+  k: HostTensor,
+  v: HostTensor,
+  g: HostTensor,
+  beta: HostTensor,
+  s0: HostTensor,
+  S: HostTensor,
+): HostTensor {
+  const [B, H, T, K] = k.shape, V = v.shape[3], L = T * (K + 3) + K;
+  const out = new Array<number>(B * H * V * L).fill(0);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let j = 0; j < V; j++) {
+        const o = ((b * H + h) * V + j) * L;
+        let carry = new Array<number>(K).fill(0); // d loss / d state after token t, from later tokens
+        for (let t = T - 1; t >= 0; t--) {
+          const grad = carry.map((c, i) => c + at(dS, [b, h, t, i, j]));
+          const prev = range(K).map((i) => (t === 0 ? at(s0, [b, h, i, j]) : at(S, [b, h, t - 1, i, j])));
+          const kt = range(K).map((i) => at(k, [b, h, t, i])), a = Math.exp(at(g, [b, h, t]));
+          const be = at(beta, [b, h, t]), vj = at(v, [b, h, t, j]);
+          const decayed = prev.map((x) => a * x);
+          const pred = decayed.reduce((acc, x, i) => acc + x * kt[i], 0), u = be * (vj - pred);
+          // state = decayed + k u: d decayed = grad, d k = grad u, d u = grad . k
+          const du = grad.reduce((acc, x, i) => acc + x * kt[i], 0);
+          // u = be (vj - decayed . k)
+          const dPred = -du * be;
+          const dDecayed = grad.map((x, i) => x + dPred * kt[i]);
+          kt.forEach((_, i) => (out[o + t * K + i] = grad[i] * u + dPred * decayed[i]));
+          out[o + T * K + t] = du * be;
+          out[o + T * K + T + t] = du * (vj - pred);
+          out[o + T * K + 2 * T + t] = dDecayed.reduce((acc, x, i) => acc + x * prev[i], 0) * a; // d/dg of exp(g)
+          carry = dDecayed.map((x) => x * a);
+        }
+        carry.forEach((x, i) => (out[o + T * (K + 3) + i] = x));
+      }
+    }
+  }
+  return { shape: [B, H, V, L], dtype: "f32", data: out };
+}
+
 // ---- Building specs -----------------------------------------------------------------------------
 
 interface SpecDef<P> {
@@ -181,6 +258,7 @@ interface SpecDef<P> {
   readonly reference: (p: P, ...xs: HostTensor[]) => HostTensor;
   readonly differentiable: readonly number[];
   readonly domain: string;
+  readonly noVjp?: string;
 }
 
 // Cases are drawn imperatively through fc.gen(), whose shrinker makes no progress on them (it loops),
@@ -204,6 +282,7 @@ function spec<P>(name: Prim, def: SpecDef<P>): PrimSpec {
     gradCases: cases(true),
     differentiable: def.differentiable,
     domain: def.domain,
+    noVjp: def.noVjp,
   };
 }
 
@@ -656,6 +735,31 @@ export const PRIM_SPECS: SpecTable = {
     },
     differentiable: [0],
     domain: "f32 in [-60, 60], last or other axis",
+  }),
+  deltaScan: spec<null>("deltaScan", {
+    gen(d) {
+      const [B, H, T, K, V] = [d.int(1, 2), d.int(1, 2), d.pick([1, 2, 3, 5]), d.int(1, 3), d.int(1, 3)];
+      return [scanInputs(d, B, H, T, K, V), null];
+    },
+    build: (_p, ...xs) => apply("deltaScan", xs, {}),
+    reference: (_p, k, v, g, beta, s0) => scanStates(k, v, g, beta, s0),
+    differentiable: [0, 1, 2, 3, 4],
+    domain: "keys and states in [-1, 1], values in [-2, 2], g in [-1, 0] (decay), beta in [0.05, 1]",
+  }),
+  deltaScanGrad: spec<null>("deltaScanGrad", {
+    gen(d) {
+      const [B, H, T, K, V] = [d.int(1, 2), d.int(1, 2), d.pick([1, 2, 3, 5]), d.int(1, 3), d.int(1, 3)];
+      const [k, v, g, beta, s0] = scanInputs(d, B, H, T, K, V);
+      const dS = d.host([B, H, T, K, V], "f32", real(-1, 1));
+      // Tensors hold float32: the reference must see the states as rounded.
+      const S = scanStates(k, v, g, beta, s0);
+      return [[dS, k, v, g, beta, s0, { ...S, data: S.data.map(Math.fround) }], null];
+    },
+    build: (_p, ...xs) => apply("deltaScanGrad", xs, {}),
+    reference: (_p, dS, k, v, g, beta, s0, S) => scanGrad(dS, k, v, g, beta, s0, S),
+    differentiable: [],
+    noVjp: "second derivatives through the fused delta-rule scan are not supported",
+    domain: "as deltaScan, with the true states and a random state cotangent",
   }),
 };
 

@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { grad, ops, setBackend, type Tensor, tensor } from "../../mod.ts";
 import { PRIMS } from "../../core/prims/mod.ts";
-import { assertClose, checkGradFD, randomValues, useF64, values } from "../helpers.ts";
+import { assertClose, assertThrowsMsg, checkGradFD, randomValues, useF64, values } from "../helpers.ts";
 import { Draw, PRIM_NAMES, PRIM_SPECS, real, sizeOf, toTensor } from "./prim_specs.ts";
 
 // CPU against the float64 reference. Every CPU rule evaluates in float64 (Math.* on the f32 inputs;
@@ -88,6 +88,12 @@ for (const name of PRIM_NAMES) {
         }),
         { numRuns: GRAD_RUNS },
       );
+    });
+  } else if (spec.noVjp !== undefined) {
+    Deno.test(`${name} refuses to be differentiated, saying why`, async () => {
+      const [c] = fc.sample(spec.gradCases, 1);
+      const xs = c.inputs.map(toTensor);
+      await assertThrowsMsg(() => grad((x: Tensor) => c.build(x, ...xs.slice(1)).sum())(xs[0]), spec.noVjp!);
     });
   } else if (fc.sample(spec.gradCases, 1)[0].inputs.some((x) => x.dtype === "f32")) { // iota has no inputs
     Deno.test(`${name} passes no gradient to its f32 inputs`, async () => {
