@@ -50,9 +50,32 @@ export function binary(
   return apply(op, [x.broadcastTo(shape), ty.broadcastTo(shape)], {});
 }
 
+/**
+ * The most work one kernel invocation should loop over. Software adapters cap loop iterations per
+ * invocation (llvmpipe: 65535 across all loops of a shader), so longer reductions, contractions
+ * and scans are split into stages when the graph is built, on every backend alike.
+ */
+export const LOOP_BUDGET = 1 << 15;
+
 export function reduce(op: "sum" | "max", x: Tensor, opts: ReduceOptions): Tensor {
   const axes = normAxes(op, opts.axis, x.ndim);
-  const out = apply(op, [x], { axes });
+  const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const R = axes.reduce((n, a) => n * x.shape[a], 1);
+  let out: Tensor;
+  if (R > 64 * LOOP_BUDGET) {
+    // Two stages: blocks of c values (the tail padded with the identity), then the block results.
+    const c = 64 * LOOP_BUDGET, nb = Math.ceil(R / c);
+    const flat = x.permute([...kept, ...axes]).reshape([...kept.map((i) => x.shape[i]), R]);
+    let padded = flat.pad(flat.shape.map((_, i) => [0, i === kept.length ? nb * c - R : 0] as const));
+    if (op === "max" && nb * c > R) {
+      const pos = apply("iota", [], { shape: padded.shape, axis: kept.length, dtype: "i32" });
+      padded = pos.lt(R).where(padded, x.dtype === "f32" ? -Infinity : -2147483648);
+    }
+    const blocks = apply(op, [padded.reshape([...kept.map((i) => x.shape[i]), nb, c])], { axes: [kept.length + 1] });
+    out = apply(op, [blocks], { axes: [kept.length] });
+  } else {
+    out = apply(op, [x], { axes });
+  }
   return opts.keepdims ? out.reshape(x.shape.map((d, i) => (axes.includes(i) ? 1 : d))) : out;
 }
 
@@ -68,10 +91,22 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   const op = `matmul (batch axes of ${fmt(a.shape)} @ ${fmt(b.shape)})`;
   const batch = broadcastShapes(op, a2.shape.slice(0, -2), b2.shape.slice(0, -2));
-  let out = apply("matmul", [a2.broadcastTo([...batch, m, k]), b2.broadcastTo([...batch, k, n])], {});
-  if (a.ndim === 1) out = out.squeeze(-2);
-  if (b.ndim === 1) out = out.squeeze(-1);
-  return out;
+  const [A, B] = [a2.broadcastTo([...batch, m, k]), b2.broadcastTo([...batch, k, n])];
+  // A long contraction is a sum of matmuls over slices of it (see LOOP_BUDGET).
+  const step = 4 * LOOP_BUDGET;
+  let out: Tensor | null = null;
+  for (let s = 0; s < k || out === null; s += step) {
+    const e = Math.min(k, s + step);
+    const part: Tensor = k <= step ? apply("matmul", [A, B], {}) : apply("matmul", [
+      A.slice([...batch.map(() => 0), 0, s], [...batch, m, e]),
+      B.slice([...batch.map(() => 0), s, 0], [...batch, e, n]),
+    ], {});
+    out = out === null ? part : out.add(part);
+    if (k <= step) break;
+  }
+  if (a.ndim === 1) out = out!.squeeze(-2);
+  if (b.ndim === 1) out = out!.squeeze(-1);
+  return out!;
 }
 
 export function inferShape(shape: Shape, x: Tensor): number[] {
@@ -87,4 +122,18 @@ export function inferShape(shape: Shape, x: Tensor): number[] {
 export function clampIndex(i: number, d: number): number {
   if (!Number.isInteger(i)) throw new Error(`slice: index ${i} is not an integer`);
   return Math.min(Math.max(i < 0 ? i + d : i, 0), d);
+}
+
+/** Inclusive cumsum along `axis`; long axes become blocks whose totals are scanned in turn. */
+export function cumsum(x: Tensor, axis: number, reverse: boolean): Tensor {
+  const n = x.shape[axis];
+  if (n <= LOOP_BUDGET) return apply("cumsum", [x], { axis, reverse });
+  const c = LOOP_BUDGET, nb = Math.ceil(n / c);
+  // Zeros appended at the end change neither prefix nor suffix sums of the real entries.
+  const padded = x.pad(x.shape.map((_, i) => [0, i === axis ? nb * c - n : 0] as const));
+  const blocked = padded.reshape([...x.shape.slice(0, axis), nb, c, ...x.shape.slice(axis + 1)]);
+  const inner = cumsum(blocked, axis + 1, reverse);
+  const totals = blocked.sum({ axis: axis + 1, keepdims: true });
+  const before = cumsum(totals, axis, reverse).sub(totals); // what the earlier (or later) blocks add
+  return inner.add(before).reshape(padded.shape).slice(x.shape.map(() => 0), x.shape);
 }

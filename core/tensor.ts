@@ -3,7 +3,7 @@
 import type { Aval, CpuArray, Prim, PrimParams } from "./prim.ts";
 import { broadcastShapes, checkShape, type DType, fmt, normAxes, normAxis, type Shape, sizeOf } from "./shape.ts";
 import { realizeMany } from "./backend.ts";
-import { apply, binary, clampIndex, inferShape, matmul, negate, reduce, scalarLike } from "./build.ts";
+import { apply, binary, clampIndex, cumsum, inferShape, matmul, negate, reduce, scalarLike } from "./build.ts";
 
 export { apply, describe, scalarLike } from "./build.ts";
 
@@ -172,13 +172,13 @@ export class Tensor {
   gt(y: Tensor | number): Tensor {
     return binary("lt", scalarLike(y, this), this);
   }
-  /** `x <= y` as a bool tensor. */
+  /** `x <= y` as a bool tensor (false when either is NaN). */
   le(y: Tensor | number): Tensor {
-    return this.gt(y).logicalNot();
+    return this.lt(y).where(true, this.eq(y));
   }
-  /** `x >= y` as a bool tensor. */
+  /** `x >= y` as a bool tensor (false when either is NaN). */
   ge(y: Tensor | number): Tensor {
-    return this.lt(y).logicalNot();
+    return this.gt(y).where(true, this.eq(y));
   }
   /** `x == y` as a bool tensor. */
   eq(y: Tensor | number): Tensor {
@@ -226,7 +226,7 @@ export class Tensor {
   }
   /** Inclusive cumulative sum along an axis (`reverse` sums from the end). */
   cumsum(axis: number, opts: { readonly reverse?: boolean } = {}): Tensor {
-    return apply("cumsum", [this], { axis: normAxis("cumsum", axis, this.ndim), reverse: opts.reverse ?? false });
+    return cumsum(this, normAxis("cumsum", axis, this.ndim), opts.reverse ?? false);
   }
 
   // Movement.

@@ -12,8 +12,10 @@ export const STORE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i
 
 /** Helper functions, emitted into a kernel only when an expression uses them. */
 const HELPERS: Readonly<Record<string, string>> = {
-  jf_tanh: "fn jf_tanh(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }",
-  jf_max: "fn jf_max(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }",
+  // NaN tested by its bits: shader compilers may fold x != x to false.
+  jf_isnan: "fn jf_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }",
+  jf_tanh: "fn jf_tanh(x: f32) -> f32 { return select(tanh(clamp(x, -15.0, 15.0)), x, jf_isnan(x)); }",
+  jf_max: "fn jf_max(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, jf_isnan(a) || jf_isnan(b)); }",
   jf_udiv: `fn jf_udiv(n: u32, d: u32, inv: f32) -> u32 {
   let q = u32(f32(n) * inv);
   let r = i32(n) - i32(q * d);
@@ -245,7 +247,13 @@ export class KernelBuilder {
       );
     });
     decl.push(...this.workgroup);
-    for (const h of [...this.helpers].sort()) decl.push(HELPERS[h]);
+    // Helpers named in the body or in other helpers come along (e.g. jf_isnan inside jf_max).
+    const used = new Set(this.helpers), text = () => [...body, ...[...used].map((h) => HELPERS[h])].join("\n");
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const h of Object.keys(HELPERS)) if (!used.has(h) && text().includes(`${h}(`)) [grew] = [true, used.add(h)];
+    }
+    for (const h of [...used].sort()) decl.push(HELPERS[h]);
     return [
       ...decl,
       `@compute @workgroup_size(${workgroupSize})`,

@@ -9,7 +9,9 @@ import type { KernelBody } from "./rules.ts";
 const NEG_INF = "bitcast<f32>(0xff800000u)";
 
 // Reductions go wide (a workgroup per output) only when outputs are few and each reduces many values.
-const wide = (nr: number, nOut: number) => nr >= 256 && nOut < 4096;
+// Software adapters also cap the loop iterations of one invocation (llvmpipe: 65535 over all loops),
+// so long reductions always go wide: 64 threads share them.
+const wide = (nr: number, nOut: number) => nr >= 256 && (nOut < 4096 || nr > 8192);
 
 // A reduction's running state: how it starts, absorbs a value, merges in workgroup memory, ends.
 export interface Accumulator {
@@ -39,14 +41,16 @@ export function simpleAcc(k: KernelBuilder, op: "sum" | "max", dtype: DType): Ac
 // Running (max, sum of exp(v - max)): one pass, never exponentiates anything above 0.
 export const lseAcc: Accumulator = {
   init: [`var m: f32 = ${NEG_INF};`, "var s: f32 = 0.0;"],
+  // NaN (caught by its bits: compilers may fold v != v away) makes the running max NaN, as on the CPU.
   update: (v) => [
-    `if (${v} > m) { s = s * exp(m - ${v}) + 1.0; m = ${v}; } else if (${v} > ${NEG_INF}) { s = s + exp(${v} - m); }`,
+    `if (jf_isnan(${v})) { m = ${v}; } else if (${v} > m) { s = s * exp(m - ${v}) + 1.0; m = ${v}; } else if (${v} > ${NEG_INF}) { s = s + select(exp(${v} - m), 1.0, ${v} == m); }`,
   ],
   shared: ["var<workgroup> shm: array<f32, 64>;", "var<workgroup> shs: array<f32, 64>;"],
   toShared: ["shm[lid.x] = m;", "shs[lid.x] = s;"],
   merge: (o) => [
     `let mm = max(shm[lid.x], shm[${o}]);`,
-    `if (mm > ${NEG_INF}) { shs[lid.x] = shs[lid.x] * exp(shm[lid.x] - mm) + shs[${o}] * exp(shm[${o}] - mm); }`,
+    // exp(a - mm) with equal terms is 1 even when both are +inf (where the subtraction gives NaN).
+    `if (mm > ${NEG_INF}) { shs[lid.x] = shs[lid.x] * select(exp(shm[lid.x] - mm), 1.0, shm[lid.x] == mm) + shs[${o}] * select(exp(shm[${o}] - mm), 1.0, shm[${o}] == mm); }`,
     "shm[lid.x] = mm;",
   ],
   result: (fromShared) => (fromShared ? "shm[0] + log(shs[0])" : "m + log(s)"),
