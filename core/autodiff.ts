@@ -131,6 +131,7 @@ function checkArgnums(op: string, argnums: number | readonly number[], n: number
       throw new Error(`${op}: argnums ${a} is out of range for ${n} arguments`);
     }
   }
+  if (new Set(list).size !== list.length) throw new Error(`${op}: argnums ${JSON.stringify(list)} repeats an argument`);
   return list;
 }
 

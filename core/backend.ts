@@ -3,6 +3,7 @@
 import { type Precision, realizeCpu, schedule } from "./cpu.ts";
 import type { HostArray } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
+import { liveStats } from "./stats.ts";
 import { requestGpu } from "./webgpu/device.ts";
 import { WebGpuRunner } from "./webgpu/run.ts";
 
@@ -178,6 +179,7 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
   }
   await download(leavesOf(pending));
   realizeCpu(pending, info.precision);
+  liveStats.realizations++;
 }
 
 /**
@@ -206,7 +208,10 @@ export async function realizeMany(ts: readonly Tensor[]): Promise<HostArray[]> {
   }
   const pending = ts.filter((t) => t._src !== null);
   await download([...leavesOf(pending), ...ts]);
-  if (pending.length > 0) realizeCpu(pending, info.precision);
+  if (pending.length > 0) {
+    realizeCpu(pending, info.precision);
+    liveStats.realizations++;
+  }
   return ts.map(hostCopy);
 }
 

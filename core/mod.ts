@@ -26,6 +26,6 @@ export {
 export type { Precision } from "./cpu.ts";
 export type { DType, HostArray, Shape } from "./shape.ts";
 export { concatTensors } from "./prims/movement.ts";
-export { apply } from "./tensor.ts";
+export { apply, scalarLike } from "./tensor.ts";
 export { resetStats, type Stats, stats } from "./stats.ts";
 export { checkDType } from "./shape.ts";

@@ -1,6 +1,6 @@
 // Counters of device work since start or since resetStats(); deterministic, so tests can assert them.
 
-/** Device work counters (all zero on the CPU backend except `realizations`). */
+/** Work counters (on the CPU backend only `realizations` counts; the others are device work). */
 export interface Stats {
   /** Graph realizations (one per `data()`/`realize()` call that had pending work). */
   realizations: number;

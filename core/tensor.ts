@@ -218,11 +218,11 @@ export class Tensor {
   min(opts: ReduceOptions = {}): Tensor {
     return reduce("max", this.neg(), opts).neg();
   }
-  /** Arithmetic mean over axes (f32). */
+  /** Arithmetic mean over axes, as f32 (integer tensors are converted first). */
   mean(opts: ReduceOptions = {}): Tensor {
     const axes = normAxes("mean", opts.axis, this.ndim);
     const n = axes.reduce((acc, a) => acc * this.shape[a], 1);
-    return this.sum(opts).div(n);
+    return this.cast("f32").sum(opts).div(n);
   }
   /** Inclusive cumulative sum along an axis (`reverse` sums from the end). */
   cumsum(axis: number, opts: { readonly reverse?: boolean } = {}): Tensor {
@@ -285,7 +285,10 @@ export class Tensor {
   matmul(w: Tensor): Tensor {
     return matmul(this, w);
   }
-  /** Takes slices along `axis` at integer `indices`; the index shape replaces that axis. */
+  /**
+   * Takes slices along `axis` at integer `indices`; the index shape replaces that axis. An index
+   * out of range throws on the CPU backend; WebGPU kernels cannot throw, so there it is clamped.
+   */
   gather(indices: Tensor, axis = 0): Tensor {
     return apply("gather", [this, indices], { axis: normAxis("gather", axis, this.ndim) });
   }

@@ -153,7 +153,8 @@ export async function generate(
   if (!Number.isInteger(n) || n < 0) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${n}`);
   const tokens = Array.isArray(prompt) ? tensor([prompt as number[]], { dtype: "i32" }) : prompt as Tensor;
   let [logits, state] = prefill(params, tokens, cfg);
-  const keys = opts.key ? splitKey(opts.key, Math.max(n, 1)) : [];
+  // One key per token (a fixed default when sampling without a key), so every step draws anew.
+  const keys = splitKey(opts.key ?? randomKey(0), Math.max(n, 1));
   const out: Tensor[] = [];
   for (let i = 0; i < n; i++) {
     const next = sampleToken(logits, { ...opts, key: keys[i] }).reshape([tokens.shape[0], 1]);
@@ -161,12 +162,13 @@ export async function generate(
     if (i === n - 1) break;
     const [l, s] = decodeStep(params, next, state, cfg);
     await realize([next, l, ...treeLeaves(s.layers)]);
-    // The old caches are garbage now, except any tensor a mixer carried over unchanged.
+    // The old caches and logits are garbage now, except tensors a mixer carried over unchanged.
     const kept = new Set(treeLeaves(s.layers));
-    treeDispose(treeLeaves(state.layers).filter((t) => !kept.has(t)));
+    treeDispose([logits, ...treeLeaves(state.layers).filter((t) => !kept.has(t))]);
     [logits, state] = [l, s];
   }
-  if (out.length === 0) return Array.from({ length: tokens.shape[0] }, () => []);
-  const rows = await readAll(out);
+  const rows = out.length === 0 ? [] : await readAll(out);
+  treeDispose([logits, ...out, ...treeLeaves(state.layers)]);
+  if (prompt !== tokens) tokens.dispose();
   return Array.from({ length: tokens.shape[0] }, (_, b) => rows.map((r) => r[b]));
 }

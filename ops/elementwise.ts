@@ -1,28 +1,29 @@
 // Elementwise ops in functional form, and the activations composed from primitives.
 
-import { apply, type DType, Tensor, tensor } from "../core/mod.ts";
+import { apply, type DType, scalarLike, Tensor, tensor } from "../core/mod.ts";
 
 /** A tensor or a number that broadcasts like a scalar of the other operand's dtype. */
 export type Operand = Tensor | number;
 
-function t(x: Operand): Tensor {
-  return x instanceof Tensor ? x : tensor(x);
+// A number takes the dtype of the other operand (f32 when both are numbers).
+function t(x: Operand, other: Operand): Tensor {
+  return x instanceof Tensor ? x : other instanceof Tensor ? scalarLike(x, other) : tensor(x);
 }
 
 /** `x + y` with broadcasting. @example `add(x, 1)` */
-export const add = (x: Operand, y: Operand): Tensor => t(x).add(y);
+export const add = (x: Operand, y: Operand): Tensor => t(x, y).add(y);
 /** `x - y` with broadcasting. @example `sub(x, y)` */
-export const sub = (x: Operand, y: Operand): Tensor => t(x).sub(y);
+export const sub = (x: Operand, y: Operand): Tensor => t(x, y).sub(y);
 /** `x * y` with broadcasting. @example `mul(x, 2)` */
-export const mul = (x: Operand, y: Operand): Tensor => t(x).mul(y);
+export const mul = (x: Operand, y: Operand): Tensor => t(x, y).mul(y);
 /** `x / y` with broadcasting. @example `div(x, y)` */
-export const div = (x: Operand, y: Operand): Tensor => t(x).div(y);
+export const div = (x: Operand, y: Operand): Tensor => t(x, y).div(y);
 /** Elementwise maximum. @example `maximum(x, 0)` */
-export const maximum = (x: Operand, y: Operand): Tensor => t(x).maximum(y);
+export const maximum = (x: Operand, y: Operand): Tensor => t(x, y).maximum(y);
 /** Elementwise minimum. @example `minimum(x, 1)` */
-export const minimum = (x: Operand, y: Operand): Tensor => t(x).minimum(y);
+export const minimum = (x: Operand, y: Operand): Tensor => t(x, y).minimum(y);
 /** `x ** y`. @example `pow(x, 2)` */
-export const pow = (x: Operand, y: Operand): Tensor => t(x).pow(y);
+export const pow = (x: Operand, y: Operand): Tensor => t(x, y).pow(y);
 /** `-x`. @example `neg(x)` */
 export const neg = (x: Tensor): Tensor => x.neg();
 /** `e^x`. @example `exp(x)` */

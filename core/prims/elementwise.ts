@@ -1,7 +1,7 @@
 // Elementwise primitives: unary math, binary arithmetic, comparisons, where, cast, stopGradient.
 
 import type { Aval, CpuArray, CpuContext, PrimDef } from "../prim.ts";
-import { type DType, fmt, sameShape } from "../shape.ts";
+import { checkDType, type DType, fmt, sameShape } from "../shape.ts";
 import { scalarLike, type Tensor } from "../tensor.ts";
 
 type Unary = "neg" | "exp" | "log" | "sqrt" | "sin" | "cos" | "tanh";
@@ -113,6 +113,7 @@ export const ELEMENTWISE: { readonly [P in Unary | Binary | "where" | "cast" | "
   },
   cast: {
     shape([x], { dtype }) {
+      checkDType("cast", dtype);
       return { shape: x.shape, dtype };
     },
     cpu([a], [x], out, _p, ctx) {

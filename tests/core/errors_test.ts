@@ -263,3 +263,10 @@ Deno.test({
     }
   },
 });
+
+Deno.test("cast to an unknown dtype and repeated argnums are rejected by name", async () => {
+  const { grad, tensor } = await import("../../mod.ts");
+  // deno-lint-ignore no-explicit-any
+  await assertThrowsMsg(() => tensor([1.5]).cast("f64" as any), "cast", "unknown dtype", '"f64"');
+  await assertThrowsMsg(() => grad((x) => x.sum(), { argnums: [0, 0] })(tensor([1])), "argnums [0,0] repeats");
+});

@@ -1,7 +1,19 @@
 // Models of every block kind: causality, cached decoding equals the full forward, overfitting.
 
 import fc from "fast-check";
-import { grad, randint, randomKey, type Tensor, tensor, treeMap } from "../../mod.ts";
+import {
+  grad,
+  randint,
+  randomKey,
+  realize,
+  setBackend,
+  stats,
+  type Tensor,
+  tensor,
+  treeLeaves,
+  treeMap,
+} from "../../mod.ts";
+import { gpuTest } from "../core/webgpu/gpu.ts";
 import {
   block,
   type BlockSpec,
@@ -118,4 +130,17 @@ Deno.test("a tiny attention model overfits a fixed batch", async () => {
   }
   const last = (await values(loss(params)))[0];
   if (!(last < first / 2)) throw new Error(`loss went from ${first} to ${last}, not below half`);
+});
+
+gpuTest("generation releases its caches: device bytes return to where they were", async () => {
+  await setBackend("webgpu");
+  const cfg = tinyConfig([spec("jet", true), spec("mha", false)]);
+  const params = initModel(randomKey(21), cfg);
+  await realize(treeLeaves(params));
+  await generate(params, cfg, [1, 2, 3], { maxNewTokens: 2 }); // warm: uploads and compiles
+  const before = stats().bytesInUse;
+  await generate(params, cfg, [1, 2, 3], { maxNewTokens: 12 });
+  const after = stats().bytesInUse;
+  await setBackend("cpu");
+  if (after !== before) throw new Error(`bytesInUse went from ${before} to ${after}`);
 });

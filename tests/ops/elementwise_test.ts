@@ -230,3 +230,14 @@ Deno.test("activations take second derivatives that match closed forms", async (
     assertClose(await values(d2(ops.softplus)), sig.map((s) => s * (1 - s)), { atol: 1e-12 });
   });
 });
+
+Deno.test("a number operand takes the other operand's dtype, and mean of integers is f32", async () => {
+  const { ops, tensor } = await import("../../mod.ts");
+  const i = tensor([1, 2], { dtype: "i32" });
+  const y = ops.sub(10, i);
+  if (y.dtype !== "i32") throw new Error(`10 - i32 gave ${y.dtype}`);
+  assertClose(Array.from(await y.data()), [9, 8], { atol: 0, rtol: 0 });
+  const m = i.mean();
+  if (m.dtype !== "f32") throw new Error(`mean of i32 gave ${m.dtype}`);
+  assertClose([await m.item()], [1.5], { atol: 0, rtol: 0 });
+});
