@@ -80,13 +80,21 @@ export function checkHealth(g: Gpu): void {
 
 /** Runs `fn` inside validation and out-of-memory error scopes; errors surface with `what` named. */
 export function scoped<T>(g: Gpu, what: string, fn: () => T): T {
+  return scopedCheck(g, what, fn)[0];
+}
+
+/** Like `scoped`, also returning a promise of the error (or null) once the device has checked. */
+export function scopedCheck<T>(g: Gpu, what: string, fn: () => T): [T, Promise<Error | null>] {
   g.device.pushErrorScope("out-of-memory");
   g.device.pushErrorScope("validation");
   const out = fn();
   const note = (kind: string) => (e: GPUError | null) => {
-    if (e) g.pending ??= new Error(`WebGPU ${kind} error in ${what}: ${e.message}`);
+    if (e === null) return null;
+    const err = new Error(`WebGPU ${kind} error in ${what}: ${e.message}`);
+    g.pending ??= err;
+    return err;
   };
-  g.device.popErrorScope().then(note("validation"));
-  g.device.popErrorScope().then(note("out-of-memory"));
-  return out;
+  const validation = g.device.popErrorScope().then(note("validation"));
+  const memory = g.device.popErrorScope().then(note("out-of-memory"));
+  return [out, Promise.all([validation, memory]).then(([a, b]) => a ?? b)];
 }

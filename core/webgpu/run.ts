@@ -3,7 +3,7 @@
 import type { DType, HostArray } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 import type { Tensor } from "../tensor.ts";
-import { checkHealth, type Gpu, scoped } from "./device.ts";
+import { checkHealth, type Gpu, scoped, scopedCheck } from "./device.ts";
 import { type KernelPlan, planCached } from "./plan.ts";
 import { BufferPool } from "./pool.ts";
 
@@ -21,6 +21,9 @@ export class WebGpuRunner {
   readonly #pipelines = new Map<string, GPUComputePipeline>();
   readonly #registry: FinalizationRegistry<GPUBuffer>;
   #uniform: GPUBuffer | null = null;
+  // Per realized tensor: whether the submit that computed it was accepted (resolved lazily).
+  readonly #checks = new WeakMap<Tensor, Promise<Error | null>>();
+  readonly #poisoned = new WeakMap<Tensor, Error>();
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
@@ -43,6 +46,8 @@ export class WebGpuRunner {
 
   /** The device buffer of a realized or host tensor, uploading host data on first use. */
   buffer(t: Tensor): GPUBuffer {
+    const poisoned = this.#poisoned.get(t);
+    if (poisoned) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${poisoned.message}`);
     if (t._gpu) return t._gpu as GPUBuffer;
     const host = t._data;
     if (host === null) throw new Error(`webgpu: tensor of shape [${t.shape}] was disposed`);
@@ -108,6 +113,10 @@ export class WebGpuRunner {
   /** Computes the pending targets in one submit; with `read`, also copies every target back. */
   async run(targets: readonly Tensor[], read: boolean): Promise<HostArray[]> {
     checkHealth(this.gpu);
+    for (const t of targets) {
+      const e = this.#poisoned.get(t);
+      if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
+    }
     const pending = [...new Set(targets.filter((t) => t._src !== null))];
     const kernels = pending.length > 0 ? planCached(pending, this.gpu.maxStorageBuffers) : [];
     if (kernels.length === 0 && !read) return [];
@@ -158,12 +167,27 @@ export class WebGpuRunner {
     }
     const staging = read ? targets.map((t) => this.pool.acquireStaging(bytesOf(t))) : [];
     if (read) targets.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
-    scoped(this.gpu, `a realization of ${kernels.length} kernels`, () => device.queue.submit([encoder.finish()]));
+    const [, failed] = scopedCheck(
+      this.gpu,
+      `a realization of ${kernels.length} kernels`,
+      () => device.queue.submit([encoder.finish()]),
+    );
+    // If the device rejects this submit, its results were never written: poison them, so reading
+    // them (or computing from them) throws instead of returning stale memory.
+    for (const t of pending) this.#checks.set(t, failed);
+    failed.then((e) => e && pending.forEach((t) => this.#poisoned.set(t, e)));
     liveStats.submits++;
     if (kernels.length > 0) liveStats.realizations++;
     if (!read) return [];
     await Promise.all(staging.map((s) => s.mapAsync(1 /* READ */)));
+    const errors = await Promise.all(targets.map((t) => this.#checks.get(t) ?? null));
     liveStats.readbacks++;
+    const bad = errors.find((e) => e !== null);
+    if (bad) {
+      if (this.gpu.pending === bad) this.gpu.pending = null; // reported here, once
+      staging.forEach((s) => (s.unmap(), this.pool.releaseStaging(s)));
+      throw bad;
+    }
     checkHealth(this.gpu);
     return targets.map((t, i) => {
       const bytes = staging[i].getMappedRange(0, bytesOf(t)).slice(0);

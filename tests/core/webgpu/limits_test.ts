@@ -33,3 +33,15 @@ gpuTest("a tensor above the binding size limit fails with a sentence, not a devi
   // The device is still usable afterwards.
   assertClose(await tensor([1, 2]).add(1).data(), [2, 3]);
 });
+
+gpuTest("results of a submit the device rejected are never read back as data", async () => {
+  await setBackend("webgpu");
+  const x = normal(randomKey(80), [4, 4]).add(1);
+  await realize([x]);
+  (x._gpu as GPUBuffer).destroy(); // simulate a device-side failure: the next submit is invalid
+  const y = x.mul(2);
+  await assertThrowsMsg(() => y.data(), "WebGPU");
+  await assertThrowsMsg(() => y.data(), "never computed");
+  await assertThrowsMsg(() => y.add(1).data(), "never computed");
+  assertClose(await tensor([1, 2]).add(1).data(), [2, 3]); // the device itself still works
+});
