@@ -101,16 +101,8 @@ export function concat(xs: readonly Tensor[], opts: { readonly axis?: number } =
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     throw new Error(`concat: axis ${axis} is out of range for tensors of rank ${rank}`);
   }
-  const a = axis < 0 ? axis + rank : axis;
-  if (xs.length <= CONCAT_GROUP) return xs.length === 1 ? xs[0] : concatTensors(xs, a);
-  // One concat kernel binds every input it reads, and WebGPU guarantees only 8 storage buffers per
-  // stage (one is the output): join in groups, so the planner can split the tree into kernels that fit.
-  const groups: Tensor[] = [];
-  for (let i = 0; i < xs.length; i += CONCAT_GROUP) groups.push(concat(xs.slice(i, i + CONCAT_GROUP), { axis: a }));
-  return concat(groups, { axis: a });
+  return xs.length === 1 ? xs[0] : concatTensors(xs, axis < 0 ? axis + rank : axis);
 }
-
-const CONCAT_GROUP = 7;
 
 /**
  * Stacks same-shaped tensors along a new axis.
