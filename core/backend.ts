@@ -64,7 +64,7 @@ async function choose(requested: BackendName, opts: BackendOptions, where: strin
     if (requested === "webgpu") throw new Error(`${where}: ${NO_ADAPTER}`);
     return cpu("auto: no WebGPU adapter found");
   }
-  runner ??= new WebGpuRunner(gpu);
+  if (runner?.gpu !== gpu) runner = new WebGpuRunner(gpu); // a new device after a lost one
   const reason = requested === "webgpu" ? "requested explicitly" : "auto: a WebGPU adapter is available";
   return {
     info: { name: "webgpu", requested, precision, adapter: gpu.description, fallbackAdapter: gpu.fallback, reason },

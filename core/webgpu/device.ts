@@ -18,6 +18,7 @@ export interface Gpu {
 }
 
 let gpu: Promise<Gpu | null> | null = null;
+let opened: Gpu | null = null;
 
 function gpuApi(): GPU | undefined {
   return (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
@@ -59,9 +60,10 @@ async function open(): Promise<Gpu | null> {
   return g;
 }
 
-/** The shared device, opened on first use; null when no adapter exists. */
+/** The shared device, opened on first use (and again after it was lost); null when no adapter exists. */
 export function requestGpu(): Promise<Gpu | null> {
-  gpu ??= open().catch((e) => {
+  if (opened?.lost) [gpu, opened] = [null, null];
+  gpu ??= open().then((g) => (opened = g)).catch((e) => {
     gpu = null;
     throw new Error(`WebGPU: requesting a device failed: ${e instanceof Error ? e.message : e}`);
   });
