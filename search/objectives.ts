@@ -1,8 +1,8 @@
 // Objectives for PostNAS: held-out loss and perplexity, retrieval accuracy, and cost terms.
 
-import { readAll, type Tensor, treeLeaves } from "../core/mod.ts";
+import { randint, randomKey, readAll, realize, type Tensor, treeDispose, treeLeaves } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
-import { type BlockSpec, forward, type ModelConfig, type ModelParams } from "../nn/mod.ts";
+import { type BlockSpec, decodeStep, forward, type ModelConfig, type ModelParams, prefill } from "../nn/mod.ts";
 import { totalStateBytes } from "./budget.ts";
 import type { ToyBatch } from "./data.ts";
 import { stableKey } from "./postnas.ts";
@@ -59,6 +59,8 @@ export interface ObjectiveWeights {
   readonly accuracy?: number;
   /** Weight per MiB of decoding state at `context` tokens (default: no state term). */
   readonly stateMiB?: { readonly weight: number; readonly context: number };
+  /** Weight per millisecond of measured decoding time per token after `context` tokens (default: none). */
+  readonly latencyMs?: { readonly weight: number; readonly context: number };
 }
 
 /** An objective over configurations, with every evaluation kept for reports. */
@@ -96,6 +98,7 @@ export function pathObjective(
     if (weights.stateMiB) {
       s += weights.stateMiB.weight * totalStateBytes(config, { cfg, context: weights.stateMiB.context }) / 2 ** 20;
     }
+    if (weights.latencyMs) s += weights.latencyMs.weight * await decodeLatency(params, cfg, weights.latencyMs);
     return s;
   };
   return Object.assign(f, { metrics });
@@ -112,4 +115,48 @@ export function pathObjective(
  */
 export function paramCount(tree: unknown): number {
   return treeLeaves(tree).reduce((n, t) => n + t.size, 0);
+}
+
+/**
+ * Measured milliseconds per generated token (batch 1) after a prompt of `context` tokens: the
+ * prompt is prefilled once, then `tokens` decode steps are timed, each realized on the device and
+ * the last one read back. A wall-clock measurement: it varies with the machine and its load.
+ *
+ * @example
+ * ```ts
+ * import { block, decodeLatency, initModel, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("jet"), block("mha")] });
+ * const ms = await decodeLatency(initModel(randomKey(0), cfg), cfg, { context: 64, tokens: 4 });
+ * ```
+ */
+export async function decodeLatency(
+  params: ModelParams,
+  cfg: ModelConfig,
+  opts: { readonly context: number; readonly tokens?: number },
+): Promise<number> {
+  const { context, tokens = 8 } = opts;
+  if (!Number.isInteger(context) || context < 1) {
+    throw new Error(`decodeLatency: context must be a positive integer, got ${context}`);
+  }
+  if (!Number.isInteger(tokens) || tokens < 1) {
+    throw new Error(`decodeLatency: tokens must be a positive integer, got ${tokens}`);
+  }
+  const prompt = randint(randomKey(context), [1, context], { maxval: cfg.vocab });
+  let [logits, state] = prefill(params, prompt, cfg);
+  const step = async () => {
+    const token = ops.argmax(logits).reshape([1, 1]);
+    const [l, s] = decodeStep(params, token, state, cfg);
+    await realize([l, ...treeLeaves(s.layers)]);
+    const kept = new Set(treeLeaves(s.layers));
+    treeDispose([logits, token, ...treeLeaves(state.layers).filter((t) => !kept.has(t))]);
+    [logits, state] = [l, s];
+  };
+  await step(); // prefill and compile outside the timing
+  await logits.data();
+  const t0 = performance.now();
+  for (let i = 0; i < tokens; i++) await step();
+  await logits.data();
+  const ms = (performance.now() - t0) / tokens;
+  treeDispose([logits, prompt, ...treeLeaves(state.layers)]);
+  return ms;
 }

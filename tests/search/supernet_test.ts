@@ -125,3 +125,20 @@ Deno.test("the seed's greedy search and the paper's budgeted beam search run thr
     "layer 0 has no linear candidate",
   );
 });
+
+Deno.test("decodeLatency measures a positive time per token and pathObjective can weigh it", async () => {
+  const { decodeLatency } = await import("../../search/mod.ts");
+  const small = modelConfig({ vocab: 256, width: 16, heads: 2, ffnHidden: 24, blocks: [block("jet"), block("mha")] });
+  const ms = await decodeLatency(initModel(randomKey(11), small), small, { context: 12, tokens: 3 });
+  if (!(ms > 0 && Number.isFinite(ms))) throw new Error(`latency ${ms}`);
+  const sn = initSupernet(randomKey(12), cfg, paperSpace);
+  const held = [toyBatch(randomKey(13), { batch: 2, seqLen: 40 })];
+  const plain = pathObjective(sn, held), timed = pathObjective(sn, held, { latencyMs: { weight: 1, context: 8 } });
+  const path = [block("jet"), block("mha"), block("swa", { window: 8 })];
+  const [a, b] = [await plain(path), await timed(path)];
+  if (!(b > a)) throw new Error(`a latency term should add a positive cost: ${a} vs ${b}`);
+  await assertThrowsMsg(
+    () => decodeLatency(initModel(randomKey(11), small), small, { context: 0 }),
+    "context must be a positive integer",
+  );
+});
