@@ -121,6 +121,7 @@ export class WebGpuRunner {
     const kernels = pending.length > 0 ? planCached(pending, this.gpu.maxStorageBuffers) : [];
     if (kernels.length === 0 && !read) return [];
     for (const k of kernels) this.#checkSize(k);
+    const label = `a realization of ${kernels.length} kernels (${describeKernels(kernels)})`;
     const device = this.gpu.device;
     // Upload host inputs before any intermediate buffer is recycled within this submit.
     for (const k of kernels) for (const x of k.inputs) if (x._src === null) this.buffer(x);
@@ -169,7 +170,7 @@ export class WebGpuRunner {
     if (read) targets.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
     const [, failed] = scopedCheck(
       this.gpu,
-      `a realization of ${kernels.length} kernels`,
+      label,
       () => device.queue.submit([encoder.finish()]),
     );
     // If the device rejects this submit, its results were never written: poison them, so reading
@@ -196,6 +197,14 @@ export class WebGpuRunner {
       return hostView(bytes, t.dtype, t.size);
     });
   }
+}
+
+// The kernels' ops and output shapes, for error messages: the first few and a count.
+function describeKernels(kernels: readonly KernelPlan[]): string {
+  const names = kernels.slice(0, 4).map((k) =>
+    k.outputs.map((t) => `${t._src?.op ?? "value"} [${t.shape}]`).join(" + ")
+  );
+  return names.join(", ") + (kernels.length > 4 ? `, and ${kernels.length - 4} more` : "");
 }
 
 function hostView(bytes: ArrayBuffer, dtype: DType, n: number): HostArray {

@@ -45,3 +45,11 @@ gpuTest("results of a submit the device rejected are never read back as data", a
   await assertThrowsMsg(() => y.add(1).data(), "never computed");
   assertClose(await tensor([1, 2]).add(1).data(), [2, 3]); // the device itself still works
 });
+
+gpuTest("a rejected submit's error names the kernels' ops and shapes", async () => {
+  await setBackend("webgpu");
+  const x = normal(randomKey(81), [3, 5]).add(1);
+  await realize([x]);
+  (x._gpu as GPUBuffer).destroy();
+  await assertThrowsMsg(() => x.exp().sum({ axis: 0 }).data(), "a realization of 1 kernels", "sum [5]");
+});
