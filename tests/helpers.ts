@@ -11,6 +11,16 @@ export function useF64(): void {
   setBackend("cpu", { precision: "f64" });
 }
 
+/** Runs `fn` on the float64 CPU reference, then returns this process to the f32 CPU backend. */
+export async function inF64(fn: () => Promise<void>): Promise<void> {
+  useF64();
+  try {
+    await fn();
+  } finally {
+    await setBackend("cpu");
+  }
+}
+
 /** Throws unless `|a - e| <= atol + rtol * |e|` elementwise (NaNs must match NaNs). */
 export function assertClose(
   actual: ArrayLike<number>,

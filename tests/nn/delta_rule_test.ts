@@ -2,9 +2,8 @@
 
 import { grad, normal, ops, randomKey, type Tensor, tensor, uniform } from "../../mod.ts";
 import { gatedDeltaRule, gatedDeltaRuleChunked, gatedDeltaRuleFused, unitLowerInverse } from "../../nn/delta_rule.ts";
-import { assertClose, assertThrowsMsg, checkGradFD, values } from "../helpers.ts";
+import { assertClose, assertThrowsMsg, checkGradFD, inF64, values } from "../helpers.ts";
 import { gpuTest, onBoth } from "../core/webgpu/gpu.ts";
-import { inF64 } from "./mixer_checks.ts";
 
 interface Inputs {
   readonly q: Tensor;

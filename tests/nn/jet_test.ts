@@ -3,7 +3,7 @@
 import { grad, normal, ops, randomKey, type Tensor, treeLeaves } from "../../mod.ts";
 import { block, causalConv } from "../../nn/mod.ts";
 import { dynamicConv, generatorHidden, initDynamicConv, jetBlock } from "../../nn/jet.ts";
-import { assertClose, values } from "../helpers.ts";
+import { assertClose, inF64, values } from "../helpers.ts";
 import { gpuTest, onBoth } from "../core/webgpu/gpu.ts";
 import {
   checkCausal,
@@ -12,7 +12,6 @@ import {
   checkStateBytes,
   checkStepMatchesApply,
   hostMatmul,
-  inF64,
   tinyConfig,
 } from "./mixer_checks.ts";
 

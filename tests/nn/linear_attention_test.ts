@@ -3,7 +3,7 @@
 import { normal, randomKey } from "../../mod.ts";
 import { block } from "../../nn/mod.ts";
 import { linearAttention } from "../../nn/linear_attention.ts";
-import { assertClose, values } from "../helpers.ts";
+import { assertClose, inF64, values } from "../helpers.ts";
 import {
   checkCausal,
   checkMixerGradFD,
@@ -11,7 +11,6 @@ import {
   checkStateBytes,
   checkStepMatchesApply,
   hostMatmul,
-  inF64,
   tinyConfig,
 } from "./mixer_checks.ts";
 

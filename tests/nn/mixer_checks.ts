@@ -6,7 +6,6 @@ import {
   randint,
   randomKey,
   readAll,
-  setBackend,
   type Tensor,
   treeFlatten,
   treeLeaves,
@@ -16,20 +15,10 @@ import {
 import { block, type BlockSpec, causalConv, initModel, lossFn, type MixerKind, modelConfig } from "../../nn/mod.ts";
 import type { Mixer } from "../../nn/mixer.ts";
 import type { ModelConfig } from "../../nn/spec.ts";
-import { assertClose, checkGradFD, useF64, values } from "../helpers.ts";
+import { assertClose, checkGradFD, inF64, values } from "../helpers.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyMixer = Mixer<any, any>;
-
-/** Runs `fn` on the float64 CPU reference, then returns to the f32 CPU backend. */
-export async function inF64(fn: () => Promise<void>): Promise<void> {
-  useF64();
-  try {
-    await fn();
-  } finally {
-    await setBackend("cpu");
-  }
-}
 
 /**
  * Fresh params with every leaf nudged by N(0, 0.2^2): zero-initialized parts (a dynamic conv's

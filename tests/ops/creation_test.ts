@@ -1,18 +1,8 @@
 // Tests of the index-based constructors and joins (arange, oneHot, tril, triu, concat, stack) and categorical.
 
 import fc from "fast-check";
-import { grad, ops, randomKey, setBackend, splitKey, type Tensor, tensor } from "../../mod.ts";
-import { assertClose, checkGradFD, randomValues, useF64, values } from "../helpers.ts";
-
-/** Runs `fn` on the float64 CPU reference, then returns this process to the f32 CPU backend. */
-async function inF64(fn: () => Promise<void>): Promise<void> {
-  useF64();
-  try {
-    await fn();
-  } finally {
-    await setBackend("cpu");
-  }
-}
+import { grad, ops, randomKey, splitKey, type Tensor, tensor } from "../../mod.ts";
+import { assertClose, checkGradFD, inF64, randomValues, values } from "../helpers.ts";
 
 function assertShape(t: Tensor, shape: readonly number[], dtype?: string): void {
   if (t.shape.join() !== shape.join() || (dtype !== undefined && t.dtype !== dtype)) {

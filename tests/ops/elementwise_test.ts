@@ -1,18 +1,8 @@
 // Tests of the elementwise composites: closed forms in plain float64 JS, properties, and vjps vs finite differences.
 
 import fc from "fast-check";
-import { grad, ops, setBackend, type Tensor, tensor } from "../../mod.ts";
-import { assertClose, checkGradFD, randomValues, useF64, values } from "../helpers.ts";
-
-/** Runs `fn` on the float64 CPU reference, then returns this process to the f32 CPU backend. */
-async function inF64(fn: () => Promise<void>): Promise<void> {
-  useF64();
-  try {
-    await fn();
-  } finally {
-    await setBackend("cpu");
-  }
-}
+import { grad, ops, type Tensor, tensor } from "../../mod.ts";
+import { assertClose, checkGradFD, inF64, randomValues, values } from "../helpers.ts";
 
 // Independent float64 references.
 const sigmoidRef = (x: number) => 1 / (1 + Math.exp(-x));

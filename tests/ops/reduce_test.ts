@@ -1,18 +1,8 @@
 // Tests of the reducing composites (mean, variance, logsumexp, softmax, logSoftmax, argmax) against plain JS math.
 
 import fc from "fast-check";
-import { grad, ops, setBackend, type Tensor, tensor } from "../../mod.ts";
-import { assertClose, checkGradFD, randomValues, useF64, values } from "../helpers.ts";
-
-/** Runs `fn` on the float64 CPU reference, then returns this process to the f32 CPU backend. */
-async function inF64(fn: () => Promise<void>): Promise<void> {
-  useF64();
-  try {
-    await fn();
-  } finally {
-    await setBackend("cpu");
-  }
-}
+import { grad, ops, type Tensor, tensor } from "../../mod.ts";
+import { assertClose, checkGradFD, inF64, randomValues, values } from "../helpers.ts";
 
 /** For each output position of a reduction over `axes` (row-major over kept axes), the flat input indices. */
 function lanes(shape: readonly number[], axes: readonly number[]): number[][] {
