@@ -5,6 +5,7 @@ export {
   backendInfo,
   type BackendName,
   type BackendOptions,
+  type Capabilities,
   type DType,
   foldIn,
   full,

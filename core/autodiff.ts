@@ -1,6 +1,7 @@
 // Reverse-mode autodiff as a graph-to-graph transform: vjp rules build new lazy nodes, so grads compose.
 
-import type { Node } from "./tensor.ts";
+import type { Node } from "./graph.ts";
+import type { Prim, VjpOps } from "./prim.ts";
 import { apply, scalarLike, Tensor } from "./tensor.ts";
 import { PRIMS } from "./prims/mod.ts";
 import { fmt, sameShape } from "./shape.ts";
@@ -35,52 +36,53 @@ function aliasLeaves(op: string, arg: unknown, argIndex: number): [Tensor[], Tre
   return [leaves.map((t) => apply("reshape", [t], { shape: t.shape })), def];
 }
 
-// The nodes between `wrt` and `outs`, inputs first, with their sources captured now: realizing an
-// output later cuts its graph, and the backward pass must not depend on that.
-function tape(outs: readonly Tensor[], wrt: ReadonlySet<Tensor>): [Tensor, Node][] {
-  const order: Tensor[] = [];
-  const seen = new Set<Tensor>();
-  const stack: [Tensor, boolean][] = outs.map((t) => [t, false]);
+// The pending nodes between `wrt` and `outs`, inputs first. Nodes are frozen, so realizing an output
+// later changes nothing here.
+function tape(outs: readonly Node[], wrt: ReadonlySet<Node>): Node[] {
+  const order: Node[] = [];
+  const seen = new Set<Node>();
+  const stack: [Node, boolean][] = outs.map((n) => [n, false]);
   while (stack.length > 0) {
-    const [t, expanded] = stack.pop()!;
+    const [n, expanded] = stack.pop()!;
     if (expanded) {
-      order.push(t);
+      order.push(n);
       continue;
     }
-    if (seen.has(t) || t._src === null) continue;
-    seen.add(t);
-    stack.push([t, true]);
-    if (!wrt.has(t)) { for (const x of t._src.inputs) if (!seen.has(x)) stack.push([x, false]); }
+    if (seen.has(n) || n.op === "data") continue;
+    seen.add(n);
+    stack.push([n, true]);
+    if (!wrt.has(n)) { for (const x of n.src) if (!seen.has(x)) stack.push([x, false]); }
   }
-  const live = new Set<Tensor>(wrt);
-  const out: [Tensor, Node][] = [];
-  for (const t of order) {
-    if (wrt.has(t) || t._src!.inputs.some((x) => live.has(x))) {
-      live.add(t);
-      if (!wrt.has(t)) out.push([t, t._src!]);
-    }
-  }
-  return out;
+  const live = new Set<Node>(wrt);
+  return order.filter((n) => {
+    if (!wrt.has(n) && !n.src.some((x) => live.has(x))) return false;
+    live.add(n);
+    return !wrt.has(n);
+  });
 }
 
-function backward(entries: readonly [Tensor, Node][], seeds: Map<Tensor, Tensor>, wrt: readonly Tensor[]): Tensor[] {
+const OPS: VjpOps = { apply, scalar: (v, like) => scalarLike(v, like) };
+
+function backward(entries: readonly Node[], seeds: Map<Node, Tensor>, wrt: readonly Node[]): Tensor[] {
   const ct = new Map(seeds);
-  const live = new Set<Tensor>([...wrt, ...entries.map(([t]) => t)]);
+  const live = new Set<Node>([...wrt, ...entries]);
+  const handles = new Map<Node, Tensor>();
+  const handle = (n: Node) => handles.get(n) ?? handles.set(n, new Tensor(n)).get(n)!;
   for (let i = entries.length - 1; i >= 0; i--) {
-    const [t, { op, inputs, params }] = entries[i];
-    const g = ct.get(t);
+    const n = entries[i];
+    const g = ct.get(n);
     if (g === undefined) continue;
-    ct.delete(t);
+    ct.delete(n);
     // deno-lint-ignore no-explicit-any
-    const gs = PRIMS[op].vjp(g, inputs, t, params as any);
-    inputs.forEach((x, j) => {
+    const gs = PRIMS[n.op as Prim].vjp(g, n.src.map(handle), handle(n), n.params as any, OPS);
+    n.src.forEach((x, j) => {
       const gx = gs[j];
-      if (gx === null || !live.has(x) || x.dtype !== "f32") return;
+      if (gx === null || gx === undefined || !live.has(x) || x.dtype !== "f32") return;
       const prev = ct.get(x);
       ct.set(x, prev === undefined ? gx : prev.add(gx));
     });
   }
-  return wrt.map((a) => ct.get(a) ?? scalarLike(0, a).broadcastTo(a.shape));
+  return wrt.map((a) => ct.get(a) ?? scalarLike(0, handle(a)).broadcastTo(a.shape));
 }
 
 /**
@@ -100,20 +102,23 @@ export function vjp<A extends any[], R>(f: (...args: A) => R, ...primals: A): [R
   const wrt = flat.flatMap(([aliases]) => aliases);
   const out = f(...(flat.map(([aliases, def]) => treeUnflatten(def, aliases)) as A));
   const [outs, outDef] = treeFlatten(out, { op: "vjp (output of f)" });
-  const entries = tape(outs, new Set(wrt));
+  const outNodes = outs.map((o) => o.node); // captured now: reading an output later moves its handle
+  const wrtNodes = wrt.map((t) => t.node);
+  const entries = tape(outNodes, new Set(wrtNodes));
   const back = (cotangent: R): A => {
     const [cts, ctDef] = treeFlatten(cotangent, { op: "vjp (cotangent)" });
     if (!sameTreeDef(outDef, ctDef)) throw new Error("vjp: the cotangent's structure differs from f's output");
-    const seeds = new Map<Tensor, Tensor>();
+    const seeds = new Map<Node, Tensor>();
     outs.forEach((o, i) => {
       if (!sameShape(o.shape, cts[i].shape) || cts[i].dtype !== o.dtype) {
         throw new Error(
           `vjp: cotangent ${i} is ${cts[i].dtype} ${fmt(cts[i].shape)} but the output is ${o.dtype} ${fmt(o.shape)}`,
         );
       }
-      if (o.dtype === "f32") seeds.set(o, seeds.has(o) ? seeds.get(o)!.add(cts[i]) : cts[i]);
+      const n = outNodes[i];
+      if (o.dtype === "f32") seeds.set(n, seeds.has(n) ? seeds.get(n)!.add(cts[i]) : cts[i]);
     });
-    const grads = backward(entries, seeds, wrt);
+    const grads = backward(entries, seeds, wrtNodes);
     let k = 0;
     return flat.map(([aliases, def]) => treeUnflatten(def, grads.slice(k, k += aliases.length))) as A;
   };

@@ -1,18 +1,63 @@
-// Backend selection and realization: the one place that turns pending graphs into data.
+// Backends behind one interface: the interface itself, the registry, selection (setBackend,
+// backendInfo), and realization, the one place that turns pending graphs into data.
 
-import { type Precision, realizeCpu, schedule } from "./cpu.ts";
+import { isPending, leafNode, type Node, resolve } from "./graph.ts";
+import type { CpuArray } from "./prim.ts";
 import type { HostArray } from "./shape.ts";
+import { type DeviceStore, hostValues } from "./storage.ts";
 import type { Tensor } from "./tensor.ts";
-import { liveStats } from "./stats.ts";
-import { requestGpu } from "./webgpu/device.ts";
-import { WebGpuRunner } from "./webgpu/run.ts";
+import { openReference } from "./cpu/mod.ts";
+import { openWebGpu } from "./webgpu/mod.ts";
+
+/** Numeric precision of a backend's f32 tensors. */
+export type Precision = "f32" | "f64";
+
+/** What a backend can do in one kernel or one buffer; its lowering splits work to fit. */
+export interface Capabilities {
+  /** Storage buffers one kernel may bind, inputs and outputs together. */
+  readonly maxKernelBuffers: number;
+  /** Loop iterations one kernel invocation may run (software adapters stop longer ones). */
+  readonly maxLoop: number;
+  /** Bytes of the largest buffer one kernel may bind. */
+  readonly maxBufferBytes: number;
+  /** Precisions f32 tensors can be computed in. */
+  readonly precisions: readonly Precision[];
+}
+
+/**
+ * One backend. It lowers graphs to its own kernels (fusing, and splitting work to fit its
+ * capabilities), owns the storage of what it computed, and records computed nodes in the graph.
+ */
+export interface Backend extends DeviceStore {
+  readonly name: "cpu" | "webgpu";
+  readonly capabilities: Capabilities;
+  readonly precision: Precision;
+  /** The adapter's description, or null. */
+  readonly adapter: string | null;
+  /** True for software/fallback adapters (such as Mesa's llvmpipe). */
+  readonly fallbackAdapter: boolean;
+  /**
+   * Computes the pending `targets` in one realization (on WebGPU: one submit), stores the value of
+   * `targets[i]` under `leaves[i]` and records it computed; returns host copies of `read`, leaves
+   * this backend holds afterwards, read in the same go.
+   */
+  realize(targets: readonly Node[], leaves: readonly Node[], read: readonly Node[]): Promise<CpuArray[]>;
+  /** True when this backend holds `leaf`'s value. */
+  holds(leaf: Node): boolean;
+}
+
+/** How each backend is opened: null when it cannot run here (no adapter), an error when it broke. */
+const BACKENDS: { readonly [N in Backend["name"]]: (precision: Precision) => Promise<Backend | null> } = {
+  cpu: openReference,
+  webgpu: openWebGpu,
+};
 
 /** Names accepted by `setBackend` and the `JETFOLD_BACKEND` environment variable. */
 export type BackendName = "cpu" | "webgpu" | "auto";
 
 /** Options of `setBackend`. */
 export interface BackendOptions {
-  /** CPU backend only: compute f32 tensors in float64 (for reference checks). Default "f32". */
+  /** CPU backend only: compute f32 tensors in float64 (for reference checks); reads return float64. */
   readonly precision?: Precision;
 }
 
@@ -30,11 +75,13 @@ export interface BackendInfo {
   readonly fallbackAdapter: boolean;
   /** Why this backend was picked, in one sentence. */
   readonly reason: string;
+  /** What the backend can do in one kernel; it splits larger work itself. */
+  readonly capabilities: Capabilities;
 }
 
 interface Active {
   readonly info: BackendInfo;
-  readonly runner: WebGpuRunner | null;
+  readonly backend: Backend;
 }
 
 const NAMES: readonly BackendName[] = ["cpu", "webgpu", "auto"];
@@ -43,19 +90,20 @@ const NO_ADAPTER = "no WebGPU adapter is available (navigator.gpu is missing or 
   'or choose the CPU backend with setBackend("cpu") or JETFOLD_BACKEND=cpu';
 
 let current: Promise<Active> | null = null;
-let runner: WebGpuRunner | null = null; // kept across switches: GPU-resident tensors stay readable
+
+function activeOf(backend: Backend, requested: BackendName, reason: string): Active {
+  const { name, precision, adapter, fallbackAdapter, capabilities } = backend;
+  return { backend, info: { name, requested, precision, adapter, fallbackAdapter, reason, capabilities } };
+}
 
 async function choose(requested: BackendName, opts: BackendOptions, where: string): Promise<Active> {
   const precision = opts.precision ?? "f32";
-  const cpu = (reason: string): Active => ({
-    info: { name: "cpu", requested, precision, adapter: null, fallbackAdapter: false, reason },
-    runner: null,
-  });
+  const cpu = async (reason: string) => activeOf((await BACKENDS.cpu(precision))!, requested, reason);
   if (requested === "cpu") return cpu("requested explicitly");
   if (precision !== "f32") throw new Error(`${where}: precision "f64" exists only on the CPU backend`);
   let gpu;
   try {
-    gpu = await requestGpu();
+    gpu = await BACKENDS.webgpu(precision);
   } catch (e) {
     if (requested === "webgpu") throw new Error(`${where}: ${(e as Error).message}`);
     return cpu(`auto: WebGPU failed to start (${(e as Error).message})`);
@@ -64,12 +112,11 @@ async function choose(requested: BackendName, opts: BackendOptions, where: strin
     if (requested === "webgpu") throw new Error(`${where}: ${NO_ADAPTER}`);
     return cpu("auto: no WebGPU adapter found");
   }
-  if (runner?.gpu !== gpu) runner = new WebGpuRunner(gpu); // a new device after a lost one
-  const reason = requested === "webgpu" ? "requested explicitly" : "auto: a WebGPU adapter is available";
-  return {
-    info: { name: "webgpu", requested, precision, adapter: gpu.description, fallbackAdapter: gpu.fallback, reason },
-    runner,
-  };
+  return activeOf(
+    gpu,
+    requested,
+    requested === "webgpu" ? "requested explicitly" : "auto: a WebGPU adapter is available",
+  );
 }
 
 function validate(name: unknown, opts: BackendOptions, where: string): asserts name is BackendName {
@@ -106,7 +153,8 @@ function active(): Promise<Active> {
 /**
  * Selects the backend for later realizations: "cpu", "webgpu" or "auto" (the default: WebGPU
  * when an adapter exists, else the CPU). Takes effect at once; await it to learn the outcome.
- * Explicit "webgpu" without an adapter rejects with an error that says how to fix it.
+ * Explicit "webgpu" without an adapter rejects with an error that says how to fix it. Tensors
+ * computed on another backend stay readable and usable.
  *
  * @example
  * ```ts
@@ -137,24 +185,36 @@ export async function backendInfo(): Promise<BackendInfo> {
   return (await active()).info;
 }
 
-function checkLive(ts: readonly Tensor[]): void {
-  for (const t of ts) {
-    if (t._disposed) throw new Error(`realize: tensor of shape [${t.shape}] was disposed`);
+// Realizes `ts` on the active backend; returns host values of those in `read` positions.
+async function run(ts: readonly Tensor[], read: boolean): Promise<HostArray[]> {
+  for (const t of ts) if (t.disposed) throw new Error(`realize: tensor of shape [${t.shape}] was disposed`);
+  const { backend, info } = await active();
+  const nodes = ts.map((t) => resolve(t.node));
+  const pending = [...new Set(nodes.filter(isPending))];
+  const leaves = pending.map((n) => leafNode(n.shape, n.dtype));
+  const finals = nodes.map((n) => (isPending(n) ? leaves[pending.indexOf(n)] : n));
+  const fresh = new Set(leaves);
+  const mine = read ? [...new Set(finals.filter((l) => fresh.has(l) || backend.holds(l)))] : [];
+  let values: CpuArray[] = [];
+  try {
+    if (pending.length > 0 || mine.length > 0) values = await backend.realize(pending, leaves, mine);
+  } finally {
+    for (const t of ts) t._become(resolve(t.node));
   }
+  if (!read) return [];
+  const others = [...new Set(finals.filter((l) => !mine.includes(l)))];
+  const rest = await hostValues(others, "realize");
+  const byLeaf = new Map<Node, CpuArray>([
+    ...mine.map((l, i) => [l, values[i]] as const),
+    ...others.map((l, i) => [l, rest[i]] as const),
+  ]);
+  return finals.map((l) => hostCopy(byLeaf.get(l)!, l, info.precision));
 }
 
-// The CPU interpreter needs host copies of device-resident inputs.
-async function download(ts: readonly Tensor[]): Promise<void> {
-  const onDevice = ts.filter((t) => t._src === null && t._data === null && t._gpu !== null);
-  if (onDevice.length === 0) return;
-  const host = await runner!.run(onDevice, true);
-  onDevice.forEach((t, i) => (t._data = host[i]));
-}
-
-function leavesOf(ts: readonly Tensor[]): Tensor[] {
-  const leaves = new Set<Tensor>(ts.filter((t) => t._src === null));
-  for (const t of schedule(ts)) for (const x of t._src!.inputs) if (x._src === null) leaves.add(x);
-  return [...leaves];
+// A copy in the reading precision: float64 for f32 tensors on an f64 backend, else the dtype's array.
+function hostCopy(v: CpuArray, leaf: Node, precision: Precision): HostArray {
+  if (leaf.dtype === "f32") return precision === "f64" ? Float64Array.from(v) : Float32Array.from(v);
+  return v.slice() as Int32Array | Uint8Array;
 }
 
 /**
@@ -169,17 +229,7 @@ function leavesOf(ts: readonly Tensor[]): Tensor[] {
  * ```
  */
 export async function realize(ts: readonly Tensor[]): Promise<void> {
-  checkLive(ts);
-  const { info, runner: gpu } = await active();
-  const pending = ts.filter((t) => t._src !== null);
-  if (pending.length === 0) return;
-  if (gpu) {
-    await gpu.run(pending, false);
-    return;
-  }
-  await download(leavesOf(pending));
-  realizeCpu(pending, info.precision);
-  liveStats.realizations++;
+  await run(ts, false);
 }
 
 /**
@@ -193,35 +243,10 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
  * ```
  */
 export function readAll(ts: readonly Tensor[]): Promise<HostArray[]> {
-  return realizeMany(ts);
+  return run(ts, true);
 }
 
-/** Realizes tensors together and returns copies of their data (f32 as Float32Array). */
-export async function realizeMany(ts: readonly Tensor[]): Promise<HostArray[]> {
-  checkLive(ts);
-  const { info, runner: gpu } = await active();
-  if (gpu && ts.some((t) => t._data === null)) {
-    const need = ts.filter((t) => t._data === null);
-    const host = await gpu.run(need, true);
-    const byTensor = new Map(need.map((t, i) => [t, host[i]]));
-    return ts.map((t) => byTensor.get(t) ?? hostCopy(t));
-  }
-  const pending = ts.filter((t) => t._src !== null);
-  await download([...leavesOf(pending), ...ts]);
-  if (pending.length > 0) {
-    realizeCpu(pending, info.precision);
-    liveStats.realizations++;
-  }
-  return ts.map(hostCopy);
-}
-
-function hostCopy(t: Tensor): HostArray {
-  const d = t._data!;
-  return d instanceof Float64Array ? Float32Array.from(d) : d.slice();
-}
-
-/** Reads an f32 tensor at the precision it was computed in (float64 on an f64 CPU backend). */
-export async function readF64(t: Tensor): Promise<Float64Array> {
-  await realizeMany([t]);
-  return t._data ? Float64Array.from(t._data) : Float64Array.from(await t.data());
+/** Realizes tensors together and returns copies of their data. */
+export function realizeMany(ts: readonly Tensor[]): Promise<HostArray[]> {
+  return run(ts, true);
 }

@@ -1,6 +1,6 @@
 // Creating tensors from host data: tensor(), zeros(), ones(), full().
 
-import { allocHost, checkDType, checkShape, type DType, fmt, type Shape, sizeOf } from "./shape.ts";
+import { allocHost, checkDType, checkShape, type DType, fmt, type HostArray, type Shape, sizeOf } from "./shape.ts";
 import { describe, Tensor } from "./tensor.ts";
 
 /** Nested arrays of numbers or booleans, as accepted by `tensor()`. */
@@ -79,17 +79,17 @@ export function tensor(
     }
     shape = [...opts.shape];
   }
-  // A typed array of the right type is copied bit for bit (NaN payloads included).
-  if ((dtype === "f32" && data instanceof Float32Array) || (dtype === "i32" && data instanceof Int32Array)) {
-    return new Tensor({ shape, dtype }, null, data.slice());
-  }
+  // A typed array of the right type is copied bit for bit (NaN payloads included); float64 data for
+  // an f32 tensor is kept exact, for the float64 reference (f32 computations round it on use).
+  const exact = dtype === "f32" && (data instanceof Float32Array || data instanceof Float64Array);
+  if (exact || (dtype === "i32" && data instanceof Int32Array)) return Tensor.fromHost(data.slice(), shape, dtype);
   const host = allocHost(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];
     if (typeof v !== "number" && typeof v !== "boolean") throw new Error(`tensor: element ${i} is ${describe(v)}`);
     host[i] = dtype === "bool" ? (v ? 1 : 0) : dtype === "i32" ? Math.trunc(+v) : +v;
   }
-  return new Tensor({ shape, dtype }, null, host);
+  return Tensor.fromHost(host, shape, dtype);
 }
 
 /**
@@ -135,9 +135,9 @@ export function ones(shape: Shape, opts: { readonly dtype?: DType } = {}): Tenso
 }
 
 /** Wraps host storage of the right length without copying (internal: random and ops helpers). */
-export function fromHost(data: Float32Array | Int32Array | Uint8Array, shape: Shape, dtype: DType): Tensor {
+export function fromHost(data: HostArray, shape: Shape, dtype: DType): Tensor {
   if (data.length !== sizeOf(shape)) {
     throw new Error(`fromHost: ${data.length} values do not fill ${fmt(shape)}`);
   }
-  return new Tensor({ shape, dtype }, null, data);
+  return Tensor.fromHost(data, shape, dtype);
 }

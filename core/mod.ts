@@ -23,9 +23,8 @@ export {
   realize,
   setBackend,
 } from "./backend.ts";
-export type { Precision } from "./cpu.ts";
+export type { Backend, Capabilities, Precision } from "./backend.ts";
 export type { DType, HostArray, Shape } from "./shape.ts";
-export { concatTensors } from "./prims/movement.ts";
 export { apply, scalarLike } from "./tensor.ts";
 export { resetStats, type Stats, stats } from "./stats.ts";
 export { checkDType } from "./shape.ts";

@@ -63,9 +63,20 @@ export interface CpuContext {
 }
 
 /**
+ * What a vjp rule builds with besides Tensor methods: handed in by autodiff, so primitive records
+ * need no value import of the Tensor module.
+ */
+export interface VjpOps {
+  /** Builds a node of primitive `op` (shape-checked), as a tensor. */
+  apply<P extends Prim>(op: P, inputs: readonly Tensor[], params: PrimParams[P]): Tensor;
+  /** A scalar constant with `like`'s dtype. */
+  scalar(v: number | boolean, like: Tensor): Tensor;
+}
+
+/**
  * One primitive, defined once: its shape/dtype rule, its CPU reference and its vjp rule. The vjp
  * receives the cotangent `g` of the output and returns one cotangent per input, or `null` where
- * the input is not differentiable; it is written with Tensor ops, so gradients compose.
+ * the input is not differentiable; it is written with Tensor ops (and `ops`), so gradients compose.
  */
 export interface PrimDef<P extends Prim> {
   readonly shape: (ins: readonly Aval[], params: PrimParams[P]) => Aval;
@@ -81,6 +92,7 @@ export interface PrimDef<P extends Prim> {
     ins: readonly Tensor[],
     out: Tensor,
     params: PrimParams[P],
+    ops: VjpOps,
   ) => readonly (Tensor | null)[];
 }
 

@@ -6,8 +6,8 @@ export type DType = "f32" | "i32" | "bool";
 /** A tensor shape: one non-negative integer per axis. */
 export type Shape = readonly number[];
 
-/** Host storage for one dtype, as returned by `Tensor.data()`. */
-export type HostArray = Float32Array | Int32Array | Uint8Array;
+/** Host storage for one dtype, as returned by `Tensor.data()` (f32 reads are float64 on an f64 backend). */
+export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 /** Number of elements of a shape (1 for a scalar). */
 export function sizeOf(shape: Shape): number {
@@ -79,7 +79,7 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
 }
 
 /** Allocates zeroed host storage for `n` elements of a dtype. */
-export function allocHost(dtype: DType, n: number): HostArray {
+export function allocHost(dtype: DType, n: number): Float32Array | Int32Array | Uint8Array {
   return dtype === "f32" ? new Float32Array(n) : dtype === "i32" ? new Int32Array(n) : new Uint8Array(n);
 }
 

@@ -1,18 +1,22 @@
-// The immutable Tensor: a node of the lazy graph, with the method forms of the primitives.
+// The Tensor: an immutable value, as a thin handle on a graph node, with the method forms of the
+// primitives. Building never computes; reading asks the active backend.
 
-import type { Aval, CpuArray, Prim, PrimParams } from "./prim.ts";
-import { broadcastShapes, checkShape, type DType, fmt, normAxes, normAxis, type Shape, sizeOf } from "./shape.ts";
+import { leafNode, Node } from "./graph.ts";
+import type { CpuArray, Prim, PrimParams } from "./prim.ts";
+import { PRIMS } from "./prims/mod.ts";
+import {
+  broadcastShapes,
+  checkShape,
+  type DType,
+  fmt,
+  type HostArray,
+  normAxes,
+  normAxis,
+  type Shape,
+  sizeOf,
+} from "./shape.ts";
+import { putHost, releaseLeaf } from "./storage.ts";
 import { realizeMany } from "./backend.ts";
-import { apply, binary, clampIndex, cumsum, inferShape, matmul, negate, reduce, scalarLike } from "./build.ts";
-
-export { apply, describe, scalarLike } from "./build.ts";
-
-/** How a pending tensor is computed: a primitive applied to input tensors. */
-export interface Node {
-  readonly op: Prim;
-  readonly inputs: readonly Tensor[];
-  readonly params: PrimParams[Prim];
-}
 
 /** Options of the reductions `sum`, `max`, `min` and `mean`. */
 export interface ReduceOptions {
@@ -42,24 +46,39 @@ export class Tensor {
   readonly dtype: DType;
   /** Unique, increasing identity (creation order). */
   readonly id: number;
-  /** @internal Pending computation; null once realized or for data leaves. */
-  _src: Node | null;
-  /** @internal Realized storage; null while pending or after `dispose`. */
-  _data: CpuArray | null;
-  /** @internal Device buffer holding the value, when realized on (or uploaded to) WebGPU. */
-  _gpu: GPUBuffer | null = null;
-  /** @internal Returns the device buffer to its pool; set by the backend that owns it. */
-  _release: (() => void) | null = null;
-  /** @internal Set by `dispose`. */
-  _disposed = false;
+  // The node this tensor stands for. Realizing moves it from the pending node to the data leaf that
+  // holds the same value, so the history behind it can be collected; null after `dispose`.
+  #node: Node | null;
 
   /** @internal Use `tensor()`, `zeros()` and the ops instead. */
-  constructor(aval: Aval, src: Node | null, data: CpuArray | null) {
-    this.shape = Object.freeze([...aval.shape]);
-    this.dtype = aval.dtype;
+  constructor(node: Node) {
+    this.shape = node.shape;
+    this.dtype = node.dtype;
     this.id = nextId++;
-    this._src = src;
-    this._data = data;
+    this.#node = node;
+  }
+
+  /** @internal A tensor holding host values (copied by no one: the caller hands them over). */
+  static fromHost(data: CpuArray, shape: Shape, dtype: DType): Tensor {
+    const leaf = leafNode(shape, dtype);
+    putHost(leaf, data);
+    return new Tensor(leaf);
+  }
+
+  /** @internal The graph node this tensor stands for; throws once disposed. */
+  get node(): Node {
+    if (this.#node === null) throw new Error(`tensor of shape ${fmt(this.shape)} was disposed`);
+    return this.#node;
+  }
+
+  /** @internal Moves the handle to the leaf that now holds its value (backends call this). */
+  _become(leaf: Node): void {
+    if (this.#node !== null) this.#node = leaf;
+  }
+
+  /** True once `dispose` was called. */
+  get disposed(): boolean {
+    return this.#node === null;
   }
 
   /** Number of axes. */
@@ -72,8 +91,11 @@ export class Tensor {
     return sizeOf(this.shape);
   }
 
-  /** Realizes the tensor and returns a copy of its elements in row-major order. */
-  async data(): Promise<Float32Array | Int32Array | Uint8Array> {
+  /**
+   * Realizes the tensor and returns a copy of its elements in row-major order (f32 as a
+   * Float32Array, or a Float64Array on the CPU backend in float64 precision).
+   */
+  async data(): Promise<HostArray> {
     return (await realizeMany([this]))[0];
   }
 
@@ -94,13 +116,14 @@ export class Tensor {
     return build(0, 0);
   }
 
-  /** Releases the tensor's storage; using it afterwards is an error. */
+  /**
+   * Releases the tensor's storage; using it afterwards is an error, and so is realizing anything
+   * built from it that still needs its value.
+   */
   dispose(): void {
-    this._disposed = true;
-    this._release?.();
-    this._gpu = null;
-    this._data = null;
-    this._src = null;
+    const n = this.#node;
+    this.#node = null;
+    if (n !== null && n.op === "data") releaseLeaf(n);
   }
 
   // Elementwise (numbers are promoted to scalars of this tensor's dtype; shapes broadcast).
@@ -226,7 +249,7 @@ export class Tensor {
   }
   /** Inclusive cumulative sum along an axis (`reverse` sums from the end). */
   cumsum(axis: number, opts: { readonly reverse?: boolean } = {}): Tensor {
-    return cumsum(this, normAxis("cumsum", axis, this.ndim), opts.reverse ?? false);
+    return apply("cumsum", [this], { axis: normAxis("cumsum", axis, this.ndim), reverse: opts.reverse ?? false });
   }
 
   // Movement.
@@ -296,3 +319,87 @@ export class Tensor {
 
 /** Nested arrays of numbers, as returned by `Tensor.array()`. */
 export type NestedArray = number | NestedArray[];
+
+/** Builds a graph node: checks shapes and dtypes with the primitive's rule, computes nothing. */
+export function apply<P extends Prim>(op: P, inputs: readonly Tensor[], params: PrimParams[P]): Tensor {
+  const src = inputs.map((t) => {
+    if (!(t instanceof Tensor)) throw new Error(`${op}: expected Tensor inputs, got ${describe(t)}`);
+    if (t.disposed) throw new Error(`${op}: input tensor of shape ${fmt(t.shape)} was disposed`);
+    return t.node;
+  });
+  const aval = PRIMS[op].shape(src, params);
+  return new Tensor(new Node(op, aval.shape, aval.dtype, src, params));
+}
+
+/** Describes a non-tensor value in error messages. */
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
+}
+
+/** A scalar tensor with the given dtype (or the reference tensor's), or the tensor itself. */
+export function scalarLike(v: Tensor | number | boolean, ref?: Tensor): Tensor {
+  if (v instanceof Tensor) return v;
+  if (typeof v !== "number" && typeof v !== "boolean") {
+    throw new Error(`expected a Tensor or a number, got ${describe(v)}`);
+  }
+  const dtype: DType = ref?.dtype ?? (typeof v === "boolean" ? "bool" : "f32");
+  // f32 constants keep their float64 value on the host, so the f64 CPU reference stays exact;
+  // f32 computations round them on use.
+  const data = dtype === "f32" ? Float64Array.of(+v) : dtype === "i32" ? Int32Array.of(+v) : Uint8Array.of(v ? 1 : 0);
+  return Tensor.fromHost(data, [], dtype);
+}
+
+function negate(y: Tensor | number): Tensor | number {
+  return typeof y === "number" ? -y : y.neg();
+}
+
+function binary(
+  op: "add" | "sub" | "mul" | "div" | "maximum" | "pow" | "lt" | "eq",
+  x: Tensor,
+  y: Tensor | number | boolean,
+): Tensor {
+  const ty = scalarLike(y, x);
+  const shape = broadcastShapes(op, x.shape, ty.shape);
+  return apply(op, [x.broadcastTo(shape), ty.broadcastTo(shape)], {});
+}
+
+function reduce(op: "sum" | "max", x: Tensor, opts: ReduceOptions): Tensor {
+  const axes = normAxes(op, opts.axis, x.ndim);
+  const out = apply(op, [x], { axes });
+  return opts.keepdims ? out.reshape(x.shape.map((d, i) => (axes.includes(i) ? 1 : d))) : out;
+}
+
+function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim === 0 || b.ndim === 0) {
+    throw new Error(`matmul: operands must have at least one axis, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  }
+  const a2 = a.ndim === 1 ? a.reshape([1, a.shape[0]]) : a;
+  const b2 = b.ndim === 1 ? b.reshape([b.shape[0], 1]) : b;
+  const [m, k] = a2.shape.slice(-2), [k2, n] = b2.shape.slice(-2);
+  if (k !== k2) {
+    throw new Error(`matmul: inner sizes differ: ${fmt(a.shape)} @ ${fmt(b.shape)} contracts ${k} with ${k2}`);
+  }
+  const op = `matmul (batch axes of ${fmt(a.shape)} @ ${fmt(b.shape)})`;
+  const batch = broadcastShapes(op, a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+  let out = apply("matmul", [a2.broadcastTo([...batch, m, k]), b2.broadcastTo([...batch, k, n])], {});
+  if (a.ndim === 1) out = out.squeeze(-2);
+  if (b.ndim === 1) out = out.squeeze(-1);
+  return out;
+}
+
+function inferShape(shape: Shape, x: Tensor): number[] {
+  const holes = shape.filter((d) => d === -1).length;
+  const known = shape.reduce((acc, d) => (d === -1 ? acc : acc * d), 1);
+  const out = shape.map((d) => (d === -1 ? (known === 0 ? 0 : x.size / known) : d));
+  if (holes > 1 || out.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(out) !== x.size) {
+    throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
+  }
+  return out;
+}
+
+function clampIndex(i: number, d: number): number {
+  if (!Number.isInteger(i)) throw new Error(`slice: index ${i} is not an integer`);
+  return Math.min(Math.max(i < 0 ? i + d : i, 0), d);
+}

@@ -197,23 +197,18 @@ function identity(n: number): Tensor {
 }
 
 /**
- * Most loop steps one invocation of the fused scan may run (each thread walks T tokens over its
- * K-long state column, forwards and backwards); llvmpipe stops a shader after 65535.
+ * Largest state history (B*H*T*K*V floats) `gatedDeltaRuleAuto` lets the fused scan keep: a memory
+ * bound (32 MiB), not a device limit. Longer inputs take the chunked form, which keeps only one
+ * state per chunk.
  */
-export const SCAN_LOOP_LIMIT = 60000;
-
-function scanLoops(T: number, K: number): number {
-  return T * (2 * K + 2) + K;
-}
-
-/** Largest state history (B*H*T*K*V floats) `gatedDeltaRuleAuto` lets the fused scan keep. */
 export const FUSED_SCAN_LIMIT = 1 << 23;
 
 /**
  * The gated delta rule as one fused primitive: a single kernel runs the recurrence over time for
  * every value column and keeps every state (`[B, H, T, K, V]`), from which the outputs are one
  * batched matmul; its gradient is a second kernel running the recurrence backwards. Same inputs
- * and results as `gatedDeltaRule`; first derivatives only.
+ * and results as `gatedDeltaRule`; first derivatives only. Any length runs on every backend: one
+ * whose kernels cannot loop over T tokens at once splits the scan in time itself.
  *
  * @example
  * ```ts
@@ -232,12 +227,6 @@ export function gatedDeltaRuleFused(
 ): DeltaRuleResult {
   checkInputs("gatedDeltaRuleFused", q, k, v, g, beta, opts.initialState);
   const [B, H, T, K] = q.shape, V = v.shape[3];
-  if (scanLoops(T, K) > SCAN_LOOP_LIMIT) {
-    throw new Error(
-      `gatedDeltaRuleFused: T = ${T} tokens with key size ${K} need ${scanLoops(T, K)} loop steps in one kernel ` +
-        `invocation, above ${SCAN_LOOP_LIMIT} (software adapters stop longer loops); use gatedDeltaRuleChunked`,
-    );
-  }
   const s0 = opts.initialState ?? zeros([B, H, K, V]);
   if (T === 0) return { out: zeros([B, H, 0, V]), state: s0 };
   const states = apply("deltaScan", [k, v, g, beta, s0], {}); // [B, H, T, K, V]
@@ -265,7 +254,7 @@ export function gatedDeltaRuleAuto(
   opts: DeltaRuleOptions = {},
 ): DeltaRuleResult {
   const history = q.shape[0] * q.shape[1] * q.shape[2] * q.shape[3] * v.shape[3];
-  return history <= FUSED_SCAN_LIMIT && scanLoops(q.shape[2], q.shape[3]) <= SCAN_LOOP_LIMIT
+  return history <= FUSED_SCAN_LIMIT
     ? gatedDeltaRuleFused(q, k, v, g, beta, opts)
     : gatedDeltaRuleChunked(q, k, v, g, beta, opts);
 }

@@ -1,6 +1,6 @@
 // Index-based constructors and joins: arange, oneHot, tril/triu masks, concat, stack.
 
-import { apply, checkDType, concatTensors, type DType, type Tensor, tensor } from "../core/mod.ts";
+import { apply, checkDType, type DType, type Tensor, tensor } from "../core/mod.ts";
 
 /**
  * Evenly spaced values in `[start, stop)` (or `[0, start)` when `stop` is omitted).
@@ -101,7 +101,7 @@ export function concat(xs: readonly Tensor[], opts: { readonly axis?: number } =
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     throw new Error(`concat: axis ${axis} is out of range for tensors of rank ${rank}`);
   }
-  return xs.length === 1 ? xs[0] : concatTensors(xs, axis < 0 ? axis + rank : axis);
+  return xs.length === 1 ? xs[0] : apply("concat", xs, { axis: axis < 0 ? axis + rank : axis });
 }
 
 /**

@@ -1,7 +1,6 @@
 // Shared test helpers: closeness checks, finite differences in float64, error-message assertions.
 
 import { grad, setBackend, type Tensor, tensor } from "../mod.ts";
-import { readF64 } from "../core/backend.ts";
 
 // Semantics are tested on the CPU reference; WebGPU tests compare against it and switch explicitly.
 await setBackend("cpu");
@@ -41,9 +40,9 @@ export function assertClose(
   }
 }
 
-/** Reads a tensor's values as float64 (exact on the f64 CPU backend). */
+/** Reads a tensor's values as numbers (float64 on the f64 CPU backend, which reads back in float64). */
 export async function values(t: Tensor): Promise<number[]> {
-  return t.dtype === "f32" ? Array.from(await readF64(t)) : Array.from(await t.data());
+  return Array.from(await t.data());
 }
 
 /** Deterministic pseudo-random numbers in [-1, 1) for test inputs. */

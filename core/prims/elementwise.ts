@@ -2,7 +2,6 @@
 
 import type { Aval, CpuArray, CpuContext, PrimDef } from "../prim.ts";
 import { checkDType, type DType, fmt, sameShape } from "../shape.ts";
-import { scalarLike, type Tensor } from "../tensor.ts";
 
 type Unary = "neg" | "exp" | "log" | "sqrt" | "sin" | "cos" | "tanh";
 type Binary = "add" | "sub" | "mul" | "div" | "maximum" | "pow" | "lt" | "eq";
@@ -106,8 +105,8 @@ export const ELEMENTWISE: { readonly [P in Unary | Binary | "where" | "cast" | "
       for (let i = 0; i < c.length; i++) o[i] = c[i] ? a[i] : b[i];
       return o;
     },
-    vjp(g, [c]) {
-      const zero = zerosLike(g);
+    vjp(g, [c], _out, _p, ops) {
+      const zero = ops.scalar(0, g).broadcastTo(g.shape);
       return [null, c.where(g, zero), c.where(zero, g)];
     },
   },
@@ -131,7 +130,3 @@ export const ELEMENTWISE: { readonly [P in Unary | Binary | "where" | "cast" | "
     vjp: () => [null],
   },
 };
-
-function zerosLike(t: Tensor): Tensor {
-  return scalarLike(0, t).broadcastTo(t.shape);
-}

@@ -2,8 +2,6 @@
 
 import type { Aval, PrimDef } from "../prim.ts";
 import { fmt, type Shape, sizeOf } from "../shape.ts";
-import { LOOP_BUDGET } from "../build.ts";
-import { apply, type Tensor } from "../tensor.ts";
 
 // Splits a shape around `axis` spanning `width` axes: [outer, middle, inner] element counts.
 function around(shape: Shape, axis: number, width = 1): [number, number, number] {
@@ -83,20 +81,7 @@ export const LINALG: { readonly [P in "matmul" | "gather" | "scatterAdd" | "cums
       }
       return o;
     },
-    vjp(g, [x, idx], _out, { axis }) {
-      const size = x.shape[axis], m = idx.size;
-      if (m <= LOOP_BUDGET) return [apply("scatterAdd", [g, idx], { axis, size }), null];
-      // Every output of a scatter-add loops over all indices: past LOOP_BUDGET, sum partial ones.
-      const gf = g.reshape([...g.shape.slice(0, axis), m, ...g.shape.slice(axis + idx.ndim)]), flat = idx.reshape([m]);
-      let acc: Tensor | null = null;
-      for (let s = 0; s < m; s += LOOP_BUDGET) {
-        const e = Math.min(m, s + LOOP_BUDGET);
-        const gs = gf.slice(gf.shape.map((_, i) => (i === axis ? s : 0)), gf.shape.map((d, i) => (i === axis ? e : d)));
-        const part = apply("scatterAdd", [gs, flat.slice([s], [e])], { axis, size });
-        acc = acc === null ? part : acc.add(part);
-      }
-      return [acc, null];
-    },
+    vjp: (g, [x, idx], _out, { axis }, ops) => [ops.apply("scatterAdd", [g, idx], { axis, size: x.shape[axis] }), null],
   },
   scatterAdd: {
     shape([g, idx], { axis, size }) {

@@ -2,7 +2,6 @@
 
 import type { Aval, CpuArray, PrimDef } from "../prim.ts";
 import { fmt, sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
-import { apply, type Tensor } from "../tensor.ts";
 
 /** Offset `base + sum(index[a] * strides[a])` of every row-major index of `shape`. */
 export function offsets(shape: Shape, strides: readonly number[], base = 0): Int32Array {
@@ -218,22 +217,4 @@ export const MOVEMENT: {
 
 function keptShape(shape: Shape, axes: readonly number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
-}
-
-/**
- * Inputs one concat node may have. A kernel binds every buffer it reads and WebGPU guarantees only
- * 8 storage buffers per stage (one for the output), so longer joins become a tree of concats that
- * the planner can split into kernels that fit.
- */
-export const CONCAT_GROUP = 7;
-
-/** Joins tensors along an existing axis. */
-export function concatTensors(xs: readonly Tensor[], axis: number): Tensor {
-  if (xs.length <= CONCAT_GROUP) return apply("concat", xs, { axis });
-  const groups: Tensor[] = [];
-  for (let i = 0; i < xs.length; i += CONCAT_GROUP) {
-    const part = xs.slice(i, i + CONCAT_GROUP);
-    groups.push(part.length === 1 ? part[0] : apply("concat", part, { axis }));
-  }
-  return concatTensors(groups, axis);
 }

@@ -2,7 +2,7 @@
 
 import type { Aval, PrimDef } from "../prim.ts";
 import { fmt } from "../shape.ts";
-import { apply, type Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 
 // B batch, H heads, T time, K key size, V value size. Per head and value column j the state
 // column s (K values) evolves as: s <- a_t s; u = beta_t (v_tj - s.k_t); s <- s + k_t u, with
@@ -57,9 +57,9 @@ export const SCAN: { readonly deltaScan: PrimDef<"deltaScan">; readonly deltaSca
       }
       return out;
     },
-    vjp(dS, [k, v, g, beta, s0], states) {
+    vjp(dS, [k, v, g, beta, s0], states, _p, ops) {
       const [B, H, T, K] = k.shape, V = v.shape[3];
-      const packed = apply("deltaScanGrad", [dS, k, v, g, beta, s0, states], {}); // [B, H, V, L]
+      const packed = ops.apply("deltaScanGrad", [dS, k, v, g, beta, s0, states], {}); // [B, H, V, L]
       const part = (start: number, len: number) => packed.slice([0, 0, 0, start], [B, H, V, start + len]);
       const dk = part(0, T * K).reshape([B, H, V, T, K]).sum({ axis: 2 });
       const dv = part(T * K, T).permute([0, 1, 3, 2]);

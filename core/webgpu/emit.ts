@@ -1,14 +1,13 @@
 // The WGSL builder: inlines fused expressions per output index, with sizes passed as uniforms.
 
+import type { Node } from "../graph.ts";
 import { type DType, type Shape, sizeOf } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
+import { hostValue } from "../storage.ts";
 import type { StridedView } from "./matmul.ts";
-import { WGSL_RULES } from "./rules.ts";
+import type { WgslRules } from "./rules.ts";
+import { scalarBits, STORE_TYPE, zero } from "./wgsl.ts";
 
-/** WGSL value type of each dtype inside expressions. */
-export const VALUE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i32", bool: "bool" };
-/** WGSL element type of each dtype in storage buffers (bool is stored as u32). */
-export const STORE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i32", bool: "u32" };
+export { nest, scalarBits, STORE_TYPE, VALUE_TYPE, zero } from "./wgsl.ts";
 
 /** Helper functions, emitted into a kernel only when an expression uses them. */
 const HELPERS: Readonly<Record<string, string>> = {
@@ -40,16 +39,16 @@ const HELPERS: Readonly<Record<string, string>> = {
 /** How the planner classifies a tensor that a kernel reads. */
 export interface Sources {
   /** The tensor has a device buffer by the time the kernel runs. */
-  isBuffer(t: Tensor): boolean;
+  isBuffer(t: Node): boolean;
   /** The tensor is a one-element host constant, passed as a uniform. */
-  isScalar(t: Tensor): boolean;
+  isScalar(t: Node): boolean;
   /** The tensor as a strided view of a buffer, or null when it must be computed. */
-  strided(t: Tensor): StridedView | null;
+  strided(t: Node): StridedView | null;
 }
 
 /** One storage binding of a kernel. */
 export interface Binding {
-  readonly tensor: Tensor;
+  readonly tensor: Node;
   readonly type: string;
 }
 
@@ -60,20 +59,23 @@ export class KernelBuilder {
   readonly helpers = new Set<string>();
   readonly workgroup: string[] = [];
   /** Uniform words that hold a scalar leaf's value: they change between runs of a cached plan. */
-  readonly scalars: [number, Tensor][] = [];
+  readonly scalars: [number, Node][] = [];
   lines: string[] = [];
   #memo = new Map<string, string>();
   #names = 0;
   /** Values computed here rather than read from buffers; several for a fused elementwise group. */
-  readonly roots: readonly Tensor[];
+  readonly roots: readonly Node[];
   /** The roots that are written out (the others are only used inside the kernel). */
-  readonly outputs: readonly Tensor[];
+  readonly outputs: readonly Node[];
   /** The first root, for kernels of a single primitive. */
-  readonly root: Tensor;
+  readonly root: Node;
   readonly src: Sources;
-  readonly #rootSet: ReadonlySet<Tensor>;
+  readonly #rootSet: ReadonlySet<Node>;
 
-  constructor(roots: readonly Tensor[], src: Sources, outputs: readonly Tensor[] = roots) {
+  readonly #rules: WgslRules;
+
+  constructor(rules: WgslRules, roots: readonly Node[], src: Sources, outputs: readonly Node[] = roots) {
+    this.#rules = rules;
     this.roots = roots;
     this.outputs = outputs;
     this.root = roots[0];
@@ -118,7 +120,7 @@ export class KernelBuilder {
   }
 
   /** Declares that `t` at multi-index `idx` is the WGSL expression `expr` (e.g. a matmul accumulator). */
-  provide(t: Tensor, idx: readonly string[], expr: string): void {
+  provide(t: Node, idx: readonly string[], expr: string): void {
     this.#memo.set(`${t.id}@${idx.join(",")}`, expr);
   }
 
@@ -134,7 +136,7 @@ export class KernelBuilder {
   }
 
   /** The name of a storage binding for `t` read as `type` elements (deduplicated). */
-  bind(t: Tensor, type = `array<${STORE_TYPE[t.dtype]}>`): string {
+  bind(t: Node, type = `array<${STORE_TYPE[t.dtype]}>`): string {
     let k = this.bindings.findIndex((b) => b.tensor === t && b.type === type);
     if (k < 0) k = this.bindings.push({ tensor: t, type }) - 1;
     return `b${k}`;
@@ -193,13 +195,13 @@ export class KernelBuilder {
   }
 
   /** The value of `t` at multi-index `idx`, inlining its pending graph down to buffers and constants. */
-  value(t: Tensor, idx: readonly string[]): string {
+  value(t: Node, idx: readonly string[]): string {
     if (!this.#rootSet.has(t) && this.src.isScalar(t)) {
       const key = `${t.id}`;
       let name = this.#memo.get(key);
       if (name === undefined) {
         this.scalars.push([this.uniforms.length, t]);
-        name = this.let(this.constant(t._data![0], t.dtype), "c");
+        name = this.let(this.constant(hostValue(t)![0], t.dtype), "c");
         this.#memo.set(key, name);
       }
       return name;
@@ -211,21 +213,20 @@ export class KernelBuilder {
     if (!this.#rootSet.has(t) && this.src.isBuffer(t)) {
       name = this.let(this.fromStore(`${this.bind(t)}[${this.linear(idx, t.shape)}]`, t.dtype));
     } else {
-      const src = t._src;
-      if (src === null) throw new Error(`webgpu: tensor ${t.id} has neither data nor a pending computation`);
-      const rule = WGSL_RULES[src.op];
+      if (t.op === "data") throw new Error(`webgpu: node ${t.id} has neither a buffer nor a computation`);
+      const rule = this.#rules[t.op];
       // deno-lint-ignore no-explicit-any
-      const p = src.params as any;
+      const p = t.params as any;
       if (rule.kind === "map") {
-        name = this.let(rule.expr(this, src.inputs.map((x) => this.value(x, idx)), src.inputs, t, p));
+        name = this.let(rule.expr(this, t.src.map((x) => this.value(x, idx)), t.src, t, p));
       } else if (rule.kind === "view") {
-        const { idx: inner, valid } = rule.index(this, idx, src.inputs[0], t, p);
-        const v = this.value(src.inputs[0], inner);
+        const { idx: inner, valid } = rule.index(this, idx, t.src[0], t, p);
+        const v = this.value(t.src[0], inner);
         name = valid === undefined ? v : this.let(`select(${zero(t.dtype)}, ${v}, ${valid})`);
       } else if (rule.kind === "expr") {
         name = rule.emit(this, idx, t, p);
       } else {
-        throw new Error(`webgpu: ${src.op} must be its own kernel, not inlined`);
+        throw new Error(`webgpu: ${t.op} must be its own kernel, not inlined`);
       }
     }
     this.#memo.set(key, name);
@@ -265,25 +266,4 @@ export class KernelBuilder {
       "}",
     ].join("\n");
   }
-}
-
-const f32Word = new Uint32Array(1), f32View = new Float32Array(f32Word.buffer);
-
-/** The uniform word that carries a scalar of a dtype. */
-export function scalarBits(v: number, dtype: DType): number {
-  if (dtype === "f32") {
-    f32View[0] = v;
-    return f32Word[0];
-  }
-  return dtype === "i32" ? v >>> 0 : v ? 1 : 0;
-}
-
-/** The zero of a dtype as a WGSL expression. */
-export function zero(dtype: DType): string {
-  return dtype === "f32" ? "0.0" : dtype === "i32" ? "0i" : "false";
-}
-
-/** Indents nested lines under a header and closing brace. */
-export function nest(header: string, inner: readonly string[]): string[] {
-  return [header, ...inner.map((l) => `  ${l}`), "}"];
 }

@@ -2,8 +2,9 @@
 // loading each operand as vec4 along whichever axis is contiguous (so transposes cost nothing).
 
 import { sizeOf } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
-import { type KernelBuilder, nest } from "./emit.ts";
+import type { Node } from "../graph.ts";
+import type { KernelBuilder } from "./emit.ts";
+import { nest } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
 
 /**
@@ -20,7 +21,7 @@ export function tile(batch: number, M: number, N: number): [rows: number, colGro
 
 /** A tensor read as `base[offset + sum(index[i] * strides[i])]` from a device buffer. */
 export interface StridedView {
-  readonly base: Tensor;
+  readonly base: Node;
   readonly offset: number;
   readonly strides: readonly number[];
 }
@@ -35,8 +36,8 @@ function alignedAlong(v: StridedView, axis: number): boolean {
 
 // Z batch, M rows, K contraction, N columns; a thread owns rows row0..row0+TM-1 and columns
 // col0..col0+4G-1 (G groups of 4), accumulating one vec4 per row and column group.
-export function matmulKernel(k: KernelBuilder, out: Tensor): KernelBody {
-  const [a, b] = out._src!.inputs;
+export function matmulKernel(k: KernelBuilder, out: Node): KernelBody {
+  const [a, b] = out.src;
   const A = k.src.strided(a), B = k.src.strided(b);
   if (A === null || B === null) throw new Error("webgpu: matmul operands must be strided views of buffers");
   const r = out.ndim, M = out.shape[r - 2], N = out.shape[r - 1], K = a.shape[r - 1];

@@ -1,10 +1,11 @@
 // Scheduling for WebGPU: which nodes get buffers (kernel roots) and the WGSL of each kernel.
 
-import { schedule } from "../cpu.ts";
+import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
+import { hostValue } from "../storage.ts";
 import { KernelBuilder, scalarBits, type Sources } from "./emit.ts";
 import type { StridedView } from "./matmul.ts";
+import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
 /** One kernel ready to dispatch. */
@@ -12,10 +13,10 @@ export interface KernelPlan {
   readonly wgsl: string;
   readonly uniforms: readonly number[];
   /** Uniform words holding scalar leaves' values, to refresh when the plan is reused. */
-  readonly scalars: readonly (readonly [number, Tensor])[];
-  readonly inputs: readonly Tensor[];
+  readonly scalars: readonly (readonly [number, Node])[];
+  readonly inputs: readonly Node[];
   /** What the kernel writes: one tensor, or several of one shape for a fused elementwise group. */
-  readonly outputs: readonly Tensor[];
+  readonly outputs: readonly Node[];
   readonly threads: number;
   readonly workgroupSize: number;
 }
@@ -28,16 +29,15 @@ function contiguous(v: StridedView, shape: Shape): boolean {
 }
 
 /** Follows view ops from `t` down to a buffer, or returns null when `t` needs computing. */
-export function stridedView(t: Tensor, isBuffer: (t: Tensor) => boolean): StridedView | null {
+export function stridedView(t: Node, isBuffer: (t: Node) => boolean): StridedView | null {
   if (isBuffer(t)) return { base: t, offset: 0, strides: stridesOf(t.shape) };
-  const src = t._src;
-  if (src === null || !VIEWS.has(src.op)) return null;
-  const x = src.inputs[0];
+  if (!VIEWS.has(t.op)) return null;
+  const x = t.src[0];
   const v = stridedView(x, isBuffer);
   if (v === null) return null;
   // deno-lint-ignore no-explicit-any
-  const p = src.params as any;
-  switch (src.op) {
+  const p = t.params as any;
+  switch (t.op) {
     case "broadcast": {
       const lead = t.ndim - x.ndim;
       return { ...v, strides: t.shape.map((_, i) => (i < lead || x.shape[i - lead] === 1 ? 0 : v.strides[i - lead])) };
@@ -55,32 +55,30 @@ export function stridedView(t: Tensor, isBuffer: (t: Tensor) => boolean): Stride
 
 /** Plans the kernels that realize `targets`; `maxBuffers` bounds the storage bindings of one kernel. */
 export function planKernels(
-  targets: readonly Tensor[],
+  targets: readonly Node[],
   maxBuffers: number,
-  order: readonly Tensor[] = schedule(targets),
+  order: readonly Node[] = schedule(targets),
 ): KernelPlan[] {
-  const uses = new Map<Tensor, number>();
-  for (const t of order) for (const x of t._src!.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
-  const roots = new Set<Tensor>(targets.filter((t) => t._src !== null));
-  const forced = new Set<Tensor>(); // one-element host leaves that a matmul must read from a buffer
-  const isScalar = (t: Tensor) => t._src === null && t._data !== null && t.size === 1 && !forced.has(t);
-  const isBuffer = (t: Tensor) => (t._src === null ? !isScalar(t) : roots.has(t));
-  const cheap = (t: Tensor): boolean =>
-    t._src === null || (VIEWS.has(t._src.op) && !roots.has(t) && cheap(t._src.inputs[0]));
+  const uses = useCounts(order);
+  const roots = new Set<Node>(targets.filter((t) => t.op !== "data"));
+  const forced = new Set<Node>(); // one-element host leaves that a matmul must read from a buffer
+  const isScalar = (t: Node) => t.op === "data" && t.size === 1 && hostValue(t) !== undefined && !forced.has(t);
+  const isBuffer = (t: Node) => (t.op === "data" ? !isScalar(t) : roots.has(t));
+  const cheap = (t: Node): boolean => t.op === "data" || (VIEWS.has(t.op) && !roots.has(t) && cheap(t.src[0]));
 
   // A value needed in several places gets a buffer; behind a chain of views (e.g. a causal mask
   // broadcast over batch and heads) the small value under the views gets it instead.
-  const materialize = (x: Tensor) => {
-    while (x._src !== null && VIEWS.has(x._src.op) && !roots.has(x)) x = x._src.inputs[0];
-    if (x._src !== null) roots.add(x);
+  const materialize = (x: Node) => {
+    while (x.op !== "data" && VIEWS.has(x.op) && !roots.has(x)) x = x.src[0];
+    if (x.op !== "data") roots.add(x);
   };
   for (const t of order) {
-    if (WGSL_RULES[t._src!.op].kind === "kernel") roots.add(t);
+    if (WGSL_RULES[t.op as Prim].kind === "kernel") roots.add(t);
     // scatterAdd reads its updates once per output row, and the delta-rule scans read keys once per
     // value column: computing those inputs inline would repeat that work.
-    if (t._src!.op === "scatterAdd" && !cheap(t._src!.inputs[0])) materialize(t._src!.inputs[0]);
-    if (t._src!.op === "deltaScan" || t._src!.op === "deltaScanGrad") {
-      for (const x of t._src!.inputs) if (!cheap(x)) materialize(x);
+    if (t.op === "scatterAdd" && !cheap(t.src[0])) materialize(t.src[0]);
+    if (t.op === "deltaScan" || t.op === "deltaScanGrad") {
+      for (const x of t.src) if (!cheap(x)) materialize(x);
     }
   }
   // A value used several times is computed once per kernel and index anyway when all its uses flow
@@ -88,7 +86,7 @@ export function planKernels(
   // recomputed in several kernels, so it gets a buffer. One-element values (schedules, bias
   // corrections) are always recomputed: cheaper than a dispatch, and the kernels around them fuse.
   const consumers = consumersOf(order);
-  const sink = new Map<Tensor, Tensor | null>();
+  const sink = new Map<Node, Node | null>();
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     let s = sinkOf(t, roots, consumers, sink);
@@ -99,10 +97,10 @@ export function planKernels(
     sink.set(t, s);
   }
   for (const t of order) {
-    if (t._src!.op !== "matmul") continue;
-    for (const x of t._src!.inputs) {
+    if (t.op !== "matmul") continue;
+    for (const x of t.src) {
       if (stridedView(x, isBuffer) !== null) continue;
-      if (x._src === null) forced.add(x);
+      if (x.op === "data") forced.add(x);
       else roots.add(x);
     }
   }
@@ -112,12 +110,12 @@ export function planKernels(
 
   const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
   const kernels: KernelPlan[] = [];
-  const emit = (group: readonly Tensor[], outputs: readonly Tensor[]) => {
+  const emit = (group: readonly Node[], outputs: readonly Node[]) => {
     const mm = epilogues.get(group[0]);
-    const k = new KernelBuilder(mm ? [mm, ...group] : group, sources, outputs);
-    const t = mm ?? group[0], rule = WGSL_RULES[t._src!.op];
+    const k = new KernelBuilder(WGSL_RULES, mm ? [mm, ...group] : group, sources, outputs);
+    const t = mm ?? group[0], rule = WGSL_RULES[t.op as Prim];
     // deno-lint-ignore no-explicit-any
-    const body = rule.kind === "kernel" ? rule.build(k, t, t._src!.params as any) : elementwise(k);
+    const body = rule.kind === "kernel" ? rule.build(k, t, t.params as any) : elementwise(k);
     kernels.push({
       wgsl: k.source(body.body, body.workgroupSize),
       uniforms: k.uniforms,
@@ -130,9 +128,9 @@ export function planKernels(
   };
   // Consecutive elementwise roots of one shape share a kernel (e.g. AdamW's new moments and param):
   // one dispatch, and values they share are computed once.
-  const groups: Tensor[][] = [];
-  const isMap = (t: Tensor) => WGSL_RULES[t._src!.op].kind !== "kernel" && !epilogues.has(t);
-  const fits = (g: readonly Tensor[]) => {
+  const groups: Node[][] = [];
+  const isMap = (t: Node) => WGSL_RULES[t.op as Prim].kind !== "kernel" && !epilogues.has(t);
+  const fits = (g: readonly Node[]) => {
     const reads = new Set(g.flatMap((r) => [...deps.get(r)!]).filter((x) => !g.includes(x)));
     return reads.size + g.length <= maxBuffers;
   };
@@ -145,7 +143,7 @@ export function planKernels(
     else groups.push([t]);
   }
   // A group member is written out only if it is a target or another kernel reads it.
-  const readBy = new Map<Tensor, Set<number>>();
+  const readBy = new Map<Node, Set<number>>();
   groups.forEach((g, gi) => {
     // An epilogue group also reads what its matmul reads.
     const reads = g.flatMap((r) => [...deps.get(r)!, ...(epilogues.has(r) ? deps.get(epilogues.get(r)!)! : [])]);
@@ -166,24 +164,24 @@ function elementwise(k: KernelBuilder): KernelBody {
   return { body: k.lines, threads: n, workgroupSize: 64 };
 }
 
-function consumersOf(order: readonly Tensor[]): Map<Tensor, Tensor[]> {
-  const out = new Map<Tensor, Tensor[]>();
-  for (const t of order) for (const x of new Set(t._src!.inputs)) (out.get(x) ?? out.set(x, []).get(x)!).push(t);
+function consumersOf(order: readonly Node[]): Map<Node, Node[]> {
+  const out = new Map<Node, Node[]>();
+  for (const t of order) for (const x of new Set(t.src)) (out.get(x) ?? out.set(x, []).get(x)!).push(t);
   return out;
 }
 
 // The one kernel root that all of t's uses flow into at t's own index (through elementwise ops),
 // or null when uses reach several kernels or pass through a view that reindexes them.
 function sinkOf(
-  t: Tensor,
-  roots: ReadonlySet<Tensor>,
-  consumers: ReadonlyMap<Tensor, readonly Tensor[]>,
-  sink: ReadonlyMap<Tensor, Tensor | null>,
-): Tensor | null {
+  t: Node,
+  roots: ReadonlySet<Node>,
+  consumers: ReadonlyMap<Node, readonly Node[]>,
+  sink: ReadonlyMap<Node, Node | null>,
+): Node | null {
   if (roots.has(t)) return t;
-  let common: Tensor | null | undefined;
+  let common: Node | null | undefined;
   for (const c of consumers.get(t) ?? []) {
-    const s = roots.has(c) ? c : WGSL_RULES[c._src!.op].kind === "map" ? sink.get(c) ?? null : null;
+    const s = roots.has(c) ? c : WGSL_RULES[c.op as Prim].kind === "map" ? sink.get(c) ?? null : null;
     common = common === undefined || common === s ? s : null;
   }
   return common ?? null;
@@ -193,25 +191,25 @@ function sinkOf(
 // ops at the same index) take that kernel as an epilogue: the sums never go to memory.
 // Returns epilogue -> matmul.
 function matmulEpilogues(
-  order: readonly Tensor[],
-  roots: Set<Tensor>,
-  deps: ReadonlyMap<Tensor, Set<Tensor>>,
-  targets: ReadonlySet<Tensor>,
-  strided: (t: Tensor) => StridedView | null,
+  order: readonly Node[],
+  roots: Set<Node>,
+  deps: ReadonlyMap<Node, Set<Node>>,
+  targets: ReadonlySet<Node>,
+  strided: (t: Node) => StridedView | null,
   maxBuffers: number,
-): Map<Tensor, Tensor> {
+): Map<Node, Node> {
   const consumers = consumersOf(order);
-  const sink = new Map<Tensor, Tensor | null>();
+  const sink = new Map<Node, Node | null>();
   for (let i = order.length - 1; i >= 0; i--) sink.set(order[i], sinkOf(order[i], roots, consumers, sink));
-  const out = new Map<Tensor, Tensor>();
+  const out = new Map<Node, Node>();
   for (const m of order) {
     const cs = consumers.get(m) ?? [];
-    if (m._src!.op !== "matmul" || targets.has(m) || cs.length !== 1) continue;
+    if (m.op !== "matmul" || targets.has(m) || cs.length !== 1) continue;
     const c = cs[0];
-    if (c._src!.inputs.filter((x) => x === m).length !== 1 || WGSL_RULES[c._src!.op].kind !== "map") continue;
+    if (c.src.filter((x) => x === m).length !== 1 || WGSL_RULES[c.op as Prim].kind !== "map") continue;
     const e = sink.get(c);
-    if (!e || out.has(e) || WGSL_RULES[e._src!.op].kind !== "map" || !sameShape(e.shape, m.shape)) continue;
-    const [a, b] = m._src!.inputs.map(strided);
+    if (!e || out.has(e) || WGSL_RULES[e.op as Prim].kind !== "map" || !sameShape(e.shape, m.shape)) continue;
+    const [a, b] = m.src.map(strided);
     const reads = new Set([...deps.get(e)!].filter((x) => x !== m));
     reads.add(a!.base).add(b!.base);
     if (reads.size + 1 > maxBuffers) continue;
@@ -224,17 +222,17 @@ function matmulEpilogues(
 // Splits fused kernels that would read more buffers than a shader stage may bind: the input that
 // brings the most buffers becomes a kernel of its own, until every kernel fits.
 function limitBindings(
-  order: readonly Tensor[],
-  roots: Set<Tensor>,
-  isBuffer: (t: Tensor) => boolean,
-  isScalar: (t: Tensor) => boolean,
+  order: readonly Node[],
+  roots: Set<Node>,
+  isBuffer: (t: Node) => boolean,
+  isScalar: (t: Node) => boolean,
   maxInputs: number,
-): Map<Tensor, Set<Tensor>> {
-  const deps = new Map<Tensor, Set<Tensor>>();
-  const depsOf = (x: Tensor): Set<Tensor> =>
+): Map<Node, Set<Node>> {
+  const deps = new Map<Node, Set<Node>>();
+  const depsOf = (x: Node): Set<Node> =>
     isScalar(x) ? new Set() : isBuffer(x) ? new Set([x]) : deps.get(x) ?? new Set([x]);
   for (const t of order) {
-    const inputs = t._src!.inputs;
+    const inputs = t.src;
     for (;;) {
       const sets = inputs.map(depsOf);
       const union = new Set(sets.flatMap((s) => [...s]));
@@ -247,7 +245,7 @@ function limitBindings(
         if (!isBuffer(inputs[i]) && (worst < 0 || s.size > sets[worst].size)) worst = i;
       });
       if (worst < 0) {
-        throw new Error(`webgpu: ${t._src!.op} reads ${union.size} buffers; the adapter allows ${maxInputs}`);
+        throw new Error(`webgpu: ${t.op} reads ${union.size} buffers; the adapter allows ${maxInputs}`);
       }
       roots.add(inputs[worst]);
     }
@@ -267,29 +265,28 @@ const CACHE_LIMIT = 128;
 const cache = new Map<string, readonly CachedKernel[]>();
 
 /** Structural key of a pending graph: ops, params, shapes, dtypes, wiring and the kind of each leaf. */
-function signature(order: readonly Tensor[], targets: readonly Tensor[]): [string, Tensor[]] {
-  const pos = new Map<Tensor, number>();
+function signature(order: readonly Node[], targets: readonly Node[]): [string, Node[]] {
+  const pos = new Map<Node, number>();
   order.forEach((t, i) => pos.set(t, i));
-  const leaves: Tensor[] = [];
+  const leaves: Node[] = [];
   const parts: string[] = [];
-  const ref = (x: Tensor): string => {
+  const ref = (x: Node): string => {
     const p = pos.get(x);
     if (p !== undefined) return `${p}`;
     pos.set(x, ~leaves.length);
     leaves.push(x);
-    const kind = x._data !== null && x.size === 1 ? "s" : "b";
+    const kind = x.size === 1 && hostValue(x) !== undefined ? "s" : "b";
     return `L${kind}${x.dtype}[${x.shape}]`;
   };
   for (const t of order) {
-    const { op, inputs, params } = t._src!;
-    parts.push(`${op}${JSON.stringify(params)}${t.dtype}[${t.shape}](${inputs.map(ref).join(",")})`);
+    parts.push(`${t.op}${JSON.stringify(t.params)}${t.dtype}[${t.shape}](${t.src.map(ref).join(",")})`);
   }
   parts.push(`->${targets.map((t) => pos.get(t)).join(",")}`);
   return [parts.join(";"), leaves];
 }
 
 /** Like `planKernels`, but reuses the compiled plan of an earlier graph with the same structure. */
-export function planCached(targets: readonly Tensor[], maxBuffers: number): KernelPlan[] {
+export function planCached(targets: readonly Node[], maxBuffers: number): KernelPlan[] {
   const order = schedule(targets);
   const [key, leaves] = signature(order, targets);
   const at = (i: number) => (i >= 0 ? order[i] : leaves[~i]);
@@ -298,12 +295,12 @@ export function planCached(targets: readonly Tensor[], maxBuffers: number): Kern
     return hit.map((c) => {
       const uniforms = [...c.uniforms];
       const scalars = c.scalars.map(([w, i]) => [w, at(i)] as const);
-      for (const [w, t] of scalars) uniforms[w] = scalarBits(t._data![0], t.dtype);
+      for (const [w, t] of scalars) uniforms[w] = scalarBits(hostValue(t)![0], t.dtype);
       return { ...c, uniforms, scalars, inputs: c.inputs.map(at), outputs: c.outputs.map(at) };
     });
   }
   const kernels = planKernels(targets, maxBuffers, order);
-  const index = new Map<Tensor, number>();
+  const index = new Map<Node, number>();
   order.forEach((t, i) => index.set(t, i));
   leaves.forEach((t, i) => index.set(t, ~i));
   const compiled = kernels.map((k) => ({

@@ -2,8 +2,9 @@
 // online logsumexp), and the two-pass softmax row kernel built on the same pieces.
 
 import { type DType, sizeOf } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
-import { type KernelBuilder, nest, VALUE_TYPE, zero } from "./emit.ts";
+import type { Node } from "../graph.ts";
+import type { KernelBuilder } from "./emit.ts";
+import { nest, VALUE_TYPE, zero } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
 
 const NEG_INF = "bitcast<f32>(0xff800000u)";
@@ -56,8 +57,8 @@ export const lseAcc: Accumulator = {
   result: (fromShared) => (fromShared ? "shm[0] + log(shs[0])" : "m + log(s)"),
 };
 
-export function reduceKernel(k: KernelBuilder, out: Tensor, axes: readonly number[], acc: Accumulator): KernelBody {
-  const x = out._src!.inputs[0];
+export function reduceKernel(k: KernelBuilder, out: Node, axes: readonly number[], acc: Accumulator): KernelBody {
+  const x = out.src[0];
   const red = axes.map((a) => x.shape[a]);
   const nr = sizeOf(red), nOut = sizeOf(out.shape);
   const inputIndex = (oIdx: string[], rIdx: string[]) => {
@@ -95,8 +96,8 @@ export function reduceKernel(k: KernelBuilder, out: Tensor, axes: readonly numbe
 }
 
 // Softmax rows: one pass for (max, sum), a second that writes exp(x - max) / sum.
-export function softmaxKernel(k: KernelBuilder, out: Tensor): KernelBody {
-  const x = out._src!.inputs[0];
+export function softmaxKernel(k: KernelBuilder, out: Node): KernelBody {
+  const x = out.src[0];
   const n = x.shape[x.ndim - 1], rows = sizeOf(out.shape.slice(0, -1)), lead = out.shape.slice(0, -1);
   const pass = (row: string, start: string, bound: string, step: string, body: (v: string, at: string) => string[]) =>
     nest(

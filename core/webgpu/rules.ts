@@ -1,9 +1,10 @@
 // WGSL lowering of every primitive: inline expressions, index views, or kernels of their own.
 
+import type { Node } from "../graph.ts";
 import type { Prim, PrimParams } from "../prim.ts";
 import { sizeOf } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
-import { type KernelBuilder, nest, VALUE_TYPE, zero } from "./emit.ts";
+import type { KernelBuilder } from "./emit.ts";
+import { nest, VALUE_TYPE, zero } from "./wgsl.ts";
 import { matmulKernel } from "./matmul.ts";
 import { lseAcc, reduceKernel, simpleAcc, softmaxKernel } from "./reduce.ts";
 import { deltaScanGradKernel, deltaScanKernel } from "./scan.ts";
@@ -23,38 +24,41 @@ export interface KernelBody {
 export type WgslRule<P extends Prim> =
   | {
     readonly kind: "map";
-    readonly expr: (k: KernelBuilder, args: string[], ins: readonly Tensor[], out: Tensor, p: PrimParams[P]) => string;
+    readonly expr: (k: KernelBuilder, args: string[], ins: readonly Node[], out: Node, p: PrimParams[P]) => string;
   }
   | {
     readonly kind: "view";
     readonly index: (
       k: KernelBuilder,
       idx: readonly string[],
-      x: Tensor,
-      out: Tensor,
+      x: Node,
+      out: Node,
       p: PrimParams[P],
     ) => { idx: string[]; valid?: string };
   }
   | {
     readonly kind: "expr";
-    readonly emit: (k: KernelBuilder, idx: readonly string[], out: Tensor, p: PrimParams[P]) => string;
+    readonly emit: (k: KernelBuilder, idx: readonly string[], out: Node, p: PrimParams[P]) => string;
   }
-  | { readonly kind: "kernel"; readonly build: (k: KernelBuilder, out: Tensor, p: PrimParams[P]) => KernelBody };
+  | { readonly kind: "kernel"; readonly build: (k: KernelBuilder, out: Node, p: PrimParams[P]) => KernelBody };
 
-const map = <P extends Prim>(f: (args: string[], k: KernelBuilder, ins: readonly Tensor[], out: Tensor) => string) =>
+const map = <P extends Prim>(f: (args: string[], k: KernelBuilder, ins: readonly Node[], out: Node) => string) =>
   ({ kind: "map", expr: (k, args, ins, out) => f(args, k, ins, out) }) as WgslRule<P>;
 
-const isF32 = (ins: readonly Tensor[]) => ins[0].dtype === "f32";
+const isF32 = (ins: readonly Node[]) => ins[0].dtype === "f32";
 
-function castExpr(v: string, from: Tensor["dtype"], to: Tensor["dtype"]): string {
+function castExpr(v: string, from: Node["dtype"], to: Node["dtype"]): string {
   if (from === to) return v;
   if (to === "bool") return from === "f32" ? `(${v} != 0.0)` : `(${v} != 0i)`;
   if (from === "bool") return to === "f32" ? `select(0.0, 1.0, ${v})` : `select(0i, 1i, ${v})`;
   return `${to}(${v})`;
 }
 
+/** The table type: every primitive's WGSL rule. */
+export type WgslRules = { readonly [P in Prim]: WgslRule<P> };
+
 /** Every primitive's WGSL rule; a primitive without one is a type error. */
-export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
+export const WGSL_RULES: WgslRules = {
   neg: map(([a]) => `(-${a})`),
   exp: map(([a]) => `exp(${a})`),
   log: map(([a]) => `log(${a})`),
@@ -131,7 +135,7 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
   concat: {
     kind: "expr",
     emit(k, idx, out, { axis }) {
-      const xs = out._src!.inputs;
+      const xs = out.src;
       let at = 0;
       const parts = xs.map((x) => {
         const start = at;
@@ -153,7 +157,7 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
   gather: {
     kind: "expr",
     emit(k, idx, out, { axis }) {
-      const [x, indices] = out._src!.inputs;
+      const [x, indices] = out.src;
       const m = indices.ndim;
       const j = k.value(indices, idx.slice(axis, axis + m));
       const pos = k.let(`u32(clamp(${j}, 0i, ${k.constant(Math.max(x.shape[axis] - 1, 0), "i32")}))`, "g");
@@ -163,7 +167,7 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
   scatterAdd: {
     kind: "kernel",
     build(k, out, { axis }) {
-      const [g, indices] = out._src!.inputs;
+      const [g, indices] = out.src;
       const nOut = sizeOf(out.shape), T = VALUE_TYPE[out.dtype];
       k.lines.push(`if (tid >= ${k.u(nOut)}) { return; }`);
       const oIdx = k.unravel("tid", out.shape);
@@ -187,7 +191,7 @@ export const WGSL_RULES: { readonly [P in Prim]: WgslRule<P> } = {
   cumsum: {
     kind: "kernel",
     build(k, out, { axis, reverse }) {
-      const x = out._src!.inputs[0];
+      const x = out.src[0];
       const pre = x.shape.slice(0, axis), post = x.shape.slice(axis + 1), n = x.shape[axis];
       const cols = sizeOf(pre) * sizeOf(post);
       k.lines.push(`if (tid >= ${k.u(cols)}) { return; }`);

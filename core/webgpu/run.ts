@@ -1,9 +1,14 @@
-// Executing plans on the device: pipelines cached by WGSL, one encoder and one submit per realization.
+// Executing plans on the device: pipelines cached by WGSL, one encoder and one submit per
+// realization, and the device buffers of realized leaves (owned here, keyed by leaf node).
 
-import type { DType, HostArray } from "../shape.ts";
+import { type Node, recordComputed } from "../graph.ts";
+import type { Backend, Capabilities } from "../backend.ts";
+import type { CpuArray } from "../prim.ts";
+import type { DType } from "../shape.ts";
 import { liveStats } from "../stats.ts";
-import type { Tensor } from "../tensor.ts";
+import { deviceOf, hostValue, hostValues, putDevice } from "../storage.ts";
 import { checkHealth, type Gpu, scoped, scopedCheck } from "./device.ts";
+import { lower } from "./lower.ts";
 import { type KernelPlan, planCached } from "./plan.ts";
 import { BufferPool } from "./pool.ts";
 
@@ -11,61 +16,78 @@ const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
 const ALIGN = 256; // minUniformBufferOffsetAlignment's largest allowed value
 const MAX_GROUPS = 65535;
 
-/** Bytes a tensor occupies on the device (bool is stored as u32). */
-const bytesOf = (t: Tensor) => Math.max(4 * t.size, 4);
+/** Bytes a node occupies on the device (bool is stored as u32). */
+const bytesOf = (t: Node) => Math.max(4 * t.size, 4);
 
-/** The WebGPU backend: owns the pool, the pipeline cache and the buffers of realized tensors. */
-export class WebGpuRunner {
+/** The WebGPU backend's engine: owns the pool, the pipeline cache and the buffers of realized leaves. */
+export class WebGpuRunner implements Backend {
+  readonly name = "webgpu";
+  readonly precision = "f32";
+  readonly adapter: string;
+  readonly fallbackAdapter: boolean;
   readonly gpu: Gpu;
   readonly pool: BufferPool;
+  readonly capabilities: Capabilities;
   readonly #pipelines = new Map<string, GPUComputePipeline>();
+  // Buffers of leaves: values computed here, and uploaded copies of host values.
+  readonly #buffers = new WeakMap<Node, GPUBuffer>();
   readonly #registry: FinalizationRegistry<GPUBuffer>;
   #uniform: GPUBuffer | null = null;
-  // Per realized tensor: whether the submit that computed it was accepted (resolved lazily).
-  readonly #checks = new WeakMap<Tensor, Promise<Error | null>>();
-  readonly #poisoned = new WeakMap<Tensor, Error>();
+  // Per computed leaf: whether the submit that computed it was accepted (resolved lazily).
+  readonly #checks = new WeakMap<Node, Promise<Error | null>>();
+  readonly #poisoned = new WeakMap<Node, Error>();
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
+    this.adapter = gpu.description;
+    this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
     this.#registry = new FinalizationRegistry((buf) => this.pool.release(buf));
-  }
-
-  /** Gives `t` ownership of `buf` until it is disposed or collected. */
-  #own(t: Tensor, buf: GPUBuffer): void {
-    if (t._gpu !== null) throw new Error(`webgpu: tensor of shape [${t.shape}] already owns a buffer`);
-    t._gpu = buf;
-    this.#registry.register(t, buf, t);
-    t._release = () => {
-      this.#registry.unregister(t);
-      this.pool.release(buf);
-      t._gpu = null;
-      t._release = null;
+    this.capabilities = {
+      maxKernelBuffers: gpu.maxStorageBuffers,
+      maxLoop: 65535, // what llvmpipe allows; a safe bound for any adapter
+      maxBufferBytes: gpu.maxBindingSize,
+      precisions: ["f32"],
     };
   }
 
-  /** The device buffer of a realized or host tensor, uploading host data on first use. */
-  buffer(t: Tensor): GPUBuffer {
-    const poisoned = this.#poisoned.get(t);
-    if (poisoned) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${poisoned.message}`);
-    if (t._gpu) return t._gpu as GPUBuffer;
-    const host = t._data;
-    if (host === null) throw new Error(`webgpu: tensor of shape [${t.shape}] was disposed`);
-    const buf = this.pool.acquire(bytesOf(t));
-    const words = t.dtype === "f32"
-      ? Float32Array.from(host)
-      : t.dtype === "i32"
-      ? Int32Array.from(host)
-      : Uint32Array.from(host);
-    if (words.length > 0) this.gpu.device.queue.writeBuffer(buf, 0, words);
-    this.#own(t, buf);
+  /** Gives `leaf` ownership of `buf` until it is released or collected. */
+  #own(leaf: Node, buf: GPUBuffer): void {
+    if (this.#buffers.has(leaf)) throw new Error(`webgpu: a leaf of shape [${leaf.shape}] already owns a buffer`);
+    this.#buffers.set(leaf, buf);
+    this.#registry.register(leaf, buf, leaf);
+  }
+
+  /** True when the value of `leaf` was computed here. */
+  holds(leaf: Node): boolean {
+    return deviceOf(leaf) === this && this.#buffers.has(leaf);
+  }
+
+  release(leaf: Node): void {
+    const buf = this.#buffers.get(leaf);
+    if (buf === undefined) return;
+    this.#buffers.delete(leaf);
+    this.#registry.unregister(leaf);
+    this.pool.release(buf);
+  }
+
+  /** The device buffer of a leaf, uploading its host value on first use. */
+  buffer(leaf: Node): GPUBuffer {
+    const poisoned = this.#poisoned.get(leaf);
+    if (poisoned) throw new Error(`webgpu: this tensor [${leaf.shape}] was never computed: ${poisoned.message}`);
+    const have = this.#buffers.get(leaf);
+    if (have) return have;
+    const host = hostValue(leaf);
+    if (host === undefined) throw new Error(`realize: input tensor of shape [${leaf.shape}] was disposed`);
+    const buf = this.#upload(leaf, host);
+    this.#own(leaf, buf);
     return buf;
   }
 
   #pipeline(k: KernelPlan): GPUComputePipeline {
     let p = this.#pipelines.get(k.wgsl);
     if (p === undefined) {
-      const what = `the kernel for ${k.outputs.map((t) => `${t._src!.op} [${t.shape}]`).join(", ")}`;
+      const what = `the kernel for ${k.outputs.map((t) => `${t.op} [${t.shape}]`).join(", ")}`;
       p = scoped(this.gpu, what, () => {
         const module = this.gpu.device.createShaderModule({ code: k.wgsl });
         liveStats.shaderModules++;
@@ -101,34 +123,44 @@ export class WebGpuRunner {
       if (bytesOf(t) > this.gpu.maxBindingSize) {
         const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
         throw new Error(
-          `webgpu: ${k.outputs[0]._src!.op} [${k.outputs[0].shape}] needs a ${
-            mb(bytesOf(t))
-          } buffer for [${t.shape}], ` +
+          `webgpu: ${k.outputs[0].op} [${k.outputs[0].shape}] needs a ${mb(bytesOf(t))} buffer for [${t.shape}], ` +
             `above this adapter's ${mb(this.gpu.maxBindingSize)} binding limit; split the work or use the CPU backend`,
         );
       }
     }
   }
 
-  /** Computes the pending targets in one submit; with `read`, also copies every target back. */
-  async run(targets: readonly Tensor[], read: boolean): Promise<HostArray[]> {
+  /** Host copies of leaves held here, in one submit and one readback. */
+  read(leaves: readonly Node[]): Promise<CpuArray[]> {
+    return this.realize([], [], leaves);
+  }
+
+  /**
+   * Computes the pending `targets` in one submit, storing `targets[i]`'s value under `leaves[i]`;
+   * also copies back every leaf of `read` (held here) in the same submit.
+   */
+  async realize(targets: readonly Node[], leaves: readonly Node[], read: readonly Node[]): Promise<CpuArray[]> {
     checkHealth(this.gpu);
-    for (const t of targets) {
+    for (const t of read) {
       const e = this.#poisoned.get(t);
       if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
     }
-    const pending = [...new Set(targets.filter((t) => t._src !== null))];
-    const kernels = pending.length > 0 ? planCached(pending, this.gpu.maxStorageBuffers) : [];
-    if (kernels.length === 0 && !read) return [];
+    const graph = lower(targets, this.capabilities);
+    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers) : [];
     for (const k of kernels) this.#checkSize(k);
+    // Leaves held by another device (one lost, say) come through the host.
+    const foreign = [...new Set(kernels.flatMap((k) => k.inputs.filter((x) => x.op === "data" && this.#foreign(x))))];
+    const values = await hostValues(foreign, "realize");
+    foreign.forEach((x, i) => this.#own(x, this.#upload(x, values[i])));
+    checkHealth(this.gpu);
     const label = `a realization of ${kernels.length} kernels (${describeKernels(kernels)})`;
     const device = this.gpu.device;
     // Upload host inputs before any intermediate buffer is recycled within this submit.
-    for (const k of kernels) for (const x of k.inputs) if (x._src === null) this.buffer(x);
-    const lastUse = new Map<Tensor, number>();
-    kernels.forEach((k, i) => k.inputs.forEach((x) => x._src !== null && lastUse.set(x, i)));
-    const keep = new Set(pending);
-    const bufs = new Map<Tensor, GPUBuffer>();
+    for (const k of kernels) for (const x of k.inputs) if (x.op === "data") this.buffer(x);
+    const lastUse = new Map<Node, number>();
+    kernels.forEach((k, i) => k.inputs.forEach((x) => x.op !== "data" && lastUse.set(x, i)));
+    const keep = new Set(graph);
+    const bufs = new Map<Node, GPUBuffer>();
     const [uniform, offsets] = this.#uniforms(kernels);
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
@@ -142,7 +174,7 @@ export class WebGpuRunner {
         const pipe = this.#pipeline(k);
         const entries: GPUBindGroupEntry[] = k.inputs.map((x, j) => ({
           binding: j + 1,
-          resource: { buffer: x._src === null ? this.buffer(x) : bufs.get(x)! },
+          resource: { buffer: x.op === "data" ? this.buffer(x) : bufs.get(x)! },
         }));
         outs.forEach((buffer, j) => entries.push({ binding: k.inputs.length + 1 + j, resource: { buffer } }));
         if (k.uniforms.length > 0) {
@@ -156,32 +188,29 @@ export class WebGpuRunner {
         pass.dispatchWorkgroups(x, Math.ceil(groups / x));
         liveStats.dispatches++;
       }
-      // A tensor bound twice (e.g. x @ x^T reads x as two layouts) is still released once.
+      // A node bound twice (e.g. x @ x^T reads x as two layouts) is still released once.
       for (const x of new Set(k.inputs)) {
         if (lastUse.get(x) === i && !keep.has(x)) this.pool.release(bufs.get(x)!);
       }
     });
     pass.end();
-    for (const t of pending) {
-      t._src = null;
-      this.#own(t, bufs.get(t)!);
-    }
-    const staging = read ? targets.map((t) => this.pool.acquireStaging(bytesOf(t))) : [];
-    if (read) targets.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
-    const [, failed] = scopedCheck(
-      this.gpu,
-      label,
-      () => device.queue.submit([encoder.finish()]),
-    );
+    graph.forEach((n, i) => {
+      this.#own(leaves[i], bufs.get(n)!);
+      putDevice(leaves[i], this);
+      recordComputed(targets[i], leaves[i]);
+    });
+    const staging = read.map((t) => this.pool.acquireStaging(bytesOf(t)));
+    read.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
+    const [, failed] = scopedCheck(this.gpu, label, () => device.queue.submit([encoder.finish()]));
     // If the device rejects this submit, its results were never written: poison them, so reading
     // them (or computing from them) throws instead of returning stale memory.
-    for (const t of pending) this.#checks.set(t, failed);
-    failed.then((e) => e && pending.forEach((t) => this.#poisoned.set(t, e)));
+    for (const l of leaves) this.#checks.set(l, failed);
+    failed.then((e) => e && leaves.forEach((l) => this.#poisoned.set(l, e)));
     liveStats.submits++;
     if (kernels.length > 0) liveStats.realizations++;
-    if (!read) return [];
+    if (read.length === 0) return [];
     await Promise.all(staging.map((s) => s.mapAsync(1 /* READ */)));
-    const errors = await Promise.all(targets.map((t) => this.#checks.get(t) ?? null));
+    const errors = await Promise.all(read.map((t) => this.#checks.get(t) ?? null));
     liveStats.readbacks++;
     const bad = errors.find((e) => e !== null);
     if (bad) {
@@ -190,24 +219,37 @@ export class WebGpuRunner {
       throw bad;
     }
     checkHealth(this.gpu);
-    return targets.map((t, i) => {
+    return read.map((t, i) => {
       const bytes = staging[i].getMappedRange(0, bytesOf(t)).slice(0);
       staging[i].unmap();
       this.pool.releaseStaging(staging[i]);
       return hostView(bytes, t.dtype, t.size);
     });
   }
+
+  #foreign(leaf: Node): boolean {
+    return !this.#buffers.has(leaf) && hostValue(leaf) === undefined && deviceOf(leaf) !== undefined;
+  }
+
+  #upload(leaf: Node, host: CpuArray): GPUBuffer {
+    const buf = this.pool.acquire(bytesOf(leaf));
+    const words = leaf.dtype === "f32"
+      ? Float32Array.from(host)
+      : leaf.dtype === "i32"
+      ? Int32Array.from(host)
+      : Uint32Array.from(host);
+    if (words.length > 0) this.gpu.device.queue.writeBuffer(buf, 0, words);
+    return buf;
+  }
 }
 
 // The kernels' ops and output shapes, for error messages: the first few and a count.
 function describeKernels(kernels: readonly KernelPlan[]): string {
-  const names = kernels.slice(0, 4).map((k) =>
-    k.outputs.map((t) => `${t._src?.op ?? "value"} [${t.shape}]`).join(" + ")
-  );
+  const names = kernels.slice(0, 4).map((k) => k.outputs.map((t) => `${t.op} [${t.shape}]`).join(" + "));
   return names.join(", ") + (kernels.length > 4 ? `, and ${kernels.length - 4} more` : "");
 }
 
-function hostView(bytes: ArrayBuffer, dtype: DType, n: number): HostArray {
+function hostView(bytes: ArrayBuffer, dtype: DType, n: number): CpuArray {
   if (dtype === "f32") return new Float32Array(bytes, 0, n);
   if (dtype === "i32") return new Int32Array(bytes, 0, n);
   return Uint8Array.from(new Uint32Array(bytes, 0, n));

@@ -2,8 +2,9 @@
 // carrying that column of the state (K floats) through time in private memory.
 
 import { packedLength } from "../prims/scan.ts";
-import type { Tensor } from "../tensor.ts";
-import { type KernelBuilder, nest } from "./emit.ts";
+import type { Node } from "../graph.ts";
+import type { KernelBuilder } from "./emit.ts";
+import { nest } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
 
 // B batch, H heads, T time, K key size, V value size; a thread owns (b, h, j) for j < V.
@@ -28,8 +29,8 @@ function loop(k: KernelBuilder, name: string, n: string, body: () => void, rever
 }
 
 /** All states: `out[b, h, t, i, j]` is state column j's entry i after token t. */
-export function deltaScanKernel(k: KernelBuilder, out: Tensor): KernelBody {
-  const [kk, v, g, beta, s0] = out._src!.inputs;
+export function deltaScanKernel(k: KernelBuilder, out: Node): KernelBody {
+  const [kk, v, g, beta, s0] = out.src;
   const [B, H, T, K] = kk.shape, V = v.shape[3];
   const [b, h, j] = column(k, B, H, V);
   const nT = k.u(T), nK = k.u(K);
@@ -50,8 +51,8 @@ export function deltaScanKernel(k: KernelBuilder, out: Tensor): KernelBody {
 }
 
 /** The reverse scan, packed per column: dk (T*K), dv, dbeta, dg (T each), then ds0 (K). */
-export function deltaScanGradKernel(k: KernelBuilder, out: Tensor): KernelBody {
-  const [dS, kk, v, g, beta, s0, S] = out._src!.inputs;
+export function deltaScanGradKernel(k: KernelBuilder, out: Node): KernelBody {
+  const [dS, kk, v, g, beta, s0, S] = out.src;
   const [B, H, T, K] = kk.shape, V = v.shape[3], L = packedLength(T, K);
   const [b, h, j] = column(k, B, H, V);
   const nT = k.u(T), nK = k.u(K), o = k.let(`tid * ${k.u(L)}`, "o");

@@ -234,7 +234,7 @@ Deno.test("AdamW state is a pytree of tensors: count is an i32 scalar and treeDi
   const [count] = await values(state.count);
   if (count !== 3) throw new Error(`count ${count} after 3 updates`);
   treeDispose(state);
-  if (!treeLeaves(state).every((t) => t._disposed)) throw new Error("treeDispose left a state leaf alive");
+  if (!treeLeaves(state).every((t) => t.disposed)) throw new Error("treeDispose left a state leaf alive");
   treeDispose(s0);
 });
 

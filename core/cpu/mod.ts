@@ -1,0 +1,84 @@
+// The reference backend: interprets the graph with each primitive's `cpu` rule, in f32 or float64.
+// It has no kernel limits, so it runs every graph as built; its values live on the host.
+
+import { type Node, recordComputed, rewrite, schedule, useCounts } from "../graph.ts";
+import type { Backend, Capabilities, Precision } from "../backend.ts";
+import type { CpuArray, CpuContext } from "../prim.ts";
+import { PRIMS } from "../prims/mod.ts";
+import { allocHost, type DType } from "../shape.ts";
+import { hostValue, hostValues, putHost } from "../storage.ts";
+
+const CAPABILITIES: Capabilities = {
+  maxKernelBuffers: Infinity,
+  maxLoop: Infinity,
+  maxBufferBytes: Number.MAX_SAFE_INTEGER,
+  precisions: ["f32", "f64"],
+};
+
+class Reference implements Backend {
+  readonly name = "cpu";
+  readonly capabilities = CAPABILITIES;
+  readonly adapter = null;
+  readonly fallbackAdapter = false;
+  readonly precision: Precision;
+  readonly #ctx: CpuContext;
+
+  constructor(precision: Precision) {
+    this.precision = precision;
+    this.#ctx = {
+      alloc: (dtype: DType, n: number) =>
+        dtype === "f32" && precision === "f64" ? new Float64Array(n) : allocHost(dtype, n),
+    };
+  }
+
+  holds(leaf: Node): boolean {
+    return hostValue(leaf) !== undefined;
+  }
+
+  read(leaves: readonly Node[]): Promise<CpuArray[]> {
+    return hostValues(leaves, "realize");
+  }
+
+  release(): void {} // host values are dropped by storage itself
+
+  async realize(targets: readonly Node[], leaves: readonly Node[], read: readonly Node[]): Promise<CpuArray[]> {
+    const graph = rewrite(targets);
+    const order = schedule(graph);
+    // Inputs that live elsewhere (a device, or disposed) are fetched or reported before any work.
+    const inputs = [...new Set(order.flatMap((n) => n.src.filter((x) => x.op === "data")))];
+    const fetched = await hostValues(inputs, "realize");
+    const values = new Map<Node, CpuArray>(inputs.map((x, i) => [x, this.#input(fetched[i])]));
+    const uses = useCounts(order);
+    const keep = new Set(graph);
+    for (const n of order) {
+      const ins = n.src.map((x) => values.get(x)!);
+      // deno-lint-ignore no-explicit-any
+      values.set(n, PRIMS[n.op as keyof typeof PRIMS].cpu(ins, n.src, n, n.params as any, this.#ctx));
+      for (const x of n.src) {
+        const left = uses.get(x)! - 1;
+        uses.set(x, left);
+        if (left === 0 && !keep.has(x) && x.op !== "data") values.delete(x);
+      }
+    }
+    graph.forEach((n, i) => {
+      putHost(leaves[i], values.get(n) ?? hostValue(n)!);
+      recordComputed(targets[i], leaves[i]);
+    });
+    return read.map((l) => hostValue(l)!);
+  }
+
+  // f32 computations read float64 host values (f64 results, exact constants) rounded to f32, as
+  // a device would; one-element constants keep their float64 value, rounded on use.
+  #input(v: CpuArray): CpuArray {
+    return this.precision === "f32" && v instanceof Float64Array && v.length > 1 ? Float32Array.from(v) : v;
+  }
+}
+
+const backends = new Map<Precision, Reference>();
+
+/** The reference backend in a precision (one instance each; they share the host's values). */
+export function openReference(precision: Precision): Promise<Backend> {
+  let b = backends.get(precision);
+  if (b === undefined) backends.set(precision, b = new Reference(precision));
+  return Promise.resolve(b);
+}

@@ -1,0 +1,151 @@
+// The lazy graph: frozen nodes (a primitive applied to input nodes, or a data leaf), resolution of
+// nodes already computed, rewriting, and the schedule every backend shares.
+
+import type { Prim, PrimParams } from "./prim.ts";
+import type { DType, Shape } from "./shape.ts";
+
+/** What a node is: a primitive, or `"data"` for a leaf whose value some storage holds. */
+export type Op = Prim | "data";
+
+type None = Record<never, never>;
+
+let nextId = 0;
+
+/**
+ * One value of the graph, immutable once built: its shape and dtype (checked when it was built),
+ * the operation and parameters that compute it, and its input nodes. A `"data"` leaf has no inputs;
+ * its value lives in backend-owned storage keyed by the leaf (see storage.ts).
+ */
+export class Node {
+  /** Unique, increasing identity (creation order). */
+  readonly id: number;
+  readonly op: Op;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly src: readonly Node[];
+  readonly params: PrimParams[Prim] | None;
+
+  constructor(op: Op, shape: Shape, dtype: DType, src: readonly Node[], params: PrimParams[Prim] | None) {
+    this.id = nextId++;
+    this.op = op;
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.src = Object.freeze([...src]);
+    this.params = params;
+    Object.freeze(this);
+  }
+
+  /** Number of axes. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    let n = 1;
+    for (const d of this.shape) n *= d;
+    return n;
+  }
+
+  /** True for data leaves. */
+  get isLeaf(): boolean {
+    return this.op === "data";
+  }
+}
+
+/** A fresh data leaf of a shape and dtype (its value is stored separately). */
+export function leafNode(shape: Shape, dtype: DType): Node {
+  return new Node("data", shape, dtype, [], {});
+}
+
+// Pending nodes that have been computed, and the leaf that now holds each one's value. A tensor
+// handle moves to the leaf when it is realized (so its history can be collected); graphs built
+// earlier still name the pending node, and resolve through this map.
+const computedAs = new WeakMap<Node, Node>();
+
+/** Records that `pending`'s value is now held by `leaf`. */
+export function recordComputed(pending: Node, leaf: Node): void {
+  computedAs.set(pending, leaf);
+}
+
+/** The leaf holding `n`'s value if it was computed, else `n`. */
+export function resolve(n: Node): Node {
+  return computedAs.get(n) ?? n;
+}
+
+/** True when `n` still needs computing (not a leaf and not computed). */
+export function isPending(n: Node): boolean {
+  return n.op !== "data" && !computedAs.has(n);
+}
+
+/**
+ * Rebuilds the graph under `targets` bottom-up: computed nodes become their leaves, and `rule` may
+ * replace any pending node (given its rebuilt inputs) by an equivalent subgraph, or return null to
+ * keep it. Nodes whose inputs are unchanged are kept as they are, so a graph that needs no change
+ * comes back identical (same nodes), at the cost of one traversal.
+ */
+export function rewrite(
+  targets: readonly Node[],
+  rule: ((n: Node, src: readonly Node[]) => Node | null) | null = null,
+): Node[] {
+  const done = new Map<Node, Node>();
+  const stack: [Node, boolean][] = [];
+  const visit = (root: Node): Node => {
+    stack.push([root, false]);
+    while (stack.length > 0) {
+      const [n, expanded] = stack.pop()!;
+      if (done.has(n)) continue;
+      const r = resolve(n);
+      if (r.op === "data") {
+        done.set(n, r);
+        continue;
+      }
+      if (!expanded) {
+        stack.push([n, true]);
+        for (const x of n.src) if (!done.has(x)) stack.push([x, false]);
+        continue;
+      }
+      const src = n.src.map((x) => done.get(x)!);
+      const same = src.every((x, i) => x === n.src[i]);
+      const kept = same ? n : new Node(n.op, n.shape, n.dtype, src, n.params);
+      done.set(n, rule?.(kept, src) ?? kept);
+    }
+    return done.get(root)!;
+  };
+  return targets.map(visit);
+}
+
+/**
+ * Pending nodes reachable from `targets`, inputs before users (iterative, so deep graphs are fine).
+ * Call it on rewritten graphs: it stops at data leaves, not at computed nodes.
+ */
+export function schedule(targets: readonly Node[]): Node[] {
+  const order: Node[] = [];
+  const state = new Map<Node, 1 | 2>(); // 1: inputs being visited, 2: done
+  for (const root of targets) {
+    const stack: Node[] = [root];
+    while (stack.length > 0) {
+      const n = stack[stack.length - 1];
+      if (n.op === "data" || state.get(n) === 2) {
+        stack.pop();
+        continue;
+      }
+      if (state.get(n) === 1) {
+        state.set(n, 2);
+        order.push(n);
+        stack.pop();
+        continue;
+      }
+      state.set(n, 1);
+      for (const x of n.src) if (x.op !== "data" && !state.has(x)) stack.push(x);
+    }
+  }
+  return order;
+}
+
+/** How many times each node is read by the nodes of `order`. */
+export function useCounts(order: readonly Node[]): Map<Node, number> {
+  const uses = new Map<Node, number>();
+  for (const n of order) for (const x of n.src) uses.set(x, (uses.get(x) ?? 0) + 1);
+  return uses;
+}
