@@ -7,6 +7,7 @@ export * from "./attention.ts";
 export * from "./model.ts";
 export * from "./generate.ts";
 export * from "./optim.ts";
+export { checkKnown, checkNumber } from "./checks.ts";
 export * from "./checkpoint.ts";
 export { MIXERS } from "./mixers.ts";
 export * from "./train.ts";

@@ -1,6 +1,7 @@
-// AdamW as a pure optimizer over pytrees, global-norm clipping, and learning-rate schedules built from ops.
+// AdamW as a pure optimizer over pytrees; its schedules and clipping come from schedule.ts.
 
 import { Tensor, tensor, type Tree, type TreeDef, treeFlatten, treePaths } from "../core/mod.ts";
+import { checkKnown, checkNumber, describe } from "./checks.ts";
 import { clipByGlobalNorm, constantSchedule, type Schedule } from "./schedule.ts";
 
 export type { Schedule };
@@ -116,6 +117,8 @@ export function adamw(opts: AdamWOptions): Optimizer<AdamWState> {
   };
 }
 
+// 1 - b^t on the device, as -expm1(t ln b) with a series near 0: 1 - pow(b, t) in f32 loses about
+// four digits to cancellation when b = 0.999 and t is small, i.e. in exactly the first steps.
 function oneMinusPow(b: number, t: Tensor): Tensor {
   if (b === 0) return tensor(1);
   const x = t.mul(Math.log(b));
@@ -221,37 +224,4 @@ function checkOptions(opts: AdamWOptions) {
     return out;
   };
   return { lr: lrAt, b1, b2, eps, weightDecay, mask, weightDecayMask, clipNorm };
-}
-
-// `max` bounds above exclusively, `exclusive` makes `min` exclusive too.
-/** Throws unless `v` is a finite number in range, naming the op and the field. */
-export function checkNumber(
-  op: string,
-  name: string,
-  v: unknown,
-  rule: { min: number; max?: number; exclusive?: boolean; integer?: boolean; minText?: string; text?: string },
-): void {
-  const { min, max, exclusive = false, integer = false } = rule;
-  const ok = typeof v === "number" && Number.isFinite(v) && (exclusive ? v > min : v >= min) &&
-    (max === undefined || v < max) && (!integer || Number.isInteger(v));
-  if (ok) return;
-  const lo = `${exclusive ? ">" : ">="} ${rule.minText ?? min}`;
-  const allowed = max === undefined ? `a${integer ? "n integer" : " number"} ${lo}` : `a number in [${min}, ${max})`;
-  const got = typeof v === "number" ? String(v) : describe(v);
-  throw new Error(`${op}: ${name} must be ${allowed}${rule.text ? ` ${rule.text}` : ""}, got ${got}`);
-}
-
-/** Throws on option names that an options object does not know. */
-export function checkKnown(op: string, opts: unknown, names: readonly string[]): void {
-  if (typeof opts !== "object" || opts === null) throw new Error(`${op}: expected an options object, got ${opts}`);
-  for (const k of Object.keys(opts)) {
-    if (!names.includes(k)) throw new Error(`${op}: unknown option "${k}"; the options are ${names.join(", ")}`);
-  }
-}
-
-function describe(v: unknown): string {
-  if (v instanceof Tensor) return `a ${v.dtype} tensor of shape [${v.shape}]`;
-  if (v === null || v === undefined) return String(v);
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  return typeof v === "object" ? "a record" : `${typeof v} ${String(v)}`;
 }

@@ -1,9 +1,9 @@
 // Learning-rate schedules built from ops (evaluated on the device from the step count), and
 // global-norm gradient clipping.
 
-import { type Tensor, tensor, treeFlatten, treeLeaves, treePaths } from "../core/mod.ts";
+import { type Tensor, tensor, treeFlatten, treeLeaves, treePaths, treeUnflatten } from "../core/mod.ts";
 import { clip } from "../ops/mod.ts";
-import { checkKnown, checkNumber, rebuild } from "./optim.ts";
+import { checkKnown, checkNumber } from "./checks.ts";
 
 /** A learning rate as a function of the step (an f32 scalar: updates already applied), built from ops. */
 export type Schedule = (step: Tensor) => Tensor;
@@ -95,8 +95,5 @@ export function clipByGlobalNorm<T>(grads: T, maxNorm: number): { readonly grads
   const norm = globalNorm(grads);
   const scale = tensor(maxNorm).div(norm.maximum(maxNorm));
   const [leaves, def] = treeFlatten(grads, { op: "clipByGlobalNorm" });
-  return { grads: rebuild(def, leaves.map((x) => x.mul(scale))) as T, norm };
+  return { grads: treeUnflatten<T>(def, leaves.map((x) => x.mul(scale))), norm };
 }
-
-// 1 - b^t on the device, as -expm1(t ln b) with a series near 0: 1 - pow(b, t) in f32 loses about
-// four digits to cancellation when b = 0.999 and t is small, i.e. in exactly the first steps.
