@@ -17,9 +17,14 @@ import { putHost } from "../storage.ts";
 const LOOP_BUDGET = 1 << 15;
 const SCAN_BUDGET = 60000;
 
-/** Loop steps one invocation of the fused delta-rule scan (forward or backward) runs. */
+/**
+ * Loop iterations one invocation of the fused delta-rule scan (forward or backward) runs, as
+ * llvmpipe counts them: per token, the time loop's own step and two K-long loops, each loop also
+ * counting its final, failing test; plus the K-long loop outside time. Measured: with K = 4 the
+ * scan goes wrong from token 5957 on, where this count passes 65535.
+ */
 export function scanLoops(T: number, K: number): number {
-  return T * (2 * K + 2) + K;
+  return T * (2 * K + 3) + K + 2;
 }
 
 function mk<P extends Prim>(op: P, src: readonly Node[], params: PrimParams[P]): Node {
@@ -123,7 +128,7 @@ function scatterStages(n: Node, axis: number, size: number): Node | null {
 // B batch, H heads, T time, K key size, V value size. The recurrence is exact across a cut in time:
 // a segment starts from the state the previous one ended in.
 function segments(T: number, K: number): [number, number][] {
-  const len = Math.max(1, Math.floor((SCAN_BUDGET - K) / (2 * K + 2)));
+  const len = Math.max(1, Math.floor((SCAN_BUDGET - K - 2) / (2 * K + 3)));
   const out: [number, number][] = [];
   for (let s = 0; s < T; s += len) out.push([s, Math.min(T, s + len)]);
   return out;

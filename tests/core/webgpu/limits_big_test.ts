@@ -1,7 +1,17 @@
 // Long loops and non-finite values: WebGPU must agree with the CPU where adapters cap loop lengths
 // (llvmpipe stops an invocation after 65535 iterations) and where compilers fold NaN checks away.
 
-import { grad, normal, ops, randint, randomKey, type Tensor, tensor } from "../../../mod.ts";
+import {
+  gatedDeltaRuleFused,
+  grad,
+  normal,
+  ops,
+  randint,
+  randomKey,
+  type Tensor,
+  tensor,
+  uniform,
+} from "../../../mod.ts";
 import { assertClose } from "../../helpers.ts";
 import { gpuTest, onBoth } from "./gpu.ts";
 
@@ -46,5 +56,27 @@ gpuTest(
     });
     gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 1e-6, atol: 1e-6, msg: `output ${i}` }));
     if (!Number.isNaN(gpu[0][0]) || !Number.isNaN(gpu[8][0])) throw new Error("NaN was dropped on WebGPU");
+  },
+);
+
+gpuTest(
+  "the fused delta-rule scan longer than one invocation's loop budget is split in time, values and gradients",
+  async () => {
+    // T (2K + 3) + K + 2 = 6500 * 11 + 6 loop steps: above the 60000 one scan invocation may run here,
+    // so WebGPU runs it as two segments; the CPU reference runs it whole.
+    const [B, H, T, K, V] = [1, 2, 6500, 4, 3];
+    const key = (i: number) => randomKey(300 + i);
+    const q = normal(key(0), [B, H, T, K]), k = ops.l2Normalize(normal(key(1), [B, H, T, K]));
+    const v = normal(key(2), [B, H, T, V]), s0 = normal(key(5), [B, H, K, V]);
+    const g = uniform(key(3), [B, H, T], { minval: -0.2, maxval: 0 });
+    const beta = uniform(key(4), [B, H, T], { minval: 0.05, maxval: 1 });
+    const ro = normal(key(6), [B, H, T, V]);
+    const { gpu, cpu } = await onBoth(() => {
+      const r = gatedDeltaRuleFused(q, k, v, g, beta, { initialState: s0 });
+      const loss = (kk: Tensor, vv: Tensor, gg: Tensor, bb: Tensor, ss: Tensor) =>
+        gatedDeltaRuleFused(q, kk, vv, gg, bb, { initialState: ss }).out.mul(ro).sum();
+      return [r.out, r.state, ...grad(loss, { argnums: [0, 1, 2, 3, 4] })(k, v, g, beta, s0)];
+    });
+    gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-3, atol: 2e-4, msg: `output ${i}` }));
   },
 );
