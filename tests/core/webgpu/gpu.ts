@@ -2,23 +2,36 @@
 
 import { type HostArray, readAll, setBackend, type Tensor } from "../../../mod.ts";
 
-async function probe(): Promise<boolean> {
+// "none" when no adapter exists, the error when one exists (or should) but the stack is broken.
+async function probe(): Promise<"ok" | "none" | Error> {
   try {
     await setBackend("webgpu");
-    return true;
-  } catch {
-    return false;
+    return "ok";
+  } catch (e) {
+    const msg = (e as Error).message;
+    // JETFOLD_REQUIRE_GPU=1 (set by .ci/run once it installed the software adapter): none is a failure.
+    const required = Deno.env.get("JETFOLD_REQUIRE_GPU") === "1";
+    if (msg.includes("no WebGPU adapter is available") && !required) return "none";
+    const what = required ? "JETFOLD_REQUIRE_GPU=1, but WebGPU does not start" : "the WebGPU stack is broken";
+    return new Error(`${what}: ${msg}`);
   } finally {
     await setBackend("cpu");
   }
 }
 
-/** True when a WebGPU adapter exists here (Mesa's software adapter counts). */
-export const HAS_GPU: boolean = await probe();
+const PROBE = await probe();
 
-/** Registers a test that runs only with an adapter; without one Deno lists it as ignored, by name. */
+/** True when a WebGPU adapter exists here (Mesa's software adapter counts). */
+export const HAS_GPU: boolean = PROBE === "ok";
+
+/**
+ * Registers a test that runs only with an adapter. Without one Deno lists it as ignored, by name;
+ * with a broken stack (an adapter that fails to open, or none where one is required) it fails.
+ */
 export function gpuTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: !HAS_GPU, sanitizeResources: false, sanitizeOps: false, fn });
+  const broken = PROBE instanceof Error ? PROBE : null;
+  const body = broken ? () => Promise.reject(broken) : fn;
+  Deno.test({ name, ignore: PROBE === "none", sanitizeResources: false, sanitizeOps: false, fn: body });
 }
 
 /** Builds and reads `make()` on WebGPU and on the CPU reference; returns both results. */
