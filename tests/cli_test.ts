@@ -131,6 +131,37 @@ Deno.test("Ctrl-C during train saves a checkpoint that --resume continues", asyn
   assert(steps.at(-1) === step + 2 && steps.at(-3) === step, `metrics steps ${steps.slice(-4)}`);
 });
 
+Deno.test("Ctrl-C stops training at the next step even when the loss is never read (no I/O between steps)", async () => {
+  // With --log-every past the step count nothing but the steps runs between signals: a loop that
+  // never yields to the event loop would train on and never see SIGINT. A lost signal shows as a
+  // run still going 60 s after it; then the child is killed and the test fails.
+  const dir = tmp("train-sigint-quiet"), steps = "1000000";
+  const args = ["--backend", "cpu", ...MODEL, ...DATA, "--log-every", steps, "--steps", steps, "--out", dir];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli.ts", "train", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = new Response(child.stdout).text(), stderr = new Response(child.stderr).text();
+  const delay = 800 + Math.floor(Math.random() * 2000); // a random step of the run
+  await new Promise((r) => setTimeout(r, delay));
+  child.kill("SIGINT");
+  let lost = false;
+  const guard = setTimeout(() => (lost = true, child.kill("SIGKILL")), 60_000);
+  const status = await child.status;
+  clearTimeout(guard);
+  const out = await stdout;
+  assert(!lost, `SIGINT after ${delay} ms was not acted on within 60 s\n${out}\n${await stderr}`);
+  assert(status.code === 130, `exit status ${status.code} after SIGINT at ${delay} ms\n${out}\n${await stderr}`);
+  const match = out.match(/interrupted at step (\d+) of 1000000; saved/);
+  assert(match, `no checkpoint message after SIGINT at ${delay} ms:\n${out}`);
+  const { metadata } = await loadSafetensors(`${dir}/checkpoint.safetensors`);
+  assert(metadata["jetfold.step"] === match[1], `checkpoint step ${metadata["jetfold.step"]}, printed ${match[1]}`);
+});
+
 Deno.test("search, tune and generate chain through run directories, and --data trains on text", async () => {
   const [s, t, x] = [tmp("search"), tmp("tune"), tmp("text")];
   const sr = ok(await cli("search", ...TINY.slice(0, -2), "--steps", "2", "--space", "seed", "--out", s), "search");
