@@ -126,8 +126,8 @@ function oneMinusPow(b: number, t: Tensor): Tensor {
   return x.gt(-0.05).where(series, x.exp().sub(1)).neg();
 }
 
-/** Like treeUnflatten, but a leaf slot may hold null (frozen leaves have no moments). */
-export function rebuild(def: TreeDef, values: readonly (Tensor | null)[]): Tree {
+// Like treeUnflatten, but a leaf slot may hold null (frozen leaves have no moments).
+function rebuild(def: TreeDef, values: readonly (Tensor | null)[]): Tree {
   let i = 0;
   const go = (d: TreeDef): Tree => {
     if (d.kind === "leaf") return values[i++];

@@ -36,8 +36,8 @@ export interface ModelConfig {
   readonly ropeTheta: number;
 }
 
-/** Defaults for everything but vocab, width, heads and blocks. */
-export const CONFIG_DEFAULTS = { convWidth: 4, normEps: 1e-6, ropeTheta: 10000 } as const;
+// Defaults for everything but vocab, width, heads and blocks (kvHeads and ffnHidden follow heads and width).
+const CONFIG_DEFAULTS = { convWidth: 4, normEps: 1e-6, ropeTheta: 10000 } as const;
 
 /**
  * A block spec, checked.
@@ -84,8 +84,8 @@ export function checkBlock(spec: unknown, where: string): asserts spec is BlockS
 }
 
 /**
- * A complete, validated, frozen model config; missing optional sizes take `CONFIG_DEFAULTS`, and
- * `kvHeads` defaults to `heads`, `ffnHidden` to `4 * width`.
+ * A complete, validated, frozen model config. Omitted sizes default to `kvHeads = heads`,
+ * `ffnHidden = 4 * width`, `convWidth = 4`, `normEps = 1e-6` and `ropeTheta = 10000`.
  *
  * @example
  * ```ts

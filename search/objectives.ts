@@ -66,8 +66,10 @@ export interface ObjectiveWeights {
 /** An objective over configurations, with every evaluation kept for reports. */
 export interface PathObjective {
   (config: readonly BlockSpec[]): Promise<number>;
-  /** Metrics of each configuration scored so far, by `stableKey(config)`. */
-  readonly metrics: Map<string, Evaluation>;
+  /** The metrics of a configuration scored so far (equal specs match whatever their key order), else undefined. */
+  evaluation(config: readonly BlockSpec[]): Evaluation | undefined;
+  /** Metrics of each configuration scored so far, keyed by a canonical string of the configuration. */
+  readonly metrics: ReadonlyMap<string, Evaluation>;
 }
 
 /**
@@ -101,7 +103,7 @@ export function pathObjective(
     if (weights.latencyMs) s += weights.latencyMs.weight * await decodeLatency(params, cfg, weights.latencyMs);
     return s;
   };
-  return Object.assign(f, { metrics });
+  return Object.assign(f, { metrics, evaluation: (config: readonly BlockSpec[]) => metrics.get(stableKey(config)) });
 }
 
 /**
