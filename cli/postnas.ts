@@ -7,7 +7,6 @@ import {
   maxCount,
   pathObjective,
   postnas,
-  stableKey,
   type Supernet,
   type Visit,
 } from "../mod.ts";
@@ -86,7 +85,7 @@ export async function runSearch(
   sn: Supernet,
   space: Space,
   o: SearchOptions,
-): Promise<{ choice: readonly BlockSpec[]; record: SearchRecord; metrics: Map<string, Evaluation> }> {
+): Promise<{ choice: readonly BlockSpec[]; record: SearchRecord; metrics: ReadonlyMap<string, Evaluation> }> {
   const L = sn.space.length, C = space.candidates.length;
   const objective = pathObjective(sn, ctx.data.heldOut(), { accuracy: space.accuracyWeight });
   const bound = space.strategy === "greedy" ? L * C : C + (L - 1) * o.beamWidth * C;
@@ -99,7 +98,7 @@ export async function runSearch(
     feasible: maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha),
     onVisit: () => progress.update(++visits),
   }).finally(() => progress.finish());
-  const metricsOf = (config: readonly BlockSpec[]) => objective.metrics.get(stableKey(config))!;
+  const metricsOf = (config: readonly BlockSpec[]) => objective.evaluation(config)!;
   const labels = space.candidates.map(blockLabel);
   const layers = Array.from({ length: L }, (_, layer) => {
     const cells = space.candidates.map((_, c): Cell => {

@@ -91,9 +91,12 @@ function backward(entries: readonly Node[], seeds: Map<Node, Tensor>, wrt: reado
  *
  * @example
  * ```ts
- * import { tensor, vjp } from "./mod.ts";
- * const [y, back] = vjp((x) => x.mul(x), tensor([1, 2, 3]));
- * const [dx] = back(tensor([1, 1, 1])); // [2, 4, 6]
+ * import assert from "node:assert/strict";
+ * import { type Tensor, tensor, vjp } from "../mod.ts";
+ * const [y, back] = vjp((x: Tensor) => x.mul(x), tensor([1, 2, 3]));
+ * assert.deepEqual(await y.array(), [1, 4, 9]);
+ * const [dx] = back(tensor([1, 1, 1]));
+ * assert.deepEqual(await dx.array(), [2, 4, 6]);
  * ```
  */
 // deno-lint-ignore no-explicit-any
@@ -145,8 +148,11 @@ function checkArgnums(op: string, argnums: number | readonly number[], n: number
  *
  * @example
  * ```ts
- * import { tensor, valueAndGrad } from "./mod.ts";
- * const [loss, dw] = valueAndGrad((w) => w.square().sum())(tensor([3, 4]));
+ * import assert from "node:assert/strict";
+ * import { type Tensor, tensor, valueAndGrad } from "../mod.ts";
+ * const [loss, dw] = valueAndGrad((w: Tensor) => w.square().sum())(tensor([3, 4]));
+ * assert.equal(await loss.item(), 25);
+ * assert.deepEqual(await dw.array(), [6, 8]);
  * ```
  */
 export function valueAndGrad<
@@ -191,9 +197,16 @@ export function valueAndGrad<
  *
  * @example
  * ```ts
- * import { grad, tensor } from "./mod.ts";
- * const d2 = grad(grad((x) => x.pow(3)));
- * console.log(await d2(tensor(2)).item()); // 12
+ * import assert from "node:assert/strict";
+ * import { grad, type Tensor, tensor } from "../mod.ts";
+ * // d2/dx2 x^3 = 6x
+ * const d2 = grad(grad((x: Tensor) => x.pow(3)));
+ * assert.equal(await d2(tensor(2)).item(), 12);
+ * // Pytrees in, pytrees of the same shape out; argnums picks the arguments.
+ * const f = (p: { readonly w: Tensor }, x: Tensor) => p.w.mul(x).sum();
+ * const [dp, dx] = grad(f, { argnums: [0, 1] })({ w: tensor([1, 2]) }, tensor([3, 4]));
+ * assert.deepEqual(await dp.w.array(), [3, 4]);
+ * assert.deepEqual(await dx.array(), [1, 2]);
  * ```
  */
 export function grad<

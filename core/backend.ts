@@ -158,9 +158,12 @@ function active(): Promise<Active> {
  *
  * @example
  * ```ts
- * import { setBackend } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { setBackend, tensor } from "../mod.ts";
  * const info = await setBackend("cpu", { precision: "f64" });
- * console.log(info.name); // "cpu"
+ * assert.deepEqual([info.name, info.precision], ["cpu", "f64"]);
+ * const third = await tensor(1).div(3).data(); // f32 tensors computed and read in float64
+ * assert.ok(third instanceof Float64Array && third[0] === 1 / 3);
  * ```
  */
 export function setBackend(name: BackendName, opts: BackendOptions = {}): Promise<BackendInfo> {
@@ -176,9 +179,11 @@ export function setBackend(name: BackendName, opts: BackendOptions = {}): Promis
  *
  * @example
  * ```ts
- * import { backendInfo } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { backendInfo } from "../mod.ts";
  * const info = await backendInfo();
- * console.log(info.name, info.adapter, info.reason);
+ * assert.ok(info.name === "webgpu" || info.name === "cpu", info.reason);
+ * assert.equal(info.adapter === null, info.name === "cpu");
  * ```
  */
 export async function backendInfo(): Promise<BackendInfo> {
@@ -223,9 +228,13 @@ function hostCopy(v: CpuArray, leaf: Node, precision: Precision): HostArray {
  *
  * @example
  * ```ts
- * import { realize, tensor } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { realize, stats, tensor } from "../mod.ts";
  * const y = tensor([1, 2]).mul(3);
- * await realize([y]);
+ * await realize([y]); // computed now, nothing read back
+ * const done = stats().realizations;
+ * assert.deepEqual(await y.array(), [3, 6]);
+ * assert.equal(stats().realizations, done); // reading it computed nothing more
  * ```
  */
 export async function realize(ts: readonly Tensor[]): Promise<void> {
@@ -237,9 +246,11 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
  *
  * @example
  * ```ts
- * import { readAll, tensor } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { readAll, tensor } from "../mod.ts";
  * const x = tensor([1, 2, 3]);
  * const [sum, max] = await readAll([x.sum(), x.max()]);
+ * assert.deepEqual([sum[0], max[0]], [6, 3]);
  * ```
  */
 export function readAll(ts: readonly Tensor[]): Promise<HostArray[]> {

@@ -38,14 +38,19 @@ function flatten(data: NestedData, shape: readonly number[], out: (number | bool
 }
 
 /**
- * Creates a tensor from a number, a boolean, nested arrays or a typed array.
+ * Creates a tensor from a number, a boolean, nested arrays or a typed array. Unless `dtype` says
+ * otherwise, numbers and float arrays make f32, booleans bool, Int32Array and Uint8Array i32.
  *
  * @example
  * ```ts
- * import { tensor } from "./mod.ts";
- * const x = tensor([[1, 2], [3, 4]]);                     // f32 [2, 2]
- * const ids = tensor([0, 5, 7], { dtype: "i32" });        // i32 [3]
- * const y = tensor(new Float32Array(6), { shape: [2, 3] });
+ * import assert from "node:assert/strict";
+ * import { tensor } from "../mod.ts";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * assert.deepEqual([x.dtype, x.shape], ["f32", [2, 2]]);
+ * const ids = tensor([0, 5, 7], { dtype: "i32" });
+ * assert.deepEqual(await ids.data(), Int32Array.of(0, 5, 7));
+ * const y = tensor(Float32Array.of(1, 2, 3, 4, 5, 6), { shape: [2, 3] });
+ * assert.deepEqual(await y.array(), [[1, 2, 3], [4, 5, 6]]);
  * ```
  */
 export function tensor(
@@ -97,8 +102,11 @@ export function tensor(
  *
  * @example
  * ```ts
- * import { full } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { full } from "../mod.ts";
  * const sevens = full([2, 3], 7, { dtype: "i32" });
+ * assert.deepEqual(await sevens.array(), [[7, 7, 7], [7, 7, 7]]);
+ * assert.equal(full([2], true).dtype, "bool");
  * ```
  */
 export function full(shape: Shape, value: number | boolean, opts: { readonly dtype?: DType } = {}): Tensor {
@@ -109,12 +117,14 @@ export function full(shape: Shape, value: number | boolean, opts: { readonly dty
 }
 
 /**
- * A tensor of zeros.
+ * A tensor of zeros (f32 unless `dtype` says otherwise).
  *
  * @example
  * ```ts
- * import { zeros } from "./mod.ts";
- * const z = zeros([3, 4]);
+ * import assert from "node:assert/strict";
+ * import { zeros } from "../mod.ts";
+ * const z = zeros([2, 3]);
+ * assert.deepEqual(await z.array(), [[0, 0, 0], [0, 0, 0]]);
  * ```
  */
 export function zeros(shape: Shape, opts: { readonly dtype?: DType } = {}): Tensor {
@@ -122,12 +132,14 @@ export function zeros(shape: Shape, opts: { readonly dtype?: DType } = {}): Tens
 }
 
 /**
- * A tensor of ones.
+ * A tensor of ones (f32 unless `dtype` says otherwise).
  *
  * @example
  * ```ts
- * import { ones } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { ones } from "../mod.ts";
  * const o = ones([3], { dtype: "i32" });
+ * assert.deepEqual(await o.data(), Int32Array.of(1, 1, 1));
  * ```
  */
 export function ones(shape: Shape, opts: { readonly dtype?: DType } = {}): Tensor {

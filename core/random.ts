@@ -6,7 +6,17 @@ import type { Tensor } from "./tensor.ts";
 
 /**
  * An immutable PRNG key. The same key always yields the same numbers; derive new keys with
- * `splitKey` or `foldIn` instead of reusing one.
+ * `splitKey` or `foldIn` instead of reusing one. Make one with `randomKey(seed)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Key, randomKey, splitKey } from "../mod.ts";
+ * const key = randomKey(7);
+ * assert.ok(key instanceof Key && Object.isFrozen(key));
+ * const [a, b] = splitKey(key);
+ * assert.notDeepEqual(a, b);
+ * ```
  */
 export class Key {
   /** High 32-bit word. */
@@ -48,8 +58,11 @@ function checkKey(op: string, key: unknown): asserts key is Key {
  *
  * @example
  * ```ts
- * import { randomKey, normal } from "./mod.ts";
- * const x = normal(randomKey(0), [2, 3]);
+ * import assert from "node:assert/strict";
+ * import { normal, randomKey } from "../mod.ts";
+ * const x = await normal(randomKey(0), [2, 3]).data();
+ * const y = await normal(randomKey(0), [2, 3]).data();
+ * assert.deepEqual(x, y); // the same seed, the same numbers
  * ```
  */
 export function randomKey(seed: number): Key {
@@ -64,8 +77,11 @@ export function randomKey(seed: number): Key {
  *
  * @example
  * ```ts
- * import { randomKey, splitKey } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { randomKey, splitKey, uniform } from "../mod.ts";
  * const [kInit, kData] = splitKey(randomKey(42));
+ * assert.notDeepEqual(await uniform(kInit, [4]).data(), await uniform(kData, [4]).data());
+ * assert.equal(splitKey(randomKey(42), 5).length, 5);
  * ```
  */
 export function splitKey(key: Key, n = 2): Key[] {
@@ -79,8 +95,11 @@ export function splitKey(key: Key, n = 2): Key[] {
  *
  * @example
  * ```ts
- * import { foldIn, randomKey } from "./mod.ts";
- * const stepKey = foldIn(randomKey(0), 17);
+ * import assert from "node:assert/strict";
+ * import { foldIn, randomKey } from "../mod.ts";
+ * const base = randomKey(0);
+ * assert.deepEqual(foldIn(base, 17), foldIn(base, 17));
+ * assert.notDeepEqual(foldIn(base, 17), foldIn(base, 18));
  * ```
  */
 export function foldIn(key: Key, data: number): Key {
@@ -107,8 +126,10 @@ const unit = (w: number) => (w >>> 8) / 16777216;
  *
  * @example
  * ```ts
- * import { randomKey, uniform } from "./mod.ts";
- * const u = uniform(randomKey(1), [4], { minval: -1, maxval: 1 });
+ * import assert from "node:assert/strict";
+ * import { randomKey, uniform } from "../mod.ts";
+ * const u = await uniform(randomKey(1), [1000], { minval: -1, maxval: 1 }).data();
+ * assert.ok(u.every((v) => v >= -1 && v < 1));
  * ```
  */
 export function uniform(
@@ -146,8 +167,11 @@ function f32Below(x: number): number {
  *
  * @example
  * ```ts
- * import { normal, randomKey } from "./mod.ts";
- * const w = normal(randomKey(2), [16, 16], { std: 0.02 });
+ * import assert from "node:assert/strict";
+ * import { normal, randomKey } from "../mod.ts";
+ * const w = await normal(randomKey(2), [10000], { mean: 1, std: 0.5 }).data();
+ * const mean = Array.from(w).reduce((a, b) => a + b) / w.length;
+ * assert.ok(Math.abs(mean - 1) < 0.02); // within 4 standard errors
  * ```
  */
 export function normal(key: Key, shape: Shape, opts: { readonly mean?: number; readonly std?: number } = {}): Tensor {
@@ -168,8 +192,11 @@ export function normal(key: Key, shape: Shape, opts: { readonly mean?: number; r
  *
  * @example
  * ```ts
- * import { randint, randomKey } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { randint, randomKey } from "../mod.ts";
  * const tokens = randint(randomKey(3), [2, 8], { maxval: 256 });
+ * assert.equal(tokens.dtype, "i32");
+ * assert.ok((await tokens.data()).every((t) => t >= 0 && t < 256));
  * ```
  */
 export function randint(key: Key, shape: Shape, opts: { readonly minval?: number; readonly maxval: number }): Tensor {

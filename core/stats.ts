@@ -40,10 +40,13 @@ export const liveStats: Stats = counters;
  *
  * @example
  * ```ts
- * import { resetStats, stats, tensor } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { resetStats, stats, tensor } from "../mod.ts";
  * resetStats();
  * await tensor([1, 2]).add(1).data();
- * console.log(stats().submits);
+ * const s = stats();
+ * assert.equal(s.realizations, 1);
+ * assert.ok(s.submits <= 1 && s.readbacks <= 1); // one submit and one readback on WebGPU, none on the CPU
  * ```
  */
 export function stats(): Stats {
@@ -55,8 +58,11 @@ export function stats(): Stats {
  *
  * @example
  * ```ts
- * import { resetStats } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { resetStats, stats, tensor } from "../mod.ts";
+ * await tensor([1, 2]).add(1).data();
  * resetStats();
+ * assert.equal(stats().realizations, 0);
  * ```
  */
 export function resetStats(): void {

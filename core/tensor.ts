@@ -34,9 +34,15 @@ let nextId = 0;
  *
  * @example
  * ```ts
- * import { tensor } from "./mod.ts";
- * const y = tensor([1, 2, 3]).mul(2).sum();
- * console.log(await y.item()); // 12
+ * import assert from "node:assert/strict";
+ * import { tensor } from "../mod.ts";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * assert.deepEqual([x.shape, x.ndim, x.size], [[2, 2], 2, 4]);
+ * assert.equal(await x.mul(2).sum().item(), 20); // numbers act as scalars
+ * assert.deepEqual(await x.add(tensor([10, 20])).array(), [[11, 22], [13, 24]]); // NumPy broadcasting
+ * assert.deepEqual(await x.max({ axis: 1 }).array(), [2, 4]);
+ * assert.deepEqual(await x.matmul(x).array(), [[7, 10], [15, 22]]);
+ * assert.deepEqual(await x.gt(2).where(x, 0).array(), [[0, 0], [3, 4]]);
  * ```
  */
 export class Tensor {
@@ -94,6 +100,13 @@ export class Tensor {
   /**
    * Realizes the tensor and returns a copy of its elements in row-major order (f32 as a
    * Float32Array, or a Float64Array on the CPU backend in float64 precision).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * assert.deepEqual(await tensor([[1, 2], [3, 4]], { dtype: "i32" }).data(), Int32Array.of(1, 2, 3, 4));
+   * ```
    */
   async data(): Promise<HostArray> {
     return (await realizeMany([this]))[0];
@@ -119,6 +132,16 @@ export class Tensor {
   /**
    * Releases the tensor's storage; using it afterwards is an error, and so is realizing anything
    * built from it that still needs its value.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * const x = tensor([1, 2]);
+   * x.dispose();
+   * assert.ok(x.disposed);
+   * assert.throws(() => x.add(1), /disposed/);
+   * ```
    */
   dispose(): void {
     const n = this.#node;
@@ -247,7 +270,17 @@ export class Tensor {
     const n = axes.reduce((acc, a) => acc * this.shape[a], 1);
     return this.cast("f32").sum(opts).div(n);
   }
-  /** Inclusive cumulative sum along an axis (`reverse` sums from the end). */
+  /**
+   * Inclusive cumulative sum along an axis (`reverse` sums from the end).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * assert.deepEqual(await tensor([1, 2, 3]).cumsum(0).array(), [1, 3, 6]);
+   * assert.deepEqual(await tensor([1, 2, 3]).cumsum(0, { reverse: true }).array(), [6, 5, 3]);
+   * ```
+   */
   cumsum(axis: number, opts: { readonly reverse?: boolean } = {}): Tensor {
     return apply("cumsum", [this], { axis: normAxis("cumsum", axis, this.ndim), reverse: opts.reverse ?? false });
   }
@@ -291,26 +324,66 @@ export class Tensor {
     }
     return this.reshape(this.shape.filter((_, i) => !axes.includes(i)));
   }
-  /** Elements `starts[i] <= j < ends[i]` on each axis; missing axes are taken whole. */
+  /**
+   * Elements `starts[i] <= j < ends[i]` on each axis; missing axes are taken whole, and negative
+   * indices count from the end.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * const x = tensor([[1, 2, 3], [4, 5, 6]]);
+   * assert.deepEqual(await x.slice([0, 1]).array(), [[2, 3], [5, 6]]);
+   * assert.deepEqual(await x.slice([1, 0], [2, -1]).array(), [[4, 5]]);
+   * ```
+   */
   slice(starts: readonly number[], ends?: readonly number[]): Tensor {
     const s = this.shape.map((d, i) => clampIndex(starts[i] ?? 0, d));
     const e = this.shape.map((d, i) => clampIndex(ends?.[i] ?? d, d));
     return apply("slice", [this], { starts: s, ends: e });
   }
-  /** Pads with zeros: `widths[i] = [before, after]` for axis i (missing axes unpadded). */
+  /**
+   * Pads with zeros: `widths[i] = [before, after]` for axis i (missing axes unpadded).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * assert.deepEqual(await tensor([1, 2]).pad([[1, 2]]).array(), [0, 1, 2, 0, 0]);
+   * ```
+   */
   pad(widths: readonly (readonly [number, number])[]): Tensor {
     return apply("pad", [this], {
       lo: this.shape.map((_, i) => widths[i]?.[0] ?? 0),
       hi: this.shape.map((_, i) => widths[i]?.[1] ?? 0),
     });
   }
-  /** Matrix product over the last two axes; leading (batch) axes broadcast. A 1-D operand is a vector. */
+  /**
+   * Matrix product over the last two axes; leading (batch) axes broadcast. A 1-D operand is a vector.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * const a = tensor([[[1, 0], [0, 1]], [[2, 0], [0, 2]]]); // a batch of two [2, 2] matrices
+   * assert.deepEqual(await a.matmul(tensor([3, 4])).array(), [[3, 4], [6, 8]]);
+   * ```
+   */
   matmul(w: Tensor): Tensor {
     return matmul(this, w);
   }
   /**
    * Takes slices along `axis` at integer `indices`; the index shape replaces that axis. An index
    * out of range throws on the CPU backend; WebGPU kernels cannot throw, so there it is clamped.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { tensor } from "../mod.ts";
+   * const table = tensor([[0, 0], [1, 1], [2, 2]]);
+   * const rows = table.gather(tensor([[2, 0]], { dtype: "i32" })); // [1, 2] indices -> [1, 2, 2]
+   * assert.deepEqual(await rows.array(), [[[2, 2], [0, 0]]]);
+   * ```
    */
   gather(indices: Tensor, axis = 0): Tensor {
     return apply("gather", [this, indices], { axis: normAxis("gather", axis, this.ndim) });

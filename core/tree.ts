@@ -37,9 +37,12 @@ function build(v: unknown, path: string, leaves: Tensor[], op: string): TreeDef 
  *
  * @example
  * ```ts
- * import { tensor, treeFlatten } from "./mod.ts";
- * const [leaves] = treeFlatten({ w: tensor([1]), b: tensor([2]) });
- * console.log(leaves.length); // 2
+ * import assert from "node:assert/strict";
+ * import { tensor, treeFlatten } from "../mod.ts";
+ * const w = tensor([1]), b = tensor([2]);
+ * const [leaves, def] = treeFlatten({ w, b, extra: null });
+ * assert.deepEqual(leaves, [b, w]); // sorted keys: b, extra, w
+ * assert.equal(def.kind, "record");
  * ```
  */
 export function treeFlatten(tree: unknown, opts: { readonly op?: string } = {}): [Tensor[], TreeDef] {
@@ -53,9 +56,12 @@ export function treeFlatten(tree: unknown, opts: { readonly op?: string } = {}):
  *
  * @example
  * ```ts
- * import { tensor, treeFlatten, treeUnflatten } from "./mod.ts";
- * const [leaves, def] = treeFlatten([tensor(1), tensor(2)]);
- * const swapped = treeUnflatten(def, [leaves[1], leaves[0]]);
+ * import assert from "node:assert/strict";
+ * import { type Tensor, tensor, treeFlatten, treeUnflatten } from "../mod.ts";
+ * const [leaves, def] = treeFlatten({ a: tensor(1), b: [tensor(2)] });
+ * const doubled = treeUnflatten<{ a: Tensor; b: Tensor[] }>(def, leaves.map((t) => t.mul(2)));
+ * assert.equal(await doubled.a.item(), 2);
+ * assert.equal(await doubled.b[0].item(), 4);
  * ```
  */
 export function treeUnflatten<T = Tree>(def: TreeDef, leaves: readonly Tensor[]): T {
@@ -85,8 +91,10 @@ export function treeUnflatten<T = Tree>(def: TreeDef, leaves: readonly Tensor[])
  *
  * @example
  * ```ts
- * import { tensor, treeLeaves } from "./mod.ts";
- * console.log(treeLeaves({ a: [tensor(1), null] }).length); // 1
+ * import assert from "node:assert/strict";
+ * import { tensor, treeLeaves } from "../mod.ts";
+ * const x = tensor(1);
+ * assert.deepEqual(treeLeaves({ a: [x, null] }), [x]);
  * ```
  */
 export function treeLeaves(tree: unknown): Tensor[] {
@@ -99,8 +107,9 @@ export function treeLeaves(tree: unknown): Tensor[] {
  *
  * @example
  * ```ts
- * import { tensor, treePaths } from "./mod.ts";
- * console.log(treePaths({ w: tensor([1]), layers: [{ b: tensor(0) }] })); // ["layers.0.b", "w"]
+ * import assert from "node:assert/strict";
+ * import { tensor, treePaths } from "../mod.ts";
+ * assert.deepEqual(treePaths({ w: tensor([1]), layers: [{ b: tensor(0) }] }), ["layers.0.b", "w"]);
  * ```
  */
 export function treePaths(tree: unknown): string[] {
@@ -125,9 +134,11 @@ export function sameTreeDef(a: TreeDef, b: TreeDef): boolean {
  *
  * @example
  * ```ts
- * import { tensor, treeMap } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { tensor, treeMap } from "../mod.ts";
  * const p = { w: tensor([1, 2]) }, g = { w: tensor([0.5, 0.5]) };
  * const next = treeMap((w, dw) => w.sub(dw), p, g);
+ * assert.deepEqual(await next.w.array(), [0.5, 1.5]);
  * ```
  */
 export function treeMap<T>(f: (leaf: Tensor, ...rest: Tensor[]) => Tensor, tree: T, ...rest: readonly T[]): T {
@@ -145,8 +156,11 @@ export function treeMap<T>(f: (leaf: Tensor, ...rest: Tensor[]) => Tensor, tree:
  *
  * @example
  * ```ts
- * import { zeros, treeDispose } from "./mod.ts";
- * treeDispose({ w: zeros([4, 4]) });
+ * import assert from "node:assert/strict";
+ * import { treeDispose, zeros } from "../mod.ts";
+ * const params = { w: zeros([4, 4]), b: [zeros([4])] };
+ * treeDispose(params);
+ * assert.ok(params.w.disposed && params.b[0].disposed);
  * ```
  */
 export function treeDispose(tree: unknown): void {

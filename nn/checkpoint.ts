@@ -40,9 +40,15 @@ type Entry = Readonly<{ name: string; dtype: DType; shape: number[]; begin: numb
  *
  * @example
  * ```ts
- * import { tensor } from "../mod.ts";
- * import { encodeSafetensors } from "./checkpoint.ts";
+ * import assert from "node:assert/strict";
+ * import { encodeSafetensors, tensor } from "../mod.ts";
  * const bytes = await encodeSafetensors({ w: tensor([1, 2]) }, { metadata: { step: "10" } });
+ * // The format: a little-endian u64 header length, the JSON header, then the raw data.
+ * const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+ * const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+ * assert.deepEqual(header.w, { dtype: "F32", shape: [2], data_offsets: [0, 8] });
+ * assert.deepEqual(header.__metadata__, { step: "10" });
+ * assert.equal(bytes.length, 8 + n + 8);
  * ```
  */
 export function encodeSafetensors(tree: unknown, opts: SaveSafetensorsOptions = {}): Promise<Uint8Array> {
@@ -56,10 +62,15 @@ export function encodeSafetensors(tree: unknown, opts: SaveSafetensorsOptions = 
  *
  * @example
  * ```ts
- * import { tensor } from "../mod.ts";
- * import { decodeSafetensors, encodeSafetensors } from "./checkpoint.ts";
- * const bytes = await encodeSafetensors({ layers: [{ w: tensor([1, 2]) }] });
- * const { tree } = decodeSafetensors(bytes); // { layers: [{ w: Tensor [2] }] }
+ * import assert from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors, tensor, treePaths } from "../mod.ts";
+ * const params = { layers: [{ w: tensor([1, 2]) }] };
+ * const bytes = await encodeSafetensors(params);
+ * assert.deepEqual(treePaths(decodeSafetensors(bytes).tree), ["layers.0.w"]); // nested by the names
+ * const { tree, metadata } = decodeSafetensors(bytes, { like: params }); // typed and checked like params
+ * assert.deepEqual(await tree.layers[0].w.array(), [1, 2]);
+ * assert.deepEqual(metadata, {});
+ * assert.throws(() => decodeSafetensors(bytes, { like: { layers: [{ w: tensor([1, 2, 3]) }] } }), /shape/);
  * ```
  */
 export function decodeSafetensors<T = Tree>(bytes: Uint8Array, opts: LoadSafetensorsOptions<T> = {}): Checkpoint<T> {
@@ -72,12 +83,16 @@ export function decodeSafetensors<T = Tree>(bytes: Uint8Array, opts: LoadSafeten
  *
  * @example
  * ```ts
- * import { tensor } from "../mod.ts";
- * import { saveSafetensors } from "./checkpoint.ts";
- * const config = { dModel: 64 };
- * await saveSafetensors("model.safetensors", { w: tensor([1, 2]) }, {
- *   metadata: { "jetfold.config": JSON.stringify(config) },
+ * import assert from "node:assert/strict";
+ * import { loadSafetensors, saveSafetensors, tensor } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await saveSafetensors(`${dir}/model.safetensors`, { w: tensor([1, 2]) }, {
+ *   metadata: { "jetfold.config": JSON.stringify({ width: 64 }) },
  * });
+ * const { tree, metadata } = await loadSafetensors(`${dir}/model.safetensors`, { like: { w: tensor([0, 0]) } });
+ * assert.deepEqual(await tree.w.array(), [1, 2]);
+ * assert.deepEqual(JSON.parse(metadata["jetfold.config"]), { width: 64 });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveSafetensors(path: string, tree: unknown, opts: SaveSafetensorsOptions = {}): Promise<void> {
@@ -101,9 +116,17 @@ export async function saveSafetensors(path: string, tree: unknown, opts: SaveSaf
  *
  * @example
  * ```ts
- * import { loadSafetensors } from "./checkpoint.ts";
- * const { tree, metadata } = await loadSafetensors("model.safetensors");
- * const config = JSON.parse(metadata["jetfold.config"] ?? "{}");
+ * import assert from "node:assert/strict";
+ * import { loadSafetensors, saveSafetensors, tensor, zeros } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/params.safetensors`;
+ * await saveSafetensors(path, { embed: tensor([[1, 2], [3, 4]]), steps: tensor(7, { dtype: "i32" }) });
+ * const like = { embed: zeros([2, 2]), steps: zeros([], { dtype: "i32" }) };
+ * const { tree } = await loadSafetensors(path, { like });
+ * assert.deepEqual(await tree.embed.array(), [[1, 2], [3, 4]]);
+ * assert.equal(await tree.steps.item(), 7);
+ * await assert.rejects(loadSafetensors(`${dir}/missing.safetensors`), /no such file/);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadSafetensors<T = Tree>(

@@ -11,7 +11,7 @@ export interface DeltaRuleOptions {
 
 /** Options of the chunked form. */
 export interface ChunkedDeltaRuleOptions extends DeltaRuleOptions {
-  /** Tokens per chunk; `DELTA_RULE_CHUNK` by default. Any positive size works (T need not divide by it). */
+  /** Tokens per chunk; 32 by default. Any positive size works (T need not divide by it). */
   readonly chunkSize?: number;
 }
 
@@ -57,9 +57,14 @@ function checkInputs(where: string, q: Tensor, k: Tensor, v: Tensor, g: Tensor, 
  *
  * @example
  * ```ts
- * import { gatedDeltaRule, normal, randomKey, zeros } from "../mod.ts";
- * const [q, k, v] = [1, 2, 3].map((s) => normal(randomKey(s), [1, 2, 5, 4]));
- * const { out, state } = gatedDeltaRule(q, k, v, zeros([1, 2, 5]), zeros([1, 2, 5]).add(0.5));
+ * import assert from "node:assert/strict";
+ * import { gatedDeltaRule, tensor, zeros } from "../mod.ts";
+ * // One head, two tokens, K = V = 1, no decay (g = 0): the state learns v, at rate beta.
+ * const ones = tensor([1, 1]).reshape([1, 1, 2, 1]), v = tensor([2, 3]).reshape([1, 1, 2, 1]);
+ * const { out, state } = gatedDeltaRule(ones, ones, v, zeros([1, 1, 2]), tensor([[[1, 0.5]]]));
+ * // S_1 = 0 + 1 * (2 - 0) = 2; S_2 = 2 + 0.5 * (3 - 2) = 2.5; o_t = S_t q_t.
+ * assert.deepEqual(await out.data(), Float32Array.of(2, 2.5));
+ * assert.equal(await state.item(), 2.5);
  * ```
  */
 export function gatedDeltaRule(
@@ -96,8 +101,10 @@ export function gatedDeltaRule(
  *
  * @example
  * ```ts
- * import { ops, tensor, unitLowerInverse } from "../mod.ts";
- * const inv = unitLowerInverse(tensor([[1, 0], [2, 1]])); // [[1, 0], [-2, 1]]
+ * import assert from "node:assert/strict";
+ * import { tensor } from "../mod.ts";
+ * import { unitLowerInverse } from "./delta_rule.ts";
+ * assert.deepEqual(await unitLowerInverse(tensor([[1, 0], [2, 1]])).array(), [[1, 0], [-2, 1]]);
  * ```
  */
 export function unitLowerInverse(M: Tensor): Tensor {
@@ -121,9 +128,16 @@ export function unitLowerInverse(M: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { gatedDeltaRuleChunked, normal, randomKey, zeros } from "../mod.ts";
- * const [q, k, v] = [1, 2, 3].map((s) => normal(randomKey(s), [1, 2, 50, 4]));
- * const { out } = gatedDeltaRuleChunked(q, k, v, zeros([1, 2, 50]), zeros([1, 2, 50]).add(0.5), { chunkSize: 16 });
+ * import assert from "node:assert/strict";
+ * import { full, gatedDeltaRule, gatedDeltaRuleChunked, normal, ops, randomKey, readAll } from "../mod.ts";
+ * // B 1, H 2, T 50, K 4, V 3; unit-norm keys, some decay.
+ * const q = normal(randomKey(1), [1, 2, 50, 4]), k = ops.l2Normalize(normal(randomKey(2), [1, 2, 50, 4]));
+ * const v = normal(randomKey(3), [1, 2, 50, 3]), g = full([1, 2, 50], -0.1), beta = full([1, 2, 50], 0.5);
+ * const chunked = gatedDeltaRuleChunked(q, k, v, g, beta, { chunkSize: 16 }); // 4 chunks, the last partial
+ * const scan = gatedDeltaRule(q, k, v, g, beta);
+ * const [a, b] = await readAll([chunked.out, scan.out]);
+ * assert.equal(a.length, 1 * 2 * 50 * 3);
+ * assert.ok(a.every((x, i) => Math.abs(x - b[i]) < 1e-4));
  * ```
  */
 export function gatedDeltaRuleChunked(
@@ -212,9 +226,14 @@ export const FUSED_SCAN_LIMIT = 1 << 23;
  *
  * @example
  * ```ts
- * import { gatedDeltaRuleFused, normal, randomKey, zeros } from "../mod.ts";
- * const [q, k, v] = [1, 2, 3].map((s) => normal(randomKey(s), [1, 2, 9, 4]));
- * const { out, state } = gatedDeltaRuleFused(q, k, v, zeros([1, 2, 9]), zeros([1, 2, 9]).add(0.5));
+ * import assert from "node:assert/strict";
+ * import { full, gatedDeltaRule, gatedDeltaRuleFused, normal, ops, randomKey, readAll } from "../mod.ts";
+ * const q = normal(randomKey(1), [1, 2, 9, 4]), k = ops.l2Normalize(normal(randomKey(2), [1, 2, 9, 4]));
+ * const v = normal(randomKey(3), [1, 2, 9, 4]), g = full([1, 2, 9], -0.1), beta = full([1, 2, 9], 0.5);
+ * const fused = gatedDeltaRuleFused(q, k, v, g, beta), scan = gatedDeltaRule(q, k, v, g, beta);
+ * const [o1, s1, o2, s2] = await readAll([fused.out, fused.state, scan.out, scan.state]);
+ * assert.ok(o1.every((x, i) => Math.abs(x - o2[i]) < 1e-5));
+ * assert.ok(s1.every((x, i) => Math.abs(x - s2[i]) < 1e-5));
  * ```
  */
 export function gatedDeltaRuleFused(
@@ -235,14 +254,17 @@ export function gatedDeltaRuleFused(
 }
 
 /**
- * The fused scan while its state history stays under `FUSED_SCAN_LIMIT` floats, the chunked form
- * beyond (long prompts), so memory stays bounded.
+ * The fused scan while its state history (B*H*T*K*V floats) stays under 2^23 (32 MiB), the chunked
+ * form beyond (long prompts), so memory stays bounded.
  *
  * @example
  * ```ts
- * import { gatedDeltaRuleAuto, normal, randomKey, zeros } from "../mod.ts";
- * const [q, k, v] = [1, 2, 3].map((s) => normal(randomKey(s), [1, 2, 9, 4]));
- * const { out } = gatedDeltaRuleAuto(q, k, v, zeros([1, 2, 9]), zeros([1, 2, 9]).add(0.5));
+ * import assert from "node:assert/strict";
+ * import { full, gatedDeltaRule, gatedDeltaRuleAuto, normal, ops, randomKey, readAll } from "../mod.ts";
+ * const q = normal(randomKey(1), [1, 2, 9, 4]), k = ops.l2Normalize(normal(randomKey(2), [1, 2, 9, 4]));
+ * const v = normal(randomKey(3), [1, 2, 9, 4]), g = full([1, 2, 9], -0.1), beta = full([1, 2, 9], 0.5);
+ * const [auto, scan] = await readAll([gatedDeltaRuleAuto(q, k, v, g, beta).out, gatedDeltaRule(q, k, v, g, beta).out]);
+ * assert.ok(auto.every((x, i) => Math.abs(x - scan[i]) < 1e-5));
  * ```
  */
 export function gatedDeltaRuleAuto(

@@ -1,4 +1,5 @@
-// Layers, blocks and models: immutable specs, plain param pytrees, pure init/apply functions.
+// Layers, blocks and models: immutable specs, plain param pytrees, pure init/apply functions. This is
+// the nn/ package as search/ and the tests see it; the public API is what the root mod.ts picks from it.
 
 export * from "./spec.ts";
 export * from "./layers.ts";
@@ -7,7 +8,6 @@ export * from "./attention.ts";
 export * from "./model.ts";
 export * from "./generate.ts";
 export * from "./optim.ts";
-export { checkKnown, checkNumber } from "./checks.ts";
 export * from "./checkpoint.ts";
 export { MIXERS } from "./mixers.ts";
 export * from "./train.ts";

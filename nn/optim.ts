@@ -62,12 +62,24 @@ const OPTION_NAMES = ["lr", "b1", "b2", "eps", "weightDecay", "mask", "weightDec
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { adamw, grad, tensor } from "../mod.ts";
  * const opt = adamw({ lr: 0.1 });
- * let params = { w: tensor([[1, 2]]) };
+ * let params = { w: tensor([1, -2]) };
  * let state = opt.init(params);
  * const g = grad((p: typeof params) => p.w.square().sum())(params);
  * ({ params, state } = opt.update(g, state, params));
+ * // Adam's first step moves each weight by lr against its gradient's sign (a 1-D leaf does not decay).
+ * const [w0, w1] = await params.w.data();
+ * assert.ok(Math.abs(w0 - 0.9) < 1e-6 && Math.abs(w1 + 1.9) < 1e-6);
+ * assert.equal(await state.count.item(), 1);
+ *
+ * // A mask freezes leaves by path: they come back as the very same tensors, with no moments kept.
+ * const partial = adamw({ lr: 0.1, mask: (path) => path !== "b" });
+ * const p = { a: tensor([1]), b: tensor([1]) };
+ * const next = partial.update({ a: tensor([1]), b: tensor([1]) }, partial.init(p), p);
+ * assert.equal(next.params.b, p.b);
+ * assert.notEqual(next.params.a, p.a);
  * ```
  */
 export function adamw(opts: AdamWOptions): Optimizer<AdamWState> {
@@ -126,8 +138,8 @@ function oneMinusPow(b: number, t: Tensor): Tensor {
   return x.gt(-0.05).where(series, x.exp().sub(1)).neg();
 }
 
-/** Like treeUnflatten, but a leaf slot may hold null (frozen leaves have no moments). */
-export function rebuild(def: TreeDef, values: readonly (Tensor | null)[]): Tree {
+// Like treeUnflatten, but a leaf slot may hold null (frozen leaves have no moments).
+function rebuild(def: TreeDef, values: readonly (Tensor | null)[]): Tree {
   let i = 0;
   const go = (d: TreeDef): Tree => {
     if (d.kind === "leaf") return values[i++];

@@ -13,8 +13,11 @@ export type Schedule = (step: Tensor) => Tensor;
  *
  * @example
  * ```ts
- * import { adamw, constantSchedule } from "../mod.ts";
- * const opt = adamw({ lr: constantSchedule(3e-4) });
+ * import assert from "node:assert/strict";
+ * import { adamw, constantSchedule, tensor } from "../mod.ts";
+ * const lr = constantSchedule(3e-4);
+ * assert.equal(await lr(tensor(100)).item(), Math.fround(3e-4));
+ * const opt = adamw({ lr });
  * ```
  */
 export function constantSchedule(lr: number): Schedule {
@@ -40,8 +43,15 @@ export interface WarmupCosineOptions {
  *
  * @example
  * ```ts
- * import { adamw, warmupCosine } from "../mod.ts";
- * const opt = adamw({ lr: warmupCosine({ peak: 1e-3, warmupSteps: 100, totalSteps: 1000 }) });
+ * import assert from "node:assert/strict";
+ * import { adamw, tensor, warmupCosine } from "../mod.ts";
+ * const lr = warmupCosine({ peak: 1, warmupSteps: 10, totalSteps: 110, final: 0 });
+ * const at = (step: number) => lr(tensor(step)).item();
+ * assert.ok(Math.abs((await at(5)) - 0.5) < 1e-6); // halfway up the warmup
+ * assert.equal(await at(10), 1); // the peak, exactly
+ * assert.ok(Math.abs((await at(60)) - 0.5) < 1e-6); // halfway down the cosine
+ * assert.equal(await at(500), 0); // `final` from totalSteps on
+ * const opt = adamw({ lr });
  * ```
  */
 export function warmupCosine(opts: WarmupCosineOptions): Schedule {
@@ -67,8 +77,9 @@ export function warmupCosine(opts: WarmupCosineOptions): Schedule {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { globalNorm, tensor } from "../mod.ts";
- * console.log(await globalNorm({ a: tensor([3]), b: tensor([4]) }).item()); // 5
+ * assert.equal(await globalNorm({ a: tensor([3]), b: [tensor([[4]])] }).item(), 5);
  * ```
  */
 export function globalNorm(tree: unknown): Tensor {
@@ -86,8 +97,15 @@ export function globalNorm(tree: unknown): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipByGlobalNorm, tensor } from "../mod.ts";
- * const { grads, norm } = clipByGlobalNorm({ w: tensor([3, 4]) }, 1); // w: [0.6, 0.8], norm 5
+ * const { grads, norm } = clipByGlobalNorm({ w: tensor([3, 4]) }, 1);
+ * assert.equal(await norm.item(), 5);
+ * const [a, b] = await grads.w.data();
+ * assert.ok(Math.abs(a - 0.6) < 1e-6 && Math.abs(b - 0.8) < 1e-6);
+ * // Within the bound, grads pass unchanged.
+ * const small = clipByGlobalNorm({ w: tensor([0.3, 0.4]) }, 1);
+ * assert.deepEqual(await small.grads.w.data(), await tensor([0.3, 0.4]).data());
  * ```
  */
 export function clipByGlobalNorm<T>(grads: T, maxNorm: number): { readonly grads: T; readonly norm: Tensor } {

@@ -36,16 +36,19 @@ export interface ModelConfig {
   readonly ropeTheta: number;
 }
 
-/** Defaults for everything but vocab, width, heads and blocks. */
-export const CONFIG_DEFAULTS = { convWidth: 4, normEps: 1e-6, ropeTheta: 10000 } as const;
+// Defaults for everything but vocab, width, heads and blocks (kvHeads and ffnHidden follow heads and width).
+const CONFIG_DEFAULTS = { convWidth: 4, normEps: 1e-6, ropeTheta: 10000 } as const;
 
 /**
  * A block spec, checked.
  *
  * @example
  * ```ts
- * import { block } from "./mod.ts";
- * const layers = [block("mha"), block("swa", { window: 64 }), block("jet", { conv: true })];
+ * import assert from "node:assert/strict";
+ * import { block } from "../mod.ts";
+ * assert.deepEqual(block("swa", { window: 64 }), { attn: "swa", window: 64, ffn: "swiglu", conv: false });
+ * assert.ok(Object.isFrozen(block("jet", { conv: true, ffn: "gated" })));
+ * assert.throws(() => block("swa"), /window must be a positive integer for swa/);
  * ```
  */
 export function block(
@@ -84,13 +87,16 @@ export function checkBlock(spec: unknown, where: string): asserts spec is BlockS
 }
 
 /**
- * A complete, validated, frozen model config; missing optional sizes take `CONFIG_DEFAULTS`, and
- * `kvHeads` defaults to `heads`, `ffnHidden` to `4 * width`.
+ * A complete, validated, frozen model config. Omitted sizes default to `kvHeads = heads`,
+ * `ffnHidden = 4 * width`, `convWidth = 4`, `normEps = 1e-6` and `ropeTheta = 10000`.
  *
  * @example
  * ```ts
- * import { block, modelConfig } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { block, modelConfig } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 256, width: 64, heads: 4, blocks: [block("mha"), block("jet")] });
+ * assert.deepEqual([cfg.kvHeads, cfg.ffnHidden, cfg.convWidth, cfg.ropeTheta], [4, 256, 4, 10000]);
+ * assert.throws(() => modelConfig({ ...cfg, heads: 3 }), /heads \(3\) must divide width \(64\)/);
  * ```
  */
 export function modelConfig(

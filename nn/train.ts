@@ -24,12 +24,23 @@ export type TrainStep<P, S, B> = (state: TrainState<P, S>, batch: B) => Promise<
  *
  * @example
  * ```ts
- * import { adamw, makeTrainStep, tensor } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { adamw, makeTrainStep, type Tensor, tensor } from "../mod.ts";
+ * type Params = { readonly w: Tensor };
  * const opt = adamw({ lr: 0.1 });
- * const step = makeTrainStep((p: { w: ReturnType<typeof tensor> }, x: ReturnType<typeof tensor>) => p.w.mul(x).square().sum(), opt);
- * let state = { params: { w: tensor([1, 2]) }, opt: opt.init({ w: tensor([1, 2]) }), step: 0 };
- * const [next, loss] = await step(state, tensor([0.5, 0.5]));
- * console.log(await loss.item());
+ * const step = makeTrainStep((p: Params, x: Tensor) => p.w.mul(x).sub(1).square().sum(), opt);
+ * const params: Params = { w: tensor([0, 0]) };
+ * let state = { params, opt: opt.init(params), step: 0 };
+ * const losses: number[] = [];
+ * for (let i = 0; i < 3; i++) {
+ *   const [next, loss] = await step(state, tensor([1, 2]));
+ *   state = next;
+ *   losses.push(await loss.item());
+ * }
+ * assert.equal(state.step, 3);
+ * assert.equal(losses[0], 2); // (0 - 1)^2 + (0 - 1)^2, before the first update
+ * assert.ok(losses[2] < losses[0]);
+ * assert.ok(params.w.disposed); // each step disposes the params it replaced
  * ```
  */
 export function makeTrainStep<P, S, B>(

@@ -7,9 +7,10 @@ import { apply, checkDType, type DType, type Tensor, tensor } from "../core/mod.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops } from "../mod.ts";
- * const i = ops.arange(5, undefined, { dtype: "i32" }); // [0, 1, 2, 3, 4]
- * const x = ops.arange(1, 2, { step: 0.25 });           // [1, 1.25, 1.5, 1.75]
+ * assert.deepEqual(await ops.arange(5, undefined, { dtype: "i32" }).data(), Int32Array.of(0, 1, 2, 3, 4));
+ * assert.deepEqual(await ops.arange(1, 2, { step: 0.25 }).array(), [1, 1.25, 1.5, 1.75]);
  * ```
  */
 export function arange(
@@ -38,8 +39,10 @@ export function arange(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const y = ops.oneHot(tensor([0, 2], { dtype: "i32" }), 3); // [[1, 0, 0], [0, 0, 1]]
+ * const y = ops.oneHot(tensor([0, 2], { dtype: "i32" }), 3);
+ * assert.deepEqual(await y.array(), [[1, 0, 0], [0, 0, 1]]);
  * ```
  */
 export function oneHot(indices: Tensor, depth: number, opts: { readonly dtype?: DType } = {}): Tensor {
@@ -63,8 +66,10 @@ function triMask(op: string, x: Tensor, keep: (col: Tensor, row: Tensor) => Tens
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops } from "../mod.ts";
- * const causal = ops.tril(ops.full([4, 4], 1));
+ * const causal = ops.tril(ops.full([3, 3], 1));
+ * assert.deepEqual(await causal.array(), [[1, 0, 0], [1, 1, 0], [1, 1, 1]]);
  * ```
  */
 export function tril(x: Tensor, opts: { readonly k?: number } = {}): Tensor {
@@ -77,8 +82,10 @@ export function tril(x: Tensor, opts: { readonly k?: number } = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops } from "../mod.ts";
- * const strict = ops.triu(ops.full([4, 4], 1), { k: 1 });
+ * const strict = ops.triu(ops.full([3, 3], 1), { k: 1 });
+ * assert.deepEqual(await strict.array(), [[0, 1, 1], [0, 0, 1], [0, 0, 0]]);
  * ```
  */
 export function triu(x: Tensor, opts: { readonly k?: number } = {}): Tensor {
@@ -91,8 +98,11 @@ export function triu(x: Tensor, opts: { readonly k?: number } = {}): Tensor {
  *
  * @example
  * ```ts
- * import { ops } from "../mod.ts";
- * const x = ops.concat([ops.full([2, 3], 0), ops.full([1, 3], 1)]); // [3, 3]
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * const a = tensor([[1, 2]]), b = tensor([[3, 4]]);
+ * assert.deepEqual(await ops.concat([a, b]).array(), [[1, 2], [3, 4]]);
+ * assert.deepEqual(await ops.concat([a, b], { axis: 1 }).array(), [[1, 2, 3, 4]]);
  * ```
  */
 export function concat(xs: readonly Tensor[], opts: { readonly axis?: number } = {}): Tensor {
@@ -109,8 +119,11 @@ export function concat(xs: readonly Tensor[], opts: { readonly axis?: number } =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const x = ops.stack([tensor([1, 2]), tensor([3, 4])]); // [2, 2]
+ * const [a, b] = [tensor([1, 2]), tensor([3, 4])];
+ * assert.deepEqual(await ops.stack([a, b]).array(), [[1, 2], [3, 4]]);
+ * assert.deepEqual(await ops.stack([a, b], { axis: 1 }).array(), [[1, 3], [2, 4]]);
  * ```
  */
 export function stack(xs: readonly Tensor[], opts: { readonly axis?: number } = {}): Tensor {

@@ -17,8 +17,11 @@ export interface NormOptions {
  *
  * @example
  * ```ts
- * import { ops } from "../mod.ts";
- * const y = ops.rmsNorm(ops.full([2, 8], 3), { weight: ops.full([8], 1) });
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * // The root mean square of [3, -3] is 3.
+ * const y = await ops.rmsNorm(tensor([[3, -3]]), { weight: tensor([1, 2]) }).data();
+ * assert.ok(Math.abs(y[0] - 1) < 1e-6 && Math.abs(y[1] + 2) < 1e-6);
  * ```
  */
 export function rmsNorm(x: Tensor, opts: NormOptions = {}): Tensor {
@@ -31,8 +34,12 @@ export function rmsNorm(x: Tensor, opts: NormOptions = {}): Tensor {
  *
  * @example
  * ```ts
- * import { ops } from "../mod.ts";
- * const y = ops.layerNorm(ops.arange(8).reshape([2, 4]));
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * // Mean 2.5 and variance 1.25 become 0 and 1 (then scaled by 2 and shifted by 1).
+ * const y = ops.layerNorm(tensor([[1, 2, 3, 4]]), { weight: tensor(2), bias: tensor(1) });
+ * const want = [1, 2, 3, 4].map((x) => 1 + (2 * (x - 2.5)) / Math.sqrt(1.25));
+ * assert.ok(Array.from(await y.data()).every((v, i) => Math.abs(v - want[i]) < 1e-5));
  * ```
  */
 export function layerNorm(x: Tensor, opts: NormOptions & { readonly bias?: Tensor } = {}): Tensor {
@@ -47,8 +54,10 @@ export function layerNorm(x: Tensor, opts: NormOptions & { readonly bias?: Tenso
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const u = ops.l2Normalize(tensor([3, 4])); // [0.6, 0.8]
+ * const [a, b] = await ops.l2Normalize(tensor([3, 4])).data();
+ * assert.ok(Math.abs(a - 0.6) < 1e-6 && Math.abs(b - 0.8) < 1e-6);
  * ```
  */
 export function l2Normalize(x: Tensor, opts: { readonly axis?: number; readonly eps?: number } = {}): Tensor {
@@ -62,8 +71,13 @@ export function l2Normalize(x: Tensor, opts: { readonly axis?: number; readonly 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const loss = ops.crossEntropy(tensor([[2, 0, 0]]), tensor([0], { dtype: "i32" }));
+ * // Two equally likely classes: -log(1/2) whichever is the target.
+ * const logits = tensor([[0, 0], [5, 5]]), targets = tensor([0, 1], { dtype: "i32" });
+ * const perRow = await ops.crossEntropy(logits, targets, { reduction: "none" }).data();
+ * assert.ok(perRow.length === 2 && perRow.every((v) => Math.abs(v - Math.LN2) < 1e-6));
+ * assert.ok(Math.abs((await ops.crossEntropy(logits, targets).item()) - Math.LN2) < 1e-6);
  * ```
  */
 export function crossEntropy(

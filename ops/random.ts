@@ -8,8 +8,14 @@ import { argmax } from "./reduce.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, randomKey, tensor } from "../mod.ts";
- * const ids = ops.categorical(randomKey(0), tensor([[0, 1, 2], [2, 1, 0]])); // shape [2]
+ * // Logits this far apart leave the noise no say: each row draws its largest.
+ * const ids = ops.categorical(randomKey(0), tensor([[0, 100, 0], [100, 0, 0]]));
+ * assert.deepEqual(await ids.data(), Int32Array.of(1, 0));
+ * // The same key draws the same classes.
+ * const logits = tensor([[0, 1, 2, 3]]);
+ * assert.deepEqual(await ops.categorical(randomKey(5), logits).data(), await ops.categorical(randomKey(5), logits).data());
  * ```
  */
 export function categorical(key: Key, logits: Tensor, opts: { readonly axis?: number } = {}): Tensor {

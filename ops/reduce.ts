@@ -9,15 +9,64 @@ export interface AxisOptions {
   readonly axis?: number;
 }
 
-/** Sum over axes. @example `sum(x, { axis: -1 })` */
+/**
+ * Sum over axes (all by default).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * assert.equal(await ops.sum(x).item(), 10);
+ * assert.deepEqual(await ops.sum(x, { axis: -1 }).array(), [3, 7]);
+ * ```
+ */
 export const sum = (x: Tensor, opts: ReduceOptions = {}): Tensor => x.sum(opts);
-/** Maximum over axes. @example `max(x)` */
+/**
+ * Maximum over axes (all by default).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * assert.equal(await ops.max(tensor([[1, 5], [3, 4]])).item(), 5);
+ * ```
+ */
 export const max = (x: Tensor, opts: ReduceOptions = {}): Tensor => x.max(opts);
-/** Minimum over axes. @example `min(x, { axis: 0 })` */
+/**
+ * Minimum over axes (all by default).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * assert.deepEqual(await ops.min(tensor([[1, 5], [3, 4]]), { axis: 0 }).array(), [1, 4]);
+ * ```
+ */
 export const min = (x: Tensor, opts: ReduceOptions = {}): Tensor => x.min(opts);
-/** Mean over axes. @example `mean(x, { axis: -1, keepdims: true })` */
+/**
+ * Mean over axes (all by default), as f32.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * assert.deepEqual(await ops.mean(x, { axis: -1, keepdims: true }).array(), [[1.5], [3.5]]);
+ * ```
+ */
 export const mean = (x: Tensor, opts: ReduceOptions = {}): Tensor => x.mean(opts);
-/** Inclusive cumulative sum. @example `cumsum(x, { axis: 1 })` */
+/**
+ * Inclusive cumulative sum along an axis (the last by default); `reverse` sums from the end.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ops, tensor } from "../mod.ts";
+ * assert.deepEqual(await ops.cumsum(tensor([[1, 2, 3]])).array(), [[1, 3, 6]]);
+ * assert.deepEqual(await ops.cumsum(tensor([[1], [2]]), { axis: 0, reverse: true }).array(), [[3], [2]]);
+ * ```
+ */
 export const cumsum = (x: Tensor, opts: AxisOptions & { readonly reverse?: boolean } = {}): Tensor =>
   x.cumsum(opts.axis ?? -1, opts);
 
@@ -26,8 +75,10 @@ export const cumsum = (x: Tensor, opts: AxisOptions & { readonly reverse?: boole
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * console.log(await ops.variance(tensor([1, 2, 3, 4])).item()); // 1.25
+ * assert.equal(await ops.variance(tensor([1, 2, 3, 4])).item(), 1.25);
+ * assert.deepEqual(await ops.variance(tensor([[1, 3], [5, 5]]), { axis: 1 }).array(), [1, 0]);
  * ```
  */
 export function variance(x: Tensor, opts: ReduceOptions = {}): Tensor {
@@ -41,8 +92,11 @@ export function variance(x: Tensor, opts: ReduceOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const lse = ops.logsumexp(tensor([[1, 2], [3, 4]]), { axis: -1 });
+ * const lse = await ops.logsumexp(tensor([[0, 0], [1000, 1000]]), { axis: -1 }).data();
+ * assert.ok(Math.abs(lse[0] - Math.LN2) < 1e-6);
+ * assert.ok(Math.abs(lse[1] - (1000 + Math.LN2)) < 1e-3); // no overflow
  * ```
  */
 export function logsumexp(x: Tensor, opts: ReduceOptions = {}): Tensor {
@@ -65,8 +119,12 @@ export function logsumexp(x: Tensor, opts: ReduceOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const p = ops.softmax(tensor([1, 2, 3]));
+ * assert.deepEqual(await ops.softmax(tensor([5, 5, 5, 5])).array(), [0.25, 0.25, 0.25, 0.25]);
+ * const p = await ops.softmax(tensor([[1, 2], [1, 4]]), { axis: 0 }).data(); // columns sum to 1
+ * assert.deepEqual([p[0], p[2]], [0.5, 0.5]);
+ * assert.ok(Math.abs(p[1] + p[3] - 1) < 1e-6);
  * ```
  */
 export function softmax(x: Tensor, opts: AxisOptions = {}): Tensor {
@@ -85,8 +143,10 @@ export function softmax(x: Tensor, opts: AxisOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * const logp = ops.logSoftmax(tensor([1, 2, 3]));
+ * const logp = await ops.logSoftmax(tensor([3, 3])).data();
+ * assert.ok(logp.every((v) => Math.abs(v + Math.LN2) < 1e-6));
  * ```
  */
 export function logSoftmax(x: Tensor, opts: AxisOptions = {}): Tensor {
@@ -98,8 +158,11 @@ export function logSoftmax(x: Tensor, opts: AxisOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ops, tensor } from "../mod.ts";
- * console.log(await ops.argmax(tensor([1, 9, 3])).item()); // 1
+ * assert.equal(await ops.argmax(tensor([1, 9, 3])).item(), 1);
+ * const ties = ops.argmax(tensor([[3, 3, 1], [0, 2, 2]]));
+ * assert.deepEqual(await ties.data(), Int32Array.of(0, 1)); // the first of equal maxima
  * ```
  */
 export function argmax(x: Tensor, opts: AxisOptions & { readonly keepdims?: boolean } = {}): Tensor {

@@ -7,8 +7,11 @@ import { type BlockSpec, MIXERS, type ModelConfig } from "../nn/mod.ts";
  *
  * @example
  * ```ts
- * import { maxCount } from "../mod.ts";
- * const atMostTwoMha = maxCount((b: { attn: string }) => b.attn === "mha", 2);
+ * import assert from "node:assert/strict";
+ * import { block, type BlockSpec, maxCount } from "../mod.ts";
+ * const atMostOneMha = maxCount((b: BlockSpec) => b.attn === "mha", 1);
+ * assert.equal(atMostOneMha([block("mha"), block("jet")]), true);
+ * assert.equal(atMostOneMha([block("mha"), block("mha")]), false);
  * ```
  */
 export function maxCount<C>(pred: (c: C) => boolean, k: number): (config: readonly C[]) => boolean {
@@ -22,9 +25,15 @@ export function maxCount<C>(pred: (c: C) => boolean, k: number): (config: readon
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, modelConfig, stateBytes } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 256, width: 128, heads: 4, blocks: [block("mha")] });
- * console.log(stateBytes(block("mha"), { cfg, context: 4096 }));
+ * const cfg = modelConfig({ vocab: 256, width: 128, heads: 4, kvHeads: 2, blocks: [block("mha")] });
+ * // Keys and values: 2 x 2 KV heads x 32 floats per head x 4096 tokens x 4 bytes.
+ * assert.equal(stateBytes(block("mha"), { cfg, context: 4096 }), 2 * 2 * 32 * 4096 * 4);
+ * // Sliding-window attention keeps at most a window; a JetBlock's state does not grow at all.
+ * const swa = block("swa", { window: 16 }), jet = block("jet");
+ * assert.equal(stateBytes(swa, { cfg, context: 4096 }), stateBytes(swa, { cfg, context: 64 }));
+ * assert.equal(stateBytes(jet, { cfg, context: 4096 }), stateBytes(jet, { cfg, context: 64 }));
  * ```
  */
 export function stateBytes(spec: BlockSpec, opts: { readonly cfg: ModelConfig; readonly context: number }): number {
@@ -37,9 +46,12 @@ export function stateBytes(spec: BlockSpec, opts: { readonly cfg: ModelConfig; r
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, maxStateBytes, modelConfig } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 256, width: 128, heads: 4, blocks: [block("mha")] });
+ * const cfg = modelConfig({ vocab: 256, width: 128, heads: 4, kvHeads: 2, blocks: [block("mha")] });
  * const fits = maxStateBytes(1 << 20, { cfg, context: 8192 });
+ * assert.equal(fits([block("jet"), block("jet")]), true);
+ * assert.equal(fits([block("mha"), block("jet")]), false); // its KV cache alone is 4 MiB
  * ```
  */
 export function maxStateBytes(
@@ -49,7 +61,22 @@ export function maxStateBytes(
   return (config) => totalStateBytes(config, opts) <= limit;
 }
 
-/** Total decoding-state bytes of a configuration at `context` tokens (one sequence). */
+/**
+ * Total decoding-state bytes of a configuration at `context` tokens (one sequence): the sum of
+ * `stateBytes` over its layers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { block, modelConfig, stateBytes, totalStateBytes } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 256, width: 128, heads: 4, blocks: [block("mha")] });
+ * const hybrid = [block("mha"), block("jet"), block("jet"), block("jet")];
+ * const allMha = hybrid.map(() => block("mha"));
+ * const opts = { cfg, context: 4096 };
+ * assert.equal(totalStateBytes(hybrid, opts), stateBytes(block("mha"), opts) + 3 * stateBytes(block("jet"), opts));
+ * assert.ok(totalStateBytes(hybrid, opts) < totalStateBytes(allMha, opts) / 3);
+ * ```
+ */
 export function totalStateBytes(
   config: readonly BlockSpec[],
   opts: { readonly cfg: ModelConfig; readonly context: number },

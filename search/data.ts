@@ -104,8 +104,15 @@ function sequence(key: Key, len: number, pairs: number): [number[], number[]] {
  *
  * @example
  * ```ts
- * import { randomKey, toyBatch } from "../mod.ts";
- * const { inputs, targets, answers } = toyBatch(randomKey(0), { batch: 8, seqLen: 64 });
+ * import assert from "node:assert/strict";
+ * import { decodeBytes, randomKey, toyBatch } from "../mod.ts";
+ * const { inputs, targets, answers } = toyBatch(randomKey(0), { batch: 2, seqLen: 32 });
+ * assert.deepEqual([inputs.shape, inputs.dtype, answers.dtype], [[2, 32], "i32", "f32"]);
+ * const x = await inputs.data(), y = await targets.data();
+ * assert.deepEqual(x.slice(1, 32), y.slice(0, 31)); // the targets are the next bytes
+ * assert.match(decodeBytes([...x.slice(0, 32)]), /^([A-Z]\d ){4}\| /); // four key/value pairs, then text
+ * assert.equal(await answers.sum().item(), 8); // four recalled values per sequence
+ * assert.deepEqual(await toyBatch(randomKey(0), { batch: 2, seqLen: 32 }).inputs.data(), x); // a pure function of the key
  * ```
  */
 export function toyBatch(key: Key, opts: ToyOptions): ToyBatch {
@@ -142,9 +149,14 @@ export function toyBatch(key: Key, opts: ToyOptions): ToyBatch {
  *
  * @example
  * ```ts
- * import { randomKey, textBatch } from "../mod.ts";
- * const bytes = new TextEncoder().encode("some text to learn from, repeated. ".repeat(20));
- * const batch = textBatch(bytes, { key: randomKey(0), batch: 4, seqLen: 32 });
+ * import assert from "node:assert/strict";
+ * import { decodeBytes, randomKey, textBatch } from "../mod.ts";
+ * const text = "some text to learn from, repeated. ".repeat(20);
+ * const batch = textBatch(new TextEncoder().encode(text), { key: randomKey(0), batch: 4, seqLen: 32 });
+ * assert.deepEqual(batch.inputs.shape, [4, 32]);
+ * const x = await batch.inputs.data();
+ * for (let b = 0; b < 4; b++) assert.ok(text.includes(decodeBytes([...x.slice(32 * b, 32 * b + 32)])));
+ * assert.equal(await batch.answers.sum().item(), 0);
  * ```
  */
 export function textBatch(
@@ -172,7 +184,16 @@ export function textBatch(
   };
 }
 
-/** Decodes byte tokens for display, showing non-printable bytes as "·". */
+/**
+ * Decodes byte tokens for display, showing non-printable bytes (and those above ASCII) as "·".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeBytes } from "../mod.ts";
+ * assert.equal(decodeBytes([72, 105, 33, 10, 200]), "Hi!··");
+ * ```
+ */
 export function decodeBytes(ids: readonly number[]): string {
   return ids.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : "·")).join("");
 }

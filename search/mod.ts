@@ -1,4 +1,5 @@
-// PostNAS: the search as a pure fold, its budgets, and the once-for-all supernet it searches.
+// PostNAS: the search as a pure fold, its budgets, and the once-for-all supernet it searches. The
+// package as the tests see it; the public API is what the root mod.ts picks from it.
 
 export * from "./postnas.ts";
 export * from "./budget.ts";

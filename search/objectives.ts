@@ -23,9 +23,17 @@ export interface Evaluation {
  *
  * @example
  * ```ts
- * import { block, evaluateModel, initModel, modelConfig, randomKey, toyBatch } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { block, evaluateModel, initModel, modelConfig, randomKey, textBatch, toyBatch } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("mha")] });
- * const ev = await evaluateModel(initModel(randomKey(0), cfg), cfg, [toyBatch(randomKey(1), { batch: 2, seqLen: 48 })]);
+ * const params = initModel(randomKey(0), cfg);
+ * const ev = await evaluateModel(params, cfg, [toyBatch(randomKey(1), { batch: 2, seqLen: 48 })]);
+ * assert.ok(Math.abs(ev.loss - Math.log(256)) < 1); // an untrained model is near uniform over bytes
+ * assert.ok(Math.abs(ev.perplexity - Math.exp(ev.loss)) < 1e-9);
+ * assert.ok(ev.accuracy >= 0 && ev.accuracy <= 1);
+ * // Plain text has no recall answers to score.
+ * const text = textBatch(new TextEncoder().encode("no answers here. ".repeat(8)), { key: randomKey(2), batch: 1, seqLen: 32 });
+ * assert.ok(Number.isNaN((await evaluateModel(params, cfg, [text])).accuracy));
  * ```
  */
 export async function evaluateModel(
@@ -66,8 +74,10 @@ export interface ObjectiveWeights {
 /** An objective over configurations, with every evaluation kept for reports. */
 export interface PathObjective {
   (config: readonly BlockSpec[]): Promise<number>;
-  /** Metrics of each configuration scored so far, by `stableKey(config)`. */
-  readonly metrics: Map<string, Evaluation>;
+  /** The metrics of a configuration scored so far (equal specs match whatever their key order), else undefined. */
+  evaluation(config: readonly BlockSpec[]): Evaluation | undefined;
+  /** Metrics of each configuration scored so far, keyed by a canonical string of the configuration. */
+  readonly metrics: ReadonlyMap<string, Evaluation>;
 }
 
 /**
@@ -76,11 +86,15 @@ export interface PathObjective {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, initSupernet, modelConfig, pathObjective, randomKey, toyBatch } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("mha")] });
  * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
  * const score = pathObjective(sn, [toyBatch(randomKey(1), { batch: 2, seqLen: 48 })], { accuracy: 1 });
  * const s = await score([block("jet")]);
+ * const ev = score.evaluation([block("jet")])!;
+ * assert.ok(Math.abs(s - (ev.loss - ev.accuracy)) < 1e-9); // loss x 1 - accuracy x 1
+ * assert.equal(score.evaluation([block("mha")]), undefined); // not scored yet
  * ```
  */
 export function pathObjective(
@@ -101,7 +115,7 @@ export function pathObjective(
     if (weights.latencyMs) s += weights.latencyMs.weight * await decodeLatency(params, cfg, weights.latencyMs);
     return s;
   };
-  return Object.assign(f, { metrics });
+  return Object.assign(f, { metrics, evaluation: (config: readonly BlockSpec[]) => metrics.get(stableKey(config)) });
 }
 
 /**
@@ -109,8 +123,9 @@ export function pathObjective(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { paramCount, zeros } from "../mod.ts";
- * console.log(paramCount({ w: zeros([3, 4]), b: zeros([4]) })); // 16
+ * assert.equal(paramCount({ w: zeros([3, 4]), b: zeros([4]), frozen: null }), 16);
  * ```
  */
 export function paramCount(tree: unknown): number {
@@ -124,9 +139,11 @@ export function paramCount(tree: unknown): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, decodeLatency, initModel, modelConfig, randomKey } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("jet"), block("mha")] });
- * const ms = await decodeLatency(initModel(randomKey(0), cfg), cfg, { context: 64, tokens: 4 });
+ * const ms = await decodeLatency(initModel(randomKey(0), cfg), cfg, { context: 16, tokens: 2 });
+ * assert.ok(Number.isFinite(ms) && ms > 0);
  * ```
  */
 export async function decodeLatency(

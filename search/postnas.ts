@@ -99,10 +99,25 @@ function check<C>(space: readonly (readonly C[])[], o: PostnasOptions<C>): reado
  *
  * @example
  * ```ts
- * import { postnas } from "../mod.ts";
- * const space = [["mha", "jet"], ["mha", "jet"]];
- * const cost = (c: readonly string[]) => c.filter((b) => b === "mha").length * 2 + (c[1] === "jet" ? 1 : 0);
- * const { choice, score } = await postnas(space, cost, { strategy: "beam", baseline: ["jet", "jet"] });
+ * import assert from "node:assert/strict";
+ * import { maxCount, postnas } from "../mod.ts";
+ * type Kind = "mha" | "jet";
+ * const space: Kind[][] = [["mha", "jet"], ["mha", "jet"]];
+ * // Full attention lowers the loss more in layer 0 than in layer 1; the budget allows one.
+ * const loss = (c: readonly Kind[]) => (c[0] === "mha" ? 0 : 2) + (c[1] === "mha" ? 0 : 1);
+ * const { choice, score, trace } = await postnas(space, loss, {
+ *   strategy: "greedy",
+ *   baseline: ["jet", "jet"],
+ *   feasible: maxCount((k: Kind) => k === "mha", 1),
+ * });
+ * assert.deepEqual([choice, score], [["mha", "jet"], 1]);
+ * // Layer 0 is decided with layer 1 at the baseline, then layer 1; a repeated configuration is not re-scored.
+ * assert.deepEqual(trace.map((v) => [v.config.join(" "), v.feasible, v.cached]), [
+ *   ["mha jet", true, false],
+ *   ["jet jet", true, false],
+ *   ["mha mha", false, false],
+ *   ["mha jet", true, true],
+ * ]);
  * ```
  */
 export async function postnas<C>(

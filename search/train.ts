@@ -39,12 +39,17 @@ const asParams = (sn: Supernet, tree: any): Supernet => ({ ...sn, params: tree }
  *
  * @example
  * ```ts
- * import { block, initSupernet, modelConfig, randomKey, supernetTrainer, toyBatch } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { block, initSupernet, modelConfig, randomKey, supernetTrainer, toyBatch, treeLeaves } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 256, width: 32, heads: 4, blocks: [block("mha")] });
  * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
  * const trainer = supernetTrainer({ lr: 1e-3 });
  * const batch = toyBatch(randomKey(1), { batch: 2, seqLen: 48 });
- * const { supernet, loss } = await trainer.step(sn, trainer.init(sn), { ...batch, key: randomKey(2) });
+ * const { supernet, loss, path } = await trainer.step(sn, trainer.init(sn), { ...batch, key: randomKey(2) });
+ * assert.ok(Number.isFinite(await loss.item()));
+ * assert.ok(path.length === 1 && ["mha", "jet"].includes(path[0].attn)); // one random candidate per layer
+ * const mlp = (s: typeof sn) => treeLeaves(s.params.layers[0].ffn);
+ * assert.ok(mlp(supernet).every((t, i) => t === mlp(sn)[i])); // the MLPs stay frozen
  * ```
  */
 export function supernetTrainer(opts: Omit<AdamWOptions, "mask"> & { readonly freezeMlp?: boolean }): SupernetTrainer {

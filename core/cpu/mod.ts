@@ -7,6 +7,7 @@ import type { CpuArray, CpuContext } from "../prim.ts";
 import { PRIMS } from "../prims/mod.ts";
 import { allocHost, type DType } from "../shape.ts";
 import { hostValue, hostValues, putHost } from "../storage.ts";
+import { liveStats } from "../stats.ts";
 
 const CAPABILITIES: Capabilities = {
   maxKernelBuffers: Infinity,
@@ -60,6 +61,7 @@ class Reference implements Backend {
         if (left === 0 && !keep.has(x) && x.op !== "data") values.delete(x);
       }
     }
+    if (order.some((n) => n.op !== "data")) liveStats.realizations++;
     graph.forEach((n, i) => {
       putHost(leaves[i], values.get(n) ?? hostValue(n)!);
       recordComputed(targets[i], leaves[i]);
