@@ -43,7 +43,7 @@ Deno.test("a path's forward equals the forward of a model assembled by hand from
       normf: sn.params.normf,
       blocks: path.map((b, i) => {
         const l = sn.params.layers[i];
-        const p = { norm1: l.norm1, norm2: l.norm2, ffn: l.ffn, mixer: l.mixers[slot(b)] };
+        const p = { norm1: l.norm1, norm2: l.norm2, ffn: l.ffn, mixer: l.mixers[slot(b)]! };
         return b.conv ? { ...p, conv: l.conv } : p;
       }),
     };
