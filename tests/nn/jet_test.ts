@@ -3,7 +3,7 @@
 import { grad, normal, ops, randomKey, type Tensor, treeLeaves } from "../../mod.ts";
 import { block, causalConv } from "../../nn/mod.ts";
 import { dynamicConv, generatorHidden, initDynamicConv, jetBlock } from "../../nn/jet.ts";
-import { assertClose, inF64, values } from "../helpers.ts";
+import { assertClose, forEachBackend, inF64, values } from "../helpers.ts";
 import { gpuTest, onBoth } from "../core/webgpu/gpu.ts";
 import {
   checkCausal,
@@ -70,7 +70,7 @@ Deno.test("jet: apply equals the JetBlock's equations written as plain float64 l
   });
 });
 
-Deno.test("jet: prefill then one step per token reproduces apply, with and without a block conv", async () => {
+forEachBackend("jet: prefill then one step per token reproduces apply, with and without a block conv", async () => {
   const cfg = tinyConfig(block("jet")), withConv = tinyConfig(block("jet", { conv: true }));
   // Prompts shorter than the conv window exercise the zero-padded conv cache; 34 tokens span two chunks.
   await checkStepMatchesApply(cfg, { prompt: 2, total: 6 });
@@ -78,7 +78,7 @@ Deno.test("jet: prefill then one step per token reproduces apply, with and witho
   await checkStepMatchesApply(withConv, { prompt: 34, total: 37, conv: true, seed: 4 });
 });
 
-Deno.test("jet: changing inputs after position t never changes outputs at or before t", async () => {
+forEachBackend("jet: changing inputs after position t never changes outputs at or before t", async () => {
   await checkCausal(tinyConfig(block("jet")), { T: 7 });
 });
 
@@ -86,7 +86,7 @@ Deno.test("jet: the vjp with respect to the input and every param matches finite
   await checkMixerGradFD(tinyConfig(block("jet"), { width: 4 }), { T: 5 });
 });
 
-Deno.test("the dynamic conv with a zero last layer is the static conv of its bias kernel", async () => {
+forEachBackend("the dynamic conv with a zero last layer is the static conv of its bias kernel", async () => {
   const B = 2, T = 6, C = 5, W = 4, past = normal(randomKey(3), [B, W - 1, C]);
   const p = { ...initDynamicConv(randomKey(0), { inSize: 7, channels: C, width: W, hidden: 8 }) };
   const x = normal(randomKey(1), [B, T, C]), gen = normal(randomKey(2), [B, T, 7]);
@@ -104,7 +104,7 @@ Deno.test("the dynamic conv with a zero last layer is the static conv of its bia
   if (a.every((v, i) => Math.abs(v - b[i]) < 1e-3)) throw new Error("kernels did not change with the generator input");
 });
 
-Deno.test("jet: init is deterministic and puts the decay parameters in the Mamba2 / GDN ranges", async () => {
+forEachBackend("jet: init is deterministic and puts the decay parameters in the Mamba2 / GDN ranges", async () => {
   const jet = jetBlock(tinyConfig(block("jet"), { width: 256, heads: 128 }));
   const p = jet.init(randomKey(9)), again = jet.init(randomKey(9));
   const [la, lb] = [treeLeaves(p), treeLeaves(again)];
@@ -123,7 +123,7 @@ Deno.test("jet: stateBytes counts the prefill cache and does not grow with the c
   checkStateBytes(tinyConfig(block("jet")));
 });
 
-Deno.test("a one-layer jet model overfits a fixed batch", async () => {
+forEachBackend("a one-layer jet model overfits a fixed batch", async () => {
   await checkOverfits("jet");
 });
 

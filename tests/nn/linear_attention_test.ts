@@ -3,7 +3,7 @@
 import { normal, randomKey } from "../../mod.ts";
 import { block } from "../../nn/mod.ts";
 import { linearAttention } from "../../nn/linear_attention.ts";
-import { assertClose, inF64, values } from "../helpers.ts";
+import { assertClose, forEachBackend, inF64, values } from "../helpers.ts";
 import {
   checkCausal,
   checkMixerGradFD,
@@ -42,7 +42,7 @@ Deno.test("linear attention equals its recurrence o_t = phi(q)^T S_t / (phi(q)^T
   });
 });
 
-Deno.test("linear: prefill then one step per token reproduces apply, with and without a block conv", async () => {
+forEachBackend("linear: prefill then one step per token reproduces apply, with and without a block conv", async () => {
   await checkStepMatchesApply(tinyConfig(block("linear")), { prompt: 2, total: 6 });
   await checkStepMatchesApply(tinyConfig(block("linear", { conv: true })), { prompt: 1, total: 5, conv: true });
   await checkStepMatchesApply(tinyConfig(block("linear", { conv: true })), {
@@ -53,7 +53,7 @@ Deno.test("linear: prefill then one step per token reproduces apply, with and wi
   });
 });
 
-Deno.test("linear: changing inputs after position t never changes outputs at or before t", async () => {
+forEachBackend("linear: changing inputs after position t never changes outputs at or before t", async () => {
   await checkCausal(tinyConfig(block("linear")), { T: 7 });
 });
 
@@ -65,6 +65,6 @@ Deno.test("linear: stateBytes counts the prefill cache and does not grow with th
   checkStateBytes(tinyConfig(block("linear")));
 });
 
-Deno.test("a one-layer linear attention model overfits a fixed batch", async () => {
+forEachBackend("a one-layer linear attention model overfits a fixed batch", async () => {
   await checkOverfits("linear");
 });
