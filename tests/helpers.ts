@@ -29,7 +29,8 @@ export function useF64(): void {
 
 /**
  * Runs `fn` with `backend` selected, then selects again the backend (and precision) that was in
- * use before, also when `fn` throws, so one test's choice never leaks into the next.
+ * use before, also when `fn` throws or `backend` fails to start, so one test's choice never leaks
+ * into the next.
  */
 export async function withBackend<T>(
   backend: TestBackend,
@@ -37,8 +38,9 @@ export async function withBackend<T>(
   opts: BackendOptions = {},
 ): Promise<T> {
   const before = await backendInfo();
-  await setBackend(backend, opts);
   try {
+    // Inside the try: a backend that fails to start leaves its rejection as the current backend.
+    await setBackend(backend, opts);
     return await fn();
   } finally {
     await setBackend(before.name, { precision: before.precision });
@@ -50,18 +52,22 @@ export function inF64(fn: () => Promise<void>): Promise<void> {
   return withBackend("cpu", fn, { precision: "f64" });
 }
 
+// JETFOLD_REQUIRE_GPU=1 (set by .ci/run once it installed the software adapter): none is a failure.
+const GPU_REQUIRED = Deno.env.get("JETFOLD_REQUIRE_GPU") === "1";
+
 /**
  * Registers `fn` once per backend, as `name [cpu]` and `name [webgpu]`: the CPU always, WebGPU
- * where an adapter exists (listed as ignored, by name, where none does). Each copy runs with its
- * backend selected in f32, and gets its name to pick shapes or tolerances; the backend in use
- * before is restored afterwards even when the test fails.
+ * where an adapter exists (listed as ignored, by name, where none does, unless JETFOLD_REQUIRE_GPU
+ * is 1). Each copy runs with its backend selected in f32, and gets its name to pick shapes or
+ * tolerances; the backend in use before is restored afterwards even when the test fails. An
+ * adapter whose device fails to open fails the WebGPU copy rather than hiding it.
  */
 export function forEachBackend(name: string, fn: (backend: TestBackend) => Promise<void>): void {
   for (const backend of ["cpu", "webgpu"] as const) {
     const gpu = backend === "webgpu";
     Deno.test({
       name: `${name} [${backend}]`,
-      ignore: gpu && !HAS_ADAPTER,
+      ignore: gpu && !HAS_ADAPTER && !GPU_REQUIRED,
       // The device, its pipelines and pooled buffers outlive a test by design.
       sanitizeResources: !gpu,
       sanitizeOps: !gpu,
