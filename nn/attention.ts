@@ -4,7 +4,7 @@ import { type Key, splitKey, type Tensor } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { dense, rope } from "./layers.ts";
 import type { Mixer } from "./mixer.ts";
-import { type BlockSpec, headDim, type ModelConfig } from "./spec.ts";
+import { type BlockSpec, type BlockSpecOf, headDim, type ModelConfig } from "./spec.ts";
 
 /** Attention params: query, key, value and output projections. */
 export interface AttentionParams {
@@ -62,35 +62,49 @@ function keep(t: Tensor, spec: BlockSpec): Tensor {
   return t.slice([0, 0, S - n, 0]);
 }
 
-/** The `mha` and `swa` mixers. */
-export const attention: Mixer<AttentionParams, KvCache> = {
-  init(key: Key, cfg: ModelConfig): AttentionParams {
-    const [kq, kk, kv, ko] = splitKey(key, 4);
-    const E = headDim(cfg);
-    return {
-      wq: dense(kq, cfg.width, cfg.heads * E),
-      wk: dense(kk, cfg.width, cfg.kvHeads * E),
-      wv: dense(kv, cfg.width, cfg.kvHeads * E),
-      wo: dense(ko, cfg.heads * E, cfg.width, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
-    };
-  },
-  apply(p, x, cfg, spec) {
-    const [q, k, v] = project(p, x, cfg, 0);
-    return attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
-  },
-  prefill(p, x, cfg, spec) {
-    const [q, k, v] = project(p, x, cfg, 0);
-    const out = attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
-    return [out, { k: keep(k, spec), v: keep(v, spec) }];
-  },
-  step(p, x, cache, { pos, cfg, spec }) {
-    const [q, k, v] = project(p, x, cfg, pos);
-    const ks = ops.concat([cache.k, k], { axis: 2 }), vs = ops.concat([cache.v, v], { axis: 2 });
-    const out = attend(q, ks, vs, cfg, null).matmul(p.wo);
-    return [out, { k: keep(ks, spec), v: keep(vs, spec) }];
-  },
-  stateBytes(cfg, spec, context) {
-    const kept = spec.attn === "swa" ? Math.min(context, spec.window - 1) : context;
-    return 2 * cfg.kvHeads * headDim(cfg) * kept * 4;
-  },
-};
+/**
+ * The `mha` and `swa` mixers for one layer: grouped-query attention with RoPE, causal, and for
+ * `swa` limited to the last `window` tokens (whose keys and values are all its cache keeps).
+ *
+ * @example
+ * ```ts
+ * import { attention, block, modelConfig, normal, randomKey } from "../mod.ts";
+ * const spec = block("mha");
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, kvHeads: 1, blocks: [spec] });
+ * const m = attention(cfg, spec);
+ * const y = m.apply(m.init(randomKey(0)), normal(randomKey(1), [1, 5, 8]));
+ * ```
+ */
+export function attention(cfg: ModelConfig, spec: BlockSpecOf<"mha" | "swa">): Mixer<AttentionParams, KvCache> {
+  return {
+    init(key: Key): AttentionParams {
+      const [kq, kk, kv, ko] = splitKey(key, 4);
+      const E = headDim(cfg);
+      return {
+        wq: dense(kq, cfg.width, cfg.heads * E),
+        wk: dense(kk, cfg.width, cfg.kvHeads * E),
+        wv: dense(kv, cfg.width, cfg.kvHeads * E),
+        wo: dense(ko, cfg.heads * E, cfg.width, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
+      };
+    },
+    apply(p, x) {
+      const [q, k, v] = project(p, x, cfg, 0);
+      return attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
+    },
+    prefill(p, x) {
+      const [q, k, v] = project(p, x, cfg, 0);
+      const out = attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
+      return [out, { k: keep(k, spec), v: keep(v, spec) }];
+    },
+    step(p, x, { cache, pos }) {
+      const [q, k, v] = project(p, x, cfg, pos);
+      const ks = ops.concat([cache.k, k], { axis: 2 }), vs = ops.concat([cache.v, v], { axis: 2 });
+      const out = attend(q, ks, vs, cfg, null).matmul(p.wo);
+      return [out, { k: keep(ks, spec), v: keep(vs, spec) }];
+    },
+    stateBytes(context) {
+      const kept = spec.attn === "swa" ? Math.min(context, spec.window - 1) : context;
+      return 2 * cfg.kvHeads * headDim(cfg) * kept * 4;
+    },
+  };
+}

@@ -13,7 +13,7 @@ import {
 } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { causalConv } from "./layers.ts";
-import { MIXERS } from "./mixers.ts";
+import { mixer, type MixerCache } from "./mixers.ts";
 import { ffnResidual, logitsOf, type ModelParams } from "./model.ts";
 import type { ModelConfig } from "./spec.ts";
 
@@ -32,8 +32,7 @@ export interface GenerateOptions {
 /** The per-layer caches of a decoding model, and the position of the next token. */
 export interface DecodeState {
   /** Per layer: the mixer's cache and, with `conv`, the last convWidth-1 conv inputs. */
-  // deno-lint-ignore no-explicit-any
-  readonly layers: readonly { readonly mixer: any; readonly conv?: Tensor }[];
+  readonly layers: readonly { readonly mixer: MixerCache; readonly conv?: Tensor }[];
   /** Position of the next token. */
   readonly pos: number;
 }
@@ -67,9 +66,9 @@ export function prefill(params: ModelParams, tokens: Tensor, cfg: ModelConfig): 
     const p = params.blocks[i];
     const normed = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
     const a = p.conv ? causalConv(normed, p.conv) : normed;
-    const [out, mixer] = MIXERS[spec.attn].prefill(p.mixer, a, cfg, spec);
+    const [out, cache] = mixer(cfg, spec).prefill(p.mixer, a);
     h = ffnResidual(p, h.add(out), cfg, spec);
-    return p.conv ? { mixer, conv: convTail(normed, cfg.convWidth) } : { mixer };
+    return p.conv ? { mixer: cache, conv: convTail(normed, cfg.convWidth) } : { mixer: cache };
   });
   const T = tokens.shape[1];
   return [logitsOf(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), { layers, pos: T }];
@@ -99,14 +98,14 @@ export function decodeStep(
   }
   let h = params.embed.gather(token);
   const layers = cfg.blocks.map((spec, i) => {
-    const p = params.blocks[i], cache = state.layers[i];
+    const p = params.blocks[i], layer = state.layers[i];
     const normed = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
-    const a = p.conv ? causalConv(normed, p.conv, { past: cache.conv }) : normed;
-    const [out, mixer] = MIXERS[spec.attn].step(p.mixer, a, cache.mixer, { pos: state.pos, cfg, spec });
+    const a = p.conv ? causalConv(normed, p.conv, { past: layer.conv }) : normed;
+    const [out, cache] = mixer(cfg, spec).step(p.mixer, a, { cache: layer.mixer, pos: state.pos });
     h = ffnResidual(p, h.add(out), cfg, spec);
-    if (!p.conv) return { mixer };
-    const K = cfg.convWidth;
-    return { mixer, conv: ops.concat([cache.conv!, normed], { axis: 1 }).slice([0, 1, 0], [h.shape[0], K, cfg.width]) };
+    if (!p.conv) return { mixer: cache };
+    const K = cfg.convWidth, conv = ops.concat([layer.conv!, normed], { axis: 1 });
+    return { mixer: cache, conv: conv.slice([0, 1, 0], [h.shape[0], K, cfg.width]) };
   });
   return [logitsOf(params, h, cfg).squeeze(1), { layers, pos: state.pos + 1 }];
 }

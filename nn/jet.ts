@@ -189,49 +189,52 @@ function decayInit(key: Key, heads: number): { aLog: Tensor; dtBias: Tensor } {
  * `prefill` run the fused scan (one kernel forward, one backward) while its state history fits
  * `FUSED_SCAN_LIMIT`, and the chunked form beyond; the fused scan supports first derivatives only,
  * so second derivatives of a jet layer need `gatedDeltaRuleChunked`. `step` runs one step of the
- * recurrence: O(1) per token, whatever the context.
+ * recurrence: O(1) per token, whatever the context. It reads only sizes from the config, so it
+ * takes no spec.
  *
  * @example
  * ```ts
  * import { block, jetBlock, modelConfig, normal, randomKey } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("jet")] });
- * const p = jetBlock.init(randomKey(0), cfg, cfg.blocks[0]);
- * const y = jetBlock.apply(p, normal(randomKey(1), [1, 5, 8]), cfg, cfg.blocks[0]);
+ * const m = jetBlock(cfg);
+ * const y = m.apply(m.init(randomKey(0)), normal(randomKey(1), [1, 5, 8]));
  * ```
  */
-export const jetBlock: Mixer<JetParams, JetCache> = {
-  init(key: Key, cfg: ModelConfig): JetParams {
-    const [kq, kk, kv, kb, ka, kd, kc, kg, ko] = splitKey(key, 9);
-    const D = cfg.width;
-    return {
-      wq: dense(kq, D, D),
-      wk: dense(kk, D, D),
-      wv: dense(kv, D, D),
-      wb: dense(kb, D, cfg.heads),
-      wa: dense(ka, D, cfg.heads),
-      ...decayInit(kd, cfg.heads),
-      conv: initDynamicConv(kc, { inSize: D, channels: D, width: cfg.convWidth, hidden: generatorHidden(cfg) }),
-      norm: ops.ones([headDim(cfg)]),
-      wg: dense(kg, D, D),
-      wo: dense(ko, D, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
-    };
-  },
-  apply(p, x, cfg) {
-    const { q, k, v, g, beta } = project(p, x, cfg);
-    return output(p, gatedDeltaRuleAuto(q, k, v, g, beta).out, x, cfg);
-  },
-  prefill(p, x, cfg) {
-    const { q, k, v, g, beta, convIn } = project(p, x, cfg);
-    const { out, state } = gatedDeltaRuleAuto(q, k, v, g, beta);
-    return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
-  },
-  step(p, x, cache, { cfg }) {
-    const { q, k, v, g, beta, convIn } = project(p, x, cfg, cache.conv);
-    const { out, state } = gatedDeltaRule(q, k, v, g, beta, { initialState: cache.state });
-    return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
-  },
-  stateBytes(cfg) {
-    const E = headDim(cfg);
-    return (cfg.heads * E * E + (cfg.convWidth - 1) * cfg.width) * 4;
-  },
-};
+export function jetBlock(cfg: ModelConfig): Mixer<JetParams, JetCache> {
+  return {
+    init(key: Key): JetParams {
+      const [kq, kk, kv, kb, ka, kd, kc, kg, ko] = splitKey(key, 9);
+      const D = cfg.width;
+      return {
+        wq: dense(kq, D, D),
+        wk: dense(kk, D, D),
+        wv: dense(kv, D, D),
+        wb: dense(kb, D, cfg.heads),
+        wa: dense(ka, D, cfg.heads),
+        ...decayInit(kd, cfg.heads),
+        conv: initDynamicConv(kc, { inSize: D, channels: D, width: cfg.convWidth, hidden: generatorHidden(cfg) }),
+        norm: ops.ones([headDim(cfg)]),
+        wg: dense(kg, D, D),
+        wo: dense(ko, D, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
+      };
+    },
+    apply(p, x) {
+      const { q, k, v, g, beta } = project(p, x, cfg);
+      return output(p, gatedDeltaRuleAuto(q, k, v, g, beta).out, x, cfg);
+    },
+    prefill(p, x) {
+      const { q, k, v, g, beta, convIn } = project(p, x, cfg);
+      const { out, state } = gatedDeltaRuleAuto(q, k, v, g, beta);
+      return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
+    },
+    step(p, x, { cache }) {
+      const { q, k, v, g, beta, convIn } = project(p, x, cfg, cache.conv);
+      const { out, state } = gatedDeltaRule(q, k, v, g, beta, { initialState: cache.state });
+      return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
+    },
+    stateBytes() {
+      const E = headDim(cfg);
+      return (cfg.heads * E * E + (cfg.convWidth - 1) * cfg.width) * 4;
+    },
+  };
+}

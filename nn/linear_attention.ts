@@ -54,48 +54,51 @@ function quadratic(q: Tensor, k: Tensor, v: Tensor): Tensor {
 }
 
 /**
- * The `linear` mixer: per head, `o_t = phi(q_t)^T S_t / (phi(q_t)^T z_t + eps)` with
+ * The `linear` mixer for one layer: per head, `o_t = phi(q_t)^T S_t / (phi(q_t)^T z_t + eps)` with
  * `S_t = sum_{s<=t} phi(k_s) v_s^T`, `z_t = sum_{s<=t} phi(k_s)`, phi = elu + 1, no RoPE; then
  * the output projection. `apply`/`prefill` use the quadratic masked form (one matmul pair, like
- * attention); `step` updates `S` and `z` in O(1) per token.
+ * attention); `step` updates `S` and `z` in O(1) per token. It reads only sizes from the config,
+ * so it takes no spec.
  *
  * @example
  * ```ts
  * import { block, linearAttention, modelConfig, normal, randomKey } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("linear")] });
- * const p = linearAttention.init(randomKey(0), cfg, cfg.blocks[0]);
- * const y = linearAttention.apply(p, normal(randomKey(1), [1, 5, 8]), cfg, cfg.blocks[0]);
+ * const m = linearAttention(cfg);
+ * const y = m.apply(m.init(randomKey(0)), normal(randomKey(1), [1, 5, 8]));
  * ```
  */
-export const linearAttention: Mixer<LinearAttentionParams, LinearAttentionState> = {
-  init(key: Key, cfg: ModelConfig): LinearAttentionParams {
-    const [kq, kk, kv, ko] = splitKey(key, 4);
-    const D = cfg.width;
-    return {
-      wq: dense(kq, D, D),
-      wk: dense(kk, D, D),
-      wv: dense(kv, D, D),
-      wo: dense(ko, D, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
-    };
-  },
-  apply(p, x, cfg) {
-    const [q, k, v] = project(p, x, cfg);
-    return merge(quadratic(q, k, v), p);
-  },
-  prefill(p, x, cfg) {
-    const [q, k, v] = project(p, x, cfg);
-    const state = { S: k.transpose().matmul(v), z: k.sum({ axis: 2 }) };
-    return [merge(quadratic(q, k, v), p), state];
-  },
-  step(p, x, { S, z }, { cfg }) {
-    const [q, k, v] = project(p, x, cfg); // [B, H, 1, E] each
-    const S1 = S.add(k.transpose().mul(v)); // outer product, elementwise so it fuses with the add
-    const z1 = z.add(k.squeeze(2));
-    const o = q.matmul(S1).div(q.matmul(z1.expandDims(-1)).add(EPS));
-    return [merge(o, p), { S: S1, z: z1 }];
-  },
-  stateBytes(cfg) {
-    const E = headDim(cfg);
-    return cfg.heads * (E * E + E) * 4;
-  },
-};
+export function linearAttention(cfg: ModelConfig): Mixer<LinearAttentionParams, LinearAttentionState> {
+  return {
+    init(key: Key): LinearAttentionParams {
+      const [kq, kk, kv, ko] = splitKey(key, 4);
+      const D = cfg.width;
+      return {
+        wq: dense(kq, D, D),
+        wk: dense(kk, D, D),
+        wv: dense(kv, D, D),
+        wo: dense(ko, D, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
+      };
+    },
+    apply(p, x) {
+      const [q, k, v] = project(p, x, cfg);
+      return merge(quadratic(q, k, v), p);
+    },
+    prefill(p, x) {
+      const [q, k, v] = project(p, x, cfg);
+      const state = { S: k.transpose().matmul(v), z: k.sum({ axis: 2 }) };
+      return [merge(quadratic(q, k, v), p), state];
+    },
+    step(p, x, { cache: { S, z } }) {
+      const [q, k, v] = project(p, x, cfg); // [B, H, 1, E] each
+      const S1 = S.add(k.transpose().mul(v)); // outer product, elementwise so it fuses with the add
+      const z1 = z.add(k.squeeze(2));
+      const o = q.matmul(S1).div(q.matmul(z1.expandDims(-1)).add(EPS));
+      return [merge(o, p), { S: S1, z: z1 }];
+    },
+    stateBytes() {
+      const E = headDim(cfg);
+      return cfg.heads * (E * E + E) * 4;
+    },
+  };
+}

@@ -9,7 +9,7 @@ export * from "./model.ts";
 export * from "./generate.ts";
 export * from "./optim.ts";
 export * from "./checkpoint.ts";
-export { MIXERS } from "./mixers.ts";
+export * from "./mixers.ts";
 export * from "./train.ts";
 export * from "./linear_attention.ts";
 export * from "./jet.ts";

@@ -3,23 +3,29 @@
 import { type Key, normal, ones, splitKey, type Tensor, tensor } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { applyFfn, causalConv, type FfnParams, initFfn } from "./layers.ts";
-import { MIXERS } from "./mixers.ts";
-import { type BlockSpec, checkConfig, type ModelConfig } from "./spec.ts";
+import { mixer, type MixerParams } from "./mixers.ts";
+import { type BlockSpec, type BlockSpecOf, checkConfig, type MixerKind, type ModelConfig } from "./spec.ts";
 
-/** Params of one layer. `mixer` depends on the block's `attn`; `conv` exists only with `conv: true`. */
-export interface BlockParams {
-  /** RMSNorm weight before the mixer. */
-  readonly norm1: Tensor;
-  /** Causal depthwise conv `[width, convWidth]` (blocks with `conv`). */
-  readonly conv?: Tensor;
-  /** The mixer's params (their shape depends on `attn`). */
-  // deno-lint-ignore no-explicit-any
-  readonly mixer: any;
-  /** RMSNorm weight before the FFN. */
-  readonly norm2: Tensor;
-  /** The FFN's projections. */
-  readonly ffn: FfnParams;
-}
+/**
+ * Params of one layer whose mixer is of kind `K`; for a union of kinds (the default: any kind), the
+ * union of each kind's block params. The union is discriminated by the layer's spec (`spec.attn`)
+ * rather than by a field, because pytree leaves are tensors: `mixer(cfg, spec)` takes params of
+ * exactly the type this gives for that spec. `conv` exists only with `conv: true`.
+ */
+export type BlockParams<K extends MixerKind = MixerKind> = {
+  readonly [Q in K]: {
+    /** RMSNorm weight before the mixer. */
+    readonly norm1: Tensor;
+    /** Causal depthwise conv `[width, convWidth]` (blocks with `conv`). */
+    readonly conv?: Tensor;
+    /** The mixer's params. */
+    readonly mixer: MixerParams<Q>;
+    /** RMSNorm weight before the FFN. */
+    readonly norm2: Tensor;
+    /** The FFN's projections. */
+    readonly ffn: FfnParams;
+  };
+}[K];
 
 /** Params of a model: a plain pytree. */
 export interface ModelParams {
@@ -56,11 +62,11 @@ function identityConv(cfg: ModelConfig): Tensor {
  * const p = initBlock(randomKey(0), cfg, cfg.blocks[0]);
  * ```
  */
-export function initBlock(key: Key, cfg: ModelConfig, spec: BlockSpec): BlockParams {
+export function initBlock<K extends MixerKind>(key: Key, cfg: ModelConfig, spec: BlockSpecOf<K>): BlockParams<K> {
   const [km, kf] = splitKey(key, 2);
-  const p: BlockParams = {
+  const p: BlockParams<K> = {
     norm1: ones([cfg.width]),
-    mixer: MIXERS[spec.attn].init(km, cfg, spec),
+    mixer: mixer(cfg, spec).init(km),
     norm2: ones([cfg.width]),
     ffn: initFfn(kf, cfg),
   };
@@ -125,7 +131,7 @@ export function forward(params: ModelParams, tokens: Tensor, cfg: ModelConfig): 
   let h = params.embed.gather(tokens);
   cfg.blocks.forEach((spec, i) => {
     const p = params.blocks[i];
-    h = h.add(MIXERS[spec.attn].apply(p.mixer, mixerInput(p, h, cfg), cfg, spec));
+    h = h.add(mixer(cfg, spec).apply(p.mixer, mixerInput(p, h, cfg)));
     h = ffnResidual(p, h, cfg, spec);
   });
   return logitsOf(params, h, cfg);

@@ -14,6 +14,12 @@ export type BlockSpec =
   | { readonly attn: "mha" | "linear" | "jet"; readonly ffn: FfnKind; readonly conv?: boolean }
   | { readonly attn: "swa"; readonly window: number; readonly ffn: FfnKind; readonly conv?: boolean };
 
+/**
+ * The block specs whose mixer is of kind `K` (for `"swa"`, the member with a window). Mixers are
+ * typed by it, so `attention(cfg, block("jet"))` is a type error.
+ */
+export type BlockSpecOf<K extends MixerKind> = BlockSpec & { readonly attn: K };
+
 /** Sizes and per-layer blocks of a model. */
 export interface ModelConfig {
   /** Vocabulary size (the embedding is tied with the output head). */
@@ -51,14 +57,17 @@ const CONFIG_DEFAULTS = { convWidth: 4, normEps: 1e-6, ropeTheta: 10000 } as con
  * assert.throws(() => block("swa"), /window must be a positive integer for swa/);
  * ```
  */
-export function block(
-  attn: MixerKind,
+export function block<K extends MixerKind>(
+  attn: K,
   opts: { readonly ffn?: FfnKind; readonly conv?: boolean; readonly window?: number } = {},
-): BlockSpec {
-  const ffn = opts.ffn ?? "swiglu", conv = opts.conv ?? false;
-  const spec: BlockSpec = attn === "swa" ? { attn, window: opts.window ?? NaN, ffn, conv } : { attn, ffn, conv };
+): BlockSpecOf<K> {
+  const ffn = opts.ffn ?? "swiglu", conv = opts.conv ?? false, kind: MixerKind = attn;
+  const spec: BlockSpec = kind === "swa"
+    ? { attn: kind, window: opts.window ?? NaN, ffn, conv }
+    : { attn: kind, ffn, conv };
   checkBlock(spec, "block");
-  return Object.freeze(spec);
+  // The spec's attn is `attn`, so it is of kind K; TypeScript cannot follow that through the branch.
+  return Object.freeze(spec) as BlockSpecOf<K>;
 }
 
 const MIXERS: readonly MixerKind[] = ["mha", "swa", "linear", "jet"];

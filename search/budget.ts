@@ -1,6 +1,6 @@
 // Budgets for PostNAS: counts of a kind of block, and the decoding state a configuration needs.
 
-import { type BlockSpec, MIXERS, type ModelConfig } from "../nn/mod.ts";
+import { type BlockSpec, mixer, type ModelConfig } from "../nn/mod.ts";
 
 /**
  * A feasibility test: at most `k` layers satisfy `pred` (e.g. at most 2 full-attention layers).
@@ -38,7 +38,7 @@ export function maxCount<C>(pred: (c: C) => boolean, k: number): (config: readon
  */
 export function stateBytes(spec: BlockSpec, opts: { readonly cfg: ModelConfig; readonly context: number }): number {
   const conv = spec.conv ? (opts.cfg.convWidth - 1) * opts.cfg.width * 4 : 0;
-  return MIXERS[spec.attn].stateBytes(opts.cfg, spec, opts.context) + conv;
+  return mixer(opts.cfg, spec).stateBytes(opts.context) + conv;
 }
 
 /**

@@ -8,7 +8,8 @@ import {
   forward,
   initBlock,
   initModel,
-  MIXERS,
+  mixer,
+  type MixerParams,
   type ModelConfig,
   modelConfig,
   type ModelParams,
@@ -16,6 +17,13 @@ import {
 
 /** Mixer params are shared by kinds with the same shapes: mha and swa differ only in their mask. */
 export type MixerSlot = "attention" | "linear" | "jet";
+
+/** The params of each slot: a slot holds the params of the mixer kinds that share it. */
+export type SlotParams = {
+  readonly attention: MixerParams<"mha" | "swa">;
+  readonly linear: MixerParams<"linear">;
+  readonly jet: MixerParams<"jet">;
+};
 
 /** The slot whose params a block spec uses. */
 export function slotOf(spec: BlockSpec): MixerSlot {
@@ -33,8 +41,7 @@ export interface SupernetLayer {
   /** Causal conv weights, when some candidate uses `conv`. */
   readonly conv?: Tensor;
   /** One mixer's params per slot the layer's candidates use. */
-  // deno-lint-ignore no-explicit-any
-  readonly mixers: { readonly [S in MixerSlot]?: any };
+  readonly mixers: { readonly [S in MixerSlot]?: SlotParams[S] };
 }
 
 /** Supernet params (a pytree), with the sizes and the candidates they serve. */
@@ -80,12 +87,11 @@ export function initSupernet(
     const inherited = base.blocks[i];
     const slots = [...new Set(cands.map(slotOf))];
     const keys = splitKey(layerKeys[i], slots.length + 1);
-    const mixers: { [S in MixerSlot]?: unknown } = {};
-    slots.forEach((slot, j) => {
+    const mixers = slots.reduce((acc: SupernetLayer["mixers"], slot, j) => {
       const spec = cands.find((c) => slotOf(c) === slot)!;
       const fromTrained = opts.from && slotOf(config.blocks[i]) === slot;
-      mixers[slot] = fromTrained ? inherited.mixer : MIXERS[spec.attn].init(keys[j], config, spec);
-    });
+      return { ...acc, [slot]: fromTrained ? inherited.mixer : mixer(config, spec).init(keys[j]) };
+    }, {});
     const wantsConv = cands.some((c) => c.conv);
     const conv = inherited.conv ??
       (wantsConv ? initBlock(keys[slots.length], config, { ...cands[0], conv: true }).conv : undefined);

@@ -29,9 +29,9 @@ export interface SupernetTrainer {
 
 const isMlp = (path: string) => /(^|\.)ffn\./.test(path);
 
-// The optimizer moments have the supernet's structure, so the same extraction applies to them.
-// deno-lint-ignore no-explicit-any
-const asParams = (sn: Supernet, tree: any): Supernet => ({ ...sn, params: tree });
+// The optimizer moments have the supernet's structure, so the same extraction applies to them. Their
+// type (a plain Tree) does not say so, hence the cast.
+const asParams = (sn: Supernet, tree: Tree): Supernet => ({ ...sn, params: tree as unknown as Supernet["params"] });
 
 /**
  * A supernet trainer: AdamW with the given options, the MLPs frozen (as PostNAS does) unless
@@ -61,11 +61,11 @@ export function supernetTrainer(opts: Omit<AdamWOptions, "mask"> & { readonly fr
       if (!batch.path && !batch.key) throw new Error("supernetTrainer.step: give a path or a key to sample one");
       const path = batch.path ?? samplePath(batch.key!, sn.space);
       const sub = extractSubnet(sn, path);
-      const sub2 = (tree: unknown) => extractSubnet(asParams(sn, tree), path).params as unknown as Tree;
+      const sub2 = (tree: Tree) => extractSubnet(asParams(sn, tree), path).params as unknown as Tree;
       const [loss, grads] = valueAndGrad((p: ModelParams) => lossFn(p, batch, sub.config))(sub.params);
       const next = opt.update(grads, { count: state.count, mu: sub2(state.mu), nu: sub2(state.nu) }, sub.params);
       const supernet = mergeSubnet(sn, path, next.params);
-      const merge = (tree: unknown, part: unknown) =>
+      const merge = (tree: Tree, part: unknown) =>
         mergeSubnet(asParams(sn, tree), path, part as ModelParams).params as unknown as Tree;
       const newState: AdamWState = {
         count: next.state.count,

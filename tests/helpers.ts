@@ -1,22 +1,77 @@
-// Shared test helpers: closeness checks, finite differences in float64, error-message assertions.
+// Shared test helpers: per-backend tests, closeness checks, finite differences in float64, error messages.
 
-import { grad, setBackend, type Tensor, tensor } from "../mod.ts";
+import { backendInfo, type BackendOptions, grad, setBackend, type Tensor, tensor } from "../mod.ts";
 
-// Semantics are tested on the CPU reference; WebGPU tests compare against it and switch explicitly.
+// Semantics are tested on the CPU reference; other backends are chosen per test, explicitly.
 await setBackend("cpu");
+
+// Asked of navigator.gpu directly rather than by opening the backend's device: some core tests
+// simulate a machine without WebGPU and need this process's device module untouched.
+async function adapterExists(): Promise<boolean> {
+  try {
+    return (await navigator.gpu?.requestAdapter()) != null;
+  } catch {
+    return false;
+  }
+}
+
+/** True when a WebGPU adapter exists here (Mesa's software adapter counts). */
+export const HAS_ADAPTER: boolean = await adapterExists();
+
+/** A backend a test can run on. */
+export type TestBackend = "cpu" | "webgpu";
 
 /** Switches this test process to the float64 CPU reference (finite differences need it). */
 export function useF64(): void {
   setBackend("cpu", { precision: "f64" });
 }
 
-/** Runs `fn` on the float64 CPU reference, then returns this process to the f32 CPU backend. */
-export async function inF64(fn: () => Promise<void>): Promise<void> {
-  useF64();
+/**
+ * Runs `fn` with `backend` selected, then selects again the backend (and precision) that was in
+ * use before, also when `fn` throws or `backend` fails to start, so one test's choice never leaks
+ * into the next.
+ */
+export async function withBackend<T>(
+  backend: TestBackend,
+  fn: () => Promise<T>,
+  opts: BackendOptions = {},
+): Promise<T> {
+  const before = await backendInfo();
   try {
-    await fn();
+    // Inside the try: a backend that fails to start leaves its rejection as the current backend.
+    await setBackend(backend, opts);
+    return await fn();
   } finally {
-    await setBackend("cpu");
+    await setBackend(before.name, { precision: before.precision });
+  }
+}
+
+/** Runs `fn` on the float64 CPU reference, then returns to the backend in use before. */
+export function inF64(fn: () => Promise<void>): Promise<void> {
+  return withBackend("cpu", fn, { precision: "f64" });
+}
+
+// JETFOLD_REQUIRE_GPU=1 (set by .ci/run once it installed the software adapter): none is a failure.
+const GPU_REQUIRED = Deno.env.get("JETFOLD_REQUIRE_GPU") === "1";
+
+/**
+ * Registers `fn` once per backend, as `name [cpu]` and `name [webgpu]`: the CPU always, WebGPU
+ * where an adapter exists (listed as ignored, by name, where none does, unless JETFOLD_REQUIRE_GPU
+ * is 1). Each copy runs with its backend selected in f32, and gets its name to pick shapes or
+ * tolerances; the backend in use before is restored afterwards even when the test fails. An
+ * adapter whose device fails to open fails the WebGPU copy rather than hiding it.
+ */
+export function forEachBackend(name: string, fn: (backend: TestBackend) => Promise<void>): void {
+  for (const backend of ["cpu", "webgpu"] as const) {
+    const gpu = backend === "webgpu";
+    Deno.test({
+      name: `${name} [${backend}]`,
+      ignore: gpu && !HAS_ADAPTER && !GPU_REQUIRED,
+      // The device, its pipelines and pooled buffers outlive a test by design.
+      sanitizeResources: !gpu,
+      sanitizeOps: !gpu,
+      fn: () => withBackend(backend, () => fn(backend)),
+    });
   }
 }
 

@@ -2,7 +2,7 @@
 
 import fc from "fast-check";
 import { normal, randomKey, type Tensor, tensor } from "../../mod.ts";
-import { attention, type AttentionParams, block, modelConfig, rope } from "../../nn/mod.ts";
+import { attention, type AttentionParams, block, mixer, modelConfig, rope } from "../../nn/mod.ts";
 import { assertClose, assertThrowsMsg, checkGradFD, useF64, values } from "../helpers.ts";
 
 useF64();
@@ -66,9 +66,10 @@ Deno.test("mha, gqa and swa match a naive float64 attention", async () => {
     ]] as const
   ) {
     const cfg = modelConfig({ vocab: 8, width: 16, heads, kvHeads, blocks: [spec] });
-    const p = attention.init(randomKey(heads * 10 + kvHeads), cfg, spec);
+    const m = attention(cfg, spec);
+    const p = m.init(randomKey(heads * 10 + kvHeads));
     const x = normal(randomKey(5), [1, 6, 16]);
-    const got = await values(attention.apply(p, x, cfg, spec));
+    const got = await values(m.apply(p, x));
     const w = {
       wq: await nested(p.wq),
       wk: await nested(p.wk),
@@ -85,12 +86,12 @@ Deno.test("grouped-query attention equals multi-head attention with the key/valu
   const spec = block("mha");
   const gqa = modelConfig({ vocab: 8, width: 16, heads: 4, kvHeads: 2, blocks: [spec] });
   const mha = modelConfig({ vocab: 8, width: 16, heads: 4, kvHeads: 4, blocks: [spec] });
-  const p = attention.init(randomKey(1), gqa, spec);
+  const p = attention(gqa, spec).init(randomKey(1));
   // Each kv head serves two query heads: repeat its columns (head size 4) once per query head.
   const repeat = (w: Tensor) => w.reshape([16, 2, 1, 4]).broadcastTo([16, 2, 2, 4]).reshape([16, 16]);
   const q: AttentionParams = { ...p, wk: repeat(p.wk), wv: repeat(p.wv) };
   const x = normal(randomKey(2), [2, 5, 16]);
-  assertClose(await values(attention.apply(p, x, gqa, spec)), await values(attention.apply(q, x, mha, spec)), {
+  assertClose(await values(attention(gqa, spec).apply(p, x)), await values(attention(mha, spec).apply(q, x)), {
     rtol: 1e-10,
     atol: 1e-12,
   });
@@ -98,14 +99,14 @@ Deno.test("grouped-query attention equals multi-head attention with the key/valu
 
 Deno.test("sliding-window attention with a window covering the sequence equals full attention", async () => {
   const cfg = modelConfig({ vocab: 8, width: 8, heads: 2, blocks: [block("mha")] });
-  const p = attention.init(randomKey(3), cfg, block("mha"));
+  const p = attention(cfg, block("mha")).init(randomKey(3));
   const x = normal(randomKey(4), [1, 7, 8]);
-  const full = await values(attention.apply(p, x, cfg, block("mha")));
-  assertClose(await values(attention.apply(p, x, cfg, block("swa", { window: 7 }))), full, {
+  const full = await values(attention(cfg, block("mha")).apply(p, x));
+  assertClose(await values(attention(cfg, block("swa", { window: 7 })).apply(p, x)), full, {
     rtol: 1e-12,
     atol: 1e-12,
   });
-  const narrow = await values(attention.apply(p, x, cfg, block("swa", { window: 2 })));
+  const narrow = await values(attention(cfg, block("swa", { window: 2 })).apply(p, x));
   if (narrow.every((v, i) => Math.abs(v - full[i]) < 1e-9)) throw new Error("a window of 2 should change the output");
 });
 
@@ -131,9 +132,9 @@ Deno.test("rope preserves norms and makes scores depend only on relative positio
 Deno.test("attention vjp matches finite differences for mha and swa", async () => {
   for (const spec of [block("mha"), block("swa", { window: 2 })]) {
     const cfg = modelConfig({ vocab: 8, width: 8, heads: 2, kvHeads: 1, blocks: [spec] });
-    const p = attention.init(randomKey(7), cfg, spec);
+    const m = attention(cfg, spec), p = m.init(randomKey(7));
     const x = normal(randomKey(8), [1, 4, 8]);
-    const f = (wq: Tensor, wk: Tensor, xi: Tensor) => attention.apply({ ...p, wq, wk }, xi, cfg, spec).sin().sum();
+    const f = (wq: Tensor, wk: Tensor, xi: Tensor) => m.apply({ ...p, wq, wk }, xi).sin().sum();
     await checkGradFD(f, [p.wq, p.wk, x], { rtol: 1e-6, atol: 1e-8, msg: spec.attn });
   }
 });
@@ -145,11 +146,15 @@ Deno.test("configs are validated with errors that name the field", async () => {
   await assertThrowsMsg(() => modelConfig({ ...base, blocks: [] }), "blocks must be a non-empty array");
   await assertThrowsMsg(() => modelConfig({ ...base, vocab: 0 }), "vocab must be a positive integer");
   await assertThrowsMsg(() => block("swa"), "window must be a positive integer for swa");
-  // deno-lint-ignore no-explicit-any
-  await assertThrowsMsg(() => block("rnn" as any), "attn must be one of mha, swa, linear, jet");
+  await assertThrowsMsg(() => block("rnn" as never), "attn must be one of mha, swa, linear, jet");
+  // A spec that skipped `block` (parsed JSON, say) is named by mixer too, not "not a function".
   await assertThrowsMsg(
-    // deno-lint-ignore no-explicit-any
-    () => modelConfig({ ...base, blocks: [{ attn: "mha", ffn: "relu" } as any] }),
+    () => mixer(modelConfig(base), { attn: "rnn", ffn: "swiglu" } as never),
+    "mixer",
+    "attn must be",
+  );
+  await assertThrowsMsg(
+    () => modelConfig({ ...base, blocks: [{ attn: "mha", ffn: "relu" } as never] }),
     "blocks[0]",
     "ffn must be one of swiglu, gated",
   );

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { type DType, type Tensor, tensor, treeLeaves, treePaths, zeros } from "../../mod.ts";
 import { fromHost } from "../../core/creation.ts";
 import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors } from "../../nn/checkpoint.ts";
-import { assertThrowsMsg } from "../helpers.ts";
+import { assertThrowsMsg, forEachBackend } from "../helpers.ts";
 
 const FIXTURE = decodeURIComponent(new URL("./fixtures/python_reference.safetensors", import.meta.url).pathname);
 
@@ -241,7 +241,7 @@ Deno.test("files: saves replace atomically, leave no temporary files, and failur
 //              "empty": np.zeros((0, 4), np.float32)}, path,
 //             metadata={"jetfold.config": '{"dModel":8}', "producer": "safetensors 0.8.0"})
 // It lays data out by dtype and name, not in jetfold's order, and its header is padded to 8 bytes.
-Deno.test("a file written by Python's safetensors loads with the expected values", async () => {
+forEachBackend("a file written by Python's safetensors loads with the expected values", async () => {
   const { tree, metadata } = await loadSafetensors(FIXTURE);
   assert(metadata["jetfold.config"] === '{"dModel":8}' && metadata.producer === "safetensors 0.8.0", "metadata");
   const f32 = (words: number[], shape: number[]) =>

@@ -3,7 +3,7 @@
 import { grad, normal, ops, randomKey, type Tensor, treeLeaves } from "../../mod.ts";
 import { block, causalConv } from "../../nn/mod.ts";
 import { dynamicConv, generatorHidden, initDynamicConv, jetBlock } from "../../nn/jet.ts";
-import { assertClose, inF64, values } from "../helpers.ts";
+import { assertClose, forEachBackend, inF64, values } from "../helpers.ts";
 import { gpuTest, onBoth } from "../core/webgpu/gpu.ts";
 import {
   checkCausal,
@@ -20,9 +20,9 @@ const softplus = (a: number) => Math.log1p(Math.exp(a));
 
 Deno.test("jet: apply equals the JetBlock's equations written as plain float64 loops", async () => {
   await inF64(async () => {
-    const cfg = tinyConfig(block("jet"), { width: 6, heads: 3 }), spec = cfg.blocks[0];
+    const cfg = tinyConfig(block("jet"), { width: 6, heads: 3 }), jet = jetBlock(cfg);
     const T = 7, D = 6, H = 3, E = 2, W = cfg.convWidth, G = generatorHidden(cfg);
-    const p0 = jetBlock.init(randomKey(1), cfg, spec);
+    const p0 = jet.init(randomKey(1));
     // Perturbed so the generator, the norm weight and the decays all matter.
     const p = {
       ...p0,
@@ -31,7 +31,7 @@ Deno.test("jet: apply equals the JetBlock's equations written as plain float64 l
       aLog: p0.aLog.sub(2),
     };
     const x = normal(randomKey(5), [1, T, D]);
-    const got = await values(jetBlock.apply(p, x, cfg, spec));
+    const got = await values(jet.apply(p, x));
     const r = await Promise.all(
       [x, p.wq, p.wk, p.wv, p.wb, p.wa, p.aLog, p.dtBias, p.conv.w1, p.conv.w2, p.conv.b2, p.norm, p.wg, p.wo].map(
         values,
@@ -70,23 +70,23 @@ Deno.test("jet: apply equals the JetBlock's equations written as plain float64 l
   });
 });
 
-Deno.test("jet: prefill then one step per token reproduces apply, with and without a block conv", async () => {
+forEachBackend("jet: prefill then one step per token reproduces apply, with and without a block conv", async () => {
   const cfg = tinyConfig(block("jet")), withConv = tinyConfig(block("jet", { conv: true }));
   // Prompts shorter than the conv window exercise the zero-padded conv cache; 34 tokens span two chunks.
-  await checkStepMatchesApply(jetBlock, cfg, { prompt: 2, total: 6 });
-  await checkStepMatchesApply(jetBlock, withConv, { prompt: 1, total: 5, conv: true });
-  await checkStepMatchesApply(jetBlock, withConv, { prompt: 34, total: 37, conv: true, seed: 4 });
+  await checkStepMatchesApply(cfg, { prompt: 2, total: 6 });
+  await checkStepMatchesApply(withConv, { prompt: 1, total: 5, conv: true });
+  await checkStepMatchesApply(withConv, { prompt: 34, total: 37, conv: true, seed: 4 });
 });
 
-Deno.test("jet: changing inputs after position t never changes outputs at or before t", async () => {
-  await checkCausal(jetBlock, tinyConfig(block("jet")), { T: 7 });
+forEachBackend("jet: changing inputs after position t never changes outputs at or before t", async () => {
+  await checkCausal(tinyConfig(block("jet")), { T: 7 });
 });
 
 Deno.test("jet: the vjp with respect to the input and every param matches finite differences", async () => {
-  await checkMixerGradFD(jetBlock, tinyConfig(block("jet"), { width: 4 }), { T: 5 });
+  await checkMixerGradFD(tinyConfig(block("jet"), { width: 4 }), { T: 5 });
 });
 
-Deno.test("the dynamic conv with a zero last layer is the static conv of its bias kernel", async () => {
+forEachBackend("the dynamic conv with a zero last layer is the static conv of its bias kernel", async () => {
   const B = 2, T = 6, C = 5, W = 4, past = normal(randomKey(3), [B, W - 1, C]);
   const p = { ...initDynamicConv(randomKey(0), { inSize: 7, channels: C, width: W, hidden: 8 }) };
   const x = normal(randomKey(1), [B, T, C]), gen = normal(randomKey(2), [B, T, 7]);
@@ -104,9 +104,9 @@ Deno.test("the dynamic conv with a zero last layer is the static conv of its bia
   if (a.every((v, i) => Math.abs(v - b[i]) < 1e-3)) throw new Error("kernels did not change with the generator input");
 });
 
-Deno.test("jet: init is deterministic and puts the decay parameters in the Mamba2 / GDN ranges", async () => {
-  const cfg = tinyConfig(block("jet"), { width: 256, heads: 128 });
-  const p = jetBlock.init(randomKey(9), cfg, cfg.blocks[0]), again = jetBlock.init(randomKey(9), cfg, cfg.blocks[0]);
+forEachBackend("jet: init is deterministic and puts the decay parameters in the Mamba2 / GDN ranges", async () => {
+  const jet = jetBlock(tinyConfig(block("jet"), { width: 256, heads: 128 }));
+  const p = jet.init(randomKey(9)), again = jet.init(randomKey(9));
   const [la, lb] = [treeLeaves(p), treeLeaves(again)];
   for (let i = 0; i < la.length; i++) assertClose(await values(lb[i]), await values(la[i]), { atol: 0, rtol: 0 });
   const A = await values(p.aLog.exp()), dt = await values(ops.softplus(p.dtBias));
@@ -120,22 +120,22 @@ Deno.test("jet: init is deterministic and puts the decay parameters in the Mamba
 });
 
 Deno.test("jet: stateBytes counts the prefill cache and does not grow with the context", () => {
-  checkStateBytes(jetBlock, tinyConfig(block("jet")));
+  checkStateBytes(tinyConfig(block("jet")));
 });
 
-Deno.test("a one-layer jet model overfits a fixed batch", async () => {
+forEachBackend("a one-layer jet model overfits a fixed batch", async () => {
   await checkOverfits("jet");
 });
 
 gpuTest("jet: output and gradients agree between WebGPU and the CPU", async () => {
-  const cfg = tinyConfig(block("jet")), spec = cfg.blocks[0];
-  const p0 = jetBlock.init(randomKey(1), cfg, spec);
+  const cfg = tinyConfig(block("jet")), jet = jetBlock(cfg);
+  const p0 = jet.init(randomKey(1));
   const p = { ...p0, conv: { ...p0.conv, w2: normal(randomKey(2), p0.conv.w2.shape, { std: 0.2 }) } };
   const x = normal(randomKey(3), [2, 6, cfg.width]), r = normal(randomKey(4), [2, 6, cfg.width]);
-  const f = (q: typeof p, xi: Tensor) => jetBlock.apply(q, xi, cfg, spec).mul(r).sum();
+  const f = (q: typeof p, xi: Tensor) => jet.apply(q, xi).mul(r).sum();
   const { gpu, cpu } = await onBoth(() => {
     const [gp, gx] = grad(f, { argnums: [0, 1] })(p, x);
-    return [jetBlock.apply(p, x, cfg, spec), ...treeLeaves(gp), gx];
+    return [jet.apply(p, x), ...treeLeaves(gp), gx];
   });
   // f32 on both sides with different summation orders: ~1e-4 relative.
   gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 2e-3, atol: 2e-5, msg: `output ${i}` }));

@@ -3,7 +3,7 @@
 import { normal, randomKey } from "../../mod.ts";
 import { block } from "../../nn/mod.ts";
 import { linearAttention } from "../../nn/linear_attention.ts";
-import { assertClose, inF64, values } from "../helpers.ts";
+import { assertClose, forEachBackend, inF64, values } from "../helpers.ts";
 import {
   checkCausal,
   checkMixerGradFD,
@@ -18,11 +18,11 @@ const phi = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
 
 Deno.test("linear attention equals its recurrence o_t = phi(q)^T S_t / (phi(q)^T z_t + eps) in float64 loops", async () => {
   await inF64(async () => {
-    const cfg = tinyConfig(block("linear"), { width: 6, heads: 3 }), spec = cfg.blocks[0];
+    const linear = linearAttention(tinyConfig(block("linear"), { width: 6, heads: 3 }));
     const T = 5, D = 6, H = 3, E = 2;
-    const p = linearAttention.init(randomKey(1), cfg, spec);
+    const p = linear.init(randomKey(1));
     const x = normal(randomKey(2), [1, T, D]);
-    const got = await values(linearAttention.apply(p, x, cfg, spec));
+    const got = await values(linear.apply(p, x));
     const [xs, wq, wk, wv, wo] = await Promise.all([x, p.wq, p.wk, p.wv, p.wo].map(values));
     const [q, k, v] = [wq, wk, wv].map((w) => hostMatmul(xs, w, T, D, D));
     const o = new Array(T * D).fill(0);
@@ -42,14 +42,10 @@ Deno.test("linear attention equals its recurrence o_t = phi(q)^T S_t / (phi(q)^T
   });
 });
 
-Deno.test("linear: prefill then one step per token reproduces apply, with and without a block conv", async () => {
-  await checkStepMatchesApply(linearAttention, tinyConfig(block("linear")), { prompt: 2, total: 6 });
-  await checkStepMatchesApply(linearAttention, tinyConfig(block("linear", { conv: true })), {
-    prompt: 1,
-    total: 5,
-    conv: true,
-  });
-  await checkStepMatchesApply(linearAttention, tinyConfig(block("linear", { conv: true })), {
+forEachBackend("linear: prefill then one step per token reproduces apply, with and without a block conv", async () => {
+  await checkStepMatchesApply(tinyConfig(block("linear")), { prompt: 2, total: 6 });
+  await checkStepMatchesApply(tinyConfig(block("linear", { conv: true })), { prompt: 1, total: 5, conv: true });
+  await checkStepMatchesApply(tinyConfig(block("linear", { conv: true })), {
     prompt: 9,
     total: 12,
     conv: true,
@@ -57,18 +53,18 @@ Deno.test("linear: prefill then one step per token reproduces apply, with and wi
   });
 });
 
-Deno.test("linear: changing inputs after position t never changes outputs at or before t", async () => {
-  await checkCausal(linearAttention, tinyConfig(block("linear")), { T: 7 });
+forEachBackend("linear: changing inputs after position t never changes outputs at or before t", async () => {
+  await checkCausal(tinyConfig(block("linear")), { T: 7 });
 });
 
 Deno.test("linear: the vjp with respect to the input and every param matches finite differences", async () => {
-  await checkMixerGradFD(linearAttention, tinyConfig(block("linear"), { width: 4 }), { T: 5 });
+  await checkMixerGradFD(tinyConfig(block("linear"), { width: 4 }), { T: 5 });
 });
 
 Deno.test("linear: stateBytes counts the prefill cache and does not grow with the context", () => {
-  checkStateBytes(linearAttention, tinyConfig(block("linear")));
+  checkStateBytes(tinyConfig(block("linear")));
 });
 
-Deno.test("a one-layer linear attention model overfits a fixed batch", async () => {
+forEachBackend("a one-layer linear attention model overfits a fixed batch", async () => {
   await checkOverfits("linear");
 });

@@ -12,21 +12,29 @@ import {
   treeMap,
   treeUnflatten,
 } from "../../mod.ts";
-import { block, type BlockSpec, causalConv, initModel, lossFn, type MixerKind, modelConfig } from "../../nn/mod.ts";
-import type { Mixer } from "../../nn/mixer.ts";
+import {
+  block,
+  type BlockSpec,
+  causalConv,
+  initModel,
+  lossFn,
+  mixer,
+  type MixerKind,
+  type MixerParams,
+  modelConfig,
+} from "../../nn/mod.ts";
 import type { ModelConfig } from "../../nn/spec.ts";
 import { assertClose, checkGradFD, inF64, values } from "../helpers.ts";
 
-// deno-lint-ignore no-explicit-any
-type AnyMixer = Mixer<any, any>;
+// Every check below tests the mixer of a config's only block, bound through `mixer` as models bind it.
+const layerMixer = (cfg: ModelConfig) => mixer(cfg, cfg.blocks[0]);
 
 /**
  * Fresh params with every leaf nudged by N(0, 0.2^2): zero-initialized parts (a dynamic conv's
  * generator output layer, which makes the conv the identity) would otherwise hide their mistakes.
  */
-// deno-lint-ignore no-explicit-any
-export function perturbedParams(mixer: AnyMixer, cfg: ModelConfig, seed: number): any {
-  const [leaves, def] = treeFlatten(mixer.init(randomKey(seed), cfg, cfg.blocks[0]));
+export function perturbedParams(cfg: ModelConfig, seed: number): MixerParams {
+  const [leaves, def] = treeFlatten(layerMixer(cfg).init(randomKey(seed)));
   return treeUnflatten(def, leaves.map((l, i) => l.add(normal(randomKey(seed + 100 + i), l.shape, { std: 0.2 }))));
 }
 
@@ -41,13 +49,12 @@ export function tinyConfig(spec: BlockSpec, sizes: { width?: number; heads?: num
  * and each step convolves its token with the previous inputs (zeros before the start).
  */
 export async function checkStepMatchesApply(
-  mixer: AnyMixer,
   cfg: ModelConfig,
   opts: { prompt: number; total: number; conv?: boolean; seed?: number; atol?: number },
 ): Promise<void> {
   const { prompt: P, total: T, seed = 1, atol = 3e-5 } = opts;
-  const spec = cfg.blocks[0], D = cfg.width, W = cfg.convWidth, B = 2;
-  const p = perturbedParams(mixer, cfg, seed);
+  const m = layerMixer(cfg), D = cfg.width, W = cfg.convWidth, B = 2;
+  const p = perturbedParams(cfg, seed);
   const x = normal(randomKey(seed + 1), [B, T, D]);
   const w = opts.conv ? normal(randomKey(seed + 2), [D, W], { std: 0.6 }) : null;
   const input = (t0: number, t1: number) => {
@@ -56,33 +63,29 @@ export async function checkStepMatchesApply(
     const past = x.pad([[0, 0], [W - 1, 0], [0, 0]]).slice([0, t0, 0], [B, t0 + W - 1, D]);
     return causalConv(xs, w, { past });
   };
-  const full = await values(mixer.apply(p, input(0, T), cfg, spec)); // [B, T, D]
+  const full = await values(m.apply(p, input(0, T))); // [B, T, D]
   const at = (t0: number, t1: number) =>
     Array.from({ length: B }, (_, b) => full.slice((b * T + t0) * D, (b * T + t1) * D)).flat();
-  let [out, cache] = mixer.prefill(p, input(0, P), cfg, spec);
+  let [out, cache] = m.prefill(p, input(0, P));
   assertClose(await values(out), at(0, P), { atol, rtol: 1e-4, msg: "prefill" });
   for (let t = P; t < T; t++) {
-    [out, cache] = mixer.step(p, input(t, t + 1), cache, { pos: t, cfg, spec });
+    [out, cache] = m.step(p, input(t, t + 1), { cache, pos: t });
     await readAll([out, ...treeLeaves(cache)]); // realize the cache so the next step starts from data
     assertClose(await values(out), at(t, t + 1), { atol, rtol: 1e-4, msg: `step at ${t}` });
   }
 }
 
 /** Changing the inputs after position t never changes the outputs at or before t. */
-export async function checkCausal(
-  mixer: AnyMixer,
-  cfg: ModelConfig,
-  opts: { T: number; seed?: number },
-): Promise<void> {
+export async function checkCausal(cfg: ModelConfig, opts: { T: number; seed?: number }): Promise<void> {
   const { T, seed = 3 } = opts;
-  const spec = cfg.blocks[0], D = cfg.width;
-  const p = perturbedParams(mixer, cfg, seed);
+  const m = layerMixer(cfg), D = cfg.width;
+  const p = perturbedParams(cfg, seed);
   const x = normal(randomKey(seed + 1), [1, T, D]), other = normal(randomKey(seed + 2), [1, T, D]).mul(3);
-  const base = await values(mixer.apply(p, x, cfg, spec));
+  const base = await values(m.apply(p, x));
   for (let t = 0; t < T - 1; t++) {
     const changed = x.slice([0, 0, 0], [1, t + 1, D]).pad([[0, 0], [0, T - t - 1], [0, 0]])
       .add(other.slice([0, t + 1, 0]).pad([[0, 0], [t + 1, 0], [0, 0]]));
-    const y = await values(mixer.apply(p, changed, cfg, spec));
+    const y = await values(m.apply(p, changed));
     assertClose(y.slice(0, (t + 1) * D), base.slice(0, (t + 1) * D), { atol: 1e-6, rtol: 1e-6, msg: `t=${t}` });
     const moved = y.slice((t + 1) * D).some((v, i) => Math.abs(v - base[(t + 1) * D + i]) > 1e-4);
     if (!moved) throw new Error(`changing inputs after ${t} changed no later output: the test would prove nothing`);
@@ -93,27 +96,27 @@ export async function checkCausal(
  * The vjp of `apply` with respect to the input and every (perturbed) param matches finite
  * differences (float64).
  */
-export async function checkMixerGradFD(mixer: AnyMixer, cfg: ModelConfig, opts: { T: number; seed?: number }) {
+export async function checkMixerGradFD(cfg: ModelConfig, opts: { T: number; seed?: number }): Promise<void> {
   const { T, seed = 5 } = opts;
-  const spec = cfg.blocks[0];
+  const m = layerMixer(cfg);
   await inF64(async () => {
-    const [leaves, def] = treeFlatten(perturbedParams(mixer, cfg, seed));
+    const [leaves, def] = treeFlatten(perturbedParams(cfg, seed));
     const x = normal(randomKey(seed + 1), [2, T, cfg.width]);
     const r = normal(randomKey(seed + 2), [2, T, cfg.width]);
-    const f = (xi: Tensor, ...ls: Tensor[]) => mixer.apply(treeUnflatten(def, ls), xi, cfg, spec).mul(r).sum();
-    await checkGradFD(f, [x, ...leaves], { atol: 1e-7, rtol: 1e-5, msg: spec.attn });
+    const f = (xi: Tensor, ...ls: Tensor[]) => m.apply(treeUnflatten(def, ls), xi).mul(r).sum();
+    await checkGradFD(f, [x, ...leaves], { atol: 1e-7, rtol: 1e-5, msg: cfg.blocks[0].attn });
   });
 }
 
 /** `stateBytes` does not grow with the context and counts exactly the bytes of the cache `prefill` returns. */
-export function checkStateBytes(mixer: AnyMixer, cfg: ModelConfig): void {
-  const spec = cfg.blocks[0];
-  const p = mixer.init(randomKey(7), cfg, spec);
+export function checkStateBytes(cfg: ModelConfig): void {
+  const m = layerMixer(cfg);
+  const p = m.init(randomKey(7));
   const sizes = [1, 2, 9, 40].map((T) => {
-    const [, cache] = mixer.prefill(p, normal(randomKey(T), [1, T, cfg.width]), cfg, spec);
+    const [, cache] = m.prefill(p, normal(randomKey(T), [1, T, cfg.width]));
     return treeLeaves(cache).reduce((n, t) => n + t.size * 4, 0);
   });
-  const claimed = [1, 2, 9, 40, 1e6].map((T) => mixer.stateBytes(cfg, spec, T));
+  const claimed = [1, 2, 9, 40, 1e6].map((T) => m.stateBytes(T));
   if (new Set([...sizes, ...claimed]).size !== 1) {
     throw new Error(`cache bytes ${sizes} and stateBytes ${claimed} should all be equal`);
   }

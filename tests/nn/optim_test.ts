@@ -15,7 +15,7 @@ import {
 } from "../../mod.ts";
 import { adamw, type AdamWState } from "../../nn/optim.ts";
 import { clipByGlobalNorm, constantSchedule, globalNorm, type Schedule, warmupCosine } from "../../nn/schedule.ts";
-import { assertClose, assertThrowsMsg, randomValues, useF64, values } from "../helpers.ts";
+import { assertClose, assertThrowsMsg, forEachBackend, inF64, randomValues, values } from "../helpers.ts";
 import { gpuTest } from "../core/webgpu/gpu.ts";
 
 interface Params {
@@ -132,67 +132,71 @@ const arbHyper = fc.record({
   wd: fc.double({ min: 0, max: 0.2, noNaN: true }),
 });
 
-Deno.test("four AdamW steps on random params and grads match a float64 reference (f32 backend)", async () => {
-  await setBackend("cpu");
-  await fc.assert(
-    fc.asyncProperty(arbSizes, arbHyper, fc.integer({ min: 1, max: 1e6 }), async (sizes, h, seed) => {
-      // f32 rounding of params (~6e-8) and of the step's factors (~1e-6 relative) bound the error.
-      await checkAgainstReference(sizes, { ...h, lr: () => h.lr }, seed, { atol: 5e-7, rtol: 2e-5 });
-    }),
-    { numRuns: 20 },
-  );
-});
+forEachBackend(
+  "four AdamW steps on random params and grads match a float64 reference (f32 backend)",
+  async (backend) => {
+    // f32 rounding of params (~6e-8) and of the step's factors (~1e-6 relative) bound the error on the
+    // CPU; WGSL's division and sqrt may be off by a few ulps more, and the rest of the step with them.
+    const tol = backend === "webgpu" ? { atol: 2e-6, rtol: 1e-4 } : { atol: 5e-7, rtol: 2e-5 };
+    await fc.assert(
+      fc.asyncProperty(arbSizes, arbHyper, fc.integer({ min: 1, max: 1e6 }), async (sizes, h, seed) => {
+        await checkAgainstReference(sizes, { ...h, lr: () => h.lr }, seed, tol);
+      }),
+      { numRuns: 20 },
+    );
+  },
+);
 
 Deno.test("AdamW with a warmupCosine schedule matches the float64 reference closely on the f64 backend", async () => {
-  useF64();
-  const sched = { peak: 0.05, warmupSteps: 2, totalSteps: 6, final: 0.01 };
-  const lr = (s: number) =>
-    s < 2 ? 0.05 * s / 2 : s >= 6 ? 0.01 : 0.01 + 0.04 * 0.5 * (1 + Math.cos(Math.PI * (s - 2) / 4));
-  const o = { lr, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.05, schedule: warmupCosine(sched) };
-  // Only the f32 storage of the hyperparameters (~3e-8 relative) separates the two here.
-  await checkAgainstReference([3, 4, 2], o, 11, { atol: 1e-10, rtol: 1e-6 });
-  await setBackend("cpu");
+  await inF64(async () => {
+    const sched = { peak: 0.05, warmupSteps: 2, totalSteps: 6, final: 0.01 };
+    const lr = (s: number) =>
+      s < 2 ? 0.05 * s / 2 : s >= 6 ? 0.01 : 0.01 + 0.04 * 0.5 * (1 + Math.cos(Math.PI * (s - 2) / 4));
+    const o = { lr, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.05, schedule: warmupCosine(sched) };
+    // Only the f32 storage of the hyperparameters (~3e-8 relative) separates the two here.
+    await checkAgainstReference([3, 4, 2], o, 11, { atol: 1e-10, rtol: 1e-6 });
+  });
 });
 
 Deno.test("clipNorm clips the trained leaves' grads (frozen ones not counted) before the moments", async () => {
-  useF64();
-  const o = { lr: () => 0.02, b1: 0.8, b2: 0.99, eps: 1e-8, wd: 0.01, clipNorm: 1, gradScale: 10 };
-  // Frozen leaves get large grads too: counting them would shrink the trained leaves' steps.
-  await checkAgainstReference([3, 4, 2], { ...o, frozen: (path) => path.startsWith("layers") }, 12, {
-    atol: 1e-10,
-    rtol: 1e-6,
+  await inF64(async () => {
+    const o = { lr: () => 0.02, b1: 0.8, b2: 0.99, eps: 1e-8, wd: 0.01, clipNorm: 1, gradScale: 10 };
+    // Frozen leaves get large grads too: counting them would shrink the trained leaves' steps.
+    await checkAgainstReference([3, 4, 2], { ...o, frozen: (path) => path.startsWith("layers") }, 12, {
+      atol: 1e-10,
+      rtol: 1e-6,
+    });
+    await checkAgainstReference([2, 2, 3], o, 13, { atol: 1e-10, rtol: 1e-6 });
   });
-  await checkAgainstReference([2, 2, 3], o, 13, { atol: 1e-10, rtol: 1e-6 });
-  await setBackend("cpu");
 });
 
 Deno.test("weight decay is decoupled (p -= lr wd p whatever the grads) and follows weightDecayMask", async () => {
-  useF64();
-  const p = makeParams(randomFlat([2, 3, 2], 5), [2, 3, 2]);
-  const zeroGrads = makeParams(randomFlat([2, 3, 2], 6).map((x) => x.map(() => 0)), [2, 3, 2]);
-  const bigGrads = makeParams(randomFlat([2, 3, 2], 7).map((x) => x.map((v) => 1e3 * v)), [2, 3, 2]);
-  const [lr, wd] = [0.5, 0.1];
-  const mask = (path: string) => path.startsWith("layers") || path === "head.b";
-  for (const [grads, name] of [[zeroGrads, "zero"], [bigGrads, "large"]] as const) {
-    const withWd = await runAdamW(adamw({ lr, weightDecay: wd, weightDecayMask: mask }), p, [grads]);
-    const noWd = await runAdamW(adamw({ lr, weightDecay: 0 }), p, [grads]);
-    const [a, b, p0] = [withWd.params, noWd.params, p].map(treeLeaves);
-    for (const [i, [path]] of leafShapes(2, 3, 2).entries()) {
-      const [av, bv, p0v] = [await values(a[i]), await values(b[i]), await values(p0[i])];
-      // With equal grads the Adam parts are equal, so the difference is exactly the decay term.
-      const decay = p0v.map((x) => (mask(path) ? lr * wd * x : 0));
-      assertClose(bv.map((x, j) => x - av[j]), decay, { atol: 1e-12, rtol: 1e-6, msg: `${name} grads, ${path}` });
+  await inF64(async () => {
+    const p = makeParams(randomFlat([2, 3, 2], 5), [2, 3, 2]);
+    const zeroGrads = makeParams(randomFlat([2, 3, 2], 6).map((x) => x.map(() => 0)), [2, 3, 2]);
+    const bigGrads = makeParams(randomFlat([2, 3, 2], 7).map((x) => x.map((v) => 1e3 * v)), [2, 3, 2]);
+    const [lr, wd] = [0.5, 0.1];
+    const mask = (path: string) => path.startsWith("layers") || path === "head.b";
+    for (const [grads, name] of [[zeroGrads, "zero"], [bigGrads, "large"]] as const) {
+      const withWd = await runAdamW(adamw({ lr, weightDecay: wd, weightDecayMask: mask }), p, [grads]);
+      const noWd = await runAdamW(adamw({ lr, weightDecay: 0 }), p, [grads]);
+      const [a, b, p0] = [withWd.params, noWd.params, p].map(treeLeaves);
+      for (const [i, [path]] of leafShapes(2, 3, 2).entries()) {
+        const [av, bv, p0v] = [await values(a[i]), await values(b[i]), await values(p0[i])];
+        // With equal grads the Adam parts are equal, so the difference is exactly the decay term.
+        const decay = p0v.map((x) => (mask(path) ? lr * wd * x : 0));
+        assertClose(bv.map((x, j) => x - av[j]), decay, { atol: 1e-12, rtol: 1e-6, msg: `${name} grads, ${path}` });
+      }
     }
-  }
-  // The default decays only tensors with at least two axes.
-  const byDefault = await runAdamW(adamw({ lr, weightDecay: wd }), p, [zeroGrads]);
-  const [pb, pw] = treeLeaves(byDefault.params), [b0, w0] = treeLeaves(p);
-  assertClose(await values(pb), await values(b0), { atol: 0, rtol: 0, msg: "head.b (1 axis)" });
-  assertClose(await values(pw), (await values(w0)).map((x) => x * (1 - lr * wd)), { rtol: 1e-12, msg: "head.w" });
-  await setBackend("cpu");
+    // The default decays only tensors with at least two axes.
+    const byDefault = await runAdamW(adamw({ lr, weightDecay: wd }), p, [zeroGrads]);
+    const [pb, pw] = treeLeaves(byDefault.params), [b0, w0] = treeLeaves(p);
+    assertClose(await values(pb), await values(b0), { atol: 0, rtol: 0, msg: "head.b (1 axis)" });
+    assertClose(await values(pw), (await values(w0)).map((x) => x * (1 - lr * wd)), { rtol: 1e-12, msg: "head.w" });
+  });
 });
 
-Deno.test("frozen leaves come back as the same tensors, bit for bit, and keep no moments", async () => {
+forEachBackend("frozen leaves come back as the same tensors, bit for bit, and keep no moments", async () => {
   const sizes = [3, 4, 2];
   const p = makeParams(randomFlat(sizes, 21), sizes);
   const before = await readAll(treeLeaves(p));
@@ -222,7 +226,7 @@ Deno.test("frozen leaves come back as the same tensors, bit for bit, and keep no
   if (r.params.ids !== withIds.ids) throw new Error("an i32 leaf must be returned unchanged");
 });
 
-Deno.test("AdamW state is a pytree of tensors: count is an i32 scalar and treeDispose releases it", async () => {
+forEachBackend("AdamW state is a pytree of tensors: count is an i32 scalar and treeDispose releases it", async () => {
   const p = makeParams(randomFlat([2, 2, 2], 31), [2, 2, 2]);
   const opt = adamw({ lr: 0.01 });
   const s0 = opt.init(p);
@@ -247,7 +251,7 @@ function deepFreeze<T>(tree: T): T {
   return tree;
 }
 
-Deno.test("update accepts deeply frozen params, grads and state and changes none of them", async () => {
+forEachBackend("update accepts deeply frozen params, grads and state and changes none of them", async () => {
   const sizes = [2, 3, 2];
   const p = deepFreeze(makeParams(randomFlat(sizes, 41), sizes));
   const g = deepFreeze(makeParams(randomFlat(sizes, 42), sizes));
@@ -265,36 +269,39 @@ Deno.test("update accepts deeply frozen params, grads and state and changes none
   if (next.params === p || next.state === s || next.params.head === p.head) throw new Error("expected new records");
 });
 
-Deno.test("globalNorm is the root of the sum of squares; clipping caps it and leaves small grads as they are", async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      arbSizes,
-      fc.integer({ min: 1, max: 1e6 }),
-      fc.double({ min: 0.1, max: 5, noNaN: true }),
-      async (sizes, seed, maxNorm) => {
-        const flat = randomFlat(sizes, seed);
-        const g = makeParams(flat, sizes);
-        const want = Math.sqrt(flat.flat().reduce((a, x) => a + x * x, 0));
-        const { grads, norm } = clipByGlobalNorm(g, maxNorm);
-        const [n, n2] = await readAll([norm, globalNorm(g)]);
-        assertClose([n[0], n2[0]], [want, want], { atol: 1e-6, rtol: 1e-5, msg: "norm" });
-        const [clippedNorm] = await readAll([globalNorm(grads)]);
-        if (!(clippedNorm[0] <= maxNorm * (1 + 1e-6))) throw new Error(`clipped norm ${clippedNorm[0]} > ${maxNorm}`);
-        const got = await readAll(treeLeaves(grads));
-        const scale = want <= maxNorm ? 1 : maxNorm / want;
-        got.forEach((x, i) => {
-          const tol = scale === 1 ? { atol: 0, rtol: 0 } : { atol: 1e-7, rtol: 1e-5 };
-          assertClose(x, flat[i].map((v) => v * scale), { ...tol, msg: `leaf ${i} (norm ${want}, max ${maxNorm})` });
-        });
-      },
-    ),
-    { numRuns: 30 },
-  );
-  const [zero] = await readAll([clipByGlobalNorm({ w: tensor([0, 0]) }, 1).grads.w]);
-  assertClose(zero, [0, 0], { atol: 0, msg: "zero grads stay zero (no 0/0)" });
-});
+forEachBackend(
+  "globalNorm is the root of the sum of squares; clipping caps it and leaves small grads as they are",
+  async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        arbSizes,
+        fc.integer({ min: 1, max: 1e6 }),
+        fc.double({ min: 0.1, max: 5, noNaN: true }),
+        async (sizes, seed, maxNorm) => {
+          const flat = randomFlat(sizes, seed);
+          const g = makeParams(flat, sizes);
+          const want = Math.sqrt(flat.flat().reduce((a, x) => a + x * x, 0));
+          const { grads, norm } = clipByGlobalNorm(g, maxNorm);
+          const [n, n2] = await readAll([norm, globalNorm(g)]);
+          assertClose([n[0], n2[0]], [want, want], { atol: 1e-6, rtol: 1e-5, msg: "norm" });
+          const [clippedNorm] = await readAll([globalNorm(grads)]);
+          if (!(clippedNorm[0] <= maxNorm * (1 + 1e-6))) throw new Error(`clipped norm ${clippedNorm[0]} > ${maxNorm}`);
+          const got = await readAll(treeLeaves(grads));
+          const scale = want <= maxNorm ? 1 : maxNorm / want;
+          got.forEach((x, i) => {
+            const tol = scale === 1 ? { atol: 0, rtol: 0 } : { atol: 1e-7, rtol: 1e-5 };
+            assertClose(x, flat[i].map((v) => v * scale), { ...tol, msg: `leaf ${i} (norm ${want}, max ${maxNorm})` });
+          });
+        },
+      ),
+      { numRuns: 30 },
+    );
+    const [zero] = await readAll([clipByGlobalNorm({ w: tensor([0, 0]) }, 1).grads.w]);
+    assertClose(zero, [0, 0], { atol: 0, msg: "zero grads stay zero (no 0/0)" });
+  },
+);
 
-Deno.test("warmupCosine has its closed-form values at steps 0, warmup, mid-decay, total and beyond", async () => {
+forEachBackend("warmupCosine has its closed-form values at steps 0, warmup, mid-decay, total and beyond", async () => {
   const [peak, w, total] = [2e-3, 10, 110];
   const s = warmupCosine({ peak, warmupSteps: w, totalSteps: total });
   const final = 0.1 * peak;
@@ -320,8 +327,7 @@ Deno.test("warmupCosine has its closed-form values at steps 0, warmup, mid-decay
   assertClose((await readAll([constantSchedule(0.3)(tensor(7))]))[0], [0.3], { rtol: 1e-7 });
 });
 
-Deno.test("AdamW fits a small linear regression: the loss falls by more than 100x in 150 steps", async () => {
-  await setBackend("cpu");
+forEachBackend("AdamW fits a small linear regression: the loss falls by more than 100x in 150 steps", async () => {
   const [n, d] = [32, 3];
   const x = tensor(randomValues(n * d, 51), { shape: [n, d] });
   const y = x.matmul(tensor([[1.5], [-2], [0.5]])).add(0.7);

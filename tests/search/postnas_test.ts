@@ -148,8 +148,7 @@ Deno.test("bad options and infeasible spaces fail with clear errors", async () =
     "baseline must have one entry per layer (2)",
   );
   await assertThrowsMsg(
-    // deno-lint-ignore no-explicit-any
-    () => postnas(space, () => 0, { strategy: "random" as any, baseline: ["a", "a"] }),
+    () => postnas(space, () => 0, { strategy: "random" as never, baseline: ["a", "a"] }),
     'strategy must be "greedy" or "beam"',
   );
   await assertThrowsMsg(

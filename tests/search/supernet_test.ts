@@ -16,7 +16,7 @@ import {
   stableKey,
   toyBatch,
 } from "../../search/mod.ts";
-import { assertClose, assertThrowsMsg, values } from "../helpers.ts";
+import { assertClose, assertThrowsMsg, forEachBackend, values } from "../helpers.ts";
 
 const cfg = modelConfig({
   vocab: 256,
@@ -32,25 +32,28 @@ const seedSpace: BlockSpec[][] = [0, 1, 2].map(() =>
   )
 );
 
-Deno.test("a path's forward equals the forward of a model assembled by hand from the supernet's tensors", async () => {
-  const sn = initSupernet(randomKey(1), cfg, seedSpace);
-  const tokens = tensor([[72, 101, 108, 108, 111, 33]], { dtype: "i32" });
-  for (let s = 0; s < 6; s++) {
-    const path = samplePath(randomKey(100 + s), seedSpace);
-    const slot = (b: BlockSpec) => (b.attn === "mha" || b.attn === "swa" ? "attention" : b.attn);
-    const params: ModelParams = {
-      embed: sn.params.embed,
-      normf: sn.params.normf,
-      blocks: path.map((b, i) => {
-        const l = sn.params.layers[i];
-        const p = { norm1: l.norm1, norm2: l.norm2, ffn: l.ffn, mixer: l.mixers[slot(b)] };
-        return b.conv ? { ...p, conv: l.conv } : p;
-      }),
-    };
-    const want = await values(forward(params, tokens, modelConfig({ ...cfg, blocks: path })));
-    assertClose(await values(forwardPath(sn, tokens, path)), want, { rtol: 0, atol: 0, msg: stableKey(path) });
-  }
-});
+forEachBackend(
+  "a path's forward equals the forward of a model assembled by hand from the supernet's tensors",
+  async () => {
+    const sn = initSupernet(randomKey(1), cfg, seedSpace);
+    const tokens = tensor([[72, 101, 108, 108, 111, 33]], { dtype: "i32" });
+    for (let s = 0; s < 6; s++) {
+      const path = samplePath(randomKey(100 + s), seedSpace);
+      const slot = (b: BlockSpec) => (b.attn === "mha" || b.attn === "swa" ? "attention" : b.attn);
+      const params: ModelParams = {
+        embed: sn.params.embed,
+        normf: sn.params.normf,
+        blocks: path.map((b, i) => {
+          const l = sn.params.layers[i];
+          const p = { norm1: l.norm1, norm2: l.norm2, ffn: l.ffn, mixer: l.mixers[slot(b)]! };
+          return b.conv ? { ...p, conv: l.conv } : p;
+        }),
+      };
+      const want = await values(forward(params, tokens, modelConfig({ ...cfg, blocks: path })));
+      assertClose(await values(forwardPath(sn, tokens, path)), want, { rtol: 0, atol: 0, msg: stableKey(path) });
+    }
+  },
+);
 
 Deno.test("extracting then merging a subnet gives back the same tensors", () => {
   const sn = initSupernet(randomKey(2), cfg, paperSpace);
@@ -77,7 +80,7 @@ Deno.test("a supernet built from a trained model inherits its embeddings, norms,
   if (attention !== 4 * 16 * 16) throw new Error(`attention has ${attention} params`);
 });
 
-Deno.test("evaluateModel's accuracy counts exact predictions at answer positions only", async () => {
+forEachBackend("evaluateModel's accuracy counts exact predictions at answer positions only", async () => {
   const params = initModel(randomKey(6), cfg);
   const batch = toyBatch(randomKey(7), { batch: 2, seqLen: 40, pairs: 3 });
   const ev = await evaluateModel(params, cfg, [batch]);
@@ -97,36 +100,39 @@ Deno.test("evaluateModel's accuracy counts exact predictions at answer positions
   if (total !== 6) throw new Error(`expected 3 answers per sequence, found ${total}`);
 });
 
-Deno.test("the seed's greedy search and the paper's budgeted beam search run through the same postnas", async () => {
-  const held = [toyBatch(randomKey(8), { batch: 2, seqLen: 40 })];
-  const seedNet = initSupernet(randomKey(9), cfg, seedSpace);
-  const greedy = await postnas(seedSpace, pathObjective(seedNet, held), {
-    strategy: "greedy",
-    baseline: seedSpace.map((c) => c[0]),
-  });
-  if (greedy.trace.length !== seedSpace.reduce((n, c) => n + c.length, 0)) {
-    throw new Error(`greedy visited ${greedy.trace.length}`);
-  }
-  const paperNet = initSupernet(randomKey(10), cfg, paperSpace);
-  const objective = pathObjective(paperNet, held, { accuracy: 1 });
-  const feasible = maxCount((b: BlockSpec) => b.attn === "mha", 1);
-  const beam = await postnas(paperSpace, objective, {
-    strategy: "beam",
-    beamWidth: 2,
-    baseline: paperSpace.map(() => block("jet")),
-    feasible,
-  });
-  if (!feasible(beam.choice)) throw new Error(`infeasible choice ${stableKey(beam.choice)}`);
-  if (objective.metrics.size !== beam.trace.filter((v) => !v.cached).length) {
-    throw new Error("metrics and trace disagree");
-  }
-  await assertThrowsMsg(
-    () => extractSubnet(paperNet, [block("linear"), block("mha"), block("mha")]),
-    "layer 0 has no linear candidate",
-  );
-});
+forEachBackend(
+  "the seed's greedy search and the paper's budgeted beam search run through the same postnas",
+  async () => {
+    const held = [toyBatch(randomKey(8), { batch: 2, seqLen: 40 })];
+    const seedNet = initSupernet(randomKey(9), cfg, seedSpace);
+    const greedy = await postnas(seedSpace, pathObjective(seedNet, held), {
+      strategy: "greedy",
+      baseline: seedSpace.map((c) => c[0]),
+    });
+    if (greedy.trace.length !== seedSpace.reduce((n, c) => n + c.length, 0)) {
+      throw new Error(`greedy visited ${greedy.trace.length}`);
+    }
+    const paperNet = initSupernet(randomKey(10), cfg, paperSpace);
+    const objective = pathObjective(paperNet, held, { accuracy: 1 });
+    const feasible = maxCount((b: BlockSpec) => b.attn === "mha", 1);
+    const beam = await postnas(paperSpace, objective, {
+      strategy: "beam",
+      beamWidth: 2,
+      baseline: paperSpace.map(() => block("jet")),
+      feasible,
+    });
+    if (!feasible(beam.choice)) throw new Error(`infeasible choice ${stableKey(beam.choice)}`);
+    if (objective.metrics.size !== beam.trace.filter((v) => !v.cached).length) {
+      throw new Error("metrics and trace disagree");
+    }
+    await assertThrowsMsg(
+      () => extractSubnet(paperNet, [block("linear"), block("mha"), block("mha")]),
+      "layer 0 has no linear candidate",
+    );
+  },
+);
 
-Deno.test("decodeLatency measures a positive time per token and pathObjective can weigh it", async () => {
+forEachBackend("decodeLatency measures a positive time per token and pathObjective can weigh it", async () => {
   const { decodeLatency } = await import("../../search/mod.ts");
   const small = modelConfig({ vocab: 256, width: 16, heads: 2, ffnHidden: 24, blocks: [block("jet"), block("mha")] });
   const ms = await decodeLatency(initModel(randomKey(11), small), small, { context: 12, tokens: 3 });

@@ -3,12 +3,12 @@
 import { randomKey, treeLeaves } from "../../mod.ts";
 import { block, lossFn, modelConfig } from "../../nn/mod.ts";
 import { extractSubnet, initSupernet, supernetTrainer, toyBatch } from "../../search/mod.ts";
-import { values } from "../helpers.ts";
+import { forEachBackend, values } from "../helpers.ts";
 
 const cfg = modelConfig({ vocab: 256, width: 16, heads: 2, ffnHidden: 24, blocks: [block("mha"), block("mha")] });
 const space = [[block("mha"), block("jet", { conv: true })], [block("swa", { window: 4 }), block("linear")]];
 
-Deno.test("a supernet step changes the path's mixers and norms only; MLPs and other candidates stay", async () => {
+forEachBackend("a supernet step changes the path's mixers and norms only; MLPs and other candidates stay", async () => {
   const sn = initSupernet(randomKey(1), cfg, space);
   const trainer = supernetTrainer({ lr: 1e-2 });
   const batch = toyBatch(randomKey(2), { batch: 2, seqLen: 40 });
@@ -33,7 +33,7 @@ Deno.test("a supernet step changes the path's mixers and norms only; MLPs and ot
   if (before.layers[0].conv === after.layers[0].conv) throw new Error("the on-path conv did not change");
 });
 
-Deno.test("training random paths lowers the loss of every path", async () => {
+forEachBackend("training random paths lowers the loss of every path", async () => {
   let sn = initSupernet(randomKey(3), cfg, space);
   const trainer = supernetTrainer({ lr: 3e-3 });
   let opt = trainer.init(sn);
