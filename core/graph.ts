@@ -1,7 +1,7 @@
 // The lazy graph: frozen nodes (a primitive applied to input nodes, or a data leaf), resolution of
 // nodes already computed, rewriting, and the schedule every backend shares.
 
-import type { Prim, PrimParams } from "./prim.ts";
+import type { CpuArray, Prim, PrimParams } from "./prim.ts";
 import type { DType, Shape } from "./shape.ts";
 
 /** What a node is: a primitive, or `"data"` for a leaf whose value some storage holds. */
@@ -10,6 +10,7 @@ export type Op = Prim | "data";
 type None = Record<never, never>;
 
 let nextId = 0;
+const NO_INPUTS: readonly Node[] = Object.freeze([]);
 
 /**
  * One value of the graph, immutable once built: its shape and dtype (checked when it was built),
@@ -24,14 +25,30 @@ export class Node {
   readonly dtype: DType;
   readonly src: readonly Node[];
   readonly params: PrimParams[Prim] | None;
+  /** A constant leaf's host value (immutable, handed over when built); null for every other node. */
+  readonly value: CpuArray | null;
 
-  constructor(op: Op, shape: Shape, dtype: DType, src: readonly Node[], params: PrimParams[Prim] | None) {
+  /**
+   * Builds a node; it is frozen, and its arrays (`shape`, `src`) are never changed afterwards by
+   * anyone, so they are not frozen themselves: V8 runs `map`, `every` and spreads over frozen arrays
+   * several times slower, and shape rules do that on every node of every step. Tensors expose
+   * frozen copies.
+   */
+  constructor(
+    op: Op,
+    shape: Shape,
+    dtype: DType,
+    src: readonly Node[],
+    params: PrimParams[Prim] | None,
+    value: CpuArray | null = null,
+  ) {
     this.id = nextId++;
     this.op = op;
-    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
+    this.shape = shape;
     this.dtype = dtype;
-    this.src = Object.freeze([...src]);
+    this.src = src.length === 0 ? NO_INPUTS : src;
     this.params = params;
+    this.value = value;
     Object.freeze(this);
   }
 
@@ -56,6 +73,17 @@ export class Node {
 /** A fresh data leaf of a shape and dtype (its value is stored separately). */
 export function leafNode(shape: Shape, dtype: DType): Node {
   return new Node("data", shape, dtype, [], {});
+}
+
+/**
+ * A data leaf holding a host constant. The value travels with the leaf (no storage entry, which
+ * matters for the many scalars every step builds); disposing it still releases it (storage.ts).
+ */
+export function constantNode(value: CpuArray, shape: Shape, dtype: DType): Node {
+  let n = 1;
+  for (const d of shape) n *= d;
+  if (value.length !== n) throw new Error(`constant: ${value.length} values for a leaf of ${n}`);
+  return new Node("data", shape, dtype, [], {}, value);
 }
 
 // Pending nodes that have been computed, and the leaf that now holds each one's value. A tensor
@@ -89,26 +117,36 @@ export function rewrite(
   rule: ((n: Node, src: readonly Node[]) => Node | null) | null = null,
 ): Node[] {
   const done = new Map<Node, Node>();
-  const stack: [Node, boolean][] = [];
+  // An explicit stack of nodes with a parallel stack of "inputs already pushed" flags: graphs can be
+  // deep, and this runs on every realization, so it allocates nothing per node that it keeps.
+  const nodes: Node[] = [], expanded: boolean[] = [];
   const visit = (root: Node): Node => {
-    stack.push([root, false]);
-    while (stack.length > 0) {
-      const [n, expanded] = stack.pop()!;
+    nodes.push(root);
+    expanded.push(false);
+    while (nodes.length > 0) {
+      const n = nodes.pop()!, seen = expanded.pop()!;
       if (done.has(n)) continue;
       const r = resolve(n);
       if (r.op === "data") {
         done.set(n, r);
         continue;
       }
-      if (!expanded) {
-        stack.push([n, true]);
-        for (const x of n.src) if (!done.has(x)) stack.push([x, false]);
+      if (!seen) {
+        nodes.push(n);
+        expanded.push(true);
+        for (const x of n.src) {
+          if (!done.has(x)) {
+            nodes.push(x);
+            expanded.push(false);
+          }
+        }
         continue;
       }
-      const src = n.src.map((x) => done.get(x)!);
-      const same = src.every((x, i) => x === n.src[i]);
-      const kept = same ? n : new Node(n.op, n.shape, n.dtype, src, n.params);
-      done.set(n, rule?.(kept, src) ?? kept);
+      let changed = false;
+      for (const x of n.src) if (done.get(x) !== x) changed = true;
+      const src = changed ? n.src.map((x) => done.get(x)!) : n.src;
+      const kept = changed ? new Node(n.op, n.shape, n.dtype, src, n.params) : n;
+      done.set(n, rule === null ? kept : rule(kept, src) ?? kept);
     }
     return done.get(root)!;
   };

@@ -1,5 +1,5 @@
-// Where realized values live: host arrays (constants and the CPU backend's results) and, for
-// device-resident leaves, the backend that owns them. Tensors never hold storage themselves.
+// Where realized values live: host arrays (the CPU backend's results; constants carry theirs in
+// their leaf) and, for device-resident leaves, the backend that owns them. Tensors hold no storage.
 
 import type { Node } from "./graph.ts";
 import type { CpuArray } from "./prim.ts";
@@ -37,6 +37,7 @@ export function putDevice(leaf: Node, store: DeviceStore): void {
 
 /** The host value of a leaf, if it lives on the host. */
 export function hostValue(leaf: Node): CpuArray | undefined {
+  if (leaf.value !== null) return released.has(leaf) ? undefined : leaf.value;
   return host.get(leaf);
 }
 
@@ -55,7 +56,7 @@ export async function hostValues(leaves: readonly Node[], where: string): Promis
   const out = new Array<CpuArray>(leaves.length);
   const byStore = new Map<DeviceStore, number[]>();
   leaves.forEach((leaf, i) => {
-    const h = host.get(leaf);
+    const h = hostValue(leaf);
     if (h !== undefined) return (out[i] = h);
     const s = owners.get(leaf);
     if (s === undefined) throw missing(leaf, where);

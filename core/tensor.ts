@@ -1,7 +1,7 @@
 // The Tensor: an immutable value, as a thin handle on a graph node, with the method forms of the
 // primitives. Building never computes; reading asks the active backend.
 
-import { leafNode, Node } from "./graph.ts";
+import { constantNode, Node } from "./graph.ts";
 import type { CpuArray, Prim, PrimParams } from "./prim.ts";
 import { PRIMS } from "./prims/mod.ts";
 import {
@@ -12,10 +12,11 @@ import {
   type HostArray,
   normAxes,
   normAxis,
+  sameShape,
   type Shape,
   sizeOf,
 } from "./shape.ts";
-import { putHost, releaseLeaf } from "./storage.ts";
+import { releaseLeaf } from "./storage.ts";
 import { realizeMany } from "./backend.ts";
 
 /** Options of the reductions `sum`, `max`, `min` and `mean`. */
@@ -58,7 +59,7 @@ export class Tensor {
 
   /** @internal Use `tensor()`, `zeros()` and the ops instead. */
   constructor(node: Node) {
-    this.shape = node.shape;
+    this.shape = Object.freeze([...node.shape]);
     this.dtype = node.dtype;
     this.id = nextId++;
     this.#node = node;
@@ -66,9 +67,7 @@ export class Tensor {
 
   /** @internal A tensor holding host values (copied by no one: the caller hands them over). */
   static fromHost(data: CpuArray, shape: Shape, dtype: DType): Tensor {
-    const leaf = leafNode(shape, dtype);
-    putHost(leaf, data);
-    return new Tensor(leaf);
+    return new Tensor(constantNode(data, shape, dtype));
   }
 
   /** @internal The graph node this tensor stands for; throws once disposed. */
@@ -304,7 +303,7 @@ export class Tensor {
   /** Broadcasts to a larger shape by NumPy rules. */
   broadcastTo(shape: Shape): Tensor {
     checkShape("broadcastTo", shape);
-    if (shape.length === this.ndim && shape.every((d, i) => d === this.shape[i])) return this;
+    if (sameShape(shape, this.shape)) return this;
     return apply("broadcast", [this], { shape: [...shape] });
   }
   /** Adds a size-1 axis at `axis`. */
@@ -434,7 +433,7 @@ function binary(
   y: Tensor | number | boolean,
 ): Tensor {
   const ty = scalarLike(y, x);
-  const shape = broadcastShapes(op, x.shape, ty.shape);
+  const shape = sameShape(x.shape, ty.shape) ? x.shape : broadcastShapes(op, x.shape, ty.shape);
   return apply(op, [x.broadcastTo(shape), ty.broadcastTo(shape)], {});
 }
 
@@ -454,8 +453,11 @@ function matmul(a: Tensor, b: Tensor): Tensor {
   if (k !== k2) {
     throw new Error(`matmul: inner sizes differ: ${fmt(a.shape)} @ ${fmt(b.shape)} contracts ${k} with ${k2}`);
   }
-  const op = `matmul (batch axes of ${fmt(a.shape)} @ ${fmt(b.shape)})`;
-  const batch = broadcastShapes(op, a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+  const [ba, bb] = [a2.shape.slice(0, -2), b2.shape.slice(0, -2)];
+  // Equal batch axes need no broadcasting (nor the error message's text, built only when it fails).
+  const batch = sameShape(ba, bb)
+    ? ba
+    : broadcastShapes(`matmul (batch axes of ${fmt(a.shape)} @ ${fmt(b.shape)})`, ba, bb);
   let out = apply("matmul", [a2.broadcastTo([...batch, m, k]), b2.broadcastTo([...batch, k, n])], {});
   if (a.ndim === 1) out = out.squeeze(-2);
   if (b.ndim === 1) out = out.squeeze(-1);

@@ -2,13 +2,12 @@
 // and scatters too long for one invocation's loop budget are split into stages, and joins wider
 // than a kernel's bindings into trees. Every split computes the same values as the node it replaces.
 
-import { leafNode, Node, rewrite } from "../graph.ts";
+import { constantNode, Node, rewrite } from "../graph.ts";
 import type { Capabilities } from "../backend.ts";
 import type { Prim, PrimParams } from "../prim.ts";
 import { PRIMS } from "../prims/mod.ts";
 import { packedLength } from "../prims/scan.ts";
 import type { DType } from "../shape.ts";
-import { putHost } from "../storage.ts";
 
 // The kernels here loop over at most LOOP_BUDGET values per invocation (reductions 64 times that,
 // spread over a workgroup; matmul 4 times, in vec4 steps), and a delta-rule scan over at most
@@ -33,9 +32,7 @@ function mk<P extends Prim>(op: P, src: readonly Node[], params: PrimParams[P]):
 }
 
 function scalar(v: number, dtype: DType): Node {
-  const leaf = leafNode([], dtype);
-  putHost(leaf, dtype === "f32" ? Float64Array.of(v) : Int32Array.of(v));
-  return leaf;
+  return constantNode(dtype === "f32" ? Float64Array.of(v) : Int32Array.of(v), [], dtype);
 }
 
 const slice = (x: Node, axis: number, s: number, e: number) =>
