@@ -92,7 +92,10 @@ export function tensor(
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];
     if (typeof v !== "number" && typeof v !== "boolean") throw new Error(`tensor: element ${i} is ${describe(v)}`);
-    host[i] = dtype === "bool" ? (v ? 1 : 0) : dtype === "i32" ? Math.trunc(+v) : +v;
+    if (dtype === "i32" && !(typeof v === "boolean" || (Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31))) {
+      throw new Error(`tensor: element ${i} is ${v}, not an i32 integer (round it first, e.g. Math.round)`);
+    }
+    host[i] = dtype === "bool" ? (v ? 1 : 0) : dtype === "i32" ? +v : +v;
   }
   return Tensor.fromHost(host, shape, dtype);
 }

@@ -25,6 +25,6 @@ export {
 } from "./backend.ts";
 export type { Backend, Capabilities, Precision } from "./backend.ts";
 export type { DType, HostArray, Shape } from "./shape.ts";
-export { apply, scalarLike } from "./tensor.ts";
+export { apply, checkIndices, knownValues, scalarLike } from "./tensor.ts";
 export { resetStats, type Stats, stats } from "./stats.ts";
 export { checkDType } from "./shape.ts";

@@ -16,7 +16,7 @@ import {
   type Shape,
   sizeOf,
 } from "./shape.ts";
-import { releaseLeaf } from "./storage.ts";
+import { hostValue, releaseLeaf } from "./storage.ts";
 import { realizeMany } from "./backend.ts";
 
 /** Options of the reductions `sum`, `max`, `min` and `mean`. */
@@ -324,8 +324,9 @@ export class Tensor {
     return this.reshape(this.shape.filter((_, i) => !axes.includes(i)));
   }
   /**
-   * Elements `starts[i] <= j < ends[i]` on each axis; missing axes are taken whole, and negative
-   * indices count from the end.
+   * Elements `starts[i] <= j < ends[i]` on each axis; missing axes are taken whole. Bounds follow
+   * NumPy's slicing: negative ones count from the end, out-of-range ones are clipped to the axis,
+   * and an end before its start gives an empty axis.
    *
    * @example
    * ```ts
@@ -338,7 +339,7 @@ export class Tensor {
    */
   slice(starts: readonly number[], ends?: readonly number[]): Tensor {
     const s = this.shape.map((d, i) => clampIndex(starts[i] ?? 0, d));
-    const e = this.shape.map((d, i) => clampIndex(ends?.[i] ?? d, d));
+    const e = this.shape.map((d, i) => Math.max(s[i], clampIndex(ends?.[i] ?? d, d)));
     return apply("slice", [this], { starts: s, ends: e });
   }
   /**
@@ -372,8 +373,10 @@ export class Tensor {
     return matmul(this, w);
   }
   /**
-   * Takes slices along `axis` at integer `indices`; the index shape replaces that axis. An index
-   * out of range throws on the CPU backend; WebGPU kernels cannot throw, so there it is clamped.
+   * Takes slices along `axis` at integer `indices`; the index shape replaces that axis. Indices
+   * known when the graph is built (host data, such as token ids) must lie in `[0, size)`, or this
+   * throws naming the first bad one; indices computed on a backend are clamped into range, on every
+   * backend alike (a kernel cannot throw).
    *
    * @example
    * ```ts
@@ -385,7 +388,12 @@ export class Tensor {
    * ```
    */
   gather(indices: Tensor, axis = 0): Tensor {
-    return apply("gather", [this, indices], { axis: normAxis("gather", axis, this.ndim) });
+    const a = normAxis("gather", axis, this.ndim);
+    const known = indices instanceof Tensor && indices.dtype === "i32" ? knownValues(indices) : null;
+    if (known !== null) {
+      checkIndices("gather", known, this.shape[a], `axis ${a} of size ${this.shape[a]} in ${fmt(this.shape)}`);
+    }
+    return apply("gather", [this, indices], { axis: a });
   }
 }
 
@@ -401,6 +409,24 @@ export function apply<P extends Prim>(op: P, inputs: readonly Tensor[], params: 
   });
   const aval = PRIMS[op].shape(src, params);
   return new Tensor(new Node(op, aval.shape, aval.dtype, src, params));
+}
+
+/**
+ * The values of a tensor given as host data (`tensor()`, `randint`, a loaded checkpoint), or null
+ * for anything computed, on any backend: for checks made when a graph is built, which must not
+ * depend on where earlier results happen to live.
+ */
+export function knownValues(t: Tensor): CpuArray | null {
+  if (t.disposed || t.node.value === null) return null;
+  return hostValue(t.node) ?? null;
+}
+
+/** Throws unless every index lies in `[0, size)`, naming the first that does not. */
+export function checkIndices(op: string, values: ArrayLike<number>, size: number, where: string): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!(v >= 0 && v < size)) throw new Error(`${op}: index ${v} is out of range for ${where}`);
+  }
 }
 
 /** Describes a non-tensor value in error messages. */

@@ -1,6 +1,6 @@
 // Norms and losses used by the layers: rmsNorm, layerNorm, l2Normalize, crossEntropy.
 
-import type { Tensor } from "../core/mod.ts";
+import { checkIndices, knownValues, type Tensor } from "../core/mod.ts";
 import { oneHot } from "./creation.ts";
 import { logSoftmax } from "./reduce.ts";
 
@@ -92,8 +92,11 @@ export function crossEntropy(
       `crossEntropy: targets of shape [${targets.shape}] do not match logits [${logits.shape}] without the class axis`,
     );
   }
+  const C = logits.shape[logits.ndim - 1], known = knownValues(targets);
+  // Labels given as host data are checked now; computed ones outside [0, C) select no class (loss 0).
+  if (known !== null) checkIndices("crossEntropy", known, C, `${C} classes (targets are class indices)`);
   // Select with where, not a multiply by the one-hot: -Infinity (masked) logits would give 0 * -Infinity = NaN.
-  const hit = oneHot(targets, logits.shape[logits.ndim - 1], { dtype: "bool" });
+  const hit = oneHot(targets, C, { dtype: "bool" });
   const nll = hit.where(logSoftmax(logits), 0).sum({ axis: -1 }).neg();
   const reduction = opts.reduction ?? "mean";
   if (reduction === "none") return nll;

@@ -154,7 +154,8 @@ export function logSoftmax(x: Tensor, opts: AxisOptions = {}): Tensor {
 }
 
 /**
- * Index of the maximum along an axis (the first on ties), as i32.
+ * Index of the maximum along an axis (the first on ties; the first NaN where a row holds NaN, as
+ * NumPy), as i32.
  *
  * @example
  * ```ts
@@ -170,6 +171,7 @@ export function argmax(x: Tensor, opts: AxisOptions & { readonly keepdims?: bool
   const a = axis < 0 ? axis + x.ndim : axis;
   const n = x.shape[a];
   const idx = arange(0, n, { dtype: "i32" }).reshape(x.shape.map((d, i) => (i === a ? d : 1)));
-  const hit = x.eq(x.max({ axis: a, keepdims: true }));
+  // As NumPy: a NaN is the maximum, so a row holding NaN gives its first NaN's index.
+  const hit = x.eq(x.max({ axis: a, keepdims: true })).where(true, x.ne(x));
   return hit.where(idx, n).min({ axis: a, keepdims: opts.keepdims });
 }

@@ -179,7 +179,9 @@ export const WGSL_RULES: WgslRules = {
           const v = k.value(g, [...oIdx.slice(0, axis), ...jIdx, ...oIdx.slice(axis + 1)]);
           k.lines.push(`acc = acc + ${v};`);
         });
-        k.lines.push(...nest(`if (u32(${hit}) == ${oIdx[axis]}) {`, add));
+        // Clamped like gather's indices, so that this stays gather's vjp for any index.
+        const at = `u32(clamp(${hit}, 0i, ${k.constant(Math.max(out.shape[axis] - 1, 0), "i32")}))`;
+        k.lines.push(...nest(`if (${at} == ${oIdx[axis]}) {`, add));
       });
       // Each output sums its own matches in index order: deterministic, no atomics.
       k.lines.push(...nest(`for (var j = 0u; j < ${k.u(sizeOf(indices.shape))}; j++) {`, body));

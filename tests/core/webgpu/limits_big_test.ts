@@ -80,3 +80,21 @@ gpuTest(
     gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-3, atol: 2e-4, msg: `output ${i}` }));
   },
 );
+
+gpuTest(
+  "computed out-of-range indices and NaN rows give the same gathers, gradients and argmax as on the CPU",
+  async () => {
+    const { gpu, cpu } = await onBoth(() => {
+      const x = tensor([[1, 2], [3, 4], [5, 6]]);
+      const idx = tensor([5, -2, 1, 2], { dtype: "i32" }).add(0); // computed, so clamped, not checked
+      return [
+        x.gather(idx),
+        grad((t: Tensor) => t.gather(idx).mul(tensor([[1, 2]])).sum())(x),
+        ops.argmax(tensor([[1, NaN, 3, NaN], [0, 2, 1, 2]])),
+      ];
+    });
+    gpu.forEach((g, i) => assertClose(g, cpu[i], { rtol: 0, atol: 0, msg: `output ${i}` }));
+    assertClose(cpu[0], [5, 6, 1, 2, 3, 4, 5, 6], { rtol: 0, atol: 0 });
+    assertClose(cpu[2], [1, 1], { rtol: 0, atol: 0 });
+  },
+);
