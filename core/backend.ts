@@ -7,6 +7,7 @@ import type { HostArray } from "./shape.ts";
 import { type DeviceStore, hostValues } from "./storage.ts";
 import type { Tensor } from "./tensor.ts";
 import { openReference } from "./cpu/mod.ts";
+import { openWasm } from "./wasm/mod.ts";
 import { openWebGpu } from "./webgpu/mod.ts";
 
 /** Numeric precision of a backend's f32 tensors. */
@@ -29,7 +30,7 @@ export interface Capabilities {
  * capabilities), owns the storage of what it computed, and records computed nodes in the graph.
  */
 export interface Backend extends DeviceStore {
-  readonly name: "cpu" | "webgpu";
+  readonly name: "cpu" | "webgpu" | "wasm";
   readonly capabilities: Capabilities;
   readonly precision: Precision;
   /** The adapter's description, or null. */
@@ -50,10 +51,11 @@ export interface Backend extends DeviceStore {
 const BACKENDS: { readonly [N in Backend["name"]]: (precision: Precision) => Promise<Backend | null> } = {
   cpu: openReference,
   webgpu: openWebGpu,
+  wasm: openWasm,
 };
 
 /** Names accepted by `setBackend` and the `JETFOLD_BACKEND` environment variable. */
-export type BackendName = "cpu" | "webgpu" | "auto";
+export type BackendName = "cpu" | "webgpu" | "wasm" | "auto";
 
 /** Options of `setBackend`. */
 export interface BackendOptions {
@@ -64,7 +66,7 @@ export interface BackendOptions {
 /** What `backendInfo()` reports about the backend in use. */
 export interface BackendInfo {
   /** The backend that runs computations. */
-  readonly name: "cpu" | "webgpu";
+  readonly name: "cpu" | "webgpu" | "wasm";
   /** What was asked for, through `setBackend` or `JETFOLD_BACKEND`. */
   readonly requested: BackendName;
   /** Precision of f32 tensors on this backend. */
@@ -84,7 +86,7 @@ interface Active {
   readonly backend: Backend;
 }
 
-const NAMES: readonly BackendName[] = ["cpu", "webgpu", "auto"];
+const NAMES: readonly BackendName[] = ["cpu", "webgpu", "wasm", "auto"];
 const NO_ADAPTER = "no WebGPU adapter is available (navigator.gpu is missing or offered no adapter). " +
   "Without a GPU, Mesa's software adapter works: apt-get install mesa-vulkan-drivers; " +
   'or choose the CPU backend with setBackend("cpu") or JETFOLD_BACKEND=cpu';
@@ -101,6 +103,11 @@ async function choose(requested: BackendName, opts: BackendOptions, where: strin
   const cpu = async (reason: string) => activeOf((await BACKENDS.cpu(precision))!, requested, reason);
   if (requested === "cpu") return cpu("requested explicitly");
   if (precision !== "f32") throw new Error(`${where}: precision "f64" exists only on the CPU backend`);
+  if (requested === "wasm") {
+    const wasm = await BACKENDS.wasm(precision);
+    if (wasm === null) throw new Error(`${where}: this runtime has no WebAssembly SIMD; choose "cpu"`);
+    return activeOf(wasm, requested, "requested explicitly");
+  }
   let gpu;
   try {
     gpu = await BACKENDS.webgpu(precision);
@@ -121,7 +128,7 @@ async function choose(requested: BackendName, opts: BackendOptions, where: strin
 
 function validate(name: unknown, opts: BackendOptions, where: string): asserts name is BackendName {
   if (!NAMES.includes(name as BackendName)) {
-    throw new Error(`${where}: unknown backend ${JSON.stringify(name)}; expected "cpu", "webgpu" or "auto"`);
+    throw new Error(`${where}: unknown backend ${JSON.stringify(name)}; expected "cpu", "webgpu", "wasm" or "auto"`);
   }
   const p = opts.precision;
   if (p !== undefined && p !== "f32" && p !== "f64") {

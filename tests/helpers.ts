@@ -19,7 +19,7 @@ async function adapterExists(): Promise<boolean> {
 export const HAS_ADAPTER: boolean = await adapterExists();
 
 /** A backend a test can run on. */
-export type TestBackend = "cpu" | "webgpu";
+export type TestBackend = "cpu" | "webgpu" | "wasm";
 
 /** Switches this test process to the float64 CPU reference (finite differences need it). */
 export function useF64(): void {
@@ -62,7 +62,7 @@ const GPU_REQUIRED = Deno.env.get("JETFOLD_REQUIRE_GPU") === "1";
  * adapter whose device fails to open fails the WebGPU copy rather than hiding it.
  */
 export function forEachBackend(name: string, fn: (backend: TestBackend) => Promise<void>): void {
-  for (const backend of ["cpu", "webgpu"] as const) {
+  for (const backend of ["cpu", "webgpu", "wasm"] as const) {
     const gpu = backend === "webgpu";
     Deno.test({
       name: `${name} [${backend}]`,

@@ -1,9 +1,10 @@
 // The reference backend: interprets the graph with each primitive's `cpu` rule, in f32 or float64.
-// It has no kernel limits, so it runs every graph as built; its values live on the host.
+// It has no kernel limits, so it runs every graph as built; its values live on the host. Other
+// host backends reuse the interpreter with kernels of their own for some primitives.
 
 import { type Node, recordComputed, rewrite, schedule, useCounts } from "../graph.ts";
 import type { Backend, Capabilities, Precision } from "../backend.ts";
-import type { CpuArray, CpuContext } from "../prim.ts";
+import type { CpuArray, CpuContext, Prim, PrimDef } from "../prim.ts";
 import { PRIMS } from "../prims/mod.ts";
 import { allocHost, type DType } from "../shape.ts";
 import { hostValue, hostValues, putHost } from "../storage.ts";
@@ -16,15 +17,29 @@ const CAPABILITIES: Capabilities = {
   precisions: ["f32", "f64"],
 };
 
-class Reference implements Backend {
-  readonly name = "cpu";
-  readonly capabilities = CAPABILITIES;
+/** Host kernels that replace primitives' reference rules (a backend built on this interpreter). */
+export type HostKernels = { readonly [P in Prim]?: PrimDef<P>["cpu"] };
+
+/**
+ * Interprets the graph on the host, node by node, with each primitive's reference rule or a
+ * kernel that replaces it. The reference backend is this with no replacements.
+ */
+export class Interpreter implements Backend {
+  readonly name: "cpu" | "wasm";
+  readonly capabilities: Capabilities;
   readonly adapter = null;
   readonly fallbackAdapter = false;
   readonly precision: Precision;
   readonly #ctx: CpuContext;
+  readonly #kernels: HostKernels;
 
-  constructor(precision: Precision) {
+  constructor(
+    precision: Precision,
+    opts: { name?: "cpu" | "wasm"; kernels?: HostKernels; capabilities?: Capabilities } = {},
+  ) {
+    this.name = opts.name ?? "cpu";
+    this.capabilities = opts.capabilities ?? CAPABILITIES;
+    this.#kernels = opts.kernels ?? {};
     this.precision = precision;
     this.#ctx = {
       alloc: (dtype: DType, n: number) =>
@@ -53,8 +68,9 @@ class Reference implements Backend {
     const keep = new Set(graph);
     for (const n of order) {
       const ins = n.src.map((x) => values.get(x)!);
+      const op = n.op as Prim, rule = this.#kernels[op] ?? PRIMS[op].cpu;
       // deno-lint-ignore no-explicit-any
-      values.set(n, PRIMS[n.op as keyof typeof PRIMS].cpu(ins, n.src, n, n.params as any, this.#ctx));
+      values.set(n, (rule as any)(ins, n.src, n, n.params, this.#ctx));
       for (const x of n.src) {
         const left = uses.get(x)! - 1;
         uses.set(x, left);
@@ -76,11 +92,11 @@ class Reference implements Backend {
   }
 }
 
-const backends = new Map<Precision, Reference>();
+const backends = new Map<Precision, Interpreter>();
 
 /** The reference backend in a precision (one instance each; they share the host's values). */
 export function openReference(precision: Precision): Promise<Backend> {
   let b = backends.get(precision);
-  if (b === undefined) backends.set(precision, b = new Reference(precision));
+  if (b === undefined) backends.set(precision, b = new Interpreter(precision));
   return Promise.resolve(b);
 }

@@ -1,6 +1,6 @@
 // WebGPU test support: whether an adapter exists, and running one computation on both backends.
 
-import { type HostArray, readAll, setBackend, type Tensor } from "../../../mod.ts";
+import { type BackendName, type HostArray, readAll, setBackend, type Tensor } from "../../../mod.ts";
 
 // "none" when no adapter exists, the error when one exists (or should) but the stack is broken.
 async function probe(): Promise<"ok" | "none" | Error> {
@@ -34,9 +34,15 @@ export function gpuTest(name: string, fn: () => Promise<void>): void {
   Deno.test({ name, ignore: PROBE === "none", sanitizeResources: false, sanitizeOps: false, fn: body });
 }
 
-/** Builds and reads `make()` on WebGPU and on the CPU reference; returns both results. */
-export async function onBoth(make: () => Tensor[]): Promise<{ gpu: HostArray[]; cpu: HostArray[] }> {
-  await setBackend("webgpu");
+/**
+ * Builds and reads `make()` on WebGPU (or `backend`) and on the CPU reference; returns both results
+ * (`gpu` holds the other backend's).
+ */
+export async function onBoth(
+  make: () => Tensor[],
+  backend: BackendName = "webgpu",
+): Promise<{ gpu: HostArray[]; cpu: HostArray[] }> {
+  await setBackend(backend);
   const gt = make();
   const gpu = await readAll(gt);
   await setBackend("cpu");

@@ -1,0 +1,124 @@
+// The Wasm SIMD matmul: operands packed into panels, a 4 x 8 register tile per step of the
+// contraction, generated as WebAssembly bytes at run time (relaxed-SIMD FMA where the runtime has it).
+
+import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+
+// SIMD opcodes (after the 0xfd prefix).
+const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
+const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105;
+const MEM16 = [4, 0] as const; // 16-byte aligned, offset 0
+
+/** Rows and columns of the register tile: A is packed in 4-row strips, B in 8-column panels. */
+export const TILE_M = 4, TILE_N = 8;
+
+// Z batch, M rows, K contraction, N columns; after packing, a strip holds 4 rows of A interleaved
+// per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np] row-major.
+function kernel(fma: boolean): Func {
+  const f = new Func(["a", "b", "c", "strips", "panels", "k"]);
+  for (const n of ["p", "s", "kk", "ap", "bp", "pa", "pb", "cp", "cstride", "astrip", "bpanel"]) f.local(n, I32);
+  const accs = Array.from({ length: 8 }, (_, i) => `acc${i}`);
+  for (const n of [...accs, "va", "b0", "b1", "x"]) f.local(n, V128);
+  f.local("zero", F32);
+  // Strides in bytes: a strip is K*16, a panel K*32, a row of C panels*32.
+  f.get("k").i32(16).op(0x6c).set("astrip");
+  f.get("k").i32(32).op(0x6c).set("bpanel");
+  f.get("panels").i32(32).op(0x6c).set("cstride");
+  f.i32(0).set("p").get("b").set("bp");
+  f.loopWhile("p", "panels", () => {
+    f.i32(0).set("s").get("a").set("ap");
+    f.loopWhile("s", "strips", () => {
+      for (const acc of accs) f.op(0x43, 0, 0, 0, 0).simd(F32X4_SPLAT).set(acc); // f32.const 0; splat
+      f.get("ap").set("pa").get("bp").set("pb").i32(0).set("kk");
+      f.loopWhile("kk", "k", () => {
+        f.get("pa").simd(V128_LOAD, MEM16).set("va");
+        f.get("pb").simd(V128_LOAD, MEM16).set("b0");
+        f.get("pb").simd(V128_LOAD, [4, 16]).set("b1");
+        for (let r = 0; r < TILE_M; r++) {
+          // Broadcast lane r of the A vector to all four lanes.
+          f.get("va").get("va").simd(I8X16_SHUFFLE);
+          for (let l = 0; l < 4; l++) f.op(4 * r, 4 * r + 1, 4 * r + 2, 4 * r + 3);
+          f.set("x");
+          for (const [j, b] of [[0, "b0"], [1, "b1"]] as const) {
+            const acc = accs[2 * r + j];
+            if (fma) f.get("x").get(b).get(acc).simd(F32X4_RELAXED_MADD).set(acc);
+            else f.get(acc).get("x").get(b).simd(F32X4_MUL).simd(F32X4_ADD).set(acc);
+          }
+        }
+        f.bump("pa", 16).bump("pb", 32).bump("kk", 1);
+      });
+      // cp = c + (4 s) * cstride + p * 32: the tile's top-left corner.
+      f.get("s").i32(4).op(0x6c).get("cstride").op(0x6c).get("c").op(0x6a).get("p").i32(32).op(0x6c).op(0x6a).set("cp");
+      for (let r = 0; r < TILE_M; r++) {
+        f.get("cp").get(accs[2 * r]).simd(V128_STORE, MEM16);
+        f.get("cp").get(accs[2 * r + 1]).simd(V128_STORE, [4, 16]);
+        f.bump("cp", "cstride");
+      }
+      f.bump("ap", "astrip").bump("s", 1);
+    });
+    f.bump("bp", "bpanel").bump("p", 1);
+  });
+  return f;
+}
+
+/** The kernel module's bytes, with relaxed-SIMD FMA or plain multiply-add, over shared memory or not. */
+export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
+  return moduleBytes([["matmul", kernel(fma)]], 1, shared);
+}
+
+/** Copies `rows x K` of a row-major matrix (row stride K) into 4-row strips [strips][K][4], zero-padded. */
+export function packA(dst: Float32Array, src: ArrayLike<number>, base: number, M: number, K: number): void {
+  const strips = Math.ceil(M / TILE_M);
+  dst.fill(0, 0, strips * K * TILE_M);
+  for (let i = 0; i < M; i++) {
+    const s = i >> 2, r = i & 3, row = base + i * K, out = s * K * 4 + r;
+    for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
+  }
+}
+
+/** Copies `K x N` of a row-major matrix into 8-column panels [panels][K][8], zero-padded. */
+export function packB(dst: Float32Array, src: ArrayLike<number>, base: number, K: number, N: number): void {
+  const panels = Math.ceil(N / TILE_N);
+  dst.fill(0, 0, panels * K * TILE_N);
+  for (let k = 0; k < K; k++) {
+    const row = base + k * N;
+    for (let j = 0; j < N; j++) dst[(j >> 3) * K * 8 + k * 8 + (j & 7)] = src[row + j];
+  }
+}
+
+/** Runs matmuls on the kernel: owns its memory, and packs operands into it per batch element. */
+export class WasmMatmul {
+  readonly fma: boolean;
+  readonly #memory: WebAssembly.Memory;
+  readonly #run: (a: number, b: number, c: number, strips: number, panels: number, k: number) => void;
+
+  constructor() {
+    this.fma = WebAssembly.validate(kernelBytes(true, false));
+    this.#memory = new WebAssembly.Memory({ initial: 1 });
+    const module = new WebAssembly.Module(kernelBytes(this.fma, false));
+    const instance = new WebAssembly.Instance(module, { env: { mem: this.#memory } });
+    this.#run = instance.exports.matmul as (a: number, b: number, c: number, s: number, p: number, k: number) => void;
+  }
+
+  #reserve(bytes: number): Float32Array {
+    const have = this.#memory.buffer.byteLength;
+    if (bytes > have) this.#memory.grow(Math.ceil((bytes - have) / 65536));
+    return new Float32Array(this.#memory.buffer);
+  }
+
+  /** `out[z] = a[z] @ b[z]` for `Z` row-major `M x K` and `K x N` matrices. */
+  run(a: ArrayLike<number>, b: ArrayLike<number>, out: Float32Array | Float64Array, dims: readonly number[]): void {
+    const [Z, M, K, N] = dims;
+    if (Z * M * N === 0) return;
+    if (K === 0) return void out.fill(0);
+    const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
+    const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
+    const mem = this.#reserve(4 * (aLen + bLen + cLen));
+    const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
+    for (let z = 0; z < Z; z++) {
+      packA(A, a, z * M * K, M, K);
+      packB(B, b, z * K * N, K, N);
+      this.#run(0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K);
+      for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
+    }
+  }
+}

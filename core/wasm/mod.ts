@@ -1,0 +1,34 @@
+// The Wasm backend: the host interpreter with WebAssembly SIMD kernels generated at run time for
+// the primitives that dominate training (today the matmul; the others run their reference rules).
+
+import type { Backend } from "../backend.ts";
+import { Interpreter } from "../cpu/mod.ts";
+import type { CpuArray } from "../prim.ts";
+import { sizeOf } from "../shape.ts";
+import { WasmMatmul } from "./matmul.ts";
+
+let backend: Interpreter | null = null;
+
+/** The Wasm backend (f32 only); null where the runtime has no WebAssembly SIMD. */
+export function openWasm(): Promise<Backend | null> {
+  if (backend !== null) return Promise.resolve(backend);
+  let mm: WasmMatmul;
+  try {
+    mm = new WasmMatmul();
+  } catch {
+    return Promise.resolve(null); // no WebAssembly, or no SIMD
+  }
+  backend = new Interpreter("f32", {
+    name: "wasm",
+    capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
+    kernels: {
+      matmul([a, b], [av], out, _p, ctx) {
+        const r = av.shape.length, [M, K] = av.shape.slice(r - 2), N = out.shape[r - 1];
+        const o = ctx.alloc("f32", sizeOf(out.shape)) as Float32Array;
+        mm.run(a, b, o, [sizeOf(av.shape.slice(0, -2)), M, K, N]);
+        return o as CpuArray;
+      },
+    },
+  });
+  return Promise.resolve(backend);
+}

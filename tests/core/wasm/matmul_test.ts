@@ -1,0 +1,50 @@
+// The Wasm SIMD matmul against a float64 reference, on shapes that exercise every edge of its tiles.
+
+import fc from "fast-check";
+import { normal, randomKey, readAll, setBackend } from "../../../mod.ts";
+import { WasmMatmul } from "../../../core/wasm/matmul.ts";
+import { assertClose } from "../../helpers.ts";
+
+// f32 products summed in f32 (an FMA chain where the runtime has relaxed SIMD) against float64 sums:
+// the error grows like sqrt(K) ulps of the terms.
+const tol = (K: number) => ({ rtol: 1e-5 * Math.sqrt(K + 1), atol: 1e-6 * Math.sqrt(K + 1) });
+
+function reference(a: Float32Array, b: Float32Array, [Z, M, K, N]: readonly number[]): Float64Array {
+  const o = new Float64Array(Z * M * N);
+  for (let z = 0; z < Z; z++) {
+    for (let i = 0; i < M; i++) {
+      for (let k = 0; k < K; k++) {
+        const x = a[(z * M + i) * K + k];
+        for (let j = 0; j < N; j++) o[(z * M + i) * N + j] += x * b[(z * K + k) * N + j];
+      }
+    }
+  }
+  return o;
+}
+
+Deno.test("the Wasm matmul kernel equals float64 sums for sizes off the 4 x 8 tile, and for empty ones", () => {
+  const mm = new WasmMatmul();
+  const dim = fc.oneof(fc.constantFrom(0, 1, 3, 4, 5, 7, 8, 9, 16, 17), fc.integer({ min: 1, max: 40 }));
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 3 }), dim, dim, dim, fc.integer(), (Z, M, K, N, seed) => {
+      let s = seed;
+      const rand = () => ((s = (s * 1103515245 + 12345) | 0) >>> 8) / 2 ** 24 - 0.5;
+      const a = Float32Array.from({ length: Z * M * K }, rand), b = Float32Array.from({ length: Z * K * N }, rand);
+      const out = new Float32Array(Z * M * N).fill(NaN); // every element must be written
+      mm.run(a, b, out, [Z, M, K, N]);
+      assertClose(out, reference(a, b, [Z, M, K, N]), { ...tol(K), msg: `[${Z}, ${M}, ${K}, ${N}]` });
+    }),
+    { numRuns: 150 },
+  );
+});
+
+Deno.test("matmuls on the Wasm backend match the reference, batched and transposed", async () => {
+  const a = normal(randomKey(1), [2, 37, 70]), b = normal(randomKey(2), [2, 70, 19]);
+  const make = () => [a.matmul(b), a.transpose().matmul(a), b.transpose().matmul(a.transpose())];
+  await setBackend("wasm");
+  const got = await readAll(make());
+  await setBackend("cpu", { precision: "f64" });
+  const want = await readAll(make());
+  await setBackend("cpu");
+  got.forEach((g, i) => assertClose(g, want[i], { ...tol(70), msg: `product ${i}` }));
+});
