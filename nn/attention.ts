@@ -68,11 +68,21 @@ function keep(t: Tensor, spec: BlockSpec): Tensor {
  *
  * @example
  * ```ts
- * import { attention, block, modelConfig, normal, randomKey } from "../mod.ts";
- * const spec = block("mha");
- * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, kvHeads: 1, blocks: [spec] });
- * const m = attention(cfg, spec);
- * const y = m.apply(m.init(randomKey(0)), normal(randomKey(1), [1, 5, 8]));
+ * import assert from "node:assert/strict";
+ * import { attention, block, modelConfig, normal, randomKey, readAll } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, kvHeads: 1, blocks: [block("mha")] });
+ * const m = attention(cfg, block("mha"));
+ * const p = m.init(randomKey(0)), x = normal(randomKey(1), [1, 5, 8]);
+ * const y = m.apply(p, x);
+ * assert.deepEqual(y.shape, [1, 5, 8]);
+ * // Prefilling 4 tokens and stepping the 5th from the KV cache gives apply's last position.
+ * const [, cache] = m.prefill(p, x.slice([0, 0, 0], [1, 4, 8]));
+ * const [last] = m.step(p, x.slice([0, 4, 0]), { cache, pos: 4 });
+ * const [a, b] = await readAll([last, y.slice([0, 4, 0])]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-4));
+ * // `swa` keeps only the keys a later query can see: window - 1 of them (B 1, 1 KV head, head size 4).
+ * const swa = attention(cfg, block("swa", { window: 3 }));
+ * assert.deepEqual(swa.prefill(p, x)[1].k.shape, [1, 1, 2, 4]);
  * ```
  */
 export function attention(cfg: ModelConfig, spec: BlockSpecOf<"mha" | "swa">): Mixer<AttentionParams, KvCache> {

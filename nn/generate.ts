@@ -50,9 +50,15 @@ function convTail(a: Tensor, K: number): Tensor {
  *
  * @example
  * ```ts
- * import { block, initModel, modelConfig, prefill, randomKey, tensor } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
- * const [logits, state] = prefill(initModel(randomKey(0), cfg), tensor([[1, 2, 3]], { dtype: "i32" }), cfg);
+ * import assert from "node:assert/strict";
+ * import { block, forward, initModel, modelConfig, prefill, randomKey, readAll, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("linear")] });
+ * const params = initModel(randomKey(0), cfg), prompt = tensor([[1, 2, 3]], { dtype: "i32" });
+ * const [logits, state] = prefill(params, prompt, cfg);
+ * assert.deepEqual([logits.shape, state.pos, state.layers.length], [[1, 16], 3, 2]);
+ * // The logits are those `forward` gives at the last position.
+ * const [a, b] = await readAll([logits, forward(params, prompt, cfg).slice([0, 2, 0]).squeeze(1)]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-4));
  * ```
  */
 export function prefill(params: ModelParams, tokens: Tensor, cfg: ModelConfig): [Tensor, DecodeState] {
@@ -80,11 +86,17 @@ export function prefill(params: ModelParams, tokens: Tensor, cfg: ModelConfig): 
  *
  * @example
  * ```ts
- * import { block, decodeStep, initModel, modelConfig, prefill, randomKey, tensor } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("jet")] });
+ * import assert from "node:assert/strict";
+ * import { block, decodeStep, forward, initModel, modelConfig, prefill, randomKey, readAll, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("jet", { conv: true })] });
  * const params = initModel(randomKey(0), cfg);
  * const [, state] = prefill(params, tensor([[1, 2]], { dtype: "i32" }), cfg);
  * const [logits, next] = decodeStep(params, tensor([[3]], { dtype: "i32" }), state, cfg);
+ * assert.equal(next.pos, 3);
+ * // Decoding [1, 2] then 3 gives the logits of the whole sequence [1, 2, 3] at its last position.
+ * const whole = forward(params, tensor([[1, 2, 3]], { dtype: "i32" }), cfg).slice([0, 2, 0]).squeeze(1);
+ * const [a, b] = await readAll([logits, whole]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-4));
  * ```
  */
 export function decodeStep(
@@ -137,9 +149,15 @@ export function sampleToken(logits: Tensor, opts: Omit<GenerateOptions, "maxNewT
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, generate, initModel, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha"), block("jet")] });
- * const [ids] = await generate(initModel(randomKey(0), cfg), cfg, [1, 2, 3], { maxNewTokens: 5 });
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("jet")] });
+ * const params = initModel(randomKey(0), cfg);
+ * const [ids] = await generate(params, cfg, [1, 2, 3], { maxNewTokens: 5 });
+ * assert.equal(ids.length, 5);
+ * assert.ok(ids.every((t) => Number.isInteger(t) && t >= 0 && t < 16));
+ * // Greedy (temperature 0, the default) is deterministic.
+ * assert.deepEqual(await generate(params, cfg, [1, 2, 3], { maxNewTokens: 5 }), [ids]);
  * ```
  */
 export async function generate(

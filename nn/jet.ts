@@ -61,8 +61,12 @@ export interface JetCache {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initDynamicConv, randomKey } from "../mod.ts";
- * const p = initDynamicConv(randomKey(0), { inSize: 16, channels: 16, width: 4, hidden: 8 });
+ * const p = initDynamicConv(randomKey(0), { inSize: 8, channels: 2, width: 3, hidden: 4 });
+ * assert.deepEqual([p.w1.shape, p.w2.shape], [[8, 4], [4, 6]]);
+ * assert.deepEqual(await p.b2.array(), [[0, 0, 1], [0, 0, 1]]); // each channel passes its current token
+ * assert.equal(await p.w2.square().sum().item(), 0);
  * ```
  */
 export function initDynamicConv(
@@ -88,9 +92,14 @@ export function initDynamicConv(
  *
  * @example
  * ```ts
- * import { dynamicConv, initDynamicConv, normal, randomKey } from "../mod.ts";
- * const p = initDynamicConv(randomKey(0), { inSize: 8, channels: 6, width: 4, hidden: 8 });
- * const y = dynamicConv(p, normal(randomKey(1), [2, 5, 6]), normal(randomKey(2), [2, 5, 8]));
+ * import assert from "node:assert/strict";
+ * import { causalConv, dynamicConv, initDynamicConv, normal, randomKey, readAll, tensor } from "../mod.ts";
+ * const p = initDynamicConv(randomKey(0), { inSize: 8, channels: 2, width: 3, hidden: 4 });
+ * const x = normal(randomKey(1), [2, 5, 2]), gen = normal(randomKey(2), [2, 5, 8]);
+ * // With w2 = 0 every token gets the static kernel b2: here a causalConv that delays by one step.
+ * const b2 = tensor([[0, 1, 0], [0, 1, 0]]);
+ * const [a, b] = await readAll([dynamicConv({ ...p, b2 }, x, gen), causalConv(x, b2)]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-6));
  * ```
  */
 export function dynamicConv(
@@ -194,10 +203,19 @@ function decayInit(key: Key, heads: number): { aLog: Tensor; dtBias: Tensor } {
  *
  * @example
  * ```ts
- * import { block, jetBlock, modelConfig, normal, randomKey } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { block, jetBlock, modelConfig, normal, randomKey, readAll } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("jet")] });
  * const m = jetBlock(cfg);
- * const y = m.apply(m.init(randomKey(0)), normal(randomKey(1), [1, 5, 8]));
+ * const p = m.init(randomKey(0)), x = normal(randomKey(1), [1, 5, 8]);
+ * const y = m.apply(p, x);
+ * assert.deepEqual(y.shape, [1, 5, 8]);
+ * // One recurrent step from the prefilled state and conv cache gives apply's last position.
+ * const [, cache] = m.prefill(p, x.slice([0, 0, 0], [1, 4, 8]));
+ * const [last] = m.step(p, x.slice([0, 4, 0]), { cache, pos: 4 });
+ * const [a, b] = await readAll([last, y.slice([0, 4, 0])]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-4));
+ * assert.equal(m.stateBytes(4096), m.stateBytes(1)); // O(1) state per sequence
  * ```
  */
 export function jetBlock(cfg: ModelConfig): Mixer<JetParams, JetCache> {

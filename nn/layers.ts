@@ -9,8 +9,13 @@ import type { FfnKind, ModelConfig } from "./spec.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dense, randomKey } from "../mod.ts";
  * const w = dense(randomKey(0), 64, 256);
+ * assert.deepEqual(w.shape, [64, 256]);
+ * // The spread is 1 / sqrt(fanIn), so a layer keeps the scale of its input.
+ * const std = Math.sqrt(await w.square().mean().item());
+ * assert.ok(Math.abs(std - 1 / 8) < 0.005);
  * ```
  */
 export function dense(key: Key, fanIn: number, fanOut: number, opts: { readonly scale?: number } = {}): Tensor {
@@ -23,8 +28,15 @@ export function dense(key: Key, fanIn: number, fanOut: number, opts: { readonly 
  *
  * @example
  * ```ts
- * import { normal, randomKey, rope } from "../mod.ts";
- * const q = rope(normal(randomKey(0), [1, 2, 5, 8]), { theta: 10000 });
+ * import assert from "node:assert/strict";
+ * import { rope, tensor } from "../mod.ts";
+ * // With d = 2 the one pair turns by `pos` radians: position 0 stays, position 1 turns by one radian.
+ * const y = await rope(tensor([[1, 0], [1, 0]]), { theta: 10000 }).data();
+ * const want = [1, 0, Math.cos(1), Math.sin(1)];
+ * assert.ok(want.every((w, i) => Math.abs(y[i] - w) < 1e-5));
+ * // An offset continues the positions, as decoding one token at a time needs.
+ * const [c, s] = await rope(tensor([[1, 0]]), { theta: 10000, offset: 1 }).data();
+ * assert.ok(Math.abs(c - Math.cos(1)) < 1e-5 && Math.abs(s - Math.sin(1)) < 1e-5);
  * ```
  */
 export function rope(x: Tensor, opts: { readonly theta: number; readonly offset?: number }): Tensor {
@@ -46,8 +58,14 @@ export function rope(x: Tensor, opts: { readonly theta: number; readonly offset?
  *
  * @example
  * ```ts
- * import { causalConv, normal, ones, randomKey } from "../mod.ts";
- * const y = causalConv(normal(randomKey(0), [2, 6, 3]), ones([3, 4]));
+ * import assert from "node:assert/strict";
+ * import { causalConv, tensor } from "../mod.ts";
+ * const x = tensor([1, 2, 3, 4, 5, 6]).reshape([1, 6, 1]); // B 1, T 6, C 1
+ * const oldest = tensor([[1, 0, 0]]); // all weight on the first of 3 taps: a delay of 2 steps
+ * assert.deepEqual(Array.from(await causalConv(x, oldest).data()), [0, 0, 1, 2, 3, 4]);
+ * // `past` supplies the inputs before the segment in place of the zeros.
+ * const past = tensor([7, 8]).reshape([1, 2, 1]);
+ * assert.deepEqual(Array.from(await causalConv(x, oldest, { past }).data()), [7, 8, 1, 2, 3, 4]);
  * ```
  */
 export function causalConv(x: Tensor, w: Tensor, opts: { readonly past?: Tensor } = {}): Tensor {
@@ -79,8 +97,11 @@ export interface FfnParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, initFfn, modelConfig, randomKey } from "../mod.ts";
- * const p = initFfn(randomKey(0), modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] }));
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, ffnHidden: 12, blocks: [block("mha")] });
+ * const p = initFfn(randomKey(0), cfg);
+ * assert.deepEqual([p.w1.shape, p.w3.shape, p.w2.shape], [[8, 12], [8, 12], [12, 8]]);
  * ```
  */
 export function initFfn(key: Key, cfg: ModelConfig): FfnParams {
@@ -98,9 +119,15 @@ export function initFfn(key: Key, cfg: ModelConfig): FfnParams {
  *
  * @example
  * ```ts
- * import { applyFfn, block, initFfn, modelConfig, normal, randomKey } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { applyFfn, block, initFfn, modelConfig, normal, randomKey, tensor } from "../mod.ts";
+ * // Width 1, hidden 1: swiglu of x = 1 is silu(1 * 1) * (1 * 2) * 3 = 6 / (1 + e^-1).
+ * const p = { w1: tensor([[1]]), w3: tensor([[2]]), w2: tensor([[3]]) };
+ * const [y] = await applyFfn(p, tensor([[[1]]]), "swiglu").data();
+ * assert.ok(Math.abs(y - 6 / (1 + Math.exp(-1))) < 1e-5);
  * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
- * const y = applyFfn(initFfn(randomKey(0), cfg), normal(randomKey(1), [2, 3, 8]), "swiglu");
+ * const x = normal(randomKey(1), [2, 3, 8]);
+ * assert.deepEqual(applyFfn(initFfn(randomKey(0), cfg), x, "gated").shape, [2, 3, 8]);
  * ```
  */
 export function applyFfn(p: FfnParams, x: Tensor, kind: FfnKind): Tensor {

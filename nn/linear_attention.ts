@@ -62,10 +62,19 @@ function quadratic(q: Tensor, k: Tensor, v: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { block, linearAttention, modelConfig, normal, randomKey } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { block, linearAttention, modelConfig, normal, randomKey, readAll } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("linear")] });
  * const m = linearAttention(cfg);
- * const y = m.apply(m.init(randomKey(0)), normal(randomKey(1), [1, 5, 8]));
+ * const p = m.init(randomKey(0)), x = normal(randomKey(1), [1, 5, 8]);
+ * const y = m.apply(p, x);
+ * assert.deepEqual(y.shape, [1, 5, 8]);
+ * // The recurrence equals the quadratic form: prefill 4 tokens, step the 5th, and get apply's last position.
+ * const [, cache] = m.prefill(p, x.slice([0, 0, 0], [1, 4, 8]));
+ * const [last] = m.step(p, x.slice([0, 4, 0]), { cache, pos: 4 });
+ * const [a, b] = await readAll([last, y.slice([0, 4, 0])]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-4));
+ * assert.equal(m.stateBytes(4096), m.stateBytes(1)); // the state does not grow with the context
  * ```
  */
 export function linearAttention(cfg: ModelConfig): Mixer<LinearAttentionParams, LinearAttentionState> {

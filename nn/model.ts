@@ -57,9 +57,16 @@ function identityConv(cfg: ModelConfig): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, initBlock, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha", { conv: true })] });
  * const p = initBlock(randomKey(0), cfg, cfg.blocks[0]);
+ * assert.deepEqual(Object.keys(p).sort(), ["conv", "ffn", "mixer", "norm1", "norm2"]);
+ * assert.deepEqual(await p.norm1.array(), [1, 1, 1, 1, 1, 1, 1, 1]); // the norms start with unit weights
+ * // Without `conv` there is no conv weight, and the mixer's params are those of the spec's kind.
+ * const jet = initBlock(randomKey(1), cfg, block("jet"));
+ * assert.ok(!("conv" in jet));
+ * assert.deepEqual(jet.mixer.aLog.shape, [2]);
  * ```
  */
 export function initBlock<K extends MixerKind>(key: Key, cfg: ModelConfig, spec: BlockSpecOf<K>): BlockParams<K> {
@@ -78,9 +85,14 @@ export function initBlock<K extends MixerKind>(key: Key, cfg: ModelConfig, spec:
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, initModel, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha"), block("swa", { window: 4 })] });
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("swa", { window: 4 })] });
  * const params = initModel(randomKey(0), cfg);
+ * assert.deepEqual(params.embed.shape, [16, 8]);
+ * assert.equal(params.blocks.length, 2);
+ * // The same key gives the same weights.
+ * assert.deepEqual(await initModel(randomKey(0), cfg).embed.data(), await params.embed.data());
  * ```
  */
 export function initModel(key: Key, cfg: ModelConfig): ModelParams {
@@ -121,9 +133,16 @@ export function logitsOf(params: ModelParams, h: Tensor, cfg: ModelConfig): Tens
  *
  * @example
  * ```ts
- * import { block, forward, initModel, modelConfig, randomKey, tensor } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
- * const logits = forward(initModel(randomKey(0), cfg), tensor([[1, 2, 3]], { dtype: "i32" }), cfg);
+ * import assert from "node:assert/strict";
+ * import { block, forward, initModel, modelConfig, randomKey, readAll, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("jet")] });
+ * const params = initModel(randomKey(0), cfg);
+ * const logits = forward(params, tensor([[1, 2, 3]], { dtype: "i32" }), cfg);
+ * assert.deepEqual(logits.shape, [1, 3, 16]);
+ * // Causal: another last token leaves the logits of the first two positions as they were.
+ * const other = forward(params, tensor([[1, 2, 9]], { dtype: "i32" }), cfg);
+ * const [a, b] = await readAll([logits.slice([0, 0, 0], [1, 2, 16]), other.slice([0, 0, 0], [1, 2, 16])]);
+ * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-5));
  * ```
  */
 export function forward(params: ModelParams, tokens: Tensor, cfg: ModelConfig): Tensor {
@@ -142,10 +161,15 @@ export function forward(params: ModelParams, tokens: Tensor, cfg: ModelConfig): 
  *
  * @example
  * ```ts
- * import { block, initModel, lossFn, modelConfig, randomKey, tensor } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha")] });
- * const batch = { inputs: tensor([[1, 2, 3]], { dtype: "i32" }), targets: tensor([[2, 3, 4]], { dtype: "i32" }) };
- * const loss = lossFn(initModel(randomKey(0), cfg), batch, cfg);
+ * import assert from "node:assert/strict";
+ * import { block, initModel, lossFn, modelConfig, randint, randomKey, zeros } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
+ * const params = initModel(randomKey(0), cfg);
+ * const [inputs, targets] = [1, 2].map((i) => randint(randomKey(i), [4, 16], { maxval: 16 }));
+ * // A fresh model is close to uniform over the vocabulary, and exactly uniform with zero embeddings.
+ * assert.ok(Math.abs(await lossFn(params, { inputs, targets }, cfg).item() - Math.log(16)) < 1);
+ * const uniform = lossFn({ ...params, embed: zeros([16, 8]) }, { inputs, targets }, cfg);
+ * assert.ok(Math.abs(await uniform.item() - Math.log(16)) < 1e-5);
  * ```
  */
 export function lossFn(params: ModelParams, batch: Batch, cfg: ModelConfig): Tensor {

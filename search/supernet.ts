@@ -61,10 +61,19 @@ export interface Supernet {
  *
  * @example
  * ```ts
- * import { block, initSupernet, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha"), block("mha")] });
- * const space = [[block("mha"), block("jet")], [block("mha"), block("swa", { window: 8 }), block("jet")]];
+ * import assert from "node:assert/strict";
+ * import { block, initModel, initSupernet, modelConfig, randomKey } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("mha")] });
+ * const space = [[block("mha"), block("jet")], [block("mha"), block("swa", { window: 4 }), block("linear")]];
  * const sn = initSupernet(randomKey(0), cfg, space);
+ * // mha and swa share one attention slot; each other kind gets its own.
+ * const slots = sn.params.layers.map((layer) => Object.keys(layer.mixers).sort());
+ * assert.deepEqual(slots, [["attention", "jet"], ["attention", "linear"]]);
+ * // With `from`, the shared parts and the attention weights are the trained model's own tensors.
+ * const trained = initModel(randomKey(1), cfg);
+ * const inherited = initSupernet(randomKey(0), cfg, space, { from: trained });
+ * assert.equal(inherited.params.embed, trained.embed);
+ * assert.equal(inherited.params.layers[1].mixers.attention, trained.blocks[1].mixer);
  * ```
  */
 export function initSupernet(
@@ -106,10 +115,15 @@ export function initSupernet(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, extractSubnet, initSupernet, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha")] });
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
  * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
  * const { config, params } = extractSubnet(sn, [block("jet")]);
+ * assert.deepEqual(config.blocks, [block("jet")]);
+ * // No copies: the subnet's leaves are the supernet's tensors.
+ * assert.equal(params.embed, sn.params.embed);
+ * assert.equal(params.blocks[0].mixer, sn.params.layers[0].mixers.jet);
  * ```
  */
 export function extractSubnet(
@@ -136,10 +150,17 @@ export function extractSubnet(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { block, extractSubnet, initSupernet, mergeSubnet, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha")] });
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
  * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
- * const same = mergeSubnet(sn, [block("jet")], extractSubnet(sn, [block("jet")]).params);
+ * const { params } = extractSubnet(sn, [block("jet")]);
+ * const trained = { ...params, embed: params.embed.mul(2) };
+ * const next = mergeSubnet(sn, [block("jet")], trained);
+ * // Extracting the merged path gives back what was merged; the other candidates and the old supernet stay.
+ * assert.equal(extractSubnet(next, [block("jet")]).params.embed, trained.embed);
+ * assert.equal(next.params.layers[0].mixers.attention, sn.params.layers[0].mixers.attention);
+ * assert.equal(sn.params.embed, params.embed);
  * ```
  */
 export function mergeSubnet(sn: Supernet, choice: readonly BlockSpec[], params: ModelParams): Supernet {
@@ -162,10 +183,17 @@ export function mergeSubnet(sn: Supernet, choice: readonly BlockSpec[], params: 
  *
  * @example
  * ```ts
- * import { block, forwardPath, initSupernet, modelConfig, randomKey, tensor } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 64, width: 32, heads: 4, blocks: [block("mha")] });
+ * import assert from "node:assert/strict";
+ * import { block, extractSubnet, forward, forwardPath, initSupernet, modelConfig, randomKey, tensor } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
  * const sn = initSupernet(randomKey(0), cfg, [[block("mha"), block("jet")]]);
- * const logits = forwardPath(sn, tensor([[1, 2, 3]], { dtype: "i32" }), [block("jet")]);
+ * const tokens = tensor([[1, 2, 3]], { dtype: "i32" });
+ * const logits = forwardPath(sn, tokens, [block("jet")]);
+ * assert.deepEqual(logits.shape, [1, 3, 16]);
+ * // It is the forward of the extracted subnet.
+ * const { config, params } = extractSubnet(sn, [block("jet")]);
+ * const want = await forward(params, tokens, config).data();
+ * assert.ok((await logits.data()).every((v, i) => Math.abs(v - want[i]) < 1e-6));
  * ```
  */
 export function forwardPath(sn: Supernet, tokens: Tensor, path: readonly BlockSpec[]): Tensor {
@@ -178,8 +206,14 @@ export function forwardPath(sn: Supernet, tokens: Tensor, path: readonly BlockSp
  *
  * @example
  * ```ts
- * import { block, randomKey, samplePath } from "../mod.ts";
- * const path = samplePath(randomKey(3), [[block("mha"), block("jet")], [block("jet")]]);
+ * import assert from "node:assert/strict";
+ * import { block, type BlockSpec, randomKey, samplePath } from "../mod.ts";
+ * const space: BlockSpec[][] = [[block("mha"), block("jet")], [block("jet")], [block("linear"), block("mha")]];
+ * const path = samplePath(randomKey(3), space);
+ * assert.equal(path.length, 3);
+ * assert.ok(path.every((spec, i) => space[i].includes(spec))); // one of its own layer's candidates
+ * assert.equal(path[1], space[1][0]); // a layer with one candidate always gets it
+ * assert.deepEqual(samplePath(randomKey(3), space), path); // the same key, the same path
  * ```
  */
 export function samplePath<C>(key: Key, space: readonly (readonly C[])[]): C[] {
