@@ -2,7 +2,7 @@
 // It has no kernel limits, so it runs every graph as built; its values live on the host. Other
 // host backends reuse the interpreter with kernels of their own for some primitives.
 
-import { type Node, recordComputed, rewrite, schedule, useCounts } from "../graph.ts";
+import { type Node, recordComputed, rewrite, schedule } from "../graph.ts";
 import type { Backend, Capabilities, Precision } from "../backend.ts";
 import type { CpuArray, CpuContext, Prim, PrimDef } from "../prim.ts";
 import { PRIMS } from "../prims/mod.ts";
@@ -20,6 +20,19 @@ const CAPABILITIES: Capabilities = {
 /** Host kernels that replace primitives' reference rules (a backend built on this interpreter). */
 export type HostKernels = { readonly [P in Prim]?: PrimDef<P>["cpu"] };
 
+/** One step of a host plan: computes `node` from the values of `reads` (materialized nodes). */
+export interface HostStep {
+  readonly node: Node;
+  readonly reads: readonly Node[];
+  readonly run: (value: (n: Node) => CpuArray) => CpuArray;
+}
+
+/** Turns a schedule into steps (every node its own step, or fused groups); `keep` must be computed. */
+export type HostPlanner = (order: readonly Node[], keep: ReadonlySet<Node>, rule: (n: Node) => HostRule) => HostStep[];
+
+/** A primitive's host implementation, as the interpreter calls it. */
+export type HostRule = (ins: readonly CpuArray[], n: Node) => CpuArray;
+
 /**
  * Interprets the graph on the host, node by node, with each primitive's reference rule or a
  * kernel that replaces it. The reference backend is this with no replacements.
@@ -33,13 +46,16 @@ export class Interpreter implements Backend {
   readonly #ctx: CpuContext;
   readonly #kernels: HostKernels;
 
+  readonly #plan: HostPlanner;
+
   constructor(
     precision: Precision,
-    opts: { name?: "cpu" | "wasm"; kernels?: HostKernels; capabilities?: Capabilities } = {},
+    opts: { name?: "cpu" | "wasm"; kernels?: HostKernels; capabilities?: Capabilities; plan?: HostPlanner } = {},
   ) {
     this.name = opts.name ?? "cpu";
     this.capabilities = opts.capabilities ?? CAPABILITIES;
     this.#kernels = opts.kernels ?? {};
+    this.#plan = opts.plan ?? nodeByNode;
     this.precision = precision;
     this.#ctx = {
       alloc: (dtype: DType, n: number) =>
@@ -64,14 +80,14 @@ export class Interpreter implements Backend {
     const inputs = [...new Set(order.flatMap((n) => n.src.filter((x) => x.op === "data")))];
     const fetched = await hostValues(inputs, "realize");
     const values = new Map<Node, CpuArray>(inputs.map((x, i) => [x, this.#input(fetched[i])]));
-    const uses = useCounts(order);
     const keep = new Set(graph);
-    for (const n of order) {
-      const ins = n.src.map((x) => values.get(x)!);
-      const op = n.op as Prim, rule = this.#kernels[op] ?? PRIMS[op].cpu;
-      // deno-lint-ignore no-explicit-any
-      values.set(n, (rule as any)(ins, n.src, n, n.params, this.#ctx));
-      for (const x of n.src) {
+    const steps = this.#plan(order, keep, (n) => this.#rule(n));
+    const uses = new Map<Node, number>();
+    for (const st of steps) for (const x of st.reads) uses.set(x, (uses.get(x) ?? 0) + 1);
+    const valueOf = (x: Node) => values.get(x)!;
+    for (const st of steps) {
+      values.set(st.node, st.run(valueOf));
+      for (const x of st.reads) {
         const left = uses.get(x)! - 1;
         uses.set(x, left);
         if (left === 0 && !keep.has(x) && x.op !== "data") values.delete(x);
@@ -85,11 +101,25 @@ export class Interpreter implements Backend {
     return read.map((l) => hostValue(l)!);
   }
 
+  #rule(n: Node): HostRule {
+    const op = n.op as Prim, rule = this.#kernels[op] ?? PRIMS[op].cpu;
+    // deno-lint-ignore no-explicit-any
+    return (ins, node) => (rule as any)(ins, node.src, node, node.params, this.#ctx);
+  }
+
   // f32 computations read float64 host values (f64 results, exact constants) rounded to f32, as
   // a device would; one-element constants keep their float64 value, rounded on use.
   #input(v: CpuArray): CpuArray {
     return this.precision === "f32" && v instanceof Float64Array && v.length > 1 ? Float32Array.from(v) : v;
   }
+}
+
+// The reference plan: every node is a step of its own, computed by its rule.
+function nodeByNode(order: readonly Node[], _keep: ReadonlySet<Node>, rule: (n: Node) => HostRule): HostStep[] {
+  return order.map((node) => {
+    const r = rule(node);
+    return { node, reads: node.src, run: (value) => r(node.src.map(value), node) };
+  });
 }
 
 const backends = new Map<Precision, Interpreter>();

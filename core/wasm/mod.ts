@@ -1,10 +1,12 @@
 // The Wasm backend: the host interpreter with WebAssembly SIMD kernels generated at run time for
-// the primitives that dominate training (today the matmul; the others run their reference rules).
+// the primitives that dominate training (today the matmul), views and elementwise chains fused
+// into generated loops, and the reference rules for the rest.
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
 import type { CpuArray } from "../prim.ts";
 import { sizeOf } from "../shape.ts";
+import { fusedPlan } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
 
 let backend: Interpreter | null = null;
@@ -20,6 +22,7 @@ export function openWasm(): Promise<Backend | null> {
   }
   backend = new Interpreter("f32", {
     name: "wasm",
+    plan: fusedPlan,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       matmul([a, b], [av], out, _p, ctx) {
