@@ -1,5 +1,5 @@
 // Decode cost against context: a stack of mha layers against a stack of jet layers of equal width.
-// Usage: deno run -A bench/decode.ts [backends=webgpu,cpu] [contexts=256,1024,4096,8192]
+// Usage: deno run -A bench/decode.ts [backends=webgpu,wasm,cpu] [contexts=256,1024,4096,8192]
 
 import * as jf from "../mod.ts";
 
@@ -88,7 +88,7 @@ export async function decodeReport(backends: readonly jf.BackendName[], contexts
 }
 
 if (import.meta.main) {
-  const backends = (Deno.args[0] ?? "webgpu,cpu").split(",") as jf.BackendName[];
+  const backends = (Deno.args[0] ?? "webgpu,wasm,cpu").split(",") as jf.BackendName[];
   const contexts = (Deno.args[1] ?? "256,1024,4096,8192").split(",").map(Number);
   console.log(await decodeReport(backends, contexts));
 }

@@ -1,5 +1,5 @@
 // The performance table: matmul, a fused elementwise chain and a training step, per backend.
-// Usage: deno run -A bench/table.ts [backends=webgpu,cpu] [--quick]
+// Usage: deno run -A bench/table.ts [backends=webgpu,wasm,cpu] [--quick]
 
 import * as jf from "../mod.ts";
 import { trainStep } from "./train_step.ts";
@@ -61,6 +61,6 @@ export async function perfTable(wanted: readonly jf.BackendName[], opts: { quick
 
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
-  const wanted = (Deno.args.find((a) => !a.startsWith("--")) ?? "webgpu,cpu").split(",") as jf.BackendName[];
+  const wanted = (Deno.args.find((a) => !a.startsWith("--")) ?? "webgpu,wasm,cpu").split(",") as jf.BackendName[];
   console.log(await perfTable(wanted, { quick }));
 }

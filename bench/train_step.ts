@@ -1,5 +1,5 @@
 // Training-step benchmark: the 2-layer transformer of the peer comparison, written with jetfold ops.
-// Usage: deno run -A bench/train_step.ts [backends=webgpu,cpu] [steps=10]
+// Usage: deno run -A bench/train_step.ts [backends=webgpu,wasm,cpu] [steps=10]
 // Model: 2 layers, d=128, 4 heads, T=64, batch 8, vocab 256, SwiGLU 512, Adam (as in ../shared/peers/jaxjs).
 
 import * as jf from "../mod.ts";
@@ -131,7 +131,7 @@ export async function trainStep(backend: jf.BackendName, steps: number): Promise
 }
 
 if (import.meta.main) {
-  const backends = (Deno.args[0] ?? "webgpu,cpu").split(",") as jf.BackendName[];
+  const backends = (Deno.args[0] ?? "webgpu,wasm,cpu").split(",") as jf.BackendName[];
   for (const b of backends) {
     const r = await trainStep(b, Number(Deno.args[1] ?? 10));
     console.log(
