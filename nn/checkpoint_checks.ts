@@ -73,7 +73,16 @@ export function verifyChecksums(
 ): Record<string, string> {
   const rest = Object.fromEntries(Object.entries(metadata).filter(([key]) => !isReserved(key)));
   const table = metadata[SHA256_KEY], header = metadata[HEADER_KEY];
-  if (table === undefined && header === undefined) return rest;
+  if (table === undefined && header === undefined) {
+    // Two damaged key names would otherwise turn a corrupt file into an unverified one.
+    const near = Object.keys(metadata).find((key) => closeTo(key, SHA256_KEY) || closeTo(key, HEADER_KEY));
+    if (near !== undefined) {
+      throw new Error(
+        `${where}: metadata key ${JSON.stringify(near)} looks like a damaged checksum key: the file was altered`,
+      );
+    }
+    return rest;
+  }
   if (table === undefined || header === undefined) {
     const [has, lacks] = table === undefined ? [HEADER_KEY, SHA256_KEY] : [SHA256_KEY, HEADER_KEY];
     throw new Error(`${where}: the metadata has "${has}" but not "${lacks}": the checksums were altered`);
@@ -105,6 +114,20 @@ export function verifyChecksums(
     }
   }
   return rest;
+}
+
+// True when `a` is within two single-character edits of `b` (Levenshtein distance <= 2).
+function closeTo(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 2) return false;
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length] <= 2;
 }
 
 function parseTable(text: string, where: string): Record<string, string> {
@@ -162,7 +185,8 @@ export function parseEntry(name: string, info: unknown, dataLength: number, wher
   const at = `${where}: tensor "${name}"`;
   const { dtype, shape, data_offsets: offsets } = Object(info) as Record<string, unknown>;
   if (typeof dtype !== "string" || !Object.hasOwn(DTYPES, dtype)) {
-    throw new Error(`${at}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(", ")})`);
+    const given = dtype === undefined ? "(none given)" : JSON.stringify(dtype);
+    throw new Error(`${at}: unsupported dtype ${given} (supported: ${Object.keys(DTYPES).join(", ")})`);
   }
   const isCount = (d: unknown): d is number => Number.isSafeInteger(d) && (d as number) >= 0;
   if (!Array.isArray(shape) || !shape.every(isCount)) {

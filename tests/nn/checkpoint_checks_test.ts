@@ -126,11 +126,19 @@ Deno.test("a changed header is an error even where the layout stays valid", asyn
   for (const [edit, ...fragments] of cases) {
     await assertThrowsMsg(() => decodeSafetensors(edited(bytes, edit)), "decodeSafetensors: ", ...fragments);
   }
+  // Both key names damaged would look like a file without checksums; a near miss is caught.
+  const renamed = edited(bytes, (h) => {
+    const m = h.__metadata__ as Record<string, string>;
+    m[" etfold.sha256"] = m["jetfold.sha256"], m["jetfold.sha256.heade"] = m["jetfold.sha256.header"];
+    delete m["jetfold.sha256"], delete m["jetfold.sha256.header"];
+  });
+  await assertThrowsMsg(() => decodeSafetensors(renamed), `key " etfold.sha256" looks like a damaged checksum key`);
   // Without both checksums the file is like one from another tool: it loads, unverified.
   const bare = edited(bytes, (h) => {
     const m = h.__metadata__ as Record<string, string>;
     delete m["jetfold.sha256"], delete m["jetfold.sha256.header"];
     m.step = "13";
+    m["jetfold.sha1"] = "another tool's key, not a near miss";
   });
   assert(decodeSafetensors(bare).metadata.step === "13", "a file without checksums did not load");
 });
