@@ -48,7 +48,6 @@ const PENDING = new Set([
   "lossFn",
   "prefill",
   "decodeStep",
-  "generate",
   "linearAttention",
   "initDynamicConv",
   "dynamicConv",
