@@ -9,13 +9,15 @@ import {
   type Tensor,
   tensor,
   treeDispose,
+  treeFlatten,
   treeLeaves,
+  treePaths,
 } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { causalConv } from "./layers.ts";
 import { mixer, type MixerCache } from "./mixers.ts";
-import { ffnResidual, logitsOf, type ModelParams } from "./model.ts";
-import type { ModelConfig } from "./spec.ts";
+import { ffnResidual, initModel, logitsOf, type ModelParams } from "./model.ts";
+import { checkConfig, type ModelConfig } from "./spec.ts";
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -143,21 +145,70 @@ export function sampleToken(logits: Tensor, opts: Omit<GenerateOptions, "maxNewT
   return ops.categorical(opts.key ?? randomKey(0), scaled, { axis: -1 });
 }
 
+const shapeOf = (t: Tensor) => `${t.dtype} [${t.shape.join(", ")}]`;
+
+// Params of another config would fail deep inside a matmul or gather, if at all (extra layers are
+// silently ignored); one sentence naming the first leaf that differs says what is wrong.
+function checkParams(params: ModelParams, cfg: ModelConfig, where: string): void {
+  const template = initModel(randomKey(0), cfg); // lazy: only its names, shapes and dtypes are used
+  const wanted = treePaths(template), want = treeLeaves(template);
+  const [leaves] = treeFlatten(params, { op: `${where}: params` });
+  const found = new Map(treePaths(params).map((path, i) => [path, leaves[i]]));
+  const problem = (() => {
+    for (const [i, path] of wanted.entries()) {
+      const t = found.get(path);
+      if (t === undefined) return `"${path}" is missing (the config needs ${shapeOf(want[i])})`;
+      if (shapeOf(t) !== shapeOf(want[i])) return `"${path}" is ${shapeOf(t)} but the config needs ${shapeOf(want[i])}`;
+    }
+    const known = new Set(wanted);
+    const extra = [...found.keys()].find((path) => !known.has(path));
+    return extra === undefined ? null : `"${extra}" (${shapeOf(found.get(extra)!)}) has no place in the config`;
+  })();
+  treeDispose(template);
+  if (problem !== null) throw new Error(`${where}: the params are not of this config: ${problem}`);
+}
+
+// Ids outside the vocabulary would gather garbage (or zeros) on the device rather than fail.
+async function checkPrompt(prompt: Tensor | readonly unknown[], vocab: number, where: string): Promise<void> {
+  const isId = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < vocab;
+  const bad = (at: string, v: unknown): never => {
+    const shown = typeof v === "number" ? String(v) : JSON.stringify(v) ?? String(v);
+    throw new Error(`${where}: prompt${at} = ${shown} is not a token id (an integer in [0, ${vocab}))`);
+  };
+  if (Array.isArray(prompt)) {
+    prompt.forEach((v, t) => isId(v) || bad(`[${t}]`, v));
+    return;
+  }
+  const t = prompt as Tensor;
+  if (t.dtype !== "i32" || t.ndim !== 2) return; // prefill says what the prompt must be
+  const ids = await t.data(), T = t.shape[1];
+  ids.forEach((v, i) => isId(v) || bad(`[${Math.floor(i / T)}][${i % T}]`, v));
+}
+
 /**
  * Generates `maxNewTokens` tokens after each prompt row, greedily (temperature 0) or by sampling.
  * Caches are realized on the device after every token and tokens are read back once at the end.
+ * Before any work it checks that `params` are of `cfg` (every leaf's path, dtype and shape; the
+ * error names the first that differs) and that the prompt's ids lie in `[0, vocab)` (a prompt
+ * tensor is read back for that).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { block, generate, initModel, modelConfig, randomKey } from "../mod.ts";
- * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("jet")] });
+ * const cfg = modelConfig({ vocab: 32, width: 16, heads: 2, blocks: [block("mha"), block("jet")] });
  * const params = initModel(randomKey(0), cfg);
  * const [ids] = await generate(params, cfg, [1, 2, 3], { maxNewTokens: 5 });
  * assert.equal(ids.length, 5);
- * assert.ok(ids.every((t) => Number.isInteger(t) && t >= 0 && t < 16));
+ * assert.ok(ids.every((t) => Number.isInteger(t) && t >= 0 && t < 32));
  * // Greedy (temperature 0, the default) is deterministic.
  * assert.deepEqual(await generate(params, cfg, [1, 2, 3], { maxNewTokens: 5 }), [ids]);
+ * // Params of another config, and ids outside the vocabulary, are refused before any work.
+ * const deeper = modelConfig({ ...cfg, blocks: [...cfg.blocks, block("mha")] });
+ * await assert.rejects(generate(params, deeper, [1], { maxNewTokens: 1 }), /"blocks.2.ffn.w1" is missing/);
+ * const wider = modelConfig({ ...cfg, width: 32 });
+ * await assert.rejects(generate(params, wider, [1], { maxNewTokens: 1 }), /is f32 \[16, 64\] but the config needs/);
+ * await assert.rejects(generate(params, cfg, [1, 32], { maxNewTokens: 1 }), /prompt\[1\] = 32 is not a token id/);
  * ```
  */
 export async function generate(
@@ -168,6 +219,9 @@ export async function generate(
 ): Promise<number[][]> {
   const n = opts.maxNewTokens;
   if (!Number.isInteger(n) || n < 0) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${n}`);
+  checkConfig(cfg);
+  checkParams(params, cfg, "generate");
+  await checkPrompt(prompt, cfg.vocab, "generate");
   const tokens = Array.isArray(prompt) ? tensor([prompt as number[]], { dtype: "i32" }) : prompt as Tensor;
   let [logits, state] = prefill(params, tokens, cfg);
   // One key per token (a fixed default when sampling without a key), so every step draws anew.

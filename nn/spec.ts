@@ -73,13 +73,46 @@ export function block<K extends MixerKind>(
 const MIXERS: readonly MixerKind[] = ["mha", "swa", "linear", "jet"];
 const FFNS: readonly FfnKind[] = ["swiglu", "gated"];
 
+const BLOCK_FIELDS = ["attn", "ffn", "conv", "window"] as const;
+const CONFIG_FIELDS = [
+  "vocab",
+  "width",
+  "heads",
+  "kvHeads",
+  "ffnHidden",
+  "blocks",
+  "convWidth",
+  "normEps",
+  "ropeTheta",
+] as const satisfies readonly (keyof ModelConfig)[];
+
 function fail(where: string, msg: string): never {
   throw new Error(`${where}: ${msg}`);
 }
 
+// A value as an error message shows it: strings say they are strings, since "4" and 4 read alike.
+function shown(v: unknown): string {
+  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === "object" && v !== null) return "an object";
+  if (typeof v === "number") return String(v); // JSON.stringify would show NaN as null
+  return JSON.stringify(v) ?? String(v);
+}
+
+// Rejects what is not a plain record, and fields it does not know (a typo would otherwise be ignored).
+function checkFields(value: unknown, fields: readonly string[], what: string, where: string): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fail(where, `expected ${what} object, got ${shown(value)}`);
+  }
+  const unknown = Object.keys(value).find((k) => !fields.includes(k));
+  if (unknown !== undefined) {
+    fail(where, `unknown field ${JSON.stringify(unknown)}; the fields of ${what} are ${fields.join(", ")}`);
+  }
+}
+
 /** Throws unless `spec` is a valid BlockSpec; `where` prefixes the message (e.g. "blocks[2]"). */
 export function checkBlock(spec: unknown, where: string): asserts spec is BlockSpec {
-  if (typeof spec !== "object" || spec === null) fail(where, `expected a block spec object, got ${spec}`);
+  checkFields(spec, BLOCK_FIELDS, "a block spec", where);
   const s = spec as Record<string, unknown>;
   if (!MIXERS.includes(s.attn as MixerKind)) {
     fail(where, `attn must be one of ${MIXERS.join(", ")}; got ${JSON.stringify(s.attn)}`);
@@ -88,16 +121,19 @@ export function checkBlock(spec: unknown, where: string): asserts spec is BlockS
     fail(where, `ffn must be one of ${FFNS.join(", ")}; got ${JSON.stringify(s.ffn)}`);
   }
   if (s.conv !== undefined && typeof s.conv !== "boolean") {
-    fail(where, `conv must be a boolean, got ${JSON.stringify(s.conv)}`);
+    fail(where, `conv must be a boolean, got ${shown(s.conv)}`);
   }
-  if (s.attn === "swa" && !(Number.isInteger(s.window) && (s.window as number) >= 1)) {
-    fail(where, `window must be a positive integer for swa, got ${JSON.stringify(s.window)}`);
+  // Only swa uses a window, but one given elsewhere must still be a window.
+  if ((s.attn === "swa" || s.window !== undefined) && !(Number.isSafeInteger(s.window) && (s.window as number) >= 1)) {
+    fail(where, `window must be a positive integer${s.attn === "swa" ? " for swa" : ""}, got ${shown(s.window)}`);
   }
 }
 
 /**
  * A complete, validated, frozen model config. Omitted sizes default to `kvHeads = heads`,
- * `ffnHidden = 4 * width`, `convWidth = 4`, `normEps = 1e-6` and `ropeTheta = 10000`.
+ * `ffnHidden = 4 * width`, `convWidth = 4`, `normEps = 1e-6` and `ropeTheta = 10000`. As strict
+ * for parsed JSON (a checkpoint's `jetfold.config`) as for code: unknown fields, a string where a
+ * number belongs or `blocks` that is not an array are errors naming the field and what it allows.
  *
  * @example
  * ```ts
@@ -106,43 +142,54 @@ export function checkBlock(spec: unknown, where: string): asserts spec is BlockS
  * const cfg = modelConfig({ vocab: 256, width: 64, heads: 4, blocks: [block("mha"), block("jet")] });
  * assert.deepEqual([cfg.kvHeads, cfg.ffnHidden, cfg.convWidth, cfg.ropeTheta], [4, 256, 4, 10000]);
  * assert.throws(() => modelConfig({ ...cfg, heads: 3 }), /heads \(3\) must divide width \(64\)/);
+ * assert.throws(() => modelConfig(JSON.parse('{"vocab":256,"width":64,"heads":4,"blocks":"mha,mha"}')), /blocks/);
  * ```
  */
 export function modelConfig(
   c: Partial<ModelConfig> & Pick<ModelConfig, "vocab" | "width" | "heads" | "blocks">,
 ): ModelConfig {
+  // The given fields are checked before defaults hide them or copying turns a string into a record.
+  checkFields(c, CONFIG_FIELDS, "a model config", "modelConfig");
+  checkBlocks(c.blocks, "modelConfig");
   const cfg: ModelConfig = {
     ...CONFIG_DEFAULTS,
     kvHeads: c.heads,
     ffnHidden: 4 * c.width,
     ...c,
-    blocks: Object.freeze((c.blocks ?? []).map((b) => Object.freeze({ ...b }))),
+    blocks: Object.freeze(c.blocks.map((b) => Object.freeze({ ...b }))),
   };
   checkConfig(cfg);
   return Object.freeze(cfg);
 }
 
-/** Throws unless `cfg` is a consistent ModelConfig, naming the field and the allowed values. */
-export function checkConfig(cfg: ModelConfig): void {
+function checkBlocks(blocks: unknown, where: string): void {
+  if (!Array.isArray(blocks) || blocks.length === 0) {
+    fail(where, `blocks must be a non-empty array of block specs, got ${shown(blocks)}`);
+  }
+  blocks.forEach((b, i) => checkBlock(b, `${where}: blocks[${i}]`));
+}
+
+/** Throws unless `cfg` is a complete, consistent ModelConfig, naming the field and the allowed values. */
+export function checkConfig(cfg: unknown): asserts cfg is ModelConfig {
   const where = "modelConfig";
-  const posInt = (name: keyof ModelConfig) => {
-    const v = cfg[name];
-    if (!Number.isInteger(v) || (v as number) < 1) {
-      fail(where, `${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  checkFields(cfg, CONFIG_FIELDS, "a model config", where);
+  const c = cfg as Record<string, unknown>;
+  for (const name of ["vocab", "width", "heads", "kvHeads", "ffnHidden", "convWidth"]) {
+    const v = c[name];
+    if (!Number.isSafeInteger(v) || (v as number) < 1) {
+      fail(where, `${name} must be a positive integer, got ${shown(v)}`);
     }
-  };
-  for (const k of ["vocab", "width", "heads", "kvHeads", "ffnHidden", "convWidth"] as const) posInt(k);
-  if (cfg.width % cfg.heads !== 0) fail(where, `heads (${cfg.heads}) must divide width (${cfg.width})`);
-  if (cfg.heads % cfg.kvHeads !== 0) fail(where, `kvHeads (${cfg.kvHeads}) must divide heads (${cfg.heads})`);
-  if ((cfg.width / cfg.heads) % 2 !== 0) {
-    fail(where, `the head size width/heads (${cfg.width / cfg.heads}) must be even for RoPE`);
   }
-  if (!(cfg.normEps > 0)) fail(where, `normEps must be positive, got ${cfg.normEps}`);
-  if (!(cfg.ropeTheta > 1)) fail(where, `ropeTheta must be greater than 1, got ${cfg.ropeTheta}`);
-  if (!Array.isArray(cfg.blocks) || cfg.blocks.length === 0) {
-    fail(where, "blocks must be a non-empty array of block specs");
+  const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+  if (!finite(c.normEps) || !(c.normEps > 0)) fail(where, `normEps must be a positive number, got ${shown(c.normEps)}`);
+  if (!finite(c.ropeTheta) || !(c.ropeTheta > 1)) {
+    fail(where, `ropeTheta must be a number greater than 1, got ${shown(c.ropeTheta)}`);
   }
-  cfg.blocks.forEach((b, i) => checkBlock(b, `${where}: blocks[${i}]`));
+  const { width, heads, kvHeads } = c as { width: number; heads: number; kvHeads: number };
+  if (width % heads !== 0) fail(where, `heads (${heads}) must divide width (${width})`);
+  if (heads % kvHeads !== 0) fail(where, `kvHeads (${kvHeads}) must divide heads (${heads})`);
+  if ((width / heads) % 2 !== 0) fail(where, `the head size width/heads (${width / heads}) must be even for RoPE`);
+  checkBlocks(c.blocks, where);
 }
 
 /** Head size of the attention-like mixers. */
