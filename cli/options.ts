@@ -20,7 +20,7 @@ export const MODEL = {
   heads: int(4, "attention heads (width / heads must be even)", { min: 1 }),
   kvHeads: int(null, "key/value heads (grouped-query attention)", { min: 1, defaultText: "heads" }),
   ffnHidden: int(null, "hidden size of the FFNs", { min: 1, defaultText: "4 * width" }),
-  layers: int(4, "number of layers", { min: 1 }),
+  layers: int(4, "number of layers", { min: 1, max: 1024 }),
   window: int(16, "window of sliding-window attention (swa) layers, in tokens", { min: 1 }),
 } as const;
 
