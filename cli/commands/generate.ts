@@ -9,6 +9,9 @@ import { checkpointOf, loadCheckpoint } from "../rundir.ts";
 import { dataFor, defineCommand, promptLength, promptOf, sampleAndPrint, startBackend } from "../session.ts";
 
 const { out: _out, ...common } = COMMON;
+
+/** The lowest temperature that samples (0 is greedy). */
+const MIN_TEMPERATURE = 0.001;
 const { data, seqLen, pairs } = DATA;
 
 const specs = {
@@ -16,7 +19,7 @@ const specs = {
   checkpoint: str(null, "the model to sample from", { meta: "FILE" }),
   run: str(null, "sample from the checkpoint of this run directory", { meta: "DIR" }),
   ...SAMPLE,
-  temperature: num(0, "0 is greedy; above 0 samples (seeded by --seed)"),
+  temperature: num(0, "0 is greedy; from 0.001 up it samples (seeded by --seed)"),
   topK: int(null, "sample only among the k most likely tokens (needs --temperature above 0)", {
     min: 1,
     defaultText: "all",
@@ -35,6 +38,12 @@ export const generateCommand = defineCommand({
     "the same checkpoint and seed reproduce the sample that demo, train or tune printed.",
   specs,
   async prepare(o, given) {
+    if (o.temperature > 0 && o.temperature < MIN_TEMPERATURE) {
+      // Logits over so small a temperature overflow f32, and the sample is garbage, not near-greedy.
+      throw new InputError(
+        `--temperature must be 0 (greedy) or at least ${MIN_TEMPERATURE}, got ${o.temperature}; use 0 for greedy`,
+      );
+    }
     if (o.temperature === 0 && given.has("topK")) {
       throw new InputError("--top-k needs --temperature above 0: at temperature 0 generation is greedy (top-1)");
     }
