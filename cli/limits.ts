@@ -17,9 +17,12 @@ const FALLBACK = 8 * 2 ** 30;
 /** Half of this machine's memory (8 GiB when the size cannot be read, e.g. without --allow-sys). */
 export function memoryLimit(): MemoryLimit {
   try {
-    const total = Deno.systemMemoryInfo().total;
-    if (total > 0) return { bytes: total / 2, basis: `half of this machine's ${sizeText(total)}` };
-  } catch { /* no sys permission: fall through */ }
+    // Asked first, so that a run without the permission falls back instead of prompting for it.
+    if (Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" }).state === "granted") {
+      const total = Deno.systemMemoryInfo().total;
+      if (total > 0) return { bytes: total / 2, basis: `half of this machine's ${sizeText(total)}` };
+    }
+  } catch { /* no such API or permission: fall through */ }
   return { bytes: FALLBACK, basis: "the machine's memory is unknown, so 8 GiB is assumed" };
 }
 
