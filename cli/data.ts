@@ -1,7 +1,7 @@
 // Training data for the CLI: seeded toy batches or a UTF-8 text file, a held-out split, prompts.
 
 import { foldIn, type Key, randomKey, textBatch, type ToyBatch, toyBatch } from "../mod.ts";
-import { InputError, readBytes } from "./args.ts";
+import { InputError, readBytes } from "./input.ts";
 import { DATA_LIMIT } from "./limits.ts";
 
 /** What a checkpoint records about its data, enough to rebuild the same batches in the same order. */

@@ -1,7 +1,7 @@
 // What the machine allows, checked before any work: estimates of the memory that training, evaluation and generation take.
 
 import type { BlockSpec, ModelConfig } from "../mod.ts";
-import { InputError, sizeText } from "./args.ts";
+import { InputError, sizeText } from "./input.ts";
 
 /** The most bytes `--data` may hold (the whole file is kept in memory). */
 export const DATA_LIMIT = 256 * 2 ** 20;

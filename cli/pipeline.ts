@@ -15,7 +15,8 @@ import {
 import { InputError, int, num } from "./args.ts";
 import type { DataOptions } from "./data.ts";
 import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
-import { FILES, type Saved } from "./rundir.ts";
+import type { Saved } from "./checkpoint.ts";
+import { FILES } from "./rundir.ts";
 import { blockLabel, configFrom, refuseIgnored, stepCount } from "./options.ts";
 import { type Ctx, describeEval, evaluate, keyFor, trainModel, warmSupernet } from "./phases.ts";
 import { makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";

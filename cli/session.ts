@@ -16,7 +16,8 @@ import { refuseIgnored } from "./options.ts";
 import { type Out, paint, say } from "./progress.ts";
 import { type Ctx, sample } from "./phases.ts";
 import { renderReport, type ReportInput } from "./report.ts";
-import { FILES, openRun, type RunDir, type RunPlan, type Saved } from "./rundir.ts";
+import type { Saved } from "./checkpoint.ts";
+import { FILES, openRun, type RunDir, type RunPlan } from "./rundir.ts";
 import type { SearchRecord } from "./postnas.ts";
 
 /** The work of a command, run once its options and inputs are checked. */

@@ -5,7 +5,8 @@ import { COMMON, InputError, int, num, str } from "../args.ts";
 import { checkMemory, generateBytes } from "../limits.ts";
 import { blockLabel, DATA, refuseIgnored, SAMPLE } from "../options.ts";
 import { makeOut, say } from "../progress.ts";
-import { checkpointOf, loadCheckpoint } from "../rundir.ts";
+import { loadCheckpoint } from "../checkpoint.ts";
+import { checkpointOf } from "../rundir.ts";
 import { dataFor, defineCommand, promptLength, promptOf, sampleAndPrint, startBackend } from "../session.ts";
 
 const { out: _out, ...common } = COMMON;

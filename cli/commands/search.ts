@@ -7,7 +7,8 @@ import { applySteps, blockLabel, DATA, LOG, MODEL, SEARCH, stepCount } from "../
 import type { Ctx } from "../phases.ts";
 import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
-import { checkpointOf, FILES, loadCheckpoint, planRunDir } from "../rundir.ts";
+import { loadCheckpoint } from "../checkpoint.ts";
+import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
 import {
   bytes,
   dataFor,

@@ -1,14 +1,16 @@
 // `train`: trains one model (any block list) on toy data or a text file; a signal saves, --resume continues.
 
 import { block, type BlockSpec, initModel, paramCount } from "../../mod.ts";
-import { COMMON, CONFIG_LIMIT, flagOf, InputError, num, readConfig, readJsonFile, str, type Values } from "../args.ts";
+import { COMMON, CONFIG_LIMIT, flagOf, InputError, num, readConfig, str, type Values } from "../args.ts";
+import { readJsonFile } from "../input.ts";
 import { openData, reopenData } from "../data.ts";
 import { Interrupted, interrupts } from "../interrupt.ts";
 import { checkMemory, evalBytes, generateBytes, trainBytes } from "../limits.ts";
 import { blockLabel, configFrom, DATA, LOG, MODEL, parseBlocks, refuseIgnored, SAMPLE, stepCount } from "../options.ts";
 import { type Ctx, describeEval, evaluate, keyFor, trainModel } from "../phases.ts";
 import { makeOut, say } from "../progress.ts";
-import { FILES, loadCheckpoint, planRunDir, reopenRun, type RunDir, type Saved } from "../rundir.ts";
+import { loadCheckpoint, type Saved } from "../checkpoint.ts";
+import { FILES, planRunDir, reopenRun, type RunDir } from "../rundir.ts";
 import {
   configRecord,
   defineCommand,

@@ -7,7 +7,8 @@ import { checkMemory, evalBytes, generateBytes, trainBytes } from "../limits.ts"
 import { blockLabel, DATA, LOG, SAMPLE, stepCount } from "../options.ts";
 import { type Ctx, describeEval, evaluate, trainModel } from "../phases.ts";
 import { makeOut, say } from "../progress.ts";
-import { checkpointOf, FILES, loadCheckpoint, planRunDir } from "../rundir.ts";
+import { loadCheckpoint } from "../checkpoint.ts";
+import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
 import {
   dataFor,
   defineCommand,

@@ -3,7 +3,7 @@
 import { block, initModel, modelConfig, randomKey, setBackend } from "../../mod.ts";
 import { prepare } from "../../cli.ts";
 import { InputError } from "../../cli/args.ts";
-import { saveCheckpoint } from "../../cli/rundir.ts";
+import { saveCheckpoint } from "../../cli/checkpoint.ts";
 
 await setBackend("cpu");
 
