@@ -26,6 +26,7 @@ export class Interrupts {
   readonly #host: InterruptHost;
   #signals = 0;
   #held = false;
+  #stopping = "finishing the current step and saving";
   #saving = 0;
   #exitPending = false;
   #lastYield = 0;
@@ -73,9 +74,13 @@ export class Interrupts {
     this.#beforeExit = fn;
   }
 
-  /** From now on a first signal asks the work to stop at its next step boundary instead of exiting. */
-  hold(): void {
+  /**
+   * From now on a first signal asks the work to stop at its next step boundary instead of exiting;
+   * `stopping` says what happens then ("finishing the current step and saving").
+   */
+  hold(stopping = "finishing the current step and saving"): void {
     this.#held = true;
+    this.#stopping = stopping;
   }
 
   /**
@@ -92,7 +97,7 @@ export class Interrupts {
     this.#signals++;
     const what = name === "SIGTERM" ? "terminated" : "interrupted";
     if (this.#signals === 1 && this.#held) {
-      this.#host.warn(`\njetfold: ${what}; finishing the current step and saving (Ctrl-C again to quit at once)`);
+      this.#host.warn(`\njetfold: ${what}; ${this.#stopping} (Ctrl-C again to quit at once)`);
       return;
     }
     if (this.#saving > 0) {

@@ -57,7 +57,7 @@ export async function planRunDir(out: string | null, command: string): Promise<R
 // `checkpoint.safetensors.1a2b3c4d.tmp` (saveSafetensors) or `config.json.1a2b3c4d.tmp` (writeAtomic).
 const STALE = new RegExp(`^\\.?(${Object.values(FILES).map((f) => f.replace(".", "\\.")).join("|")})\\..*tmp$`);
 
-/** Writes `bytes` to `path` through a temporary file renamed over it, so a reader never sees half a file. */
+/** Writes `data` to `path` through a temporary file renamed over it, so a reader never sees half a file. */
 async function writeAtomic(path: string, data: string): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {

@@ -70,7 +70,7 @@ export const bench = defineCommand({
           throw new InputError((e as Error).message.replace(/^setBackend: /, "backend: "));
         }
       }
-      interrupts.hold();
+      interrupts.hold("finishing the current measurement");
       const stop = async (partial: string) => {
         if (!(await interrupts.boundary())) return;
         console.log(partial);
