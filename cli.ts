@@ -8,8 +8,8 @@ import { info } from "./cli/commands/info.ts";
 import { searchCommand } from "./cli/commands/search.ts";
 import { train } from "./cli/commands/train.ts";
 import { tune } from "./cli/commands/tune.ts";
-import { Interrupted } from "./cli/loop.ts";
-import type { Command } from "./cli/session.ts";
+import { Interrupted, interrupts } from "./cli/interrupt.ts";
+import type { Command, Job } from "./cli/session.ts";
 
 const COMMANDS: readonly Command[] = [demo, train, searchCommand, tune, generateCommand, bench, info];
 
@@ -27,31 +27,57 @@ function usage(): string {
   ].join("\n");
 }
 
-/** Runs the CLI on `args` and returns the exit status: 0 done, 1 failed, 2 bad input, 130 interrupted. */
-export async function main(args: readonly string[]): Promise<number> {
+/** What `prepare` makes of the arguments: text to print and an exit status, or the checked work. */
+export type Prepared =
+  | { readonly kind: "text"; readonly text: string; readonly status: 0 | 2; readonly error?: string }
+  | { readonly kind: "job"; readonly command: string; readonly job: Job };
+
+/**
+ * Parses and checks `args` without doing any work: no backend starts, no file is written. Bad input
+ * is an InputError (printed as one line, exit status 2); anything else thrown is a bug.
+ */
+export async function prepare(args: readonly string[]): Promise<Prepared> {
   const [name, ...rest] = args;
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {
-    console.log(usage());
-    if (name !== undefined) return 0;
-    console.error("jetfold: no command given");
-    return 2;
+    return name === undefined
+      ? { kind: "text", text: usage(), status: 2, error: "jetfold: no command given" }
+      : { kind: "text", text: usage(), status: 0 };
   }
   const command = COMMANDS.find((c) => c.name === name);
-  const label = command ? `jetfold ${name}` : "jetfold";
+  if (command === undefined) {
+    throw new InputError(
+      `unknown command ${JSON.stringify(name)}; expected one of ${COMMANDS.map((c) => c.name).join(", ")} (see --help)`,
+    );
+  }
+  const parsed = await parse(name, rest, command.specs);
+  if (parsed.help) {
+    return {
+      kind: "text",
+      text: helpText(name, `${command.summary}.\n\n${command.description}`, command.specs),
+      status: 0,
+    };
+  }
+  return { kind: "job", command: name, job: await command.prepare(parsed.values, parsed.given) };
+}
+
+/** Runs the CLI on `args` and returns the exit status: 0 done, 1 failed, 2 bad input, 130 interrupted. */
+export async function main(args: readonly string[]): Promise<number> {
+  const name = args[0];
+  const label = name !== undefined && COMMANDS.some((c) => c.name === name) ? `jetfold ${name}` : "jetfold";
   try {
-    if (command === undefined) {
-      throw new InputError(
-        `unknown command ${JSON.stringify(name)}; expected one of ${
-          COMMANDS.map((c) => c.name).join(", ")
-        } (see --help)`,
-      );
+    const p = await prepare(args);
+    if (p.kind === "text") {
+      console.log(p.text);
+      if (p.error) console.error(p.error);
+      return p.status;
     }
-    const parsed = await parse(name, rest, command.specs);
-    if (parsed.help) {
-      console.log(helpText(name, `${command.summary}.\n\n${command.description}`, command.specs));
-      return 0;
+    // SIGINT and SIGTERM stop the work at its next step, with what it promises saved (see interrupt.ts).
+    interrupts.listen();
+    try {
+      await p.job();
+    } finally {
+      interrupts.unlisten();
     }
-    await command.run(parsed.values, parsed.flags);
     return 0;
   } catch (e) {
     if (e instanceof Interrupted) return 130;

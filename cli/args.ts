@@ -1,7 +1,8 @@
 // Command-line options: typed specs, flag parsing, --config files, help text; bad input is an InputError.
 
-/** A problem with what the user gave (flags, files, configs): printed as one line, exit status 2. */
-export class InputError extends Error {}
+import { InputError, readJsonFile } from "./input.ts";
+
+export { InputError };
 
 /** One option: how to read it from a flag string or a JSON value, its default and its help. */
 export interface Spec<T> {
@@ -25,10 +26,23 @@ export type Values<S extends Specs> = { -readonly [K in keyof S]: S[K] extends S
 
 const show = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : v === null ? "null" : String(v));
 
-function numberSpec(kind: "int" | "number", def: number | null, help: string, min: number, extra: object) {
-  const what = kind === "int" ? `an integer >= ${min}` : `a number >= ${min}`;
+/** Bounds of a number option. */
+export interface Range {
+  readonly min?: number;
+  readonly max?: number;
+}
+
+function numberSpec(kind: "int" | "number", def: number | null, help: string, range: Range, extra: object) {
+  const min = range.min ?? 0, max = range.max ?? (kind === "int" ? Number.MAX_SAFE_INTEGER : Infinity);
+  const bounded = max !== Number.MAX_SAFE_INTEGER && max !== Infinity;
+  const noun = kind === "int" ? "an integer" : "a number";
+  const what = bounded ? `${noun} in ${min}..${max}` : `${noun} >= ${min}`;
   const check = (v: number, where: string, got: string) => {
-    if (!Number.isFinite(v) || v < min || (kind === "int" && !Number.isInteger(v))) {
+    if (kind === "int" && Number.isInteger(v) && !Number.isSafeInteger(v) && v > 0 && !bounded) {
+      throw new InputError(`${where} must be at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1), got ${got}`);
+    }
+    const whole = kind === "number" || Number.isSafeInteger(v);
+    if (!Number.isFinite(v) || !whole || v < min || v > max) {
       throw new InputError(`${where} must be ${what}, got ${got}`);
     }
     return v;
@@ -49,30 +63,45 @@ function numberSpec(kind: "int" | "number", def: number | null, help: string, mi
   };
 }
 
-/** An integer option (`min` defaults to 0). */
-export function int(def: number, help: string, opts?: { min?: number; defaultText?: string }): Spec<number>;
+/** Options of an integer option: its bounds (`min` 0 and any safe integer by default) and help. */
+export interface IntOptions extends Range {
+  readonly defaultText?: string;
+}
+
+/** An integer option (a safe integer, `min` 0 by default). */
+export function int(def: number, help: string, opts?: IntOptions): Spec<number>;
 /** An integer option that may be left unset (null). */
-export function int(def: null, help: string, opts?: { min?: number; defaultText?: string }): Spec<number | null>;
-export function int(def: number | null, help: string, opts: { min?: number; defaultText?: string } = {}) {
-  return numberSpec("int", def, help, opts.min ?? 0, { defaultText: opts.defaultText }) as Spec<number | null>;
+export function int(def: null, help: string, opts?: IntOptions): Spec<number | null>;
+export function int(def: number | null, help: string, opts: IntOptions = {}) {
+  return numberSpec("int", def, help, opts, { defaultText: opts.defaultText }) as Spec<number | null>;
 }
 
-/** A non-negative number option. */
-export function num(def: number, help: string): Spec<number> {
-  return numberSpec("number", def, help, 0, {}) as Spec<number>;
+/** A non-negative, finite number option. */
+export function num(def: number, help: string, range: Range = {}): Spec<number> {
+  return numberSpec("number", def, help, range, {}) as Spec<number>;
 }
 
-/** A string option (a path, a prompt); null when unset. */
+/**
+ * A string option (a path, a prompt); null when unset. It is never empty, and a path (`meta` FILE
+ * or DIR) holds no NUL character.
+ */
 export function str(
   def: string | null,
   help: string,
   opts: { defaultText?: string; meta?: string } = {},
 ): Spec<string | null> {
+  const isPath = opts.meta === "FILE" || opts.meta === "DIR";
+  const check = (v: string, where: string) => {
+    if (v === "") throw new InputError(`${where} must not be empty`);
+    if (isPath && v.includes("\0")) throw new InputError(`${where}: a path cannot hold a NUL character`);
+    return v;
+  };
   const fromJson = (v: unknown, where: string) => {
-    if (typeof v === "string" || (v === null && def === null)) return v;
+    if (typeof v === "string") return check(v, where);
+    if (v === null && def === null) return v;
     throw new InputError(`${where} must be a string, got ${show(v)}`);
   };
-  return { kind: "string", default: def, help, ...opts, fromFlag: (t) => t, fromJson };
+  return { kind: "string", default: def, help, ...opts, fromFlag: check, fromJson };
 }
 
 /** A switch: `--quiet` sets it. */
@@ -112,16 +141,21 @@ export const COMMON = {
   quiet: bool("print only the results, no progress"),
 } as const;
 
-/** What `parse` returns: the values and the keys given explicitly (by flag or config file). */
+/**
+ * What `parse` returns: the values; `given`, the keys set on the command line or by the `--config`
+ * file to something other than their default (a field at its default counts as not given, so a run's
+ * config.json, which records every option, can be reused); and whether help was asked for.
+ */
 export interface Parsed<S extends Specs> {
   readonly values: Values<S>;
-  readonly flags: ReadonlySet<string>;
+  readonly given: ReadonlySet<string>;
   readonly help: boolean;
 }
 
 /**
  * Parses `argv` against `specs`: defaults, then the `--config` file, then flags (`--key value` or
- * `--key=value`). Throws InputError naming the flag or field on any problem.
+ * `--key=value`). Throws InputError naming the flag or field on any problem, an option given twice
+ * included.
  */
 export async function parse<S extends Specs>(command: string, argv: readonly string[], specs: S): Promise<Parsed<S>> {
   const byFlag = new Map(Object.keys(specs).map((k) => [flagOf(k), k]));
@@ -140,6 +174,7 @@ export async function parse<S extends Specs>(command: string, argv: readonly str
     const flag = eq < 0 ? arg : arg.slice(0, eq);
     const key = byFlag.get(flag);
     if (key === undefined) throw new InputError(`unknown option ${flag} for ${command} (see ${command} --help)`);
+    if (Object.hasOwn(fromFlags, key)) throw new InputError(`${flag} is given twice; give it once`);
     const spec = specs[key];
     let text: string;
     if (spec.kind === "bool") {
@@ -154,16 +189,20 @@ export async function parse<S extends Specs>(command: string, argv: readonly str
     fromFlags[key] = spec.fromFlag(text, flag);
   }
   const values: Record<string, unknown> = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, s.default]));
-  if (help) return { values: values as Values<S>, flags: new Set(), help };
+  if (help) return { values: values as Values<S>, given: new Set(), help };
   const path = (fromFlags.config ?? null) as string | null;
   const fromFile = path === null ? {} : await readConfig(path, specs);
   Object.assign(values, fromFile, fromFlags);
-  return { values: values as Values<S>, flags: new Set([...Object.keys(fromFile), ...Object.keys(fromFlags)]), help };
+  const fromFileGiven = Object.keys(fromFile).filter((k) => fromFile[k] !== specs[k].default);
+  return { values: values as Values<S>, given: new Set([...fromFileGiven, ...Object.keys(fromFlags)]), help };
 }
+
+/** The most bytes a `--config` file may hold. */
+export const CONFIG_LIMIT = 2 ** 20;
 
 /** Reads and validates a JSON config file against `specs` (extra "command" and "version" keys are allowed). */
 export async function readConfig(path: string, specs: Specs): Promise<Record<string, unknown>> {
-  const json = await readJsonFile(path, "--config");
+  const json = await readJsonFile(path, "--config", CONFIG_LIMIT);
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new InputError(
       `--config ${path}: expected a JSON object of options, got ${Array.isArray(json) ? "an array" : show(json)}`,
@@ -172,45 +211,13 @@ export async function readConfig(path: string, specs: Specs): Promise<Record<str
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(json)) {
     if (key === "command" || key === "version") continue;
-    const spec = specs[key];
-    if (spec === undefined || key === "config") {
+    if (!Object.hasOwn(specs, key) || key === "config") {
       const known = Object.keys(specs).filter((k) => k !== "config").join(", ");
       throw new InputError(`--config ${path}: unknown field ${JSON.stringify(key)} (fields: ${known})`);
     }
-    out[key] = spec.fromJson(value, `--config ${path}: field ${JSON.stringify(key)}`);
+    out[key] = specs[key].fromJson(value, `--config ${path}: field ${JSON.stringify(key)}`);
   }
   return out;
-}
-
-/** Reads a JSON file, turning a missing, unreadable or malformed file into an InputError. */
-export async function readJsonFile(path: string, what: string): Promise<unknown> {
-  const text = await readTextFile(path, what);
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`${what} ${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-/** Reads a UTF-8 text file, turning a missing or unreadable file into an InputError. */
-export async function readTextFile(path: string, what: string): Promise<string> {
-  const bytes = await readBytes(path, what);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new InputError(`${what} ${path}: not UTF-8 text`);
-  }
-}
-
-/** Reads a file's bytes, turning a missing or unreadable file into an InputError. */
-export async function readBytes(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new InputError(`${what}: no such file: ${path}`);
-    if (e instanceof Deno.errors.IsADirectory) throw new InputError(`${what}: ${path} is a directory, not a file`);
-    throw new InputError(`${what}: cannot read ${path}: ${(e as Error).message}`);
-  }
 }
 
 /** The help text of a command: usage, summary and one line per option with its default. */

@@ -1,7 +1,8 @@
 // Training data for the CLI: seeded toy batches or a UTF-8 text file, a held-out split, prompts.
 
 import { foldIn, type Key, randomKey, textBatch, type ToyBatch, toyBatch } from "../mod.ts";
-import { InputError, readBytes } from "./args.ts";
+import { InputError, readBytes } from "./input.ts";
+import { DATA_LIMIT } from "./limits.ts";
 
 /** What a checkpoint records about its data, enough to rebuild the same batches in the same order. */
 export type DataMeta =
@@ -93,13 +94,35 @@ function textSource(o: DataOptions, file: string, bytes: Uint8Array): DataSource
 /** Opens the data the options name: a UTF-8 text file with `data`, else the toy generator. */
 export async function openData(o: DataOptions): Promise<DataSource> {
   if (o.data === null) return toySource(o);
-  const bytes = await readBytes(o.data, "--data");
+  const bytes = await readBytes(o.data, "--data", DATA_LIMIT);
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw new InputError(`--data ${o.data}: not UTF-8 text`);
   }
   return textSource(o, o.data, bytes);
+}
+
+/** Checks what a checkpoint says about its data (a `jetfold.data` record); throws naming the field. */
+export function checkDataMeta(value: unknown): DataMeta {
+  const m = value as Record<string, unknown>;
+  const fail = (what: string) => {
+    throw new Error(`jetfold.data: ${what}, got ${JSON.stringify(value)}`);
+  };
+  if (typeof m !== "object" || m === null) fail("expected an object");
+  const whole = (k: string, min: number) => {
+    if (!Number.isSafeInteger(m[k]) || (m[k] as number) < min) fail(`${k} must be an integer >= ${min}`);
+  };
+  whole("seed", 0);
+  whole("seqLen", 2);
+  whole("batch", 1);
+  if (m.source === "toy") whole("pairs", 1);
+  else if (m.source === "text") {
+    if (typeof m.file !== "string" || m.file === "" || m.file.includes("\0")) fail("file must be a path");
+    whole("bytes", 0);
+    if (typeof m.fnv1a !== "string" || !/^[0-9a-f]{8}$/.test(m.fnv1a)) fail("fnv1a must be 8 hex digits");
+  } else fail('source must be "toy" or "text"');
+  return m as DataMeta;
 }
 
 /** Reopens the data a checkpoint was trained on, checking that a text file has not changed. */

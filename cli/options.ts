@@ -1,7 +1,18 @@
 // Option groups shared by the commands (model sizes, data, search, sampling) and block-list parsing.
 
 import { block, type BlockSpec, type FfnKind, type MixerKind, type ModelConfig, modelConfig } from "../mod.ts";
-import { choice, InputError, int, num, str } from "./args.ts";
+import { choice, flagOf, InputError, int, num, type Spec, str } from "./args.ts";
+
+/** The most steps a phase may take: data positions are 32-bit, and a billion steps is past any real run. */
+export const MAX_STEPS = 1_000_000_000;
+
+/** A step count: an integer in 0..MAX_STEPS (`min` 0 unless given). */
+export function stepCount(def: number, help: string, opts?: { min?: number; defaultText?: string }): Spec<number>;
+/** A step count that may be left unset (null). */
+export function stepCount(def: null, help: string, opts?: { min?: number; defaultText?: string }): Spec<number | null>;
+export function stepCount(def: number | null, help: string, opts: { min?: number; defaultText?: string } = {}) {
+  return int(def as number, help, { ...opts, max: MAX_STEPS });
+}
 
 /** Model sizes (vocab is 256: bytes). */
 export const MODEL = {
@@ -9,7 +20,7 @@ export const MODEL = {
   heads: int(4, "attention heads (width / heads must be even)", { min: 1 }),
   kvHeads: int(null, "key/value heads (grouped-query attention)", { min: 1, defaultText: "heads" }),
   ffnHidden: int(null, "hidden size of the FFNs", { min: 1, defaultText: "4 * width" }),
-  layers: int(4, "number of layers", { min: 1 }),
+  layers: int(4, "number of layers", { min: 1, max: 1024 }),
   window: int(16, "window of sliding-window attention (swa) layers, in tokens", { min: 1 }),
 } as const;
 
@@ -56,23 +67,83 @@ export function blockLabel(spec: BlockSpec): string {
 }
 
 const KINDS: readonly MixerKind[] = ["mha", "swa", "linear", "jet"];
+const MODS = ["conv", "gated"] as const;
 
-/** Parses a block list such as `mha,swa:32,jet+conv,linear+gated` (swa without a size uses `window`). */
-export function parseBlocks(text: string, window: number, where = "--blocks"): BlockSpec[] {
-  return text.split(",").map((part) => {
-    const [head, ...mods] = part.trim().split("+");
-    const [attn, size] = head.split(":");
+/** What `parseBlocks` read: the layers, and whether any takes its window from `--window`. */
+export interface ParsedBlocks {
+  readonly blocks: BlockSpec[];
+  readonly usesWindow: boolean;
+}
+
+/**
+ * Parses a block list such as `mha,swa:32,jet+conv,linear+gated` (swa without a size uses `window`).
+ * Every part of the text must mean something: an empty entry, a second size, a size on a block
+ * other than swa, or an unknown or repeated modifier is an InputError naming it.
+ */
+export function parseBlocks(text: string, window: number, where = "--blocks"): ParsedBlocks {
+  let usesWindow = false;
+  const parts = text.split(",");
+  const blocks = parts.map((raw, i) => {
+    const part = raw.trim(), shown = JSON.stringify(part);
+    if (part === "") {
+      throw new InputError(`${where}: entry ${i + 1} of ${parts.length} is empty (a doubled or trailing comma?)`);
+    }
+    const [head, ...mods] = part.split("+");
+    const [attn, ...sizes] = head.split(":");
     if (!KINDS.includes(attn as MixerKind)) {
-      throw new InputError(`${where}: unknown block ${JSON.stringify(part)}; blocks are ${KINDS.join(", ")}`);
+      throw new InputError(
+        `${where}: unknown block ${JSON.stringify(attn)} in ${shown}; blocks are ${KINDS.join(", ")}`,
+      );
     }
-    const bad = mods.find((m) => m !== "conv" && m !== "gated");
-    if (bad !== undefined) throw new InputError(`${where}: unknown modifier +${bad} in ${JSON.stringify(part)}`);
-    if (size !== undefined && (attn !== "swa" || !/^\d+$/.test(size) || Number(size) < 1)) {
-      throw new InputError(`${where}: ${JSON.stringify(part)}: only swa takes a size, a positive integer (swa:16)`);
+    if (sizes.length > 1) throw new InputError(`${where}: ${shown} has ${sizes.length} sizes; swa takes one (swa:16)`);
+    const size = sizes[0];
+    if (size !== undefined && attn !== "swa") {
+      throw new InputError(`${where}: ${shown}: only swa takes a size (swa:16), ${attn} does not`);
     }
+    if (size !== undefined && !(/^\d+$/.test(size) && Number.isSafeInteger(Number(size)) && Number(size) >= 1)) {
+      throw new InputError(
+        `${where}: ${shown}: the window of swa must be a positive integer, got ${JSON.stringify(size)}`,
+      );
+    }
+    const bad = mods.find((m) => !(MODS as readonly string[]).includes(m));
+    if (bad !== undefined) {
+      throw new InputError(`${where}: unknown modifier +${bad} in ${shown}; modifiers are +${MODS.join(", +")}`);
+    }
+    const twice = mods.find((m, j) => mods.indexOf(m) !== j);
+    if (twice !== undefined) throw new InputError(`${where}: ${shown} gives +${twice} twice`);
+    if (attn === "swa" && size === undefined) usesWindow = true;
     const ffn: FfnKind = mods.includes("gated") ? "gated" : "swiglu";
     return block(attn as MixerKind, { ffn, conv: mods.includes("conv"), window: size ? Number(size) : window });
   });
+  return { blocks, usesWindow };
+}
+
+/**
+ * Applies the `--steps` shorthand to the step counts of `phases`; one of them given as well must
+ * agree with it, or the shorthand would silently override it.
+ */
+export function applySteps<K extends string>(
+  o: { steps: number | null } & Record<K, number>,
+  given: ReadonlySet<string>,
+  phases: readonly K[],
+): void {
+  if (o.steps === null) return;
+  for (const k of phases) {
+    if (given.has(k) && o[k] !== o.steps) {
+      throw new InputError(`--steps ${o.steps} disagrees with ${flagOf(k)} ${o[k]}; give one of them`);
+    }
+    (o as Record<K, number>)[k] = o.steps;
+  }
+}
+
+/**
+ * Refuses options the user gave that have no effect here, so nothing is silently dropped: throws an
+ * InputError naming them and `why` ("with --run: the checkpoint fixes the model's sizes").
+ */
+export function refuseIgnored(given: ReadonlySet<string>, keys: readonly string[], why: string): void {
+  const named = keys.filter((k) => given.has(k)).map(flagOf);
+  if (named.length === 0) return;
+  throw new InputError(`${named.join(", ")} ${named.length > 1 ? "have" : "has"} no effect ${why}`);
 }
 
 /** A validated model config from the size options; a problem is an InputError naming the field. */

@@ -21,11 +21,12 @@ import {
 import { type DataSource, STREAM } from "./data.ts";
 import { type LoopResult, trainLoop } from "./loop.ts";
 import type { Out } from "./progress.ts";
+import type { RunDir } from "./rundir.ts";
 
 /** What every phase needs: output settings, the run directory, the data, the seed. */
 export interface Ctx {
   readonly out: Out;
-  readonly dir: string;
+  readonly run: RunDir;
   readonly data: DataSource;
   readonly seed: number;
   readonly logEvery: number;
@@ -83,7 +84,7 @@ export async function trainModel(ctx: Ctx, o: TrainModelOptions): Promise<Traine
     out: ctx.out,
     label: o.label,
     phase: o.stream,
-    dir: ctx.dir,
+    metrics: (r) => ctx.run.appendMetric(r),
     start: o.start,
     total: o.total,
     logEvery: ctx.logEvery,
@@ -109,7 +110,7 @@ export async function warmSupernet(
     out: ctx.out,
     label: "supernet",
     phase: "supernet",
-    dir: ctx.dir,
+    metrics: (r) => ctx.run.appendMetric(r),
     start: 0,
     total: o.steps,
     logEvery: ctx.logEvery,

@@ -7,29 +7,34 @@ import {
   initModel,
   initSupernet,
   type ModelConfig,
+  modelConfig,
   type ModelParams,
   paramCount,
   type Supernet,
 } from "../mod.ts";
-import { int, num } from "./args.ts";
-import { FILES, type Saved, writeJson } from "./rundir.ts";
-import { blockLabel, configFrom } from "./options.ts";
+import { InputError, int, num } from "./args.ts";
+import type { DataOptions } from "./data.ts";
+import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
+import type { Saved } from "./checkpoint.ts";
+import { FILES } from "./rundir.ts";
+import { blockLabel, configFrom, refuseIgnored, stepCount } from "./options.ts";
 import { type Ctx, describeEval, evaluate, keyFor, trainModel, warmSupernet } from "./phases.ts";
-import { makeSpace, runSearch, type SearchOptions, type SearchRecord } from "./postnas.ts";
+import { makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";
+import { Interrupted } from "./interrupt.ts";
 import { paint, say } from "./progress.ts";
 import { stopIfInterrupted } from "./session.ts";
 
 /** Options of the warmup: the base model's pretraining and the supernet's training. */
 export const WARMUP = {
-  pretrainSteps: int(600, "steps of pretraining the full-attention base model (skipped with a given model)"),
-  supernetSteps: int(300, "steps of supernet training, one random path per step, MLPs frozen"),
+  pretrainSteps: stepCount(600, "steps of pretraining the full-attention base model (skipped with a given model)"),
+  supernetSteps: stepCount(300, "steps of supernet training, one random path per step, MLPs frozen"),
   lr: num(3e-3, "peak learning rate of pretraining"),
   supernetLr: num(3e-3, "peak learning rate of supernet training"),
   warmup: int(20, "learning-rate warmup steps of each phase"),
 } as const;
 
 /** Values the warmup reads. */
-export interface WarmupOptions {
+export interface WarmupOptions extends DataOptions {
   readonly pretrainSteps: number;
   readonly supernetSteps: number;
   readonly lr: number;
@@ -42,20 +47,99 @@ export interface WarmupOptions {
   readonly ffnHidden: number | null;
 }
 
-const RESUME_HINT = " (sample from it with generate; only train runs resume)";
+/** The checked plan of demo's and search's first two phases. */
+export interface PipelinePlan {
+  /** The given model, or null to pretrain one. */
+  readonly base: Saved | null;
+  /** The base model's config: the given model's, or `layers` x mha of the size options. */
+  readonly baseConfig: ModelConfig;
+  readonly space: Space;
+}
+
+// Options that only shape the pretrained base model: a given model makes them meaningless.
+const BASE_ONLY = ["width", "heads", "kvHeads", "ffnHidden", "layers", "pretrainSteps", "lr"] as const;
 
 /**
- * Phase 1: pretrains a full-attention base model (or takes `base`), then trains a once-for-all
- * supernet over `space` initialized from it: attention weights inherited, the other mixers fresh.
+ * Checks the warmup and search options before any work: nothing given may go unused (model sizes
+ * with a given model, swa's window or the accuracy weight in the seed space, the beam width of a
+ * greedy search), the base model and every candidate must make a valid model, and the phases must
+ * fit in memory.
  */
-export async function warmup(
-  ctx: Ctx,
+export function planPipeline(
   o: WarmupOptions & SearchOptions,
+  given: ReadonlySet<string>,
   base: Saved | null,
-): Promise<{ supernet: Supernet; baseConfig: ModelConfig; space: ReturnType<typeof makeSpace> }> {
-  let config: ModelConfig, params: ModelParams;
+): PipelinePlan {
+  if (base !== null) {
+    refuseIgnored(
+      given,
+      BASE_ONLY,
+      "with --checkpoint or --run: the given model is not pretrained and fixes the sizes",
+    );
+  }
+  if (o.space === "seed") {
+    refuseIgnored(given, ["window"], "with --space seed: it has no swa candidate");
+    refuseIgnored(given, ["accuracyWeight"], "with --space seed: it scores by held-out loss only");
+  }
+  const space = makeSpace(o);
+  if (space.strategy === "greedy") refuseIgnored(given, ["beamWidth"], "with a greedy search (a beam of one)");
+  const baseConfig = base?.config ?? configFrom(o, Array.from({ length: o.layers }, () => block("mha")));
+  try {
+    modelConfig({ ...baseConfig, blocks: space.candidates });
+  } catch (e) {
+    throw new InputError(`invalid search space: ${(e as Error).message.replace(/^modelConfig: /, "")}`);
+  }
+  const mixers = new Set(space.candidates.map((c) => (c.attn === "swa" ? "mha" : c.attn))).size;
+  const sizes = "--batch, --seq-len or the model's sizes";
   if (base === null) {
-    config = configFrom(o, Array.from({ length: o.layers }, () => block("mha")));
+    checkMemory(
+      `pretraining (--batch ${o.batch} x --seq-len ${o.seqLen})`,
+      trainBytes(baseConfig, o),
+      sizes,
+    );
+  }
+  checkMemory(
+    `supernet training (--batch ${o.batch} x --seq-len ${o.seqLen}, ${mixers} mixers per layer)`,
+    trainBytes(baseConfig, { ...o, mixers }),
+    sizes,
+  );
+  checkMemory(
+    `scoring configurations (--eval-batch ${o.evalBatch} x --seq-len ${o.seqLen})`,
+    evalBytes(baseConfig, { batch: o.evalBatch, seqLen: o.seqLen, mixers }),
+    "--eval-batch, --seq-len or the model's sizes",
+  );
+  return { base, baseConfig, space };
+}
+
+/** A warmed-up supernet and what it was built from. */
+export interface Warm {
+  readonly supernet: Supernet;
+  readonly baseConfig: ModelConfig;
+  readonly baseParams: ModelParams;
+  readonly space: Space;
+}
+
+const RESUME_HINT = " (sample from it with generate; only train runs resume)";
+
+// The base model's layout read through the supernet (its attention weights as the supernet trained
+// them); the base model as it was where the supernet holds no such layout.
+function baseLayout(w: Omit<Warm, "space">): { config: ModelConfig; params: ModelParams } {
+  try {
+    return extractSubnet(w.supernet, w.baseConfig.blocks);
+  } catch {
+    return { config: w.baseConfig, params: w.baseParams };
+  }
+}
+
+/**
+ * Phase 1: pretrains a full-attention base model (or takes the given one), then trains a once-for-all
+ * supernet over the plan's space initialized from it: attention weights inherited, the other mixers
+ * fresh. A signal saves the model so far and throws Interrupted.
+ */
+export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: PipelinePlan): Promise<Warm> {
+  const config = plan.baseConfig;
+  let params: ModelParams;
+  if (plan.base === null) {
     const fresh = initModel(keyFor(ctx.seed, "init"), config);
     say(ctx.out, `  base model: ${o.layers} x mha, width ${config.width}, ${paramCount(fresh)} parameters`);
     const r = await trainModel(ctx, {
@@ -79,11 +163,11 @@ export async function warmup(
       RESUME_HINT,
     );
   } else {
-    ({ config, params } = base);
+    params = plan.base.params;
     say(ctx.out, `  base model: ${config.blocks.map(blockLabel).join(", ")}, ${paramCount(params)} parameters`);
   }
   say(ctx.out, `  base model: ${describeEval(await evaluate(ctx, params, config))}`);
-  const space = makeSpace(o);
+  const { space } = plan;
   const layerSpace = config.blocks.map(() => space.candidates);
   say(ctx.out, `  supernet: ${space.candidates.map(blockLabel).join(" | ")} in each of ${config.blocks.length} layers`);
   const sn0 = initSupernet(keyFor(ctx.seed, "supernet"), config, layerSpace, { from: params });
@@ -93,21 +177,27 @@ export async function warmup(
     warmup: o.warmup,
     decaySteps: o.supernetSteps,
   });
-  await stopIfInterrupted(ctx, "supernet training", () => {
-    // The base layout through the supernet is a plain model (mha shares the attention weights).
-    const sub = extractSubnet(w.supernet, config.blocks.map((b) => (b.attn === "mha" ? space.candidates[0] : b)));
-    return { ...sub, step: w.step, data: ctx.data.meta, opt: null };
-  }, RESUME_HINT);
-  return { supernet: w.supernet, baseConfig: config, space };
+  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, space };
+  await stopIfInterrupted(ctx, "supernet training", () => ({
+    ...baseLayout(warm),
+    step: w.step,
+    data: ctx.data.meta,
+    opt: null,
+  }), RESUME_HINT);
+  return warm;
 }
 
-/** Phase 2: PostNAS over the supernet; prints each layer's candidates and writes search.json. */
+/**
+ * Phase 2: PostNAS over the supernet; prints each layer's candidates and writes search.json. A signal
+ * stops it before the next configuration: search.json then holds the trace so far (marked
+ * interrupted), the checkpoint the base layout as in an interrupted warmup, and Interrupted is thrown.
+ */
 export async function search(
   ctx: Ctx,
-  sn: Supernet,
-  space: ReturnType<typeof makeSpace>,
+  warm: Warm,
   o: SearchOptions,
 ): Promise<{ choice: readonly BlockSpec[]; record: SearchRecord }> {
+  const { space } = warm;
   const how = space.strategy === "beam" ? `beam search (width ${o.beamWidth})` : "greedy search";
   say(
     ctx.out,
@@ -119,7 +209,19 @@ export async function search(
     `  per layer, each candidate's best score with the layers before it decided and the rest at ` +
       `${blockLabel(space.baseline)}:`,
   );
-  const { choice, record } = await runSearch(ctx, sn, space, o);
+  const outcome = await runSearch(ctx, warm.supernet, space, o);
+  if (!outcome.done) {
+    const n = outcome.partial.trace.length;
+    await ctx.run.writeJson(FILES.search, outcome.partial);
+    await ctx.run.saveCheckpoint({ ...baseLayout(warm), step: 0, data: ctx.data.meta, opt: null });
+    console.log(
+      `interrupted during the search after ${n} configuration${n === 1 ? "" : "s"}; saved ` +
+        `${ctx.run.file(FILES.checkpoint)} (the base layout) and the trace so far in ${ctx.run.file(FILES.search)}` +
+        RESUME_HINT,
+    );
+    throw new Interrupted();
+  }
+  const { choice, record } = outcome;
   if (space.strategy === "beam") {
     say(
       ctx.out,
@@ -127,7 +229,7 @@ export async function search(
         "final configuration, not always its best-scoring cell)",
     );
   }
-  await writeJson(ctx.dir, FILES.search, record);
+  await ctx.run.writeJson(FILES.search, record);
   say(ctx.out, `  choice: ${paint(ctx.out, "bold", record.choice.join(", "))} (score ${record.score.toFixed(3)})`);
   return { choice, record };
 }

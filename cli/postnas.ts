@@ -1,15 +1,7 @@
 // The PostNAS phase: the search space, the budgeted search over a supernet, its printout and trace.
 
-import {
-  block,
-  type BlockSpec,
-  type Evaluation,
-  maxCount,
-  pathObjective,
-  postnas,
-  type Supernet,
-  type Visit,
-} from "../mod.ts";
+import { block, type BlockSpec, maxCount, pathObjective, postnas, type Supernet, type Visit } from "../mod.ts";
+import { interrupts } from "./interrupt.ts";
 import { blockLabel } from "./options.ts";
 import type { Ctx } from "./phases.ts";
 import { paint, Progress, say } from "./progress.ts";
@@ -77,29 +69,92 @@ export interface SearchRecord {
   readonly trace: readonly Record<string, unknown>[];
 }
 
+/** What search.json holds when a signal stopped the search: the trace so far, no choice. */
+export interface PartialSearchRecord {
+  readonly space: string;
+  readonly strategy: string;
+  readonly interrupted: true;
+  readonly objective: string;
+  readonly candidates: readonly string[];
+  readonly trace: readonly Record<string, unknown>[];
+}
+
+/** How a search ended: with a choice, or stopped by a signal at a configuration boundary. */
+export type SearchOutcome =
+  | { readonly done: true; readonly choice: readonly BlockSpec[]; readonly record: SearchRecord }
+  | { readonly done: false; readonly partial: PartialSearchRecord };
+
 const num = (v: number) => (Number.isFinite(v) ? v : null);
 
-/** Runs PostNAS over the supernet on held-out data, printing per layer each candidate's proxy scores. */
-export async function runSearch(
-  ctx: Ctx,
-  sn: Supernet,
-  space: Space,
-  o: SearchOptions,
-): Promise<{ choice: readonly BlockSpec[]; record: SearchRecord; metrics: ReadonlyMap<string, Evaluation> }> {
+class Stopped extends Error {}
+
+// Configurations a search scores at most: every candidate at each layer, for each kept prefix.
+function visitBound(layers: number, candidates: number, beam: number): number {
+  let total = 0, prefixes = 1;
+  for (let l = 0; l < layers; l++) {
+    total += prefixes * candidates;
+    prefixes = Math.min(beam, prefixes * candidates);
+  }
+  return total;
+}
+
+/**
+ * Runs PostNAS over the supernet on held-out data, printing per layer each candidate's proxy scores.
+ * A signal stops it before the next configuration is scored, with the trace so far.
+ */
+export async function runSearch(ctx: Ctx, sn: Supernet, space: Space, o: SearchOptions): Promise<SearchOutcome> {
   const L = sn.space.length, C = space.candidates.length;
   const objective = pathObjective(sn, ctx.data.heldOut(), { accuracy: space.accuracyWeight });
-  const bound = space.strategy === "greedy" ? L * C : C + (L - 1) * o.beamWidth * C;
-  const progress = new Progress(ctx.out, "search", { total: bound });
-  let visits = 0;
-  const result = await postnas(sn.space, objective, {
-    strategy: space.strategy,
-    beamWidth: o.beamWidth,
-    baseline: sn.space.map(() => space.baseline),
-    feasible: maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha),
-    onVisit: () => progress.update(++visits),
-  }).finally(() => progress.finish());
-  const metricsOf = (config: readonly BlockSpec[]) => objective.evaluation(config)!;
+  const progress = new Progress(ctx.out, "search", {
+    total: visitBound(L, C, space.strategy === "greedy" ? 1 : o.beamWidth),
+  });
   const labels = space.candidates.map(blockLabel);
+  const objectiveText = space.accuracyWeight > 0
+    ? `held-out loss - ${space.accuracyWeight} * recall accuracy`
+    : "held-out loss (log perplexity)";
+  const metricsOf = (config: readonly BlockSpec[]) => objective.evaluation(config)!;
+  const traced = (v: Visit<BlockSpec>) => {
+    const ev = metricsOf(v.config);
+    return {
+      layer: v.layer,
+      candidate: labels[v.candidate],
+      config: v.config.map(blockLabel),
+      score: v.score,
+      feasible: v.feasible,
+      cached: v.cached,
+      loss: ev.loss,
+      perplexity: ev.perplexity,
+      accuracy: num(ev.accuracy),
+    };
+  };
+  const visits: Visit<BlockSpec>[] = [];
+  const scored = async (config: readonly BlockSpec[]) => {
+    if (await interrupts.boundary()) throw new Stopped();
+    return objective(config);
+  };
+  let result;
+  try {
+    result = await postnas(sn.space, scored, {
+      strategy: space.strategy,
+      beamWidth: o.beamWidth,
+      baseline: sn.space.map(() => space.baseline),
+      feasible: maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha),
+      onVisit: (v) => progress.update(visits.push(v)),
+    });
+  } catch (e) {
+    if (!(e instanceof Stopped)) throw e;
+    const partial: PartialSearchRecord = {
+      space: space.name,
+      strategy: space.strategy,
+      interrupted: true,
+      objective: objectiveText,
+      candidates: labels,
+      trace: visits.map(traced),
+    };
+    return { done: false, partial };
+  } finally {
+    progress.finish();
+  }
   const layers = Array.from({ length: L }, (_, layer) => {
     const cells = space.candidates.map((_, c): Cell => {
       const here = result.trace.filter((v) => v.layer === layer && v.candidate === c);
@@ -117,9 +172,6 @@ export async function runSearch(
     });
     return { layer, chosen: blockLabel(result.choice[layer]), cells };
   });
-  const objectiveText = space.accuracyWeight > 0
-    ? `held-out loss - ${space.accuracyWeight} * recall accuracy`
-    : "held-out loss (log perplexity)";
   const record: SearchRecord = {
     space: space.name,
     strategy: space.strategy,
@@ -131,23 +183,10 @@ export async function runSearch(
     choice: result.choice.map(blockLabel),
     score: result.score,
     layers,
-    trace: result.trace.map((v: Visit<BlockSpec>) => {
-      const ev = metricsOf(v.config);
-      return {
-        layer: v.layer,
-        candidate: labels[v.candidate],
-        config: v.config.map(blockLabel),
-        score: v.score,
-        feasible: v.feasible,
-        cached: v.cached,
-        loss: ev.loss,
-        perplexity: ev.perplexity,
-        accuracy: num(ev.accuracy),
-      };
-    }),
+    trace: result.trace.map(traced),
   };
   printLayers(ctx, record);
-  return { choice: result.choice, record, metrics: objective.metrics };
+  return { done: true, choice: result.choice, record };
 }
 
 function printLayers(ctx: Ctx, record: SearchRecord): void {

@@ -1,18 +1,8 @@
-// Run directories: config.json, metrics.jsonl, search.json, report.html, and self-describing checkpoints.
+// Run directories: created when the work starts, written atomically, cleaned up after kills, removed after a failed start.
 
-import {
-  adamw,
-  type AdamWState,
-  decodeSafetensors,
-  initModel,
-  type ModelConfig,
-  modelConfig,
-  type ModelParams,
-  randomKey,
-  saveSafetensors,
-} from "../mod.ts";
-import { InputError, readBytes } from "./args.ts";
-import type { DataMeta } from "./data.ts";
+import { saveCheckpoint, type Saved } from "./checkpoint.ts";
+import { InputError } from "./input.ts";
+import { interrupts } from "./interrupt.ts";
 
 /** The file names inside a run directory. */
 export const FILES = {
@@ -30,23 +20,142 @@ function stamp(d: Date): string {
   }`;
 }
 
-async function exists(path: string): Promise<boolean> {
+async function statOf(path: string): Promise<Deno.FileInfo | null> {
   try {
-    await Deno.stat(path);
-    return true;
+    return await Deno.stat(path);
   } catch {
-    return false;
+    return null;
+  }
+}
+
+/** Where a new run will be written: checked before any work, created by `openRun` when the work starts. */
+export interface RunPlan {
+  readonly dir: string;
+  readonly command: string;
+}
+
+/**
+ * Checks where a new run goes: `out`, or `runs/<command>-<time>`. A path that is a file, or a
+ * directory that already holds a run (a config.json), is refused rather than mixed with a new one.
+ * Creates nothing.
+ */
+export async function planRunDir(out: string | null, command: string): Promise<RunPlan> {
+  let dir = out ?? `runs/${command}-${stamp(new Date())}`;
+  if (out === null) { for (let n = 2; await statOf(dir); n++) dir = `runs/${command}-${stamp(new Date())}-${n}`; }
+  const info = await statOf(dir);
+  if (info !== null && !info.isDirectory) throw new InputError(`--out ${dir} exists and is not a directory`);
+  let up = dirname(dir), above = await statOf(up);
+  while (above === null && dirname(up) !== up) above = await statOf(up = dirname(up));
+  if (above !== null && !above.isDirectory) throw new InputError(`--out ${dir}: ${up} is not a directory`);
+  if (await statOf(`${dir}/${FILES.config}`)) {
+    throw new InputError(`--out ${dir} already holds a run (${FILES.config}); choose another directory`);
+  }
+  return { dir, command };
+}
+
+// A file that an atomic write of one of the run's files left behind when the process was killed:
+// `checkpoint.safetensors.1a2b3c4d.tmp` (saveSafetensors) or `config.json.1a2b3c4d.tmp` (writeAtomic).
+const STALE = new RegExp(`^\\.?(${Object.values(FILES).map((f) => f.replace(".", "\\.")).join("|")})\\..*tmp$`);
+
+/** Writes `data` to `path` through a temporary file renamed over it, so a reader never sees half a file. */
+async function writeAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await Deno.writeTextFile(tmp, data, { createNew: true });
+    await Deno.rename(tmp, path);
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
   }
 }
 
 /**
- * Creates the run directory: `out`, or `runs/<command>-<time>`. A directory that already holds a
- * run (a config.json) is refused rather than mixed with a new one.
+ * An open run directory. Every write goes through the interrupt guard, so a second Ctrl-C never cuts
+ * one short; `discard` removes a run that failed before writing any result.
  */
-export async function makeRunDir(out: string | null, command: string): Promise<string> {
-  let dir = out ?? `runs/${command}-${stamp(new Date())}`;
-  if (out === null) { for (let n = 2; await exists(dir); n++) dir = `runs/${command}-${stamp(new Date())}-${n}`; }
-  if (await exists(`${dir}/${FILES.config}`)) {
+export class RunDir {
+  readonly dir: string;
+  /** Directories this run created, innermost first (removed again by `discard`). */
+  readonly #created: readonly string[];
+  #results: boolean;
+
+  constructor(dir: string, created: readonly string[], results: boolean) {
+    this.dir = dir;
+    this.#created = created;
+    this.#results = results;
+  }
+
+  /** The path of a file in the run. */
+  file(name: string): string {
+    return `${this.dir}/${name}`;
+  }
+
+  /** Writes `value` as pretty JSON to `name`, atomically. */
+  writeJson(name: string, value: unknown): Promise<void> {
+    return this.writeText(name, JSON.stringify(value, null, 2) + "\n");
+  }
+
+  /** Writes text to `name`, atomically. */
+  writeText(name: string, text: string): Promise<void> {
+    if (name !== FILES.config) this.#results = true;
+    return interrupts.save(() => writeAtomic(this.file(name), text));
+  }
+
+  /** Appends one line to metrics.jsonl. */
+  appendMetric(record: MetricRecord): Promise<void> {
+    this.#results = true;
+    const line = JSON.stringify(record) + "\n";
+    return interrupts.save(() => Deno.writeTextFile(this.file(FILES.metrics), line, { append: true }));
+  }
+
+  /** Saves the run's checkpoint (atomically: the old one stays until the new one is complete). */
+  saveCheckpoint(saved: Saved): Promise<void> {
+    this.#results = true;
+    return interrupts.save(() => saveCheckpoint(this.file(FILES.checkpoint), saved));
+  }
+
+  /** The records of metrics.jsonl. */
+  metrics(): Promise<MetricRecord[]> {
+    return readMetrics(this.dir);
+  }
+
+  /** Removes the run when it has no result yet (only config.json): a failed start leaves nothing behind. */
+  async discard(): Promise<void> {
+    if (this.#results) return;
+    await Deno.remove(this.file(FILES.config)).catch(() => {});
+    for (const d of this.#created) await Deno.remove(d).catch(() => {}); // only while empty
+  }
+
+  /** `discard`, synchronously (for an exit forced by a signal). */
+  discardSync(): void {
+    if (this.#results) return;
+    const quiet = (f: () => void) => {
+      try {
+        f();
+      } catch { /* leave what cannot be removed */ }
+    };
+    quiet(() => Deno.removeSync(this.file(FILES.config)));
+    for (const d of this.#created) quiet(() => Deno.removeSync(d));
+  }
+}
+
+async function removeStale(dir: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && STALE.test(e.name)) await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+  }
+}
+
+/**
+ * Creates the planned run directory (and any missing parents), removes what killed writes left there
+ * and writes `config` as config.json.
+ */
+export async function openRun(plan: RunPlan, config: Record<string, unknown>): Promise<RunDir> {
+  const { dir } = plan;
+  const missing: string[] = [];
+  for (let d = dir; !(await statOf(d)); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  if (await statOf(`${dir}/${FILES.config}`)) {
     throw new InputError(`--out ${dir} already holds a run (${FILES.config}); choose another directory`);
   }
   try {
@@ -54,12 +163,41 @@ export async function makeRunDir(out: string | null, command: string): Promise<s
   } catch (e) {
     throw new InputError(`--out ${dir}: cannot create the directory: ${(e as Error).message}`);
   }
-  return dir;
+  await removeStale(dir);
+  const run = new RunDir(dir, missing, false);
+  await run.writeJson(FILES.config, config);
+  return run;
 }
 
-/** Writes `value` as pretty JSON to `dir/name`. */
-export async function writeJson(dir: string, name: string, value: unknown): Promise<void> {
-  await Deno.writeTextFile(`${dir}/${name}`, JSON.stringify(value, null, 2) + "\n");
+/**
+ * Reopens a run to continue it from its checkpoint at `step`: removes what killed writes left, drops
+ * the metrics lines past `step` (logged after the checkpoint, so the resumed run logs them again) and
+ * any torn last line, and rewrites config.json.
+ */
+export async function reopenRun(dir: string, step: number, config: Record<string, unknown>): Promise<RunDir> {
+  await removeStale(dir);
+  const run = new RunDir(dir, [], true);
+  let text: string | null = null;
+  try {
+    text = await Deno.readTextFile(run.file(FILES.metrics));
+  } catch { /* no metrics yet */ }
+  if (text !== null) {
+    const lines = text.split("\n").filter((l) => l.trim() !== "");
+    const kept = lines.filter((l) => {
+      const r = parseRecord(l);
+      return r !== null && r.step <= step;
+    });
+    if (kept.length !== lines.length || (text !== "" && !text.endsWith("\n"))) {
+      await run.writeText(FILES.metrics, kept.map((l) => l + "\n").join(""));
+    }
+  }
+  await run.writeJson(FILES.config, config);
+  return run;
+}
+
+function dirname(path: string): string {
+  const cut = path.replace(/\/+$/, "").lastIndexOf("/");
+  return cut < 0 ? "." : cut === 0 ? "/" : path.slice(0, cut);
 }
 
 /** One line of metrics.jsonl. */
@@ -71,12 +209,16 @@ export interface MetricRecord {
   readonly [extra: string]: unknown;
 }
 
-/** Appends JSON lines to `dir/metrics.jsonl`. */
-export function appendMetric(dir: string, record: MetricRecord): Promise<void> {
-  return Deno.writeTextFile(`${dir}/${FILES.metrics}`, JSON.stringify(record) + "\n", { append: true });
+function parseRecord(line: string): MetricRecord | null {
+  try {
+    const r = JSON.parse(line);
+    return typeof r === "object" && r !== null && typeof r.step === "number" ? r : null;
+  } catch {
+    return null;
+  }
 }
 
-/** The records of a metrics.jsonl file (none when it does not exist). */
+/** The records of a metrics.jsonl file (none when it does not exist; a torn line is skipped). */
 export async function readMetrics(dir: string): Promise<MetricRecord[]> {
   let text = "";
   try {
@@ -84,33 +226,7 @@ export async function readMetrics(dir: string): Promise<MetricRecord[]> {
   } catch {
     return [];
   }
-  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-}
-
-/** What a checkpoint holds: the model, and for resumable training the optimizer state and position. */
-export interface Saved {
-  readonly config: ModelConfig;
-  readonly params: ModelParams;
-  /** Training steps taken: the position in the data stream. */
-  readonly step: number;
-  /** How to rebuild the data, in order. */
-  readonly data: DataMeta | null;
-  /** AdamW state (present in `train` checkpoints, so a resume continues exactly). */
-  readonly opt: AdamWState | null;
-}
-
-const META = { config: "jetfold.config", step: "jetfold.step", data: "jetfold.data", optimizer: "jetfold.optimizer" };
-
-/** Saves a checkpoint atomically; the model config and position go into `__metadata__`. */
-export async function saveCheckpoint(path: string, saved: Saved): Promise<void> {
-  const metadata: Record<string, string> = {
-    [META.config]: JSON.stringify(saved.config),
-    [META.step]: String(saved.step),
-    ...(saved.data ? { [META.data]: JSON.stringify(saved.data) } : {}),
-    ...(saved.opt ? { [META.optimizer]: "adamw" } : {}),
-  };
-  const tree = saved.opt ? { ...saved.params, optimizer: saved.opt } : saved.params;
-  await saveSafetensors(path, tree, { metadata });
+  return text.split("\n").map(parseRecord).filter((r): r is MetricRecord => r !== null);
 }
 
 /** The checkpoint of `--checkpoint FILE` or `--run DIR`; InputError when neither or both is given. */
@@ -119,36 +235,4 @@ export function checkpointOf(o: { readonly checkpoint: string | null; readonly r
   if (o.checkpoint !== null) return o.checkpoint;
   if (o.run !== null) return `${o.run}/${FILES.checkpoint}`;
   throw new InputError("no model given: pass --checkpoint FILE or --run DIR");
-}
-
-/** Loads a checkpoint written by `saveCheckpoint`; any problem with the file is an InputError naming it. */
-export async function loadCheckpoint(path: string): Promise<Saved> {
-  const bytes = await readBytes(path, "checkpoint");
-  const bad = (msg: string) => new InputError(`checkpoint ${path}: ${msg}`);
-  const decode = <T>(like?: T) => {
-    try {
-      return decodeSafetensors<T>(bytes, like === undefined ? {} : { like });
-    } catch (e) {
-      throw bad((e as Error).message.replace(/^decodeSafetensors: /, ""));
-    }
-  };
-  const { metadata } = decode();
-  if (metadata[META.config] === undefined) throw bad(`no "${META.config}" in its metadata (not a jetfold checkpoint)`);
-  let config: ModelConfig;
-  let data: DataMeta | null = null;
-  try {
-    config = modelConfig(JSON.parse(metadata[META.config]));
-    if (metadata[META.data] !== undefined) data = JSON.parse(metadata[META.data]);
-  } catch (e) {
-    throw bad(`invalid metadata: ${(e as Error).message}`);
-  }
-  const step = Number(metadata[META.step] ?? 0);
-  if (!Number.isInteger(step) || step < 0) throw bad(`invalid step ${JSON.stringify(metadata[META.step])}`);
-  const template = initModel(randomKey(0), config); // lazy: only its names, shapes and dtypes are used
-  if (metadata[META.optimizer] === "adamw") {
-    const { tree } = decode({ ...template, optimizer: adamw({ lr: 0 }).init(template) });
-    const { optimizer, ...params } = tree;
-    return { config, params: params as ModelParams, step, data, opt: optimizer };
-  }
-  return { config, params: decode(template).tree, step, data, opt: null };
 }

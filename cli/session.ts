@@ -11,14 +11,19 @@ import {
 } from "../mod.ts";
 import { InputError, type Specs, type Values } from "./args.ts";
 import { type DataMeta, type DataOptions, type DataSource, openData, reopenData } from "./data.ts";
-import { Interrupted, interrupted } from "./loop.ts";
+import { Interrupted, interrupts } from "./interrupt.ts";
+import { refuseIgnored } from "./options.ts";
 import { type Out, paint, say } from "./progress.ts";
 import { type Ctx, sample } from "./phases.ts";
 import { renderReport, type ReportInput } from "./report.ts";
-import { FILES, readMetrics, saveCheckpoint, type Saved, writeJson } from "./rundir.ts";
+import type { Saved } from "./checkpoint.ts";
+import { FILES, openRun, type RunDir, type RunPlan } from "./rundir.ts";
 import type { SearchRecord } from "./postnas.ts";
 
-/** A subcommand: its options and what it does with them. */
+/** The work of a command, run once its options and inputs are checked. */
+export type Job = () => Promise<void>;
+
+/** A subcommand: its options, how it checks them, and what it does with them. */
 export interface Command<S extends Specs = Specs> {
   readonly name: string;
   /** One line for the command list. */
@@ -26,10 +31,14 @@ export interface Command<S extends Specs = Specs> {
   /** A paragraph for `--help`. */
   readonly description: string;
   readonly specs: S;
-  run(values: Values<S>, given: ReadonlySet<string>): Promise<void>;
+  /**
+   * Checks every option and reads every input (config files, data, checkpoints) before any work:
+   * it computes nothing, writes nothing, and any problem is an InputError. Returns the work.
+   */
+  prepare(values: Values<S>, given: ReadonlySet<string>): Job | Promise<Job>;
 }
 
-/** Declares a command (keeps the option types flowing into `run`). */
+/** Declares a command (keeps the option types flowing into `prepare`). */
 export function defineCommand<S extends Specs>(c: Command<S>): Command {
   return c as unknown as Command;
 }
@@ -50,10 +59,32 @@ export async function startBackend(out: Out, name: BackendName | null): Promise<
   return info;
 }
 
-/** Writes config.json: the command, the version and every option value, reusable with --config. */
-export function writeConfig(dir: string, command: string, values: Record<string, unknown>): Promise<void> {
+/** What config.json holds: the command, the version and every option value, reusable with --config. */
+export function configRecord(command: string, values: Record<string, unknown>): Record<string, unknown> {
   const { config: _c, out: _o, resume: _r, ...rest } = values;
-  return writeJson(dir, FILES.config, { command, version: VERSION, ...rest });
+  return { command, version: VERSION, ...rest };
+}
+
+/**
+ * Opens the planned run (creating its directory and config.json) and runs `fn` in it. When `fn`
+ * fails, or a signal forces an exit, before the run holds any result, the run is removed again.
+ */
+export async function inRun<T>(plan: RunPlan, values: Record<string, unknown>, fn: (run: RunDir) => Promise<T>) {
+  const run = await openRun(plan, configRecord(plan.command, values));
+  return await within(run, fn);
+}
+
+/** Runs `fn` in an open run, removing the run if it fails before any result (see `inRun`). */
+export async function within<T>(run: RunDir, fn: (run: RunDir) => Promise<T>): Promise<T> {
+  interrupts.beforeExit(() => run.discardSync());
+  try {
+    return await fn(run);
+  } catch (e) {
+    await run.discard();
+    throw e;
+  } finally {
+    interrupts.beforeExit(null);
+  }
 }
 
 /**
@@ -76,12 +107,23 @@ export function dataFor(o: DataOptions, given: ReadonlySet<string>, from: DataMe
   return same && from.source === "text" ? reopenData(from, o.evalBatch) : openData(merged);
 }
 
-/** The prompt: `--prompt` text as UTF-8 bytes, or the data's held-out prompt. */
-export async function promptOf(data: DataSource, text: string | null) {
-  if (text === null) return await data.prompt();
-  const ids = Array.from(new TextEncoder().encode(text));
-  if (ids.length === 0) throw new InputError("--prompt must not be empty");
-  return { ids, expect: null };
+/** Refuses `--pairs` where the data is a text file (pairs shape the toy data only). */
+export function refuseToyOptions(given: ReadonlySet<string>, data: DataSource): void {
+  if (data.meta.source === "text") {
+    refuseIgnored(given, ["pairs"], `on text data (${data.meta.file}): it shapes the toy data`);
+  }
+}
+
+/** The prompt: `--prompt` text as UTF-8 bytes (never empty: the option refuses ""), or the data's held-out prompt. */
+export async function promptOf(data: DataSource | null, text: string | null) {
+  if (text !== null) return { ids: Array.from(new TextEncoder().encode(text)), expect: null };
+  if (data === null) throw new Error("promptOf: no --prompt and no data to take a prompt from");
+  return await data.prompt();
+}
+
+/** The most tokens a prompt can have: `--prompt` in UTF-8 bytes, else the held-out prompt's bound (seq-len). */
+export function promptLength(text: string | null, seqLen: number): number {
+  return text === null ? seqLen : new TextEncoder().encode(text).length;
 }
 
 /** A generated sample, for printing and the report. */
@@ -117,21 +159,33 @@ export async function sampleAndPrint(
 
 /** Writes report.html from the run's metrics.jsonl and what the command learned. */
 export async function writeReport(
-  dir: string,
+  run: RunDir,
   r: Omit<ReportInput, "metrics" | "sample" | "search"> & { sample?: Sample | null; search?: SearchRecord | null },
 ): Promise<void> {
-  const metrics = await readMetrics(dir);
+  const metrics = await run.metrics();
   const html = renderReport({ ...r, metrics, sample: r.sample ?? null, search: r.search ?? null });
-  await Deno.writeTextFile(`${dir}/${FILES.report}`, html);
+  await run.writeText(FILES.report, html);
 }
 
-/** After a loop: when Ctrl-C stopped it, saves `saved` as the run's checkpoint and throws Interrupted. */
+/** After a loop: when a signal stopped it, saves `saved` as the run's checkpoint and throws Interrupted. */
 export async function stopIfInterrupted(ctx: Ctx, what: string, saved: () => Saved, hint: string): Promise<void> {
-  if (!interrupted()) return;
-  const path = `${ctx.dir}/${FILES.checkpoint}`;
-  await saveCheckpoint(path, saved());
-  console.log(`interrupted during ${what}; saved ${path}${hint}`);
+  if (!interrupts.requested) return;
+  await ctx.run.saveCheckpoint(saved());
+  console.log(`interrupted during ${what}; saved ${ctx.run.file(FILES.checkpoint)}${hint}`);
   throw new Interrupted();
+}
+
+/**
+ * The work a signal would have cut short is saved (`saved` says what): from now on a signal exits at
+ * once. When one came while the work was held, says so and throws Interrupted.
+ */
+export function releaseSaved(saved: string): void {
+  try {
+    interrupts.release();
+  } catch (e) {
+    console.log(`interrupted; saved ${saved}`);
+    throw e;
+  }
 }
 
 /** "12.0 KiB", "1.5 MiB". */

@@ -30,26 +30,28 @@ export const info = defineCommand({
   summary: "show the version, the backend that runs and the WebGPU adapter's limits",
   description: "Prints what jetfold would compute on here and why; useful before a long run or in a bug report.",
   specs,
-  async run(o) {
-    const out = makeOut(o.quiet);
-    console.log(
-      `jetfold ${VERSION} on Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os}/${Deno.build.arch}, ` +
-        `${navigator.hardwareConcurrency} CPU threads`,
-    );
-    console.log(`JETFOLD_BACKEND=${env("JETFOLD_BACKEND")}  DENO_WEBGPU_BACKEND=${env("DENO_WEBGPU_BACKEND")}`);
-    const b = await startBackend({ ...out, quiet: true }, o.backend);
-    console.log(`backend: ${b.name} (${b.reason}), f32 computed in ${b.precision}`);
-    const gpu = (navigator as { gpu?: GPU }).gpu;
-    const adapter = gpu ? await gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
-    if (adapter === null) {
-      console.log("WebGPU adapter: none (the CPU backend runs everything)");
-      return;
-    }
-    const a = adapter.info;
-    const name = a.description || a.device || a.vendor;
-    const fallback = (a as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? b.fallbackAdapter;
-    console.log(`WebGPU adapter: ${name || "unknown"}${fallback ? " (software/fallback)" : ""}`);
-    console.log(`  features: ${[...adapter.features].sort().join(", ") || "none"}`);
-    for (const k of LIMITS) console.log(`  ${k}: ${(adapter.limits[k] as number).toLocaleString("en-US")}`);
-  },
+  prepare: (o) => () => show(o),
 });
+
+async function show(o: { backend: "auto" | "webgpu" | "cpu" | null; quiet: boolean }): Promise<void> {
+  const out = makeOut(o.quiet);
+  console.log(
+    `jetfold ${VERSION} on Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os}/${Deno.build.arch}, ` +
+      `${navigator.hardwareConcurrency} CPU threads`,
+  );
+  console.log(`JETFOLD_BACKEND=${env("JETFOLD_BACKEND")}  DENO_WEBGPU_BACKEND=${env("DENO_WEBGPU_BACKEND")}`);
+  const b = await startBackend({ ...out, quiet: true }, o.backend);
+  console.log(`backend: ${b.name} (${b.reason}), f32 computed in ${b.precision}`);
+  const gpu = (navigator as { gpu?: GPU }).gpu;
+  const adapter = gpu ? await gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
+  if (adapter === null) {
+    console.log("WebGPU adapter: none (the CPU backend runs everything)");
+    return;
+  }
+  const a = adapter.info;
+  const name = a.description || a.device || a.vendor;
+  const fallback = (a as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? b.fallbackAdapter;
+  console.log(`WebGPU adapter: ${name || "unknown"}${fallback ? " (software/fallback)" : ""}`);
+  console.log(`  features: ${[...adapter.features].sort().join(", ") || "none"}`);
+  for (const k of LIMITS) console.log(`  ${k}: ${(adapter.limits[k] as number).toLocaleString("en-US")}`);
+}

@@ -1,14 +1,24 @@
 // `search`: PostNAS over a trained model (or a freshly pretrained one): supernet warmup, then the search.
 
-import { extractSubnet } from "../../mod.ts";
-import { COMMON, int, str } from "../args.ts";
-import { unwatchInterrupt, watchInterrupt } from "../loop.ts";
-import { blockLabel, DATA, LOG, MODEL, SEARCH } from "../options.ts";
+import { block, extractSubnet, totalStateBytes } from "../../mod.ts";
+import { COMMON, str } from "../args.ts";
+import { interrupts } from "../interrupt.ts";
+import { applySteps, blockLabel, DATA, LOG, MODEL, SEARCH, stepCount } from "../options.ts";
 import type { Ctx } from "../phases.ts";
-import { search, WARMUP, warmup } from "../pipeline.ts";
+import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
-import { checkpointOf, FILES, loadCheckpoint, makeRunDir, saveCheckpoint } from "../rundir.ts";
-import { dataFor, defineCommand, startBackend, writeConfig, writeReport } from "../session.ts";
+import { loadCheckpoint } from "../checkpoint.ts";
+import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
+import {
+  bytes,
+  dataFor,
+  defineCommand,
+  inRun,
+  refuseToyOptions,
+  releaseSaved,
+  startBackend,
+  writeReport,
+} from "../session.ts";
 
 const specs = {
   ...COMMON,
@@ -17,7 +27,9 @@ const specs = {
     meta: "FILE",
   }),
   run: str(null, "start from the checkpoint of this run directory", { meta: "DIR" }),
-  steps: int(null, "shorthand: pretraining and supernet training take this many steps", { defaultText: "per phase" }),
+  steps: stepCount(null, "shorthand: pretraining and supernet training take this many steps", {
+    defaultText: "per phase",
+  }),
   ...WARMUP,
   ...MODEL,
   ...DATA,
@@ -32,36 +44,53 @@ export const searchCommand = defineCommand({
   description: "Starts from --checkpoint/--run (a model trained by train) or pretrains a full-attention model,\n" +
     "builds a supernet whose layers hold every candidate (attention weights inherited, MLPs frozen), trains\n" +
     "it one random path per step, and searches layer by layer under the mha budget. Writes search.json (the\n" +
-    "trace), checkpoint.safetensors (the chosen model, ready for tune and generate) and report.html.",
+    "trace), checkpoint.safetensors (the chosen model, ready for tune and generate) and report.html.\n" +
+    "Ctrl-C or SIGTERM stops at the next step or scored configuration and saves the model so far.",
   specs,
-  async run(o, given) {
-    if (o.steps !== null) [o.pretrainSteps, o.supernetSteps] = [o.steps, o.steps];
-    const out = makeOut(o.quiet);
+  async prepare(o, given) {
     const base = o.checkpoint === null && o.run === null ? null : await loadCheckpoint(checkpointOf(o));
+    // --steps is shorthand for the phases that run: pretraining (without a given model) and the supernet's.
+    applySteps(o, given, base === null ? ["pretrainSteps", "supernetSteps"] : ["supernetSteps"]);
     const data = await dataFor(o, given, base?.data ?? null);
-    await startBackend(out, o.backend);
-    const dir = await makeRunDir(o.out, "search");
-    await writeConfig(dir, "search", o);
-    say(out, `data: ${data.label}`);
-    say(out, `run directory: ${dir}`);
-    const ctx: Ctx = { out, dir, data, seed: o.seed, logEvery: o.logEvery };
-    watchInterrupt();
-    say(out, `\n${paint(out, "bold", "warmup")}`);
-    const { supernet, space } = await warmup(ctx, o, base);
-    unwatchInterrupt();
-    say(out, `\n${paint(out, "bold", "PostNAS")}`);
-    const { choice, record } = await search(ctx, supernet, space, o);
-    const chosen = extractSubnet(supernet, choice);
-    const ckpt = `${dir}/${FILES.checkpoint}`;
-    await saveCheckpoint(ckpt, { ...chosen, step: 0, data: data.meta, opt: null });
-    const summary: [string, string][] = [
-      ["configuration", choice.map(blockLabel).join(", ")],
-      ["score", `${record.score.toFixed(4)} (${record.objective})`],
-      ["run directory", dir],
-    ];
-    await writeReport(dir, { title: `jetfold search: ${choice.map(blockLabel).join(", ")}`, summary, search: record });
-    console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
-    console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${dir})`);
-    console.log(`trace: ${dir}/${FILES.search}`);
+    refuseToyOptions(given, data);
+    const plan = planPipeline({ ...o, ...data.meta, evalBatch: o.evalBatch }, given, base);
+    const runPlan = await planRunDir(o.out, "search");
+
+    return async () => {
+      const out = makeOut(o.quiet);
+      await startBackend(out, o.backend);
+      interrupts.hold();
+      await inRun(runPlan, o, async (run) => {
+        say(out, `data: ${data.label}`);
+        say(out, `run directory: ${run.dir}`);
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        say(out, `\n${paint(out, "bold", "warmup")}`);
+        const warm = await warmup(ctx, o, plan);
+        say(out, `\n${paint(out, "bold", "PostNAS")}`);
+        const { choice, record } = await search(ctx, warm, o);
+        const chosen = extractSubnet(warm.supernet, choice);
+        const ckpt = run.file(FILES.checkpoint);
+        await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
+        releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
+        const cfg = warm.baseConfig;
+        const stateOf = (blocks: typeof choice) => totalStateBytes(blocks, { cfg, context: o.context });
+        const mhaState = stateOf(cfg.blocks.map(() => block("mha"))), chosenState = stateOf(choice);
+        const summary: [string, string][] = [
+          ["configuration", choice.map(blockLabel).join(", ")],
+          ["score", `${record.score.toFixed(4)} (${record.objective})`],
+          [
+            `decoding state at ${o.context} tokens`,
+            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
+          ],
+          ["run directory", run.dir],
+        ];
+        const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
+        await writeReport(run, { title, summary, search: record });
+        console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
+        console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
+        console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
+        console.log(`trace: ${run.file(FILES.search)}`);
+      });
+    };
   },
 });

@@ -1,0 +1,75 @@
+// Self-describing checkpoints: a model's params, its config, its data position and optimizer state in one safetensors file.
+
+import {
+  adamw,
+  type AdamWState,
+  decodeSafetensors,
+  initModel,
+  type ModelConfig,
+  modelConfig,
+  type ModelParams,
+  randomKey,
+  saveSafetensors,
+} from "../mod.ts";
+import { checkDataMeta, type DataMeta } from "./data.ts";
+import { InputError, readBytes } from "./input.ts";
+import { memoryLimit } from "./limits.ts";
+
+/** What a checkpoint holds: the model, and for resumable training the optimizer state and position. */
+export interface Saved {
+  readonly config: ModelConfig;
+  readonly params: ModelParams;
+  /** Training steps taken: the position in the data stream. */
+  readonly step: number;
+  /** How to rebuild the data, in order. */
+  readonly data: DataMeta | null;
+  /** AdamW state (present in `train` checkpoints, so a resume continues exactly). */
+  readonly opt: AdamWState | null;
+}
+
+const META = { config: "jetfold.config", step: "jetfold.step", data: "jetfold.data", optimizer: "jetfold.optimizer" };
+
+/** Saves a checkpoint atomically; the model config and position go into `__metadata__`. */
+export async function saveCheckpoint(path: string, saved: Saved): Promise<void> {
+  const metadata: Record<string, string> = {
+    [META.config]: JSON.stringify(saved.config),
+    [META.step]: String(saved.step),
+    ...(saved.data ? { [META.data]: JSON.stringify(saved.data) } : {}),
+    ...(saved.opt ? { [META.optimizer]: "adamw" } : {}),
+  };
+  const tree = saved.opt ? { ...saved.params, optimizer: saved.opt } : saved.params;
+  await saveSafetensors(path, tree, { metadata });
+}
+
+/** Loads a checkpoint written by `saveCheckpoint`; any problem with the file is an InputError naming it. */
+export async function loadCheckpoint(path: string): Promise<Saved> {
+  const bytes = await readBytes(path, "checkpoint", memoryLimit().bytes);
+  const bad = (msg: string) => new InputError(`checkpoint ${path}: ${msg}`);
+  const decode = <T>(like?: T) => {
+    try {
+      return decodeSafetensors<T>(bytes, like === undefined ? {} : { like });
+    } catch (e) {
+      throw bad((e as Error).message.replace(/^decodeSafetensors: /, ""));
+    }
+  };
+  const { metadata } = decode();
+  if (metadata[META.config] === undefined) throw bad(`no "${META.config}" in its metadata (not a jetfold checkpoint)`);
+  let config: ModelConfig, template: ModelParams;
+  let data: DataMeta | null = null;
+  try {
+    config = modelConfig(JSON.parse(metadata[META.config]));
+    if (metadata[META.data] !== undefined) data = checkDataMeta(JSON.parse(metadata[META.data]));
+    template = initModel(randomKey(0), config); // lazy: only its names, shapes and dtypes are used
+  } catch (e) {
+    throw bad(`invalid metadata: ${(e as Error).message}`);
+  }
+  const stepText = metadata[META.step] ?? "0";
+  const step = /^\d+$/.test(stepText) ? Number(stepText) : NaN;
+  if (!Number.isSafeInteger(step)) throw bad(`invalid step ${JSON.stringify(metadata[META.step])}`);
+  if (metadata[META.optimizer] === "adamw") {
+    const { tree } = decode({ ...template, optimizer: adamw({ lr: 0 }).init(template) });
+    const { optimizer, ...params } = tree;
+    return { config, params: params as ModelParams, step, data, opt: optimizer };
+  }
+  return { config, params: decode(template).tree, step, data, opt: null };
+}
