@@ -134,7 +134,9 @@ export function flagOf(key: string): string {
 
 /** The options every command takes. */
 export const COMMON = {
-  backend: choice(["auto", "webgpu", "cpu"], null, "where to compute", { defaultText: "$JETFOLD_BACKEND or auto" }),
+  backend: choice(["auto", "webgpu", "wasm", "cpu"], null, "where to compute", {
+    defaultText: "$JETFOLD_BACKEND or auto",
+  }),
   seed: int(0, "seed of every random choice (init, data, paths)"),
   out: str(null, "run directory to write", { defaultText: "runs/<command>-<time>", meta: "DIR" }),
   config: str(null, "JSON file of options (keys as below in camelCase); flags override it", { meta: "FILE" }),

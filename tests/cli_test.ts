@@ -204,7 +204,7 @@ Deno.test("every kind of bad input exits 2 with one line naming the problem", as
     [["train", "--lr", "0.1x"], '--lr must be a number >= 0, got "0.1x"'],
     [["train", "--steps"], "--steps needs a value"],
     [["demo", "extra"], 'unexpected argument "extra"'],
-    [["train", "--backend", "tpu"], "--backend must be one of auto, webgpu, cpu"],
+    [["train", "--backend", "tpu"], "--backend must be one of auto, webgpu, wasm, cpu"],
     [["train", "--data", tmp("missing.txt")], "--data: no such file"],
     [["train", "--data", binary], "not UTF-8 text"],
     [["train", "--config", tmp("missing.json")], "--config: no such file"],
@@ -235,7 +235,7 @@ Deno.test("--help of the CLI and of every command lists the options and exits 0"
     assert(top.stdout.includes(`  ${c} `), `usage does not list ${c}`);
     const h = ok(await cli(c, "--help"), `${c} --help`);
     assert(h.stdout.includes(`Usage: deno run -A cli.ts ${c} [options]`), `${c} --help: ${h.stdout}`);
-    if (c !== "bench") assert(h.stdout.includes("--backend auto|webgpu|cpu"), `${c} --help lacks --backend`);
+    if (c !== "bench") assert(h.stdout.includes("--backend auto|webgpu|wasm|cpu"), `${c} --help lacks --backend`);
   }
   const none = await cli();
   assert(none.code === 2 && none.stderr.trim() === "jetfold: no command given", `no command: ${none.stderr}`);
@@ -253,6 +253,19 @@ Deno.test("info names the backend, and a short webgpu run works where an adapter
   const onGpu = ["--backend", "webgpu", ...TINY.slice(2)];
   const g = ok(await cli("train", ...onGpu, "--steps", "2", "--out", tmp("gpu")), "webgpu train");
   assert(g.stdout.includes("backend: webgpu"), g.stdout);
+});
+
+Deno.test("train on the wasm backend gives the reference's first loss (its elementwise loops round as the reference does)", async () => {
+  const first = async (backend: string, dir: string) => {
+    ok(
+      await cli("train", ...TINY.slice(0, 0), "--backend", backend, ...TINY.slice(2), "--steps", "1", "--out", dir),
+      backend,
+    );
+    return (await readLines(`${dir}/metrics.jsonl`))[0].loss as number;
+  };
+  const [wasm, cpu] = [await first("wasm", tmp("wasm")), await first("cpu", tmp("cpu-1"))];
+  // The first loss is a forward pass only; its matmuls sum in f32 on wasm (float64 on the reference).
+  assert(Math.abs(wasm - cpu) <= 1e-5 * Math.abs(cpu), `wasm ${wasm} vs cpu ${cpu}`);
 });
 
 Deno.test("bench --quick prints the kernel, training-step and decode tables", async () => {

@@ -10,7 +10,9 @@ import { makeOut, paint, say } from "../progress.ts";
 import { defineCommand } from "../session.ts";
 
 const specs = {
-  backend: choice(["auto", "webgpu", "cpu"], null, "benchmark only this backend", { defaultText: "webgpu and cpu" }),
+  backend: choice(["auto", "webgpu", "wasm", "cpu"], null, "benchmark only this backend", {
+    defaultText: "webgpu, wasm and cpu",
+  }),
   config: COMMON.config,
   quiet: COMMON.quiet,
   quick: bool("smaller sizes and fewer repetitions (seconds instead of minutes)"),
@@ -62,7 +64,7 @@ export const bench = defineCommand({
 
     return async () => {
       const out = makeOut(o.quiet);
-      let backends: BackendName[] = ["webgpu", "cpu"];
+      let backends: BackendName[] = ["webgpu", "wasm", "cpu"];
       if (o.backend !== null) {
         try {
           backends = [(await setBackend(o.backend)).name];

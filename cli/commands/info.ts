@@ -1,5 +1,6 @@
 // `info`: the version, the runtime, the backend that would run and the WebGPU adapter with its limits.
 
+import type { BackendName } from "../../mod.ts";
 import { COMMON } from "../args.ts";
 import { makeOut } from "../progress.ts";
 import { defineCommand, startBackend, VERSION } from "../session.ts";
@@ -33,7 +34,7 @@ export const info = defineCommand({
   prepare: (o) => () => show(o),
 });
 
-async function show(o: { backend: "auto" | "webgpu" | "cpu" | null; quiet: boolean }): Promise<void> {
+async function show(o: { backend: BackendName | null; quiet: boolean }): Promise<void> {
   const out = makeOut(o.quiet);
   console.log(
     `jetfold ${VERSION} on Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os}/${Deno.build.arch}, ` +
