@@ -57,8 +57,8 @@ export async function loadCheckpoint(path: string): Promise<Saved> {
   let config: ModelConfig, template: ModelParams;
   let data: DataMeta | null = null;
   try {
-    config = modelConfig(JSON.parse(metadata[META.config]));
-    if (metadata[META.data] !== undefined) data = checkDataMeta(JSON.parse(metadata[META.data]));
+    config = modelConfig(parseMeta(metadata, META.config) as Parameters<typeof modelConfig>[0]);
+    if (metadata[META.data] !== undefined) data = checkDataMeta(parseMeta(metadata, META.data));
     template = initModel(randomKey(0), config); // lazy: only its names, shapes and dtypes are used
   } catch (e) {
     throw bad(`invalid metadata: ${(e as Error).message}`);
@@ -72,4 +72,13 @@ export async function loadCheckpoint(path: string): Promise<Saved> {
     return { config, params: params as ModelParams, step, data, opt: optimizer };
   }
   return { config, params: decode(template).tree, step, data, opt: null };
+}
+
+// One metadata entry as JSON; a parse error names the entry.
+function parseMeta(metadata: Readonly<Record<string, string>>, key: string): unknown {
+  try {
+    return JSON.parse(metadata[key]);
+  } catch (e) {
+    throw new Error(`"${key}" is not JSON (${(e as Error).message})`);
+  }
 }

@@ -122,6 +122,17 @@ export function checkDataMeta(value: unknown): DataMeta {
     whole("bytes", 0);
     if (typeof m.fnv1a !== "string" || !/^[0-9a-f]{8}$/.test(m.fnv1a)) fail("fnv1a must be 8 hex digits");
   } else fail('source must be "toy" or "text"');
+  const known = m.source === "toy" ? ["source", "seed", "seqLen", "batch", "pairs"] : [
+    "source",
+    "seed",
+    "seqLen",
+    "batch",
+    "file",
+    "bytes",
+    "fnv1a",
+  ];
+  const extra = Object.keys(m).find((k) => !known.includes(k));
+  if (extra !== undefined) fail(`unknown field "${extra}" (${m.source} data has ${known.join(", ")})`);
   return m as DataMeta;
 }
 

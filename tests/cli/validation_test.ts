@@ -152,3 +152,35 @@ Deno.test("a run's config.json records what was built and can be given back as -
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(F.dir, { recursive: true }));
+
+// The fixture checkpoint with its metadata edited and its checksum keys dropped, as a file written
+// by another tool would be: loaded unverified, so only the metadata checks stand between it and a run.
+async function withMetadata(name: string, edit: (m: Record<string, string>) => void): Promise<string> {
+  const bytes = await Deno.readFile(F.checkpoint);
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const meta = header.__metadata__ as Record<string, string>;
+  for (const k of Object.keys(meta)) if (k.startsWith("jetfold.sha256")) delete meta[k];
+  edit(meta);
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + text.length + bytes.length - 8 - n);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+  out.set(text, 8);
+  out.set(bytes.subarray(8 + n), 8 + text.length);
+  const path = `${F.dir}/${name}.safetensors`;
+  await Deno.writeFile(path, out);
+  return path;
+}
+
+Deno.test("checkpoint metadata is checked field by field: data records and entries that are not JSON", async () => {
+  const extra = await withMetadata("extra-data-field", (m) => {
+    m["jetfold.data"] = JSON.stringify({ ...JSON.parse(m["jetfold.data"]), shuffle: true });
+  });
+  await refused(["generate", "--checkpoint", extra], 'unknown field "shuffle"');
+  const seed = await withMetadata("bad-seed", (m) => {
+    m["jetfold.data"] = JSON.stringify({ ...JSON.parse(m["jetfold.data"]), seed: "x" });
+  });
+  await refused(["generate", "--checkpoint", seed], "seed must be an integer");
+  const broken = await withMetadata("config-not-json", (m) => (m["jetfold.config"] = "{width: 16"));
+  await refused(["generate", "--checkpoint", broken], '"jetfold.config" is not JSON');
+});
