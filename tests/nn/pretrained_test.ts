@@ -1,0 +1,192 @@
+// Tests of Hugging Face model directories: logits against an independent PyTorch writer, round trips, shards, errors.
+
+import assert from "node:assert/strict";
+import { forward, readAll, tensor, treeLeaves, treePaths } from "../../mod.ts";
+import { loadPretrained, savePretrained } from "../../nn/pretrained.ts";
+import { assertThrowsMsg } from "../helpers.ts";
+
+const FIXTURES = decodeURIComponent(new URL("./fixtures/pretrained/", import.meta.url).pathname);
+const MODELS = ["qwen2", "llama", "jet_nemotron"] as const;
+
+// f32 against the writer's float64 on the same stored weights: measured 2e-7 to 5e-7 of the largest logit.
+const TOLERANCE = 1e-5;
+
+async function reference(name: string): Promise<{ tokens: number[][]; logits: number[]; shape: number[] }> {
+  return JSON.parse(await Deno.readTextFile(`${FIXTURES}${name}/reference.json`));
+}
+
+async function copyDir(from: string): Promise<string> {
+  const to = await Deno.makeTempDir();
+  for await (const e of Deno.readDir(from)) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  return to;
+}
+
+async function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): Promise<void> {
+  const c = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+  edit(c);
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(c));
+}
+
+async function bitsOf(tree: unknown): Promise<string[]> {
+  const leaves = treeLeaves(tree), host = await readAll(leaves);
+  return host.map((d, i) =>
+    `${treePaths(tree)[i]} [${leaves[i].shape}] ${new Uint8Array(d.buffer, d.byteOffset, d.byteLength)}`
+  );
+}
+
+for (const name of MODELS) {
+  Deno.test(`the ${name} fixture's logits match the PyTorch reference within ${TOLERANCE} of the largest`, async () => {
+    const ref = await reference(name);
+    const { config, params, tokenizer } = await loadPretrained(`${FIXTURES}${name}`);
+    assert.equal(tokenizer, undefined);
+    const logits = forward(params, tensor(ref.tokens, { dtype: "i32" }), config);
+    assert.deepEqual(logits.shape, ref.shape);
+    const [got] = await readAll([logits]);
+    const scale = Math.max(...ref.logits.map(Math.abs));
+    const worst = Math.max(...ref.logits.map((r, i) => Math.abs(got[i] - r)));
+    assert.ok(worst <= TOLERANCE * scale, `${name}: max error ${worst} against max |logit| ${scale}`);
+  });
+
+  Deno.test(`the ${name} fixture saves and loads back bit for bit`, async () => {
+    const first = await loadPretrained(`${FIXTURES}${name}`);
+    const dir = await Deno.makeTempDir();
+    try {
+      await savePretrained(dir, { config: first.config, params: first.params });
+      const again = await loadPretrained(dir);
+      assert.deepEqual(again.config, first.config);
+      assert.deepEqual(await bitsOf(again.params), await bitsOf(first.params));
+      // The same names, shapes and architecture transformers would read.
+      const original = JSON.parse(await Deno.readTextFile(`${FIXTURES}${name}/config.json`));
+      const saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+      assert.deepEqual(saved.architectures, original.architectures);
+      for (const field of ["hidden_size", "num_key_value_heads", "tie_word_embeddings", "rope_theta", "layer_types"]) {
+        assert.deepEqual(saved[field], original[field], field);
+      }
+      const header = async (d: string) => {
+        const names = new Map<string, number[]>();
+        for await (const e of Deno.readDir(d)) {
+          if (!e.name.endsWith(".safetensors")) continue;
+          const bytes = await Deno.readFile(`${d}/${e.name}`);
+          const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+          const h = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+          for (const [k, v] of Object.entries(h)) {
+            if (k !== "__metadata__") names.set(k, (v as { shape: number[] }).shape);
+          }
+        }
+        return [...names].sort();
+      };
+      assert.deepEqual(await header(dir), await header(`${FIXTURES}${name}`));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("a directory with tokenizer files loads without reading them", async () => {
+  // The qwen2 fixture's tokenizer.json is not even JSON.
+  assert.ok((await Deno.readTextFile(`${FIXTURES}qwen2/tokenizer.json`)).startsWith("{ deliberately"));
+  const { config } = await loadPretrained(`${FIXTURES}qwen2`);
+  assert.equal(config.tied, true);
+});
+
+Deno.test("the Jet-Nemotron config maps to the official geometry", async () => {
+  const { config } = await loadPretrained(`${FIXTURES}jet_nemotron`);
+  assert.deepEqual(config.blocks.map((b) => b.attn), ["jet", "mha", "swa", "jet"]);
+  assert.deepEqual(config.blocks[0], {
+    attn: "jet",
+    ffn: "swiglu",
+    conv: false,
+    heads: 2,
+    keyDim: 6,
+    valueDim: 16,
+    generatorHidden: 4,
+    normEps: 1e-5,
+  });
+  assert.deepEqual(config.blocks[2], { attn: "swa", window: 3, ffn: "swiglu", conv: false, headDim: 8, bias: true });
+});
+
+Deno.test("a missing shard is an error naming it", async () => {
+  const dir = await copyDir(`${FIXTURES}llama`);
+  try {
+    await Deno.remove(`${dir}/model-00002-of-00002.safetensors`);
+    await assertThrowsMsg(() => loadPretrained(dir), "the shard model-00002-of-00002.safetensors is missing");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an index that places a tensor in the wrong shard is an error naming the tensor", async () => {
+  const dir = await copyDir(`${FIXTURES}llama`);
+  try {
+    const path = `${dir}/model.safetensors.index.json`, index = JSON.parse(await Deno.readTextFile(path));
+    index.weight_map["model.norm.weight"] = index.weight_map["model.norm.weight"].includes("00001")
+      ? "model-00002-of-00002.safetensors"
+      : "model-00001-of-00002.safetensors";
+    await Deno.writeTextFile(path, JSON.stringify(index));
+    await assertThrowsMsg(() => loadPretrained(dir), '"model.norm.weight"');
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an unknown architecture is an error naming it and the supported ones", async () => {
+  const dir = await copyDir(`${FIXTURES}qwen2`);
+  try {
+    await editConfig(dir, (c) => c.architectures = ["MistralForCausalLM"]);
+    await assertThrowsMsg(() => loadPretrained(dir), '"MistralForCausalLM"', "Qwen2ForCausalLM", "LlamaForCausalLM");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a shape that disagrees with config.json is an error naming the tensor and both shapes", async () => {
+  const dir = await copyDir(`${FIXTURES}qwen2`);
+  try {
+    await editConfig(dir, (c) => c.intermediate_size = 32);
+    await assertThrowsMsg(
+      () => loadPretrained(dir),
+      'tensor "model.layers.0.mlp.gate_proj.weight"',
+      "is [24, 16]",
+      "config.json implies [32, 16]",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a missing tensor and an unexpected one are errors naming them", async () => {
+  const dir = await copyDir(`${FIXTURES}qwen2`);
+  try {
+    await editConfig(dir, (c) => c.num_hidden_layers = 3);
+    await assertThrowsMsg(() => loadPretrained(dir), '"model.layers.2.', "is missing");
+    await editConfig(dir, (c) => c.num_hidden_layers = 1);
+    await assertThrowsMsg(() => loadPretrained(dir), '"model.layers.1.', "has no place");
+    await editConfig(dir, (c) => (c.num_hidden_layers = 2, c.tie_word_embeddings = false));
+    await assertThrowsMsg(() => loadPretrained(dir), '"lm_head.weight" is missing');
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a directory without weights or config is an error saying which", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assertThrowsMsg(() => loadPretrained(dir), "has no config.json");
+    await Deno.copyFile(`${FIXTURES}qwen2/config.json`, `${dir}/config.json`);
+    await assertThrowsMsg(() => loadPretrained(dir), "neither model.safetensors nor model.safetensors.index.json");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("unsupported config.json settings are refused by name", async () => {
+  const dir = await copyDir(`${FIXTURES}llama`);
+  try {
+    await editConfig(dir, (c) => c.rope_scaling = { rope_type: "llama3", factor: 8 });
+    await assertThrowsMsg(() => loadPretrained(dir), "rope_scaling");
+    await editConfig(dir, (c) => (c.rope_scaling = null, c.hidden_act = "gelu"));
+    await assertThrowsMsg(() => loadPretrained(dir), 'hidden_act "gelu"');
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
