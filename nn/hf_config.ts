@@ -89,7 +89,7 @@ export function fromHfConfig(c: Json, where: string): { arch: Architecture; cfg:
       throw new Error(`${where}: config.json layer_types[${i}] ${JSON.stringify(t)} is not supported (attn, swa, jet)`);
     });
   } else blocks = Array.from({ length: layers }, () => attn("mha"));
-  const cfg = modelConfig({
+  const sizes = {
     vocab: num(c, "vocab_size", where),
     width,
     heads,
@@ -99,9 +99,26 @@ export function fromHfConfig(c: Json, where: string): { arch: Architecture; cfg:
     convWidth,
     normEps: num(c, "rms_norm_eps", where, 1e-6),
     ropeTheta: num(c, "rope_theta", where, 10000),
-    tied: c.tie_word_embeddings === true,
-  });
-  return { arch, cfg };
+  };
+  // Geometry equal to the defaults is left out, so that a model jetfold saved loads back to an equal config.
+  const canonical = blocks.map((b) => withoutDefaults(b, sizes));
+  const tied = c.tie_word_embeddings === true ? {} : { tied: false };
+  return { arch, cfg: modelConfig({ ...sizes, blocks: canonical, ...tied }) };
+}
+
+// What jetGeometry and headDim would fill in for a block that states nothing.
+function withoutDefaults(b: BlockSpec, c: { width: number; heads: number; normEps: number }): BlockSpec {
+  const E = c.width / c.heads;
+  const defaults: Record<string, unknown> = b.attn === "jet"
+    ? {
+      heads: c.heads,
+      keyDim: E,
+      valueDim: E,
+      generatorHidden: Math.max(8, Math.ceil(c.width / 8)),
+      normEps: c.normEps,
+    }
+    : { headDim: E, bias: false };
+  return Object.freeze(Object.fromEntries(Object.entries(b).filter(([k, v]) => defaults[k] !== v))) as BlockSpec;
 }
 
 function same<T>(xs: readonly T[], what: string, where: string): T | undefined {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { attention, block, initModel, jetBlock, modelConfig, normal, randomKey, readAll } from "../../mod.ts";
 import { fromHfConfig } from "../../nn/hf_config.ts";
+import { headDim, jetGeometry } from "../../nn/spec.ts";
 import { stateBytes } from "../../search/mod.ts";
 import { assertThrowsMsg } from "../helpers.ts";
 
@@ -44,10 +45,14 @@ Deno.test("jetlm_2B.json maps to the official geometry and its state bytes", () 
   const { arch, cfg } = fromHfConfig(JETLM_2B, "test");
   assert.equal(arch, "JetNemotronForCausalLM");
   assert.deepEqual([cfg.width, cfg.heads, cfg.kvHeads, cfg.ffnHidden, cfg.vocab], [1536, 12, 2, 8960, 151936]);
-  assert.deepEqual([cfg.normEps, cfg.ropeTheta, cfg.convWidth, cfg.tied], [1e-6, 1e6, 4, true]);
-  assert.deepEqual(cfg.blocks[0], { attn: "jet", ffn: "swiglu", conv: false, ...OFFICIAL_JET });
-  assert.deepEqual(cfg.blocks[14], { attn: "mha", ffn: "swiglu", conv: false, headDim: 128, bias: true });
-  assert.deepEqual(cfg.blocks[20], { attn: "swa", window: 1152, ffn: "swiglu", conv: false, headDim: 128, bias: true });
+  assert.deepEqual([cfg.normEps, cfg.ropeTheta, cfg.convWidth, cfg.tied ?? true], [1e-6, 1e6, 4, true]);
+  // The JetBlock's 12 heads are the config's, so the spec leaves them out; attention's head is 1536 / 12 = 128.
+  const { heads: _, ...jet } = OFFICIAL_JET;
+  assert.deepEqual(cfg.blocks[0], { attn: "jet", ffn: "swiglu", conv: false, ...jet });
+  assert.deepEqual(jetGeometry(cfg, cfg.blocks[0]), OFFICIAL_JET);
+  assert.deepEqual(cfg.blocks[14], { attn: "mha", ffn: "swiglu", conv: false, bias: true });
+  assert.deepEqual(cfg.blocks[20], { attn: "swa", window: 1152, ffn: "swiglu", conv: false, bias: true });
+  assert.equal(headDim(cfg, cfg.blocks[20]), 128);
   // A JetBlock holds 12 heads of 96 x 256 state plus 3 conv inputs of the 3072-wide values, in f32.
   assert.equal(stateBytes(cfg.blocks[0], { cfg, context: 65536 }), (12 * 96 * 256 + 3 * 3072) * 4);
   // Full attention keeps keys and values of 2 heads of 128 per token; swa at most window - 1 tokens.
