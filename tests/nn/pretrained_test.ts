@@ -7,7 +7,8 @@ import { jetGeometry } from "../../nn/spec.ts";
 import { assertThrowsMsg } from "../helpers.ts";
 
 const FIXTURES = decodeURIComponent(new URL("./fixtures/pretrained/", import.meta.url).pathname);
-const MODELS = ["qwen2", "llama", "jet_nemotron"] as const;
+// BF16 tied Qwen2 with biases and GQA; F32 untied Llama in two shards; BF16 Jet-Nemotron; F16 untied Qwen2.
+const MODELS = ["qwen2", "llama", "jet_nemotron", "qwen2_f16"] as const;
 
 // f32 against the writer's float64 on the same stored weights: measured 2e-7 to 5e-7 of the largest logit.
 const TOLERANCE = 1e-5;
@@ -188,6 +189,25 @@ Deno.test("unsupported config.json settings are refused by name", async () => {
     await assertThrowsMsg(() => loadPretrained(dir), "rope_scaling");
     await editConfig(dir, (c) => (c.rope_scaling = null, c.hidden_act = "gelu"));
     await assertThrowsMsg(() => loadPretrained(dir), 'hidden_act "gelu"');
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("non-finite weights are refused by name unless allowed, and then load exactly", async () => {
+  const dir = await copyDir(`${FIXTURES}qwen2`);
+  try {
+    const path = `${dir}/model.safetensors`, bytes = await Deno.readFile(path);
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const at = 8 + n + header["model.norm.weight"].data_offsets[0];
+    // model.norm.weight[1] = +inf and [2] = the smallest subnormal, as bfloat16 bit patterns.
+    bytes.set([0x80, 0x7f, 0x01, 0x00], at + 2);
+    await Deno.writeFile(path, bytes);
+    await assertThrowsMsg(() => loadPretrained(dir), 'tensor "model.norm.weight" holds Infinity at index [1]');
+    const { params } = await loadPretrained(dir, { allowNonFinite: true });
+    const [normf] = await readAll([params.normf]);
+    assert.deepEqual([normf[1], normf[2]], [Infinity, 2 ** -133]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
