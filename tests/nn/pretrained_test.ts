@@ -1,7 +1,7 @@
 // Tests of Hugging Face model directories: logits against an independent PyTorch writer, round trips, shards, errors.
 
 import assert from "node:assert/strict";
-import { forward, readAll, tensor, treeLeaves, treePaths } from "../../mod.ts";
+import { decodeStep, forward, prefill, readAll, tensor, treeLeaves, treePaths } from "../../mod.ts";
 import { loadPretrained, savePretrained } from "../../nn/pretrained.ts";
 import { jetGeometry } from "../../nn/spec.ts";
 import { assertThrowsMsg } from "../helpers.ts";
@@ -211,4 +211,26 @@ Deno.test("non-finite weights are refused by name unless allowed, and then load 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the loaded Jet-Nemotron decodes token by token to the reference logits", async () => {
+  const ref = await reference("jet_nemotron");
+  const { config, params } = await loadPretrained(`${FIXTURES}jet_nemotron`);
+  // Prefill 2 tokens, then step the other 5 through the KV caches, the swa window and the JetBlock states.
+  const tokens = ref.tokens, [B, T] = [tokens.length, tokens[0].length], V = ref.shape[2];
+  let [logits, state] = prefill(params, tensor(tokens.map((row) => row.slice(0, 2)), { dtype: "i32" }), config);
+  const steps = [logits];
+  for (let t = 2; t < T; t++) {
+    [logits, state] = decodeStep(params, tensor(tokens.map((row) => [row[t]]), { dtype: "i32" }), state, config);
+    steps.push(logits);
+  }
+  const got = await readAll(steps), scale = Math.max(...ref.logits.map(Math.abs));
+  got.forEach((row, s) => {
+    for (let b = 0; b < B; b++) {
+      for (let v = 0; v < V; v++) {
+        const want = ref.logits[(b * T + s + 1) * V + v];
+        assert.ok(Math.abs(row[b * V + v] - want) <= TOLERANCE * scale, `position ${s + 1}, batch ${b}, token ${v}`);
+      }
+    }
+  });
 });
