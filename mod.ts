@@ -124,6 +124,7 @@ export {
   type Pretrained,
   rope,
   savePretrained,
+  type SavePretrainedOptions,
   saveSafetensors,
   type SaveSafetensorsOptions,
   type Schedule,

@@ -51,3 +51,26 @@ export function f16ToF32(bits: Uint16Array): Float32Array {
   }
   return new Float32Array(out.buffer);
 }
+
+/**
+ * Rounds f32 values to bfloat16 bit patterns, to nearest with ties to even as PyTorch does
+ * (values beyond the largest bfloat16 become infinities; every NaN becomes the quiet NaN 0x7fc0).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { f32ToBf16 } from "./half.ts";
+ * const bits = f32ToBf16(Float32Array.of(1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, -0, NaN));
+ * assert.deepEqual(Array.from(bits), [0x3f80, 0x3f80, 0x3f82, 0x8000, 0x7fc0]); // ties go to even
+ * ```
+ */
+export function f32ToBf16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(Float32Array.from(values).buffer), out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    // Adding 0x7fff plus the kept half's lowest bit carries into it exactly when the dropped half
+    // is above a tie, or a tie with an odd kept half; an overflow of the exponent gives infinity.
+    out[i] = (b & 0x7fffffff) > 0x7f800000 ? 0x7fc0 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}

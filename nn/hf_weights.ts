@@ -1,8 +1,8 @@
 // Hugging Face weight files: safetensors of F32, BF16 or F16, one file or shards named by an index, read as f32.
 
 import { fmt, sizeOf } from "../core/shape.ts";
-import { checkCoverage, checkMetadata, verifyChecksums } from "./checkpoint_checks.ts";
-import { bf16ToF32, f16ToF32 } from "./half.ts";
+import { checkCoverage, checkMetadata, checksums, verifyChecksums } from "./checkpoint_checks.ts";
+import { bf16ToF32, f16ToF32, f32ToBf16 } from "./half.ts";
 
 /** A tensor's header entry: where it lives and how it is stored. */
 export interface WeightEntry {
@@ -131,4 +131,88 @@ export async function readWeights(dir: string, where: string): Promise<Map<strin
     if (stray !== undefined) throw new Error(`${where}: tensor "${stray}" is in a shard but not in ${index}`);
   }
   return found;
+}
+
+/** A tensor to write: its name, shape and f32 values. */
+export interface WeightOut {
+  /** The tensor's name. */
+  readonly name: string;
+  /** Its shape. */
+  readonly shape: readonly number[];
+  /** Its values. */
+  readonly values: Float32Array;
+}
+
+function storedBytes(values: Float32Array, code: "F32" | "BF16"): Uint8Array {
+  const out = new Uint8Array(values.length * WIDTHS[code]), view = new DataView(out.buffer);
+  if (code === "F32") values.forEach((v, i) => view.setFloat32(4 * i, v, true));
+  else f32ToBf16(values).forEach((b, i) => view.setUint16(2 * i, b, true));
+  return out;
+}
+
+// One safetensors file: the header (with `format: "pt"`, which transformers requires, and checksums), then the data.
+async function fileBytes(tensors: readonly WeightOut[], code: "F32" | "BF16"): Promise<Uint8Array> {
+  const stored = tensors.map((t) => ({ name: t.name, code, shape: t.shape, bytes: storedBytes(t.values, code) }));
+  const metadata = { format: "pt", ...await checksums({ format: "pt" }, stored) };
+  const header: Record<string, unknown> = { [META]: metadata };
+  let offset = 0;
+  for (const t of stored) {
+    header[t.name] = { dtype: code, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(text.length / 8) * 8;
+  const out = new Uint8Array(8 + padded + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(text, 8);
+  out.fill(0x20, 8 + text.length, 8 + padded);
+  let at = 8 + padded;
+  for (const t of stored) out.set(t.bytes, at), at += t.bytes.length;
+  return out;
+}
+
+async function writeAtomically(path: string, bytes: Uint8Array, where: string): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await Deno.writeFile(tmp, bytes, { createNew: true });
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new Error(`${where}: could not write ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Writes weights as transformers saves them: `model.safetensors`, or, when they exceed
+ * `maxShardBytes`, shards `model-0000i-of-0000n.safetensors` and `model.safetensors.index.json`.
+ */
+export async function writeWeights(
+  dir: string,
+  tensors: readonly WeightOut[],
+  opts: { readonly code: "F32" | "BF16"; readonly maxShardBytes: number; readonly where: string },
+): Promise<void> {
+  const { code, where } = opts, size = (t: WeightOut) => t.values.length * WIDTHS[code];
+  const shards: WeightOut[][] = [[]];
+  let held = 0;
+  for (const t of tensors) {
+    if (held > 0 && held + size(t) > opts.maxShardBytes) shards.push([]), held = 0;
+    shards[shards.length - 1].push(t), held += size(t);
+  }
+  // The other layout's index or file, left by an earlier save, would otherwise be read instead.
+  const drop = (file: string) => Deno.remove(`${dir}/${file}`).catch(() => {});
+  if (shards.length === 1) {
+    await writeAtomically(`${dir}/model.safetensors`, await fileBytes(tensors, code), where);
+    return drop("model.safetensors.index.json");
+  }
+  const n = shards.length, pad = (i: number) => String(i).padStart(5, "0");
+  const weightMap: Record<string, string> = {};
+  for (const [i, shard] of shards.entries()) {
+    const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+    await writeAtomically(`${dir}/${file}`, await fileBytes(shard, code), where);
+    for (const t of shard) weightMap[t.name] = file;
+  }
+  const total = tensors.reduce((acc, t) => acc + size(t), 0);
+  const index = JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + "\n";
+  await writeAtomically(`${dir}/model.safetensors.index.json`, new TextEncoder().encode(index), where);
+  await drop("model.safetensors");
 }

@@ -1,11 +1,10 @@
 // Pretrained models in the Hugging Face layout: a directory with config.json and safetensors weights, both ways.
 
-import { randomKey, readAll, type Tensor, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { randomKey, readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
 import { fmt } from "../core/shape.ts";
 import { checkFinite } from "./checkpoint_checks.ts";
-import { saveSafetensors } from "./checkpoint.ts";
 import { architectureFor, fromHfConfig, toHfConfig } from "./hf_config.ts";
-import { entryValues, readWeights } from "./hf_weights.ts";
+import { entryValues, readWeights, type WeightOut, writeWeights } from "./hf_weights.ts";
 import { initModel, type ModelParams } from "./model.ts";
 import { checkConfig, type ModelConfig } from "./spec.ts";
 
@@ -26,6 +25,14 @@ export interface Pretrained {
 export interface LoadPretrainedOptions {
   /** Load weights holding NaN or infinities (refused by default, naming the tensor). */
   readonly allowNonFinite?: boolean;
+}
+
+/** Options of `savePretrained`. */
+export interface SavePretrainedOptions {
+  /** How the weights are stored: `"f32"` (exact; the default) or `"bf16"` (rounded to nearest even, as PyTorch does). */
+  readonly dtype?: "f32" | "bf16";
+  /** Shard the weights into files of at most this many bytes (a tensor larger than that gets a file of its own); 5e9 by default, as transformers does. */
+  readonly maxShardBytes?: number;
 }
 
 // How a jetfold param is stored: its Hugging Face name, and whether it is a transposed linear weight.
@@ -174,8 +181,9 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
 /**
  * Writes a model as a Hugging Face directory that transformers reads: `config.json` (with
  * `architectures`: JetNemotronForCausalLM when there are jet or swa layers, Qwen2ForCausalLM when
- * every layer is mha with biases, LlamaForCausalLM otherwise) and `model.safetensors` (F32, linear
- * weights `[out, in]`, the official names, `format: "pt"`). A config that the format cannot express
+ * every layer is mha with biases, LlamaForCausalLM otherwise) and `model.safetensors` (F32 or, with
+ * `dtype: "bf16"`, BF16; linear weights `[out, in]`, the official names, `format: "pt"`), sharded
+ * with an index beyond `maxShardBytes`. A config that the format cannot express
  * (linear attention, gated FFNs, block convs, layers of differing geometry) is an error naming it,
  * before anything is written. Saving a tokenizer is not supported yet (TODO: the tokenizer module).
  *
@@ -191,8 +199,17 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function savePretrained(dir: string, model: Pretrained): Promise<void> {
+export async function savePretrained(
+  dir: string,
+  model: Pretrained,
+  opts: SavePretrainedOptions = {},
+): Promise<void> {
   const where = "savePretrained", { config: cfg, params } = model;
+  const { dtype = "f32", maxShardBytes = 5e9 } = opts;
+  if (dtype !== "f32" && dtype !== "bf16") throw new Error(`${where}: dtype must be "f32" or "bf16", got ${dtype}`);
+  if (!(Number.isSafeInteger(maxShardBytes) && maxShardBytes > 0)) {
+    throw new Error(`${where}: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
+  }
   checkConfig(cfg);
   if (model.tokenizer !== undefined) throw new Error(`${where}: saving a tokenizer is not supported yet`);
   const json = toHfConfig(cfg, architectureFor(cfg), where);
@@ -206,42 +223,26 @@ export async function savePretrained(dir: string, model: Pretrained): Promise<vo
     );
   }
   const host = await readAll(leaves);
-  const tree: Record<string, Tensor> = {};
+  const out = new Map<string, WeightOut>();
   leaves.forEach((t, i) => {
     const slot = slotOf(paths[i], cfg), values = Float32Array.from(host[i] as Float32Array);
-    const shape = storedShape(t.shape, slot);
-    tree[slot.name] = tensor(slot.transpose ? transposed(values, t.shape[0], t.shape[1]) : values, { shape });
+    const stored = slot.transpose ? transposed(values, t.shape[0], t.shape[1]) : values;
+    out.set(slot.name, { name: slot.name, shape: storedShape(t.shape, slot), values: stored });
   });
   // The official attention always has q/k/v biases: zeros stand in for blocks without them.
-  if (json.architectures && (json.architectures as string[])[0] === "JetNemotronForCausalLM") {
+  if ((json.architectures as string[])[0] === "JetNemotronForCausalLM") {
     cfg.blocks.forEach((b, i) => {
-      if ((b.attn === "mha" || b.attn === "swa") && !b.bias) {
-        for (const p of ["q", "k", "v"]) {
-          const w = tree[`model.layers.${i}.self_attn.${p}_proj.weight`];
-          tree[`model.layers.${i}.self_attn.${p}_proj.bias`] = tensor(new Float32Array(w.shape[0]));
-        }
+      if ((b.attn !== "mha" && b.attn !== "swa") || b.bias) return;
+      for (const p of ["q", "k", "v"]) {
+        const rows = out.get(`model.layers.${i}.self_attn.${p}_proj.weight`)!.shape[0];
+        const name = `model.layers.${i}.self_attn.${p}_proj.bias`;
+        out.set(name, { name, shape: [rows], values: new Float32Array(rows) });
       }
     });
   }
+  const code = dtype === "bf16" ? "BF16" : "F32";
   await Deno.mkdir(dir, { recursive: true });
-  await saveSafetensors(`${dir}/model.safetensors`, nest(tree), { metadata: { format: "pt" } });
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(json, null, 2) + "\n");
-}
-
-// Dotted names -> the nested record whose tree paths they are (numeric segments become arrays).
-function nest(flat: Record<string, Tensor>): unknown {
-  const root: Record<string, unknown> = {};
-  for (const [name, t] of Object.entries(flat)) {
-    const segs = name.split(".");
-    let node = root;
-    for (const s of segs.slice(0, -1)) node = (node[s] ??= {}) as Record<string, unknown>;
-    node[segs[segs.length - 1]] = t;
-  }
-  const arrays = (v: unknown): unknown => {
-    if (typeof v !== "object" || v === null || !(v.constructor === Object)) return v;
-    const rec = v as Record<string, unknown>, keys = Object.keys(rec);
-    const mapped = Object.fromEntries(keys.map((k) => [k, arrays(rec[k])]));
-    return keys.length > 0 && keys.every((_, i) => String(i) in rec) ? keys.map((_, i) => mapped[String(i)]) : mapped;
-  };
-  return arrays(root);
+  await writeWeights(dir, [...out.values()], { code, maxShardBytes, where });
+  const torchDtype = dtype === "bf16" ? "bfloat16" : "float32";
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, torch_dtype: torchDtype }, null, 2) + "\n");
 }

@@ -1,7 +1,7 @@
 // Tests of 16-bit float decoding: every bfloat16 and half bit pattern against an independent formula.
 
 import assert from "node:assert/strict";
-import { bf16ToF32, f16ToF32 } from "../../nn/half.ts";
+import { bf16ToF32, f16ToF32, f32ToBf16 } from "../../nn/half.ts";
 import { entryValues } from "../../nn/hf_weights.ts";
 
 // The value a bit pattern denotes, from the format's definition (sign, biased exponent, fraction).
@@ -55,4 +55,33 @@ Deno.test("stored entries decode little-endian for F32, BF16 and F16", () => {
   assert.deepEqual(Array.from(entryValues(entry("BF16", [0x80, 0x3f, 0x00, 0xc0]))), [1, -2]);
   assert.deepEqual(Array.from(entryValues(entry("F16", [0x00, 0x3c, 0x01, 0x00]))), [1, 2 ** -24]);
   assert.deepEqual(Array.from(entryValues(entry("F32", [0, 0, 0x80, 0x3f, 0, 0, 0x80, 0xff]))), [1, -Infinity]);
+});
+
+// The nearest bfloat16 by exact comparison of the two candidates around x, ties to the even pattern.
+function nearestBf16(x: number): number {
+  if (Number.isNaN(x)) return 0x7fc0;
+  const lo = new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16, hi = lo + 1;
+  const value = (b: number) => bf16ToF32(Uint16Array.of(b))[0];
+  const a = value(lo), b = (hi & 0x7fff) > 0x7f80 ? NaN : value(hi);
+  if (!Number.isFinite(a) || Number.isNaN(b)) return lo; // x is an infinity already
+  // Beyond the largest finite bfloat16 the next candidate is infinity, at the place 2^128 would be.
+  const bv = Number.isFinite(b) ? b : Math.sign(a) * 2 ** 128;
+  const da = Math.abs(x - a), db = Math.abs(bv - x);
+  return da < db ? lo : db < da ? hi : (lo & 1 ? hi : lo);
+}
+
+Deno.test("f32 -> bf16 rounds to the nearest pattern, ties to even, on random and edge bit patterns", () => {
+  let seed = 12345;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const patterns = [0, 0x80000000, 0x3f808000, 0x3f818000, 0x7f7fffff, 0x7f7f8000, 0x7f7f7fff, 0x00008000, 0x00018000];
+  for (let i = 0; i < 20000; i++) patterns.push(next());
+  const values = new Float32Array(Uint32Array.from(patterns).buffer), got = f32ToBf16(values);
+  values.forEach((x, i) => {
+    assert.equal(got[i], nearestBf16(x), `0x${patterns[i].toString(16)} (${x})`);
+  });
+  // And bfloat16 values themselves come back unchanged, every one of them.
+  const all = bf16ToF32(ALL), back = f32ToBf16(all);
+  ALL.forEach((b, i) => {
+    if (!Number.isNaN(all[i])) assert.equal(back[i], b);
+  });
 });

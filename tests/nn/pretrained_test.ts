@@ -234,3 +234,54 @@ Deno.test("the loaded Jet-Nemotron decodes token by token to the reference logit
     }
   });
 });
+
+// name -> [dtype, shape, bytes] of every tensor in a directory's safetensors files.
+async function storedTensors(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.name.endsWith(".safetensors")) continue;
+    const bytes = await Deno.readFile(`${dir}/${e.name}`);
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    for (const [name, info] of Object.entries(header)) {
+      if (name === "__metadata__") continue;
+      const { dtype, shape, data_offsets: [a, b] } = info as { dtype: string; shape: number[]; data_offsets: number[] };
+      out.set(name, `${dtype} [${shape}] ${bytes.subarray(8 + n + a, 8 + n + b).join(",")}`);
+    }
+  }
+  return out;
+}
+
+Deno.test("saving as bf16 writes the very bytes PyTorch wrote for bfloat16 weights", async () => {
+  const { config, params } = await loadPretrained(`${FIXTURES}jet_nemotron`);
+  const dir = await Deno.makeTempDir();
+  try {
+    await savePretrained(dir, { config, params }, { dtype: "bf16" });
+    assert.deepEqual(await storedTensors(dir), await storedTensors(`${FIXTURES}jet_nemotron`));
+    assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/config.json`)).torch_dtype, "bfloat16");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("saving beyond maxShardBytes writes shards and an index that load back exactly", async () => {
+  const first = await loadPretrained(`${FIXTURES}llama`);
+  const dir = await Deno.makeTempDir();
+  try {
+    await savePretrained(dir, first, { maxShardBytes: 4096 });
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.ok(files.includes("model.safetensors.index.json") && !files.includes("model.safetensors"));
+    const shards = files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+    assert.ok(shards.length > 2, `${shards.length} shards`);
+    const index = JSON.parse(await Deno.readTextFile(`${dir}/model.safetensors.index.json`));
+    assert.deepEqual([...new Set(Object.values(index.weight_map))].sort(), shards);
+    const again = await loadPretrained(dir);
+    assert.deepEqual(await bitsOf(again.params), await bitsOf(first.params));
+    // Saving again unsharded replaces the index, which would otherwise still be read.
+    await savePretrained(dir, first);
+    assert.ok(!Deno.readDirSync(dir).some((e) => e.name === "model.safetensors.index.json"));
+    assert.deepEqual(await bitsOf((await loadPretrained(dir)).params), await bitsOf(first.params));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
