@@ -1,12 +1,12 @@
 // Causal multi-head attention with RoPE and grouped-query heads; `swa` limits it to a window.
 
-import { type Key, splitKey, type Tensor } from "../core/mod.ts";
+import { type Key, splitKey, type Tensor, zeros } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { dense, rope } from "./layers.ts";
 import type { Mixer } from "./mixer.ts";
 import { type BlockSpec, type BlockSpecOf, headDim, type ModelConfig } from "./spec.ts";
 
-/** Attention params: query, key, value and output projections. */
+/** Attention params: query, key, value and output projections (and q/k/v biases with `bias: true`). */
 export interface AttentionParams {
   /** Query projection `[width, heads * headDim]`. */
   readonly wq: Tensor;
@@ -16,6 +16,12 @@ export interface AttentionParams {
   readonly wv: Tensor;
   /** Output projection `[heads * headDim, width]`. */
   readonly wo: Tensor;
+  /** Query bias `[heads * headDim]` (specs with `bias`). */
+  readonly bq?: Tensor;
+  /** Key bias `[kvHeads * headDim]` (specs with `bias`). */
+  readonly bk?: Tensor;
+  /** Value bias `[kvHeads * headDim]` (specs with `bias`). */
+  readonly bv?: Tensor;
 }
 
 /** Keys and values of the tokens a next query may see: `[B, kvHeads, L, headDim]` each. */
@@ -48,11 +54,14 @@ export function attentionMask(T: number, spec: BlockSpec): Tensor {
   return spec.attn === "swa" ? causal.where(j.gt(i.sub(spec.window)), false) : causal;
 }
 
-function project(p: AttentionParams, x: Tensor, cfg: ModelConfig, offset: number): [Tensor, Tensor, Tensor] {
-  const E = headDim(cfg);
-  const q = rope(heads(x.matmul(p.wq), cfg.heads, E), { theta: cfg.ropeTheta, offset });
-  const k = rope(heads(x.matmul(p.wk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset });
-  return [q, k, heads(x.matmul(p.wv), cfg.kvHeads, E)];
+function linear(x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
+  return b === undefined ? x.matmul(w) : x.matmul(w).add(b);
+}
+
+function project(p: AttentionParams, x: Tensor, cfg: ModelConfig, E: number, offset: number): [Tensor, Tensor, Tensor] {
+  const q = rope(heads(linear(x, p.wq, p.bq), cfg.heads, E), { theta: cfg.ropeTheta, offset });
+  const k = rope(heads(linear(x, p.wk, p.bk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset });
+  return [q, k, heads(linear(x, p.wv, p.bv), cfg.kvHeads, E)];
 }
 
 // The cache keeps what later queries can still see: everything for mha, the last window-1 for swa.
@@ -86,35 +95,37 @@ function keep(t: Tensor, spec: BlockSpec): Tensor {
  * ```
  */
 export function attention(cfg: ModelConfig, spec: BlockSpecOf<"mha" | "swa">): Mixer<AttentionParams, KvCache> {
+  const E = headDim(cfg, spec);
   return {
     init(key: Key): AttentionParams {
       const [kq, kk, kv, ko] = splitKey(key, 4);
-      const E = headDim(cfg);
-      return {
+      const p = {
         wq: dense(kq, cfg.width, cfg.heads * E),
         wk: dense(kk, cfg.width, cfg.kvHeads * E),
         wv: dense(kv, cfg.width, cfg.kvHeads * E),
         wo: dense(ko, cfg.heads * E, cfg.width, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
       };
+      if (!spec.bias) return p;
+      return { ...p, bq: zeros([cfg.heads * E]), bk: zeros([cfg.kvHeads * E]), bv: zeros([cfg.kvHeads * E]) };
     },
     apply(p, x) {
-      const [q, k, v] = project(p, x, cfg, 0);
+      const [q, k, v] = project(p, x, cfg, E, 0);
       return attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
     },
     prefill(p, x) {
-      const [q, k, v] = project(p, x, cfg, 0);
+      const [q, k, v] = project(p, x, cfg, E, 0);
       const out = attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
       return [out, { k: keep(k, spec), v: keep(v, spec) }];
     },
     step(p, x, { cache, pos }) {
-      const [q, k, v] = project(p, x, cfg, pos);
+      const [q, k, v] = project(p, x, cfg, E, pos);
       const ks = ops.concat([cache.k, k], { axis: 2 }), vs = ops.concat([cache.v, v], { axis: 2 });
       const out = attend(q, ks, vs, cfg, null).matmul(p.wo);
       return [out, { k: keep(ks, spec), v: keep(vs, spec) }];
     },
     stateBytes(context) {
       const kept = spec.attn === "swa" ? Math.min(context, spec.window - 1) : context;
-      return 2 * cfg.kvHeads * headDim(cfg) * kept * 4;
+      return 2 * cfg.kvHeads * E * kept * 4;
     },
   };
 }

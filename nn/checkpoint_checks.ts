@@ -209,7 +209,11 @@ export function parseEntry(name: string, info: unknown, dataLength: number, wher
 }
 
 /** Like the reference reader: the tensors must tile the data section exactly, in any order. */
-export function checkCoverage(entries: readonly Entry[], dataLength: number, where: string): void {
+export function checkCoverage(
+  entries: readonly Pick<Entry, "name" | "begin" | "end">[],
+  dataLength: number,
+  where: string,
+): void {
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let end = 0, last = "";
   for (const e of sorted) {

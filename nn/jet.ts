@@ -5,7 +5,7 @@ import * as ops from "../ops/mod.ts";
 import { gatedDeltaRule, gatedDeltaRuleAuto } from "./delta_rule.ts";
 import { dense } from "./layers.ts";
 import type { Mixer } from "./mixer.ts";
-import { headDim, type ModelConfig } from "./spec.ts";
+import { type BlockSpec, type JetGeometry, jetGeometry, type ModelConfig } from "./spec.ts";
 
 /**
  * The kernel generator of a dynamic convolution: `kernels = silu(x w1) w2 + b2`, one `[channels,
@@ -130,10 +130,10 @@ function withPast(x: Tensor, W: number, past?: Tensor): Tensor {
   return past ? ops.concat([past, x], { axis: 1 }) : x.pad([[0, 0], [W - 1, 0], [0, 0]]);
 }
 
-// B batch, T time, H heads, E head size (K = V = E), W conv taps.
-function splitHeads(t: Tensor, cfg: ModelConfig): Tensor {
+// B batch, T time, H heads, K key size, V value size, W conv taps.
+function splitHeads(t: Tensor, heads: number, size: number): Tensor {
   const [B, T] = t.shape;
-  return t.reshape([B, T, cfg.heads, headDim(cfg)]).permute([0, 2, 1, 3]); // [B, H, T, E]
+  return t.reshape([B, T, heads, size]).permute([0, 2, 1, 3]); // [B, H, T, size]
 }
 
 interface Projected {
@@ -142,29 +142,31 @@ interface Projected {
   readonly v: Tensor;
   readonly g: Tensor;
   readonly beta: Tensor;
-  /** Inputs of the dynamic conv including the W-1 before this segment: `[B, W-1+T, H*E]`. */
+  /** Inputs of the dynamic conv including the W-1 before this segment: `[B, W-1+T, H*V]`. */
   readonly convIn: Tensor;
 }
 
-function project(p: JetParams, x: Tensor, cfg: ModelConfig, past?: Tensor): Projected {
-  const E = headDim(cfg);
+type Geometry = Required<JetGeometry>;
+
+function project(p: JetParams, x: Tensor, cfg: ModelConfig, geo: Geometry, past?: Tensor): Projected {
+  const { heads: H, keyDim: K, valueDim: V } = geo;
   // Unit keys make each update (I - beta k k^T) a contraction for beta in (0, 1), so the state stays
   // bounded however long the sequence; q's 1/sqrt(K) keeps the readout at the scale attention uses.
-  const q = ops.l2Normalize(splitHeads(ops.silu(x.matmul(p.wq)), cfg)).mul(1 / Math.sqrt(E));
-  const k = ops.l2Normalize(splitHeads(ops.silu(x.matmul(p.wk)), cfg));
-  const raw = x.matmul(p.wv); // [B, T, H*E]
-  const v = splitHeads(ops.silu(dynamicConv(p.conv, raw, x, { past })), cfg);
+  const q = ops.l2Normalize(splitHeads(ops.silu(x.matmul(p.wq)), H, K)).mul(1 / Math.sqrt(K));
+  const k = ops.l2Normalize(splitHeads(ops.silu(x.matmul(p.wk)), H, K));
+  const raw = x.matmul(p.wv); // [B, T, H*V]
+  const v = splitHeads(ops.silu(dynamicConv(p.conv, raw, x, { past })), H, V);
   const beta = ops.sigmoid(x.matmul(p.wb)).permute([0, 2, 1]); // [B, H, T]
   const g = ops.softplus(x.matmul(p.wa).add(p.dtBias)).mul(p.aLog.exp().neg()).permute([0, 2, 1]);
   return { q, k, v, g, beta, convIn: withPast(raw, cfg.convWidth, past) };
 }
 
-// Gated RMSNorm per head, then the output projection: o [B, H, T, E] -> [B, T, width].
-function output(p: JetParams, o: Tensor, x: Tensor, cfg: ModelConfig): Tensor {
-  const [B, H, T, E] = o.shape;
-  const gate = ops.silu(x.matmul(p.wg)).reshape([B, T, H, E]);
-  const y = ops.rmsNorm(o.permute([0, 2, 1, 3]), { weight: p.norm, eps: cfg.normEps }).mul(gate);
-  return y.reshape([B, T, H * E]).matmul(p.wo);
+// Gated RMSNorm per head, then the output projection: o [B, H, T, V] -> [B, T, width].
+function output(p: JetParams, o: Tensor, x: Tensor, geo: Geometry): Tensor {
+  const [B, H, T, V] = o.shape;
+  const gate = ops.silu(x.matmul(p.wg)).reshape([B, T, H, V]);
+  const y = ops.rmsNorm(o.permute([0, 2, 1, 3]), { weight: p.norm, eps: geo.normEps }).mul(gate);
+  return y.reshape([B, T, H * V]).matmul(p.wo);
 }
 
 function lastInputs(convIn: Tensor, W: number): Tensor {
@@ -173,7 +175,7 @@ function lastInputs(convIn: Tensor, W: number): Tensor {
 
 /** Hidden units of the dynamic conv's kernel generator for a config. */
 export function generatorHidden(cfg: ModelConfig): number {
-  return Math.max(8, Math.ceil(cfg.width / 8));
+  return jetGeometry(cfg).generatorHidden;
 }
 
 // Mamba2 / GatedDeltaNet init: A uniform in [1, 16), dt log-uniform in [1e-3, 1e-1) stored through
@@ -191,15 +193,16 @@ function decayInit(key: Key, heads: number): { aLog: Tensor; dtBias: Tensor } {
 }
 
 /**
- * The `jet` mixer (the paper's JetBlock). Per head, with K = V = width/heads:
+ * The `jet` mixer (the paper's JetBlock). Per head, with H heads, key size K and value size V from
+ * the spec's geometry (`JetGeometry`; by default K = V = width/heads):
  * `q = l2norm(silu(x Wq)) / sqrt(K)`, `k = l2norm(silu(x Wk))`, `v = silu(dynconv(x Wv))` with
  * kernels generated from x, `beta = sigmoid(x Wb)`, `g = -exp(A_log) softplus(x Wa + dt_bias)`;
  * the gated delta rule gives `o`, and the output is `(rmsnorm(o) * silu(x Wg)) Wo`. `apply` and
  * `prefill` run the fused scan (one kernel forward, one backward) while its state history fits
  * `FUSED_SCAN_LIMIT`, and the chunked form beyond; the fused scan supports first derivatives only,
  * so second derivatives of a jet layer need `gatedDeltaRuleChunked`. `step` runs one step of the
- * recurrence: O(1) per token, whatever the context. It reads only sizes from the config, so it
- * takes no spec.
+ * recurrence: O(1) per token, whatever the context. It reads sizes from the config and the spec's
+ * geometry (the spec may be omitted for the defaults).
  *
  * @example
  * ```ts
@@ -218,41 +221,42 @@ function decayInit(key: Key, heads: number): { aLog: Tensor; dtBias: Tensor } {
  * assert.equal(m.stateBytes(4096), m.stateBytes(1)); // O(1) state per sequence
  * ```
  */
-export function jetBlock(cfg: ModelConfig): Mixer<JetParams, JetCache> {
+export function jetBlock(cfg: ModelConfig, spec?: BlockSpec): Mixer<JetParams, JetCache> {
+  const geo = jetGeometry(cfg, spec), { heads: H, keyDim: K, valueDim: V } = geo;
   return {
     init(key: Key): JetParams {
       const [kq, kk, kv, kb, ka, kd, kc, kg, ko] = splitKey(key, 9);
       const D = cfg.width;
       return {
-        wq: dense(kq, D, D),
-        wk: dense(kk, D, D),
-        wv: dense(kv, D, D),
-        wb: dense(kb, D, cfg.heads),
-        wa: dense(ka, D, cfg.heads),
-        ...decayInit(kd, cfg.heads),
-        conv: initDynamicConv(kc, { inSize: D, channels: D, width: cfg.convWidth, hidden: generatorHidden(cfg) }),
-        norm: ops.ones([headDim(cfg)]),
-        wg: dense(kg, D, D),
-        wo: dense(ko, D, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
+        wq: dense(kq, D, H * K),
+        wk: dense(kk, D, H * K),
+        wv: dense(kv, D, H * V),
+        wb: dense(kb, D, H),
+        wa: dense(ka, D, H),
+        ...decayInit(kd, H),
+        conv: initDynamicConv(kc, { inSize: D, channels: H * V, width: cfg.convWidth, hidden: geo.generatorHidden }),
+        norm: ops.ones([V]),
+        wg: dense(kg, D, H * V),
+        wo: dense(ko, H * V, D, { scale: 1 / Math.sqrt(2 * cfg.blocks.length) }),
       };
     },
     apply(p, x) {
-      const { q, k, v, g, beta } = project(p, x, cfg);
-      return output(p, gatedDeltaRuleAuto(q, k, v, g, beta).out, x, cfg);
+      const { q, k, v, g, beta } = project(p, x, cfg, geo);
+      return output(p, gatedDeltaRuleAuto(q, k, v, g, beta).out, x, geo);
     },
     prefill(p, x) {
-      const { q, k, v, g, beta, convIn } = project(p, x, cfg);
+      const { q, k, v, g, beta, convIn } = project(p, x, cfg, geo);
       const { out, state } = gatedDeltaRuleAuto(q, k, v, g, beta);
-      return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
+      return [output(p, out, x, geo), { state, conv: lastInputs(convIn, cfg.convWidth) }];
     },
     step(p, x, { cache }) {
-      const { q, k, v, g, beta, convIn } = project(p, x, cfg, cache.conv);
+      const { q, k, v, g, beta, convIn } = project(p, x, cfg, geo, cache.conv);
       const { out, state } = gatedDeltaRule(q, k, v, g, beta, { initialState: cache.state });
-      return [output(p, out, x, cfg), { state, conv: lastInputs(convIn, cfg.convWidth) }];
+      return [output(p, out, x, geo), { state, conv: lastInputs(convIn, cfg.convWidth) }];
     },
     stateBytes() {
-      const E = headDim(cfg);
-      return (cfg.heads * E * E + (cfg.convWidth - 1) * cfg.width) * 4;
+      // The K x V state of every head, and the W-1 last inputs of the dynamic conv over the value width.
+      return (H * K * V + (cfg.convWidth - 1) * H * V) * 4;
     },
   };
 }

@@ -15,3 +15,4 @@ export * from "./linear_attention.ts";
 export * from "./jet.ts";
 export * from "./delta_rule.ts";
 export * from "./schedule.ts";
+export * from "./pretrained.ts";

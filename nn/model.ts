@@ -1,8 +1,8 @@
 // The model: tied embeddings, a stack of (conv?) -> mixer -> FFN blocks, next-token loss.
 
-import { type Key, normal, ones, splitKey, type Tensor, tensor } from "../core/mod.ts";
+import { foldIn, type Key, normal, ones, splitKey, type Tensor, tensor } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
-import { applyFfn, causalConv, type FfnParams, initFfn } from "./layers.ts";
+import { applyFfn, causalConv, dense, type FfnParams, initFfn } from "./layers.ts";
 import { mixer, type MixerParams } from "./mixers.ts";
 import { type BlockSpec, type BlockSpecOf, checkConfig, type MixerKind, type ModelConfig } from "./spec.ts";
 
@@ -29,8 +29,10 @@ export type BlockParams<K extends MixerKind = MixerKind> = {
 
 /** Params of a model: a plain pytree. */
 export interface ModelParams {
-  /** Token embeddings `[vocab, width]`, also the output head. */
+  /** Token embeddings `[vocab, width]`, also the output head unless the model has `head`. */
   readonly embed: Tensor;
+  /** The output head `[width, vocab]` of an untied model (config `tied: false`). */
+  readonly head?: Tensor;
   /** One entry per layer. */
   readonly blocks: readonly BlockParams[];
   /** Final RMSNorm weight. */
@@ -98,11 +100,13 @@ export function initBlock<K extends MixerKind>(key: Key, cfg: ModelConfig, spec:
 export function initModel(key: Key, cfg: ModelConfig): ModelParams {
   checkConfig(cfg);
   const keys = splitKey(key, cfg.blocks.length + 1);
-  return {
+  const params: ModelParams = {
     embed: normal(keys[0], [cfg.vocab, cfg.width], { std: 1 / Math.sqrt(cfg.width) }),
     blocks: cfg.blocks.map((spec, i) => initBlock(keys[i + 1], cfg, spec)),
     normf: ones([cfg.width]),
   };
+  // A key of its own for the untied head, so tied models draw exactly what they always did.
+  return cfg.tied === false ? { ...params, head: dense(foldIn(keys[0], 1), cfg.width, cfg.vocab) } : params;
 }
 
 function checkTokens(tokens: Tensor, cfg: ModelConfig, where: string): void {
@@ -123,9 +127,9 @@ export function ffnResidual(p: BlockParams, h: Tensor, cfg: ModelConfig, spec: B
   return h.add(applyFfn(p.ffn, ops.rmsNorm(h, { weight: p.norm2, eps: cfg.normEps }), spec.ffn));
 }
 
-/** Logits of the tied head for hidden states `[B, T, width]`. */
+/** Logits of the head (the tied embedding, or `head`) for hidden states `[B, T, width]`. */
 export function logitsOf(params: ModelParams, h: Tensor, cfg: ModelConfig): Tensor {
-  return ops.rmsNorm(h, { weight: params.normf, eps: cfg.normEps }).matmul(params.embed.transpose());
+  return ops.rmsNorm(h, { weight: params.normf, eps: cfg.normEps }).matmul(params.head ?? params.embed.transpose());
 }
 
 /**
