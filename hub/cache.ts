@@ -1,6 +1,6 @@
 // The Hugging Face cache's layout: models--org--name/{refs,blobs,snapshots}, as huggingface_hub writes and reads it.
 
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "./paths.ts";
 
 /** A repo id split into its parts: `org/name@revision` -> `{ repo: "org/name", revision }`. */
 export interface RepoRef {
@@ -115,7 +115,8 @@ export async function linkSnapshot(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   try {
-    await Deno.symlink(relative(dirname(path), target), path);
+    // From snapshots/<commit>/<dirs of file>/ up to the repo folder, then into blobs/.
+    await Deno.symlink(`${"../".repeat(1 + file.split("/").length)}blobs/${blob}`, path);
   } catch {
     await Deno.copyFile(target, path);
   }

@@ -1,6 +1,6 @@
 // Hub repo ids to local files: the Hugging Face cache first, else a resumable download into it from the endpoint.
 
-import { join } from "node:path";
+import { join } from "./paths.ts";
 import {
   blobPath,
   cachedCommit,
@@ -92,7 +92,7 @@ const encodePath = (path: string) => path.split("/").map(encodeURIComponent).joi
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { join } from "node:path";
+ * import { join } from "./paths.ts";
  * import { hubFile } from "../mod.ts";
  * // A cache as huggingface_hub leaves it, holding one file of org/tiny at main's commit.
  * const cacheDir = await Deno.makeTempDir(), commit = "a".repeat(40);
@@ -165,7 +165,7 @@ async function listFiles(ref: RepoRef, options: HubOptions): Promise<string[]> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { join } from "node:path";
+ * import { join } from "./paths.ts";
  * import { hubSnapshot } from "../mod.ts";
  * const cacheDir = await Deno.makeTempDir(), commit = "b".repeat(40);
  * const snapshot = join(cacheDir, "models--org--tiny", "snapshots", commit);

@@ -1,7 +1,12 @@
 // Hugging Face tokenizers (tokenizer.json, or vocab.json + merges.txt) behind jetfold's Tokenizer contract.
 
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import type { DecodeOptions, EncodeOptions, Tokenizer } from "./tokenizer.ts";
+
+// Loaded on first use, and by a full specifier: importing mod.ts (by path or by URL) stays free of npm packages and
+// needs no permissions; only loading a Hugging Face tokenizer fetches this one (pinned) package.
+let library: Promise<typeof import("npm:@huggingface/tokenizers@0.2.0")> | undefined;
+// deno-lint-ignore no-import-prefix -- a bare specifier would need the import map, which a URL importer does not have
+const tokenizersLibrary = () => library ??= import("npm:@huggingface/tokenizers@0.2.0");
 
 /** A parsed JSON object (a tokenizer.json or a tokenizer_config.json). */
 export type JsonObject = Readonly<Record<string, unknown>>;
@@ -86,7 +91,8 @@ export function byteLevelBpeJson(vocab: JsonObject, merges: string, config: Json
 }
 
 /** Wraps parsed tokenizer files as a jetfold {@linkcode Tokenizer}. */
-export function huggingFaceTokenizer(files: TokenizerFiles): Tokenizer {
+export async function huggingFaceTokenizer(files: TokenizerFiles): Promise<Tokenizer> {
+  const { Tokenizer: HfTokenizer } = await tokenizersLibrary();
   const config = files.config ?? {};
   // tokenizer.json leaves out the stages a tokenizer does not have; the library wants them present, as null.
   const absent = { added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null };

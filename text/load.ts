@@ -1,7 +1,6 @@
 // loadTokenizer: finds and reads a tokenizer's files (a directory, a file, bytes, parsed JSON or a Hub repo id).
 
-import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, dirname, fileUrlPath, join } from "../hub/paths.ts";
 import { hubFile, type HubOptions, isRepoId } from "../hub/hub.ts";
 import {
   byteLevelBpeJson,
@@ -131,7 +130,7 @@ export async function loadTokenizer(source: TokenizerSource, options: LoadTokeni
   }
   if (source instanceof URL) {
     if (source.protocol !== "file:") throw new TypeError(`loadTokenizer: ${source.href} is not a file: URL`);
-    return fromPath(fileURLToPath(source), options.config);
+    return fromPath(fileUrlPath(source), options.config);
   }
   if (typeof source === "string") {
     if (await exists(source)) return fromPath(source, options.config);
