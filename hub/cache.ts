@@ -99,7 +99,8 @@ export async function writeRef(cacheDir: string, ref: RepoRef, commit: string): 
 
 /**
  * Makes `snapshots/<commit>/<file>` point at `blobs/<blob>`: a relative symlink as huggingface_hub makes, or a copy
- * where the file system refuses links.
+ * where the file system refuses links. Made under a temporary name and renamed into place, so a concurrent reader
+ * (or a second call linking the same file) sees the old entry or the new one, never a half-made one.
  */
 export async function linkSnapshot(
   cacheDir: string,
@@ -109,21 +110,37 @@ export async function linkSnapshot(
   blob: string,
 ): Promise<string> {
   const folder = repoFolder(cacheDir, repo);
-  const path = join(folder, "snapshots", commit, file), target = join(folder, "blobs", blob);
+  const path = join(folder, "snapshots", commit, file), tmp = `${path}.${crypto.randomUUID()}.tmp`;
   await Deno.mkdir(dirname(path), { recursive: true });
-  await Deno.remove(path).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
   try {
     // From snapshots/<commit>/<dirs of file>/ up to the repo folder, then into blobs/.
-    await Deno.symlink(`${"../".repeat(1 + file.split("/").length)}blobs/${blob}`, path);
+    await Deno.symlink(`${"../".repeat(1 + file.split("/").length)}blobs/${blob}`, tmp);
   } catch {
-    await Deno.copyFile(target, path);
+    await Deno.copyFile(join(folder, "blobs", blob), tmp);
   }
+  await Deno.rename(tmp, path);
   return path;
 }
 
 /** `blobs/<name>` for a blob (an ETag, quotes removed). */
 export function blobPath(cacheDir: string, repo: string, blob: string): string {
   return join(repoFolder(cacheDir, repo), "blobs", blob);
+}
+
+/** Every file of a cached snapshot, as paths inside the repo ("nested/dir/x.bin"); empty when there is none. */
+export async function snapshotFiles(cacheDir: string, repo: string, commit: string): Promise<string[]> {
+  const root = join(repoFolder(cacheDir, repo), "snapshots", commit), out: string[] = [];
+  const walk = async (dir: string, prefix: string) => {
+    for await (const entry of Deno.readDir(join(root, dir))) {
+      const name = prefix + entry.name;
+      if (entry.isDirectory) await walk(join(dir, entry.name), `${name}/`);
+      else out.push(name);
+    }
+  };
+  try {
+    await walk("", "");
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
 }

@@ -12,6 +12,7 @@ import {
   parseRepoId,
   repoFolder,
   type RepoRef,
+  snapshotFiles,
   writeRef,
 } from "./cache.ts";
 import { checkNetPermission, downloadBlob, headFile, type HubProgress, type Request } from "./download.ts";
@@ -128,10 +129,18 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
   const have = await cachedFile(cacheDir, ref.repo, remote.commit, file);
   if (have === undefined) {
     await Deno.mkdir(join(repoFolder(cacheDir, ref.repo), "blobs"), { recursive: true });
-    const complete = await Deno.stat(blob).then(() => true, () => false);
-    if (!complete) {
-      await checkNetPermission(new URL(remote.url), `downloading ${file} of ${ref.repo}`);
-      await downloadBlob(remote, blob, req, { onProgress: options.onProgress, retries: options.retries ?? 2 });
+    // huggingface_hub's lock file for the blob, so that two downloads of it (by either library) never interleave.
+    const lockPath = join(cacheDir, ".locks", `models--${ref.repo.replaceAll("/", "--")}`, `${remote.etag}.lock`);
+    await Deno.mkdir(join(lockPath, ".."), { recursive: true });
+    const lock = await Deno.open(lockPath, { create: true, write: true });
+    try {
+      await lock.lock(true);
+      if (!(await Deno.stat(blob).then(() => true, () => false))) {
+        await checkNetPermission(new URL(remote.url), `downloading ${file} of ${ref.repo}`);
+        await downloadBlob(remote, blob, req, { onProgress: options.onProgress, retries: options.retries ?? 2 });
+      }
+    } finally {
+      lock.close();
     }
   }
   await writeRef(cacheDir, ref, remote.commit);
@@ -140,7 +149,10 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
 
 /** Options for {@linkcode hubSnapshot}: which files, and {@linkcode HubOptions}. */
 export interface HubSnapshotOptions extends HubOptions {
-  /** The files to fetch. Default: every file the repo lists at the revision (asked of `{endpoint}/api/models/...`). */
+  /**
+   * The files to fetch. Default: every file the repo lists at the revision (asked of `{endpoint}/api/models/...`), or
+   * offline, every file the cache holds of that snapshot.
+   */
   readonly files?: readonly string[];
 }
 
@@ -179,8 +191,17 @@ async function listFiles(ref: RepoRef, options: HubOptions): Promise<string[]> {
  */
 export async function hubSnapshot(repo: string, options: HubSnapshotOptions = {}): Promise<string> {
   const ref = parseRepoId(repo, options.revision);
-  const files = options.files ?? await listFiles(ref, options);
-  if (files.length === 0) throw new TypeError(`hubSnapshot: no files to fetch from ${ref.repo}`);
+  const known = offlineOf(options) ? await cachedCommit(cacheDirOf(options), ref) : undefined;
+  const files = options.files ??
+    (offlineOf(options)
+      ? await snapshotFiles(cacheDirOf(options), ref.repo, known ?? "")
+      : await listFiles(ref, options));
+  if (files.length === 0) {
+    const where = offlineOf(options)
+      ? `the cache at ${repoFolder(cacheDirOf(options), ref.repo)} (offline)`
+      : "the hub";
+    throw new Deno.errors.NotFound(`hubSnapshot: ${where} has no files of ${ref.repo}@${ref.revision}`);
+  }
   const { revision: _, ...rest } = options;
   await hubFile(ref.repo, files[0], { ...rest, revision: ref.revision });
   const commit = isCommit(ref.revision) ? ref.revision : (await cachedCommit(cacheDirOf(options), ref))!;

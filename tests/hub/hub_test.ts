@@ -100,6 +100,18 @@ Deno.test("within one call a broken transfer is resumed, and a server that ignor
   });
 });
 
+Deno.test("two downloads of one file at once share a lock: one transfer, both get the file", async () => {
+  await withHub(async (hub, cacheDir) => {
+    const fetchIt = () => hubFile("org/tiny", "model.safetensors", { cacheDir, endpoint: hub.endpoint });
+    const [a, b] = await Promise.all([fetchIt(), fetchIt()]);
+    assert.equal(a, b);
+    assert.deepEqual(await Deno.readFile(a), FILES["model.safetensors"]);
+    assert.equal(hub.log.filter((l) => l.startsWith("GET /lfs/")).length, 1, hub.log.join("\n"));
+    const locks = join(cacheDir, ".locks", "models--org--tiny");
+    assert.ok([...Deno.readDirSync(locks)].every((e) => e.name.endsWith(".lock")));
+  });
+});
+
 Deno.test("hubSnapshot fetches every listed file at one commit into one snapshot folder", async () => {
   await withHub(async (hub, cacheDir) => {
     const dir = await hubSnapshot("org/tiny", { home: join(cacheDir, "hf"), endpoint: hub.endpoint });
@@ -107,6 +119,8 @@ Deno.test("hubSnapshot fetches every listed file at one commit into one snapshot
     for (const [name, bytes] of Object.entries(FILES)) assert.deepEqual(await Deno.readFile(join(dir, name)), bytes);
     const some = await hubSnapshot("org/tiny", { cacheDir, endpoint: hub.endpoint, files: ["config.json"] });
     assert.deepEqual([...Deno.readDirSync(some)].map((e) => e.name), ["config.json"]);
+    assert.equal(await hubSnapshot("org/tiny", { home: join(cacheDir, "hf"), offline: true }), dir);
+    await assert.rejects(hubSnapshot("org/else", { cacheDir, offline: true }), /has no files of org\/else@main/);
   });
 });
 

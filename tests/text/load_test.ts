@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import fc from "fast-check";
-import { byteTokenizer, loadTokenizer } from "../../mod.ts";
+import { byteTokenizer, type HubProgress, loadTokenizer } from "../../mod.ts";
+import { startFakeHub } from "../hub/fake_hub.ts";
 
 // A byte-level BPE small enough to write out: one merge, "h"+"i" -> "hi", and <eos> as an added token.
 const TINY = {
@@ -79,6 +80,26 @@ Deno.test("loadTokenizer resolves a Hub repo id through the Hugging Face cache",
     assert.equal(tok.eosId, 4);
     await assert.rejects(loadTokenizer("org/other", { hub: { cacheDir, offline: true } }), /not in the cache/);
   });
+});
+
+Deno.test("loadTokenizer downloads a Hub repo's tokenizer files into the cache, then loads them offline", async () => {
+  const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const hub = await startFakeHub({ "tokenizer.json": encode(TINY), "tokenizer_config.json": encode(TINY_CONFIG) });
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const seen: HubProgress[] = [];
+    const tok = await loadTokenizer("org/tiny", {
+      hub: { cacheDir, endpoint: hub.endpoint, onProgress: (p) => seen.push(p) },
+    });
+    assert.deepEqual(tok.encode("hi<eos>"), [3, 4]);
+    assert.equal(tok.eosId, 4);
+    assert.deepEqual(new Set(seen.map((p) => p.file)), new Set(["tokenizer.json", "tokenizer_config.json"]));
+    const again = await loadTokenizer(`org/tiny@${hub.commit}`, { hub: { cacheDir, offline: true } });
+    assert.equal(again.eosId, 4);
+  } finally {
+    await hub.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
 });
 
 Deno.test("loadTokenizer's errors name the file and what is wrong with it", async () => {
