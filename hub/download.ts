@@ -27,6 +27,8 @@ export interface Request {
   readonly revision: string;
   readonly file: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** The hub's base URL; only requests to its host carry the token. */
+  readonly endpoint: string;
   readonly signal?: AbortSignal;
 }
 
@@ -130,7 +132,10 @@ export async function downloadBlob(
     if (remote.size !== undefined && have > remote.size) have = 0;
     let total = remote.size;
     try {
-      const headers = have > 0 ? { ...req.headers, Range: `bytes=${have}-` } : req.headers;
+      const headers: Record<string, string> = { ...req.headers };
+      // The token is for the hub, not for a CDN it redirects to (whose signed URL needs none).
+      if (new URL(remote.url).host !== new URL(req.endpoint).host) delete headers.Authorization;
+      if (have > 0) headers.Range = `bytes=${have}-`;
       const res = await fetch(remote.url, { headers, signal: req.signal });
       if (res.status === 416 && have > 0 && have === remote.size) {
         await res.body?.cancel();

@@ -72,10 +72,17 @@ function endpointOf(options: HubOptions): string {
 }
 
 function requestOf(ref: RepoRef, file: string, options: HubOptions): Request {
-  const headers: Record<string, string> = options.token === undefined
-    ? {}
-    : { Authorization: `Bearer ${options.token}` };
-  return { repo: ref.repo, revision: ref.revision, file, headers, signal: options.signal };
+  // Sizes and Range offsets count the bytes as stored, so ask for them uncompressed (as huggingface_hub does).
+  const headers: Record<string, string> = { "Accept-Encoding": "identity" };
+  if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
+  return {
+    repo: ref.repo,
+    revision: ref.revision,
+    file,
+    headers,
+    endpoint: endpointOf(options),
+    signal: options.signal,
+  };
 }
 
 const encodePath = (path: string) => path.split("/").map(encodeURIComponent).join("/");

@@ -134,7 +134,13 @@ export async function loadTokenizer(source: TokenizerSource, options: LoadTokeni
   }
   if (typeof source === "string") {
     if (await exists(source)) return fromPath(source, options.config);
-    if (isRepoId(source)) return fromHub(source, options);
+    // Only org/name counts: a bare name is far more often a mistyped local file than one of the hub's legacy repos.
+    if (isRepoId(source) && source.split("@")[0].includes("/")) {
+      return fromHub(source, options).catch((e) => {
+        const message = `loadTokenizer: there is no file or directory ${source}, and as a Hub repo id: ${e.message}`;
+        throw e instanceof Deno.errors.NotFound ? new Deno.errors.NotFound(message, { cause: e }) : e;
+      });
+    }
     throw new Deno.errors.NotFound(`loadTokenizer: ${source} is neither a file, a directory nor a Hub repo id`);
   }
   return huggingFaceTokenizer({

@@ -13,6 +13,8 @@ export interface FakeHub {
   breakAfter(bytes: number, count?: number): void;
   /** Whether Range headers are ignored (a server that always sends the whole file). */
   ignoreRange: boolean;
+  /** Where LFS files redirect to: "" (this server, by a relative URL) or another server's base URL (a CDN). */
+  lfsBase: string;
   close(): Promise<void>;
 }
 
@@ -58,7 +60,8 @@ export async function startFakeHub(files: Record<string, Uint8Array>): Promise<F
 
   const handle = (req: Request, hub: FakeHub): Response => {
     const url = new URL(req.url);
-    log.push(`${req.method} ${url.pathname}${req.headers.has("range") ? ` ${req.headers.get("range")}` : ""}`);
+    const range = req.headers.has("range") ? ` ${req.headers.get("range")}` : "";
+    log.push(`${req.method} ${url.pathname}${range}${req.headers.has("authorization") ? " (with token)" : ""}`);
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     if (api) {
       if (api[1] !== "org/tiny") return new Response("{}", { status: 404 });
@@ -80,7 +83,7 @@ export async function startFakeHub(files: Record<string, Uint8Array>): Promise<F
     const etag = etags.get(file)!;
     if (bytes.length > 65536) {
       const headers = {
-        location: `/lfs/${etag}`,
+        location: `${hub.lfsBase}/lfs/${etag}`,
         "x-repo-commit": commit,
         "x-linked-etag": `"${etag}"`,
         "x-linked-size": String(bytes.length),
@@ -108,6 +111,7 @@ export async function startFakeHub(files: Record<string, Uint8Array>): Promise<F
       [breakBytes, breaks] = [bytes, count];
     },
     ignoreRange: false,
+    lfsBase: "",
     close: () => server.shutdown(),
   };
   return hub;

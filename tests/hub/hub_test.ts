@@ -112,6 +112,21 @@ Deno.test("two downloads of one file at once share a lock: one transfer, both ge
   });
 });
 
+Deno.test("the token goes to the hub but not to the CDN that an LFS file redirects to", async () => {
+  const cdn = await startFakeHub(FILES);
+  try {
+    await withHub(async (hub, cacheDir) => {
+      hub.lfsBase = cdn.endpoint;
+      const path = await hubFile("org/gated", "model.safetensors", { cacheDir, endpoint: hub.endpoint, token: TOKEN });
+      assert.deepEqual(await Deno.readFile(path), FILES["model.safetensors"]);
+      assert.deepEqual(hub.log, ["HEAD /org/gated/resolve/main/model.safetensors (with token)"]);
+      assert.deepEqual(cdn.log.map((l) => l.replace(/[0-9a-f]{64}/, "<etag>")), ["GET /lfs/<etag>"]);
+    });
+  } finally {
+    await cdn.close();
+  }
+});
+
 Deno.test("hubSnapshot fetches every listed file at one commit into one snapshot folder", async () => {
   await withHub(async (hub, cacheDir) => {
     const dir = await hubSnapshot("org/tiny", { home: join(cacheDir, "hf"), endpoint: hub.endpoint });

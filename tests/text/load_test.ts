@@ -78,7 +78,10 @@ Deno.test("loadTokenizer resolves a Hub repo id through the Hugging Face cache",
     const tok = await loadTokenizer("org/tiny", { hub: { cacheDir, offline: true } });
     assert.deepEqual(tok.encode("hi<eos>"), [3, 4]);
     assert.equal(tok.eosId, 4);
-    await assert.rejects(loadTokenizer("org/other", { hub: { cacheDir, offline: true } }), /not in the cache/);
+    await assert.rejects(
+      loadTokenizer("org/other", { hub: { cacheDir, offline: true } }),
+      /there is no file or directory org\/other, and as a Hub repo id: org\/other has neither .* not in the cache/,
+    );
   });
 });
 
@@ -115,6 +118,10 @@ Deno.test("loadTokenizer's errors name the file and what is wrong with it", asyn
     },
   );
   await assert.rejects(loadTokenizer("./no/such dir"), /neither a file, a directory nor a Hub repo id/);
+  await assert.rejects(
+    loadTokenizer("tokenizer.jsn"),
+    /tokenizer\.jsn is neither a file, a directory nor a Hub repo id/,
+  );
   await assert.rejects(loadTokenizer(new TextEncoder().encode("[1, 2")), /the bytes are not a tokenizer\.json/);
   await assert.rejects(loadTokenizer(new URL("https://example.com/tokenizer.json")), /is not a file: URL/);
   const tok = await loadTokenizer(TINY);
