@@ -168,3 +168,16 @@ export {
   type ToyOptions,
   type Visit,
 } from "./search/mod.ts";
+
+// Text and the Hugging Face Hub: tokenizers, and repo ids resolved to files through the Hugging Face cache.
+export {
+  byteTokenizer,
+  type DecodeOptions,
+  type EncodeOptions,
+  type JsonObject,
+  loadTokenizer,
+  type LoadTokenizerOptions,
+  type Tokenizer,
+  type TokenizerSource,
+} from "./text/mod.ts";
+export { hubFile, type HubOptions, type HubProgress, hubSnapshot, type HubSnapshotOptions } from "./hub/mod.ts";
