@@ -11,6 +11,9 @@ export { nest, scalarBits, STORE_TYPE, VALUE_TYPE, zero } from "./wgsl.ts";
 
 /** Helper functions, emitted into a kernel only when an expression uses them. */
 const HELPERS: Readonly<Record<string, string>> = {
+  // The f32 with these bits. Infinities and NaNs come through it: WGSL constant expressions must be
+  // finite (Tint rejects bitcast<f32>(0x7f800000u)), and a user function's result never is one.
+  jf_f32bits: "fn jf_f32bits(w: u32) -> f32 { return bitcast<f32>(w); }",
   // NaN tested by its bits: shader compilers may fold x != x to false.
   jf_isnan: "fn jf_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }",
   jf_tanh: "fn jf_tanh(x: f32) -> f32 { return select(tanh(clamp(x, -15.0, 15.0)), x, jf_isnan(x)); }",
@@ -29,8 +32,8 @@ const HELPERS: Readonly<Record<string, string>> = {
   if (b == -1.0) { return 1.0 / a; }
   if (b == 0.5) { return sqrt(a); }
   if (a > 0.0) { return exp2(b * log2(a)); }
-  if (a == 0.0) { return select(0.0, bitcast<f32>(0x7f800000u), b < 0.0); }
-  if (fract(b) != 0.0) { return bitcast<f32>(0x7fc00000u); }
+  if (a == 0.0) { return select(0.0, jf_f32bits(0x7f800000u), b < 0.0); }
+  if (fract(b) != 0.0) { return jf_f32bits(0x7fc00000u); }
   let m = exp2(b * log2(-a));
   return select(m, -m, fract(b * 0.5) != 0.0);
 }`,

@@ -10,6 +10,8 @@ import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
 /** One kernel ready to dispatch. */
 export interface KernelPlan {
+  /** What the kernel computes, for labels and errors: its outputs' ops and shapes ("sum [5] + exp [5]"). */
+  readonly label: string;
   readonly wgsl: string;
   readonly uniforms: readonly number[];
   /** Uniform words holding scalar leaves' values, to refresh when the plan is reused. */
@@ -117,6 +119,7 @@ export function planKernels(
     // deno-lint-ignore no-explicit-any
     const body = rule.kind === "kernel" ? rule.build(k, t, t.params as any) : elementwise(k);
     kernels.push({
+      label: outputs.map((t) => `${t.op} [${t.shape}]`).join(" + "),
       wgsl: k.source(body.body, body.workgroupSize),
       uniforms: k.uniforms,
       scalars: k.scalars,

@@ -1,46 +1,22 @@
 // Every primitive on WebGPU against the CPU reference, on the spec table's random cases.
 
 import fc from "fast-check";
-import { grad, type Tensor, tensor } from "../../../mod.ts";
-import { PRIM_NAMES, PRIM_SPECS, toTensor } from "../prim_specs.ts";
-import { assertClose, randomValues } from "../../helpers.ts";
-import { gpuTest, onBoth } from "./gpu.ts";
-
-// f32 on both sides: elementwise results agree to a few ulps; sums, matmuls and transcendental
-// functions (evaluated by different code on each side) to about 1e-5 relative.
-const TOL = { rtol: 1e-4, atol: 1e-5 };
+import { PRIM_NAMES, PRIM_SPECS } from "../prim_specs.ts";
+import { checkPrimCase, checkPrimGradient } from "./spec_checks.ts";
+import { gpuTest } from "./gpu.ts";
 
 for (const name of PRIM_NAMES) {
   const spec = PRIM_SPECS[name];
   gpuTest(`${name} on WebGPU matches the CPU on random cases`, async () => {
     await fc.assert(
-      fc.asyncProperty(spec.cases, async (c) => {
-        const { gpu, cpu } = await onBoth(() => [c.build(...c.inputs.map(toTensor))]);
-        assertClose(gpu[0], cpu[0], { ...TOL, msg: `${name} ${JSON.stringify(c.params)}` });
-      }),
+      fc.asyncProperty(spec.cases, (c) => checkPrimCase(name, c)),
       { numRuns: Number(Deno.env.get("RUNS") ?? 12) },
     );
   });
   if (spec.differentiable.length === 0) continue;
   gpuTest(`${name} gradients on WebGPU match the CPU`, async () => {
     await fc.assert(
-      fc.asyncProperty(spec.gradCases, async (c) => {
-        const make = () => {
-          const xs = c.inputs.map(toTensor);
-          const f = (...ys: Tensor[]) => {
-            const all = xs.map((x, i) => (spec.differentiable.includes(i) ? ys[spec.differentiable.indexOf(i)] : x));
-            // A fixed random linear functional of the output: its gradient is exactly the vjp.
-            const out = c.build(...all);
-            return out.mul(tensor(randomValues(out.size, 7), { shape: out.shape })).sum();
-          };
-          const gs: Tensor[] = grad(f, { argnums: spec.differentiable.map((_, i) => i) })(
-            ...spec.differentiable.map((i) => xs[i]),
-          );
-          return gs;
-        };
-        const { gpu, cpu } = await onBoth(make);
-        gpu.forEach((g, i) => assertClose(g, cpu[i], { ...TOL, msg: `${name} grad ${i} ${JSON.stringify(c.params)}` }));
-      }),
+      fc.asyncProperty(spec.gradCases, (c) => checkPrimGradient(name, c)),
       { numRuns: Number(Deno.env.get("RUNS") ?? 6) },
     );
   });

@@ -1,0 +1,76 @@
+// The spec table's WebGPU-vs-CPU checks, one case at a time; no Deno APIs, so the browser suite's
+// page runs the same checks as tests/core/webgpu/prims_test.ts.
+
+import fc from "fast-check";
+import { grad, type HostArray, readAll, setBackend, type Tensor, tensor } from "../../../mod.ts";
+import type { Prim } from "../../../core/prim.ts";
+import { PRIM_NAMES, PRIM_SPECS, type PrimCase, toTensor } from "../prim_specs.ts";
+import { assertClose, randomValues } from "../../numeric.ts";
+
+/**
+ * f32 on both sides: elementwise results agree to a few ulps; sums, matmuls and transcendental
+ * functions (evaluated by different code on each side) to about 1e-5 relative.
+ */
+export const TOL = { rtol: 1e-4, atol: 1e-5 } as const;
+
+/** Builds and reads `make()` on WebGPU and on the CPU reference; returns both results. */
+export async function onBoth(make: () => Tensor[]): Promise<{ gpu: HostArray[]; cpu: HostArray[] }> {
+  await setBackend("webgpu");
+  const gt = make();
+  const gpu = await readAll(gt);
+  await setBackend("cpu");
+  const ct = make();
+  const cpu = await readAll(ct);
+  return { gpu, cpu };
+}
+
+/** The gradients of a fixed random linear functional of the primitive's output (exactly its vjp). */
+export function primGradients(name: Prim, c: PrimCase): Tensor[] {
+  const spec = PRIM_SPECS[name];
+  const xs = c.inputs.map(toTensor);
+  const f = (...ys: Tensor[]) => {
+    const all = xs.map((x, i) => (spec.differentiable.includes(i) ? ys[spec.differentiable.indexOf(i)] : x));
+    const out = c.build(...all);
+    return out.mul(tensor(randomValues(out.size, 7), { shape: out.shape })).sum();
+  };
+  return grad(f, { argnums: spec.differentiable.map((_, i) => i) })(...spec.differentiable.map((i) => xs[i]));
+}
+
+/** Checks one case of a primitive on WebGPU against the CPU. */
+export async function checkPrimCase(name: Prim, c: PrimCase): Promise<void> {
+  const { gpu, cpu } = await onBoth(() => [c.build(...c.inputs.map(toTensor))]);
+  assertClose(gpu[0], cpu[0], { ...TOL, msg: `${name} ${JSON.stringify(c.params)}` });
+}
+
+/** Checks the gradients of one gradient case of a primitive on WebGPU against the CPU. */
+export async function checkPrimGradient(name: Prim, c: PrimCase): Promise<void> {
+  const { gpu, cpu } = await onBoth(() => primGradients(name, c));
+  gpu.forEach((g, i) => assertClose(g, cpu[i], { ...TOL, msg: `${name} grad ${i} ${JSON.stringify(c.params)}` }));
+}
+
+/** How many cases `checkSpecTable` runs per primitive, and from which seed. */
+export interface SpecTableRuns {
+  readonly runs: number;
+  readonly gradRuns: number;
+  readonly seed: number;
+}
+
+/** Runs every primitive's cases and gradient cases; throws the first failure; returns the cases run. */
+export async function checkSpecTable(o: SpecTableRuns): Promise<number> {
+  let checked = 0;
+  for (const name of PRIM_NAMES) {
+    const spec = PRIM_SPECS[name];
+    const property = fc.asyncProperty(spec.cases, async (c) => {
+      await checkPrimCase(name, c);
+      checked++;
+    });
+    await fc.assert(property, { numRuns: o.runs, seed: o.seed });
+    if (spec.differentiable.length === 0) continue;
+    const grads = fc.asyncProperty(spec.gradCases, async (c) => {
+      await checkPrimGradient(name, c);
+      checked++;
+    });
+    await fc.assert(grads, { numRuns: o.gradRuns, seed: o.seed });
+  }
+  return checked;
+}
