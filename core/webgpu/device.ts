@@ -1,5 +1,7 @@
 // Acquiring the WebGPU adapter and device, and turning device errors into JS errors.
 
+import { accurateTrig } from "./probe.ts";
+
 /** The device and what kernels need to know about it. */
 export interface Gpu {
   readonly device: GPUDevice;
@@ -15,6 +17,8 @@ export interface Gpu {
   readonly maxWorkgroupSize: number;
   /** Workgroups one dispatch may have along each dimension. */
   readonly maxWorkgroupsPerDimension: number;
+  /** The device's sin and cos are accurate to about f32 (measured); else kernels bring their own. */
+  readonly accurateTrig: boolean;
   /** Set when the device is lost; every later use throws it. */
   lost: Error | null;
   /** The first asynchronous device error not yet reported to the user. */
@@ -54,6 +58,7 @@ async function open(): Promise<Gpu | null> {
     maxBindingSize: limits.maxStorageBufferBindingSize,
     maxWorkgroupSize: Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX),
     maxWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+    accurateTrig: await accurateTrig(device),
     lost: null,
     pending: null,
   };

@@ -157,7 +157,8 @@ export class WebGpuRunner implements Backend {
       if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
     }
     const graph = lower(targets, this.capabilities);
-    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers) : [];
+    const features = { ownTrig: !this.gpu.accurateTrig };
+    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
     for (const k of kernels) this.#checkLimits(k);
     // Leaves held by another device (one lost, say) come through the host.
     const foreign = [...new Set(kernels.flatMap((k) => k.inputs.filter((x) => x.op === "data" && this.#foreign(x))))];

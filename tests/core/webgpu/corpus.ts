@@ -44,13 +44,20 @@ export interface CorpusLimits {
   readonly maxBindingSize: number;
 }
 
-/** Runs `workload` on the CPU backend and returns the distinct kernels WebGPU would compile for it. */
+/**
+ * Runs `workload` on the CPU backend and returns the distinct kernels WebGPU would compile for it,
+ * on a device with the device's own sin and cos and on one without.
+ */
 export async function collectKernels(limits: CorpusLimits, workload: () => Promise<void>): Promise<CorpusKernel[]> {
   const caps = capabilitiesOf(limits);
   const kernels = new Map<string, string>();
   const stop = observeRealizations((targets) => {
-    for (const k of planKernels(lower(targets, caps), limits.maxStorageBuffers)) {
-      if (k.threads > 0 && !kernels.has(k.wgsl)) kernels.set(k.wgsl, k.label);
+    const graph = lower(targets, caps);
+    // With the device's sin and cos, and with jetfold's own (for adapters whose builtins are coarse).
+    for (const ownTrig of [false, true]) {
+      for (const k of planKernels(graph, limits.maxStorageBuffers, undefined, { ownTrig })) {
+        if (k.threads > 0 && !kernels.has(k.wgsl)) kernels.set(k.wgsl, k.label);
+      }
     }
   });
   try {
