@@ -100,16 +100,25 @@ const mib = (b) => `${(b / 2 ** 20).toFixed(2)} MiB`;
 
 let stopping = false;
 
+// Clears what an earlier run drew.
+function reset() {
+  $("heatmap").innerHTML = '<tbody><tr><td class="empty">the search fills this in</td></tr></tbody>';
+  $("sample").innerHTML = '<p class="note">The tuned model continues a held-out prompt greedily.</p>';
+  $("summary").replaceChildren();
+  for (const id of ["eval-before", "eval-after"]) $(id).textContent = "…";
+  markPhase("pretrain");
+}
+
 async function run() {
-  const o = readOptions();
   stopping = false;
   document.body.dataset.state = "running";
   [$("run").disabled, $("stop").disabled, $("error").hidden] = [true, false, true];
+  reset();
   const chart = new LossChart($("loss"));
   let heatmap = null, total = 0, done = 0, started = performance.now();
   const api = (globalThis.jetfoldDemo = { state: "running", chart, heatmap: null, result: null, error: null });
   try {
-    const result = await runDemo(o, {
+    const result = await runDemo(readOptions(), {
       backend: (info) => ($("backend-line").textContent = describeBackend(info)),
       phase(name, steps) {
         [total, done, started] = [steps, 0, performance.now()];
