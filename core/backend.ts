@@ -197,6 +197,21 @@ export async function backendInfo(): Promise<BackendInfo> {
   return (await active()).info;
 }
 
+/** Sees the pending graph of a realization before a backend computes it (see `observeRealizations`). */
+export type RealizationObserver = (targets: readonly Node[], backend: Backend["name"]) => void;
+
+const observers = new Set<RealizationObserver>();
+
+/**
+ * Calls `fn` with the pending targets of every later realization, on any backend, before it is
+ * computed (for tools and tests: e.g. planning the WGSL a workload would need on another adapter);
+ * returns the function that stops it.
+ */
+export function observeRealizations(fn: RealizationObserver): () => void {
+  observers.add(fn);
+  return () => observers.delete(fn);
+}
+
 // Realizes `ts` on the active backend; returns host values of those in `read` positions.
 async function run(ts: readonly Tensor[], read: boolean): Promise<HostArray[]> {
   for (const t of ts) if (t.disposed) throw new Error(`realize: tensor of shape [${t.shape}] was disposed`);
@@ -209,6 +224,7 @@ async function run(ts: readonly Tensor[], read: boolean): Promise<HostArray[]> {
   const mine = read ? [...new Set(finals.filter((l) => fresh.has(l) || backend.holds(l)))] : [];
   let values: CpuArray[] = [];
   try {
+    if (pending.length > 0) { for (const fn of observers) fn(pending, backend.name); }
     if (pending.length > 0 || mine.length > 0) values = await backend.realize(pending, leaves, mine);
   } finally {
     for (const t of ts) t._become(resolve(t.node));

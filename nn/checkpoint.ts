@@ -20,6 +20,7 @@ import {
   verifyChecksums,
   WIDTH,
 } from "./checkpoint_checks.ts";
+import { needFiles } from "./files.ts";
 
 /** Options of `saveSafetensors` and `encodeSafetensors`. */
 export interface SaveSafetensorsOptions {
@@ -130,6 +131,7 @@ export function decodeSafetensors<T = Tree>(bytes: Uint8Array, opts: LoadSafeten
  * ```
  */
 export async function saveSafetensors(path: string, tree: unknown, opts: SaveSafetensorsOptions = {}): Promise<void> {
+  needFiles("saveSafetensors", "use encodeSafetensors(tree), then store or download the bytes (new Blob([bytes]))");
   const bytes = await encode(tree, opts, "saveSafetensors"); // fails before the disk is touched
   const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
@@ -167,6 +169,7 @@ export async function loadSafetensors<T = Tree>(
   path: string,
   opts: LoadSafetensorsOptions<T> = {},
 ): Promise<Checkpoint<T>> {
+  needFiles("loadSafetensors", "use decodeSafetensors(bytes), with the bytes of a fetch() response or a File");
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);

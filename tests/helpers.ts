@@ -1,6 +1,9 @@
 // Shared test helpers: per-backend tests, closeness checks, finite differences in float64, error messages.
 
 import { backendInfo, type BackendOptions, grad, setBackend, type Tensor, tensor } from "../mod.ts";
+import { assertClose, randomValues } from "./numeric.ts";
+
+export { assertClose, randomValues } from "./numeric.ts";
 
 // Semantics are tested on the CPU reference; other backends are chosen per test, explicitly.
 await setBackend("cpu");
@@ -75,38 +78,9 @@ export function forEachBackend(name: string, fn: (backend: TestBackend) => Promi
   }
 }
 
-/** Throws unless `|a - e| <= atol + rtol * |e|` elementwise (NaNs must match NaNs). */
-export function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  opts: { atol?: number; rtol?: number; msg?: string } = {},
-): void {
-  const { atol = 1e-6, rtol = 1e-5, msg = "" } = opts;
-  if (actual.length !== expected.length) {
-    throw new Error(`${msg} length ${actual.length} != expected ${expected.length}`);
-  }
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i], e = expected[i];
-    if (Number.isNaN(e) && Number.isNaN(a)) continue;
-    if (a === e) continue; // also covers matching infinities
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
-      throw new Error(`${msg} element ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
-    }
-  }
-}
-
 /** Reads a tensor's values as numbers (float64 on the f64 CPU backend, which reads back in float64). */
 export async function values(t: Tensor): Promise<number[]> {
   return Array.from(await t.data());
-}
-
-/** Deterministic pseudo-random numbers in [-1, 1) for test inputs. */
-export function randomValues(n: number, seed: number): number[] {
-  let s = seed >>> 0 || 1;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
 }
 
 /**

@@ -1,5 +1,7 @@
 // Acquiring the WebGPU adapter and device, and turning device errors into JS errors.
 
+import { accurateTrig } from "./probe.ts";
+
 /** The device and what kernels need to know about it. */
 export interface Gpu {
   readonly device: GPUDevice;
@@ -11,6 +13,12 @@ export interface Gpu {
   readonly maxStorageBuffers: number;
   /** Largest storage buffer binding in bytes. */
   readonly maxBindingSize: number;
+  /** Invocations one workgroup may have (the device's limit, also along x). */
+  readonly maxWorkgroupSize: number;
+  /** Workgroups one dispatch may have along each dimension. */
+  readonly maxWorkgroupsPerDimension: number;
+  /** The device's sin and cos are accurate to about f32 (measured); else kernels bring their own. */
+  readonly accurateTrig: boolean;
   /** Set when the device is lost; every later use throws it. */
   lost: Error | null;
   /** The first asynchronous device error not yet reported to the user. */
@@ -40,14 +48,17 @@ async function open(): Promise<Gpu | null> {
       maxComputeWorkgroupSizeX: want("maxComputeWorkgroupSizeX"),
     },
   });
-  // deno-lint-ignore no-explicit-any
-  const info = (adapter as any).info ?? {};
+  const info: Partial<GPUAdapterInfo> = adapter.info ?? {};
+  const limits = device.limits;
   const g: Gpu = {
     device,
-    description: info.description || info.device || info.vendor || "unknown adapter",
+    description: describe(info),
     fallback: Boolean(info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
-    maxStorageBuffers: device.limits.maxStorageBuffersPerShaderStage,
-    maxBindingSize: device.limits.maxStorageBufferBindingSize,
+    maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
+    maxBindingSize: limits.maxStorageBufferBindingSize,
+    maxWorkgroupSize: Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX),
+    maxWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+    accurateTrig: await accurateTrig(device),
     lost: null,
     pending: null,
   };
@@ -58,6 +69,14 @@ async function open(): Promise<Gpu | null> {
     g.pending ??= new Error(`WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
   });
   return g;
+}
+
+// Deno names the adapter in `description`; browsers may leave it empty (Chromium's SwiftShader
+// gives vendor "google", architecture "swiftshader"), so the other fields name it there.
+function describe(info: Partial<GPUAdapterInfo>): string {
+  if (info.description) return info.description;
+  const parts = [info.vendor, info.architecture, info.device].filter((p) => p && p !== "0");
+  return parts.length > 0 ? parts.join(" ") : "unknown adapter";
 }
 
 /** The shared device, opened on first use (and again after it was lost); null when no adapter exists. */
@@ -80,16 +99,21 @@ export function checkHealth(g: Gpu): void {
   }
 }
 
-/** Runs `fn` inside validation and out-of-memory error scopes; errors surface with `what` named. */
-export function scoped<T>(g: Gpu, what: string, fn: () => T): T {
-  return scopedCheck(g, what, fn)[0];
-}
-
-/** Like `scoped`, also returning a promise of the error (or null) once the device has checked. */
+/**
+ * Runs `fn` inside validation and out-of-memory error scopes; returns its result and a promise of
+ * the first error (or null) once the device has checked, which also becomes the pending error.
+ */
 export function scopedCheck<T>(g: Gpu, what: string, fn: () => T): [T, Promise<Error | null>] {
   g.device.pushErrorScope("out-of-memory");
   g.device.pushErrorScope("validation");
-  const out = fn();
+  let out: T;
+  try {
+    out = fn();
+  } catch (e) {
+    g.device.popErrorScope().catch(() => {});
+    g.device.popErrorScope().catch(() => {});
+    throw e;
+  }
   const note = (kind: string) => (e: GPUError | null) => {
     if (e === null) return null;
     const err = new Error(`WebGPU ${kind} error in ${what}: ${e.message}`);

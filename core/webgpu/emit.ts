@@ -11,6 +11,9 @@ export { nest, scalarBits, STORE_TYPE, VALUE_TYPE, zero } from "./wgsl.ts";
 
 /** Helper functions, emitted into a kernel only when an expression uses them. */
 const HELPERS: Readonly<Record<string, string>> = {
+  // The f32 with these bits. Infinities and NaNs come through it: WGSL constant expressions must be
+  // finite (Tint rejects bitcast<f32>(0x7f800000u)), and a user function's result never is one.
+  jf_f32bits: "fn jf_f32bits(w: u32) -> f32 { return bitcast<f32>(w); }",
   // NaN tested by its bits: shader compilers may fold x != x to false.
   jf_isnan: "fn jf_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }",
   jf_tanh: "fn jf_tanh(x: f32) -> f32 { return select(tanh(clamp(x, -15.0, 15.0)), x, jf_isnan(x)); }",
@@ -19,6 +22,26 @@ const HELPERS: Readonly<Record<string, string>> = {
   let q = u32(f32(n) * inv);
   let r = i32(n) - i32(q * d);
   return select(select(q, q + 1u, r >= i32(d)), q - 1u, r < 0i);
+}`,
+  // sin(x + k pi/2) for the quadrant shift k (cos: k = 1), for adapters whose own sin and cos are
+  // coarse (WGSL allows an absolute error of 2^-11): x is reduced to [-pi/4, pi/4] against pi/4 in
+  // three parts, then minimax polynomials (Cephes' sinf and cosf): about 1 ulp for |x| < 8192.
+  jf_sincos: `fn jf_sincos(x: f32, k: i32) -> f32 {
+  let ax = abs(x);
+  var j = i32(ax * 1.2732395447351628);
+  j = j + (j & 1);
+  let y = f32(j);
+  let r = ((ax - y * 0.78515625) - y * 2.4187564849853515625e-4) - y * 3.77489497744594108e-8;
+  let z = r * r;
+  let s = ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * r + r;
+  let c = ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z - 0.5 * z + 1.0;
+  // x = (n pi/2 + r) with the sign of x: the quadrant q of x + k pi/2 picks +-sin or +-cos of r.
+  let neg = x < 0.0;
+  let n = j >> 1u;
+  let q = select(n, -n, neg) + k;
+  let v = select(select(s, -s, neg), c, (q & 1) == 1);
+  let out = select(v, -v, (q & 2) == 2);
+  return select(out, jf_f32bits(0x7fc00000u), (bitcast<u32>(x) & 0x7fffffffu) >= 0x7f800000u);
 }`,
   jf_idiv: "fn jf_idiv(a: i32, b: i32) -> i32 { return select(a / select(b, 1i, b == 0i), 0i, b == 0i); }",
   jf_pow: `fn jf_pow(a: f32, b: f32) -> f32 {
@@ -29,12 +52,21 @@ const HELPERS: Readonly<Record<string, string>> = {
   if (b == -1.0) { return 1.0 / a; }
   if (b == 0.5) { return sqrt(a); }
   if (a > 0.0) { return exp2(b * log2(a)); }
-  if (a == 0.0) { return select(0.0, bitcast<f32>(0x7f800000u), b < 0.0); }
-  if (fract(b) != 0.0) { return bitcast<f32>(0x7fc00000u); }
+  if (a == 0.0) { return select(0.0, jf_f32bits(0x7f800000u), b < 0.0); }
+  if (fract(b) != 0.0) { return jf_f32bits(0x7fc00000u); }
   let m = exp2(b * log2(-a));
   return select(m, -m, fract(b * 0.5) != 0.0);
 }`,
 };
+
+/** What kernels adapt to about a device, beyond its limits. */
+export interface KernelFeatures {
+  /** sin and cos come from jetfold's own helper: the device's builtins are coarse. */
+  readonly ownTrig: boolean;
+}
+
+/** Features of a device whose builtins are accurate. */
+export const DEFAULT_FEATURES: KernelFeatures = { ownTrig: false };
 
 /** How the planner classifies a tensor that a kernel reads. */
 export interface Sources {
@@ -73,9 +105,17 @@ export class KernelBuilder {
   readonly #rootSet: ReadonlySet<Node>;
 
   readonly #rules: WgslRules;
+  readonly features: KernelFeatures;
 
-  constructor(rules: WgslRules, roots: readonly Node[], src: Sources, outputs: readonly Node[] = roots) {
+  constructor(
+    rules: WgslRules,
+    roots: readonly Node[],
+    src: Sources,
+    outputs: readonly Node[] = roots,
+    features: KernelFeatures = DEFAULT_FEATURES,
+  ) {
     this.#rules = rules;
+    this.features = features;
     this.roots = roots;
     this.outputs = outputs;
     this.root = roots[0];

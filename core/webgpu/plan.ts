@@ -3,13 +3,15 @@
 import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
-import { KernelBuilder, scalarBits, type Sources } from "./emit.ts";
+import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, scalarBits, type Sources } from "./emit.ts";
 import type { StridedView } from "./matmul.ts";
 import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
 /** One kernel ready to dispatch. */
 export interface KernelPlan {
+  /** What the kernel computes, for labels and errors: its outputs' ops and shapes ("sum [5] + exp [5]"). */
+  readonly label: string;
   readonly wgsl: string;
   readonly uniforms: readonly number[];
   /** Uniform words holding scalar leaves' values, to refresh when the plan is reused. */
@@ -53,11 +55,15 @@ export function stridedView(t: Node, isBuffer: (t: Node) => boolean): StridedVie
   }
 }
 
-/** Plans the kernels that realize `targets`; `maxBuffers` bounds the storage bindings of one kernel. */
+/**
+ * Plans the kernels that realize `targets`; `maxBuffers` bounds the storage bindings of one kernel,
+ * `features` says what else of the device the WGSL adapts to.
+ */
 export function planKernels(
   targets: readonly Node[],
   maxBuffers: number,
   order: readonly Node[] = schedule(targets),
+  features: KernelFeatures = DEFAULT_FEATURES,
 ): KernelPlan[] {
   const uses = useCounts(order);
   const roots = new Set<Node>(targets.filter((t) => t.op !== "data"));
@@ -112,11 +118,12 @@ export function planKernels(
   const kernels: KernelPlan[] = [];
   const emit = (group: readonly Node[], outputs: readonly Node[]) => {
     const mm = epilogues.get(group[0]);
-    const k = new KernelBuilder(WGSL_RULES, mm ? [mm, ...group] : group, sources, outputs);
+    const k = new KernelBuilder(WGSL_RULES, mm ? [mm, ...group] : group, sources, outputs, features);
     const t = mm ?? group[0], rule = WGSL_RULES[t.op as Prim];
     // deno-lint-ignore no-explicit-any
     const body = rule.kind === "kernel" ? rule.build(k, t, t.params as any) : elementwise(k);
     kernels.push({
+      label: outputs.map((t) => `${t.op} [${t.shape}]`).join(" + "),
       wgsl: k.source(body.body, body.workgroupSize),
       uniforms: k.uniforms,
       scalars: k.scalars,
@@ -286,9 +293,14 @@ function signature(order: readonly Node[], targets: readonly Node[]): [string, N
 }
 
 /** Like `planKernels`, but reuses the compiled plan of an earlier graph with the same structure. */
-export function planCached(targets: readonly Node[], maxBuffers: number): KernelPlan[] {
+export function planCached(
+  targets: readonly Node[],
+  maxBuffers: number,
+  features: KernelFeatures = DEFAULT_FEATURES,
+): KernelPlan[] {
   const order = schedule(targets);
-  const [key, leaves] = signature(order, targets);
+  const [structure, leaves] = signature(order, targets);
+  const key = `${maxBuffers};${features.ownTrig};${structure}`;
   const at = (i: number) => (i >= 0 ? order[i] : leaves[~i]);
   const hit = cache.get(key);
   if (hit !== undefined) {
@@ -299,7 +311,7 @@ export function planCached(targets: readonly Node[], maxBuffers: number): Kernel
       return { ...c, uniforms, scalars, inputs: c.inputs.map(at), outputs: c.outputs.map(at) };
     });
   }
-  const kernels = planKernels(targets, maxBuffers, order);
+  const kernels = planKernels(targets, maxBuffers, order, features);
   const index = new Map<Node, number>();
   order.forEach((t, i) => index.set(t, i));
   leaves.forEach((t, i) => index.set(t, ~i));

@@ -7,7 +7,8 @@ import type { KernelBuilder } from "./emit.ts";
 import { nest, VALUE_TYPE, zero } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
 
-const NEG_INF = "bitcast<f32>(0xff800000u)";
+// -Infinity at run time: a constant expression may not evaluate to it (see jf_f32bits).
+const NEG_INF = "jf_f32bits(0xff800000u)";
 
 // Reductions go wide (a workgroup per output) only when outputs are few and each reduces many values.
 // Software adapters also cap the loop iterations of one invocation (llvmpipe: 65535 over all loops),

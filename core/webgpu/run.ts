@@ -7,17 +7,27 @@ import type { CpuArray } from "../prim.ts";
 import type { DType } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 import { deviceOf, hostValue, hostValues, putDevice } from "../storage.ts";
-import { checkHealth, type Gpu, scoped, scopedCheck } from "./device.ts";
+import { compileKernels } from "./compile.ts";
+import { checkHealth, type Gpu, scopedCheck } from "./device.ts";
 import { lower } from "./lower.ts";
 import { type KernelPlan, planCached } from "./plan.ts";
 import { BufferPool } from "./pool.ts";
 
 const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
 const ALIGN = 256; // minUniformBufferOffsetAlignment's largest allowed value
-const MAX_GROUPS = 65535;
 
 /** Bytes a node occupies on the device (bool is stored as u32). */
 const bytesOf = (t: Node) => Math.max(4 * t.size, 4);
+
+/** What one kernel may do on a device with these limits (what `lower` fits a graph to). */
+export function capabilitiesOf(limits: Pick<Gpu, "maxStorageBuffers" | "maxBindingSize">): Capabilities {
+  return {
+    maxKernelBuffers: limits.maxStorageBuffers,
+    maxLoop: 65535, // what llvmpipe allows; a safe bound for any adapter
+    maxBufferBytes: limits.maxBindingSize,
+    precisions: ["f32"],
+  };
+}
 
 /** The WebGPU backend's engine: owns the pool, the pipeline cache and the buffers of realized leaves. */
 export class WebGpuRunner implements Backend {
@@ -43,12 +53,7 @@ export class WebGpuRunner implements Backend {
     this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
     this.#registry = new FinalizationRegistry((buf) => this.pool.release(buf));
-    this.capabilities = {
-      maxKernelBuffers: gpu.maxStorageBuffers,
-      maxLoop: 65535, // what llvmpipe allows; a safe bound for any adapter
-      maxBufferBytes: gpu.maxBindingSize,
-      precisions: ["f32"],
-    };
+    this.capabilities = capabilitiesOf(gpu);
   }
 
   /** Gives `leaf` ownership of `buf` until it is released or collected. */
@@ -84,22 +89,6 @@ export class WebGpuRunner implements Backend {
     return buf;
   }
 
-  #pipeline(k: KernelPlan): GPUComputePipeline {
-    let p = this.#pipelines.get(k.wgsl);
-    if (p === undefined) {
-      const what = `the kernel for ${k.outputs.map((t) => `${t.op} [${t.shape}]`).join(", ")}`;
-      p = scoped(this.gpu, what, () => {
-        const module = this.gpu.device.createShaderModule({ code: k.wgsl });
-        liveStats.shaderModules++;
-        const pipe = this.gpu.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
-        liveStats.pipelines++;
-        return pipe;
-      });
-      this.#pipelines.set(k.wgsl, p);
-    }
-    return p;
-  }
-
   #uniforms(kernels: readonly KernelPlan[]): [GPUBuffer | null, number[]] {
     const offsets: number[] = [];
     let total = 0;
@@ -118,7 +107,22 @@ export class WebGpuRunner implements Backend {
     return [this.#uniform, offsets];
   }
 
-  #checkSize(k: KernelPlan): void {
+  // What the device would reject, said in a sentence before anything is encoded.
+  #checkLimits(k: KernelPlan): void {
+    const { maxWorkgroupSize, maxWorkgroupsPerDimension: most } = this.gpu;
+    if (k.workgroupSize > maxWorkgroupSize) {
+      throw new Error(
+        `webgpu: the kernel for ${k.label} uses workgroups of ${k.workgroupSize} invocations, above this ` +
+          `adapter's ${maxWorkgroupSize}; use the CPU backend`,
+      );
+    }
+    const [, y] = this.#grid(k);
+    if (y > most) {
+      throw new Error(
+        `webgpu: the kernel for ${k.label} needs ${Math.ceil(k.threads / k.workgroupSize)} workgroups, above this ` +
+          `adapter's ${most} x ${most}; split the work or use the CPU backend`,
+      );
+    }
     for (const t of [...k.outputs, ...k.inputs]) {
       if (bytesOf(t) > this.gpu.maxBindingSize) {
         const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
@@ -128,6 +132,13 @@ export class WebGpuRunner implements Backend {
         );
       }
     }
+  }
+
+  // Workgroups along x and y: as many along x as the device allows, the rest along y.
+  #grid(k: KernelPlan): [number, number] {
+    const groups = Math.ceil(k.threads / k.workgroupSize);
+    const x = Math.min(groups, this.gpu.maxWorkgroupsPerDimension);
+    return [x, Math.ceil(groups / x)];
   }
 
   /** Host copies of leaves held here, in one submit and one readback. */
@@ -146,62 +157,21 @@ export class WebGpuRunner implements Backend {
       if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
     }
     const graph = lower(targets, this.capabilities);
-    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers) : [];
-    for (const k of kernels) this.#checkSize(k);
+    const features = { ownTrig: !this.gpu.accurateTrig };
+    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
+    for (const k of kernels) this.#checkLimits(k);
     // Leaves held by another device (one lost, say) come through the host.
     const foreign = [...new Set(kernels.flatMap((k) => k.inputs.filter((x) => x.op === "data" && this.#foreign(x))))];
     const values = await hostValues(foreign, "realize");
     foreign.forEach((x, i) => this.#own(x, this.#upload(x, values[i])));
+    await compileKernels(this.gpu, kernels, this.#pipelines);
     checkHealth(this.gpu);
     const label = `a realization of ${kernels.length} kernels (${describeKernels(kernels)})`;
-    const device = this.gpu.device;
     // Upload host inputs before any intermediate buffer is recycled within this submit.
     for (const k of kernels) for (const x of k.inputs) if (x.op === "data") this.buffer(x);
-    const lastUse = new Map<Node, number>();
-    kernels.forEach((k, i) => k.inputs.forEach((x) => x.op !== "data" && lastUse.set(x, i)));
-    const keep = new Set(graph);
-    const bufs = new Map<Node, GPUBuffer>();
-    const [uniform, offsets] = this.#uniforms(kernels);
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    kernels.forEach((k, i) => {
-      const outs = k.outputs.map((t) => {
-        const buf = this.pool.acquire(bytesOf(t));
-        bufs.set(t, buf);
-        return buf;
-      });
-      if (k.threads > 0) {
-        const pipe = this.#pipeline(k);
-        const entries: GPUBindGroupEntry[] = k.inputs.map((x, j) => ({
-          binding: j + 1,
-          resource: { buffer: x.op === "data" ? this.buffer(x) : bufs.get(x)! },
-        }));
-        outs.forEach((buffer, j) => entries.push({ binding: k.inputs.length + 1 + j, resource: { buffer } }));
-        if (k.uniforms.length > 0) {
-          const size = Math.ceil(k.uniforms.length / 4) * 16;
-          entries.push({ binding: 0, resource: { buffer: uniform!, offset: offsets[i], size } });
-        }
-        pass.setPipeline(pipe);
-        pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
-        const groups = Math.ceil(k.threads / k.workgroupSize);
-        const x = Math.min(groups, MAX_GROUPS);
-        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
-        liveStats.dispatches++;
-      }
-      // A node bound twice (e.g. x @ x^T reads x as two layouts) is still released once.
-      for (const x of new Set(k.inputs)) {
-        if (lastUse.get(x) === i && !keep.has(x)) this.pool.release(bufs.get(x)!);
-      }
-    });
-    pass.end();
-    graph.forEach((n, i) => {
-      this.#own(leaves[i], bufs.get(n)!);
-      putDevice(leaves[i], this);
-      recordComputed(targets[i], leaves[i]);
-    });
-    const staging = read.map((t) => this.pool.acquireStaging(bytesOf(t)));
-    read.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
-    const [, failed] = scopedCheck(this.gpu, label, () => device.queue.submit([encoder.finish()]));
+    // The uploads, the encoding and the submit share one error scope, whose first error is the root
+    // cause (the device reports later ones as "invalid due to a previous error").
+    const [staging, failed] = scopedCheck(this.gpu, label, () => this.#submit(kernels, graph, targets, leaves, read));
     // If the device rejects this submit, its results were never written: poison them, so reading
     // them (or computing from them) throws instead of returning stale memory.
     for (const l of leaves) this.#checks.set(l, failed);
@@ -225,6 +195,63 @@ export class WebGpuRunner implements Backend {
       this.pool.releaseStaging(staging[i]);
       return hostView(bytes, t.dtype, t.size);
     });
+  }
+
+  // Records every kernel of a realization in one compute pass and submits it; returns the staging
+  // buffers that `read` is copied into.
+  #submit(
+    kernels: readonly KernelPlan[],
+    graph: readonly Node[],
+    targets: readonly Node[],
+    leaves: readonly Node[],
+    read: readonly Node[],
+  ): GPUBuffer[] {
+    const device = this.gpu.device;
+    const lastUse = new Map<Node, number>();
+    kernels.forEach((k, i) => k.inputs.forEach((x) => x.op !== "data" && lastUse.set(x, i)));
+    const keep = new Set(graph);
+    const bufs = new Map<Node, GPUBuffer>();
+    const [uniform, offsets] = this.#uniforms(kernels);
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    kernels.forEach((k, i) => {
+      const outs = k.outputs.map((t) => {
+        const buf = this.pool.acquire(bytesOf(t));
+        bufs.set(t, buf);
+        return buf;
+      });
+      if (k.threads > 0) {
+        const pipe = this.#pipelines.get(k.wgsl)!;
+        const entries: GPUBindGroupEntry[] = k.inputs.map((x, j) => ({
+          binding: j + 1,
+          resource: { buffer: x.op === "data" ? this.buffer(x) : bufs.get(x)! },
+        }));
+        outs.forEach((buffer, j) => entries.push({ binding: k.inputs.length + 1 + j, resource: { buffer } }));
+        if (k.uniforms.length > 0) {
+          const size = Math.ceil(k.uniforms.length / 4) * 16;
+          entries.push({ binding: 0, resource: { buffer: uniform!, offset: offsets[i], size } });
+        }
+        pass.setPipeline(pipe);
+        const layout = pipe.getBindGroupLayout(0);
+        pass.setBindGroup(0, device.createBindGroup({ label: k.label, layout, entries }));
+        pass.dispatchWorkgroups(...this.#grid(k));
+        liveStats.dispatches++;
+      }
+      // A node bound twice (e.g. x @ x^T reads x as two layouts) is still released once.
+      for (const x of new Set(k.inputs)) {
+        if (lastUse.get(x) === i && !keep.has(x)) this.pool.release(bufs.get(x)!);
+      }
+    });
+    pass.end();
+    graph.forEach((n, i) => {
+      this.#own(leaves[i], bufs.get(n)!);
+      putDevice(leaves[i], this);
+      recordComputed(targets[i], leaves[i]);
+    });
+    const staging = read.map((t) => this.pool.acquireStaging(bytesOf(t)));
+    read.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
+    device.queue.submit([encoder.finish()]);
+    return staging;
   }
 
   #foreign(leaf: Node): boolean {

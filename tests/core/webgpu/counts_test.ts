@@ -112,7 +112,8 @@ gpuTest("a 20-step loop reading the loss every 10 steps does 2 readbacks and hol
   }
   const s = stats();
   if (s.readbacks !== 2) throw new Error(`expected 2 readbacks, got ${s.readbacks}`);
-  if (s.bytesInUse !== bytesAt10) throw new Error(`bytesInUse grew from ${bytesAt10} to ${s.bytesInUse}`);
+  // Only growth is a leak: earlier tests' garbage may be collected (and its buffers released) meanwhile.
+  if (s.bytesInUse > bytesAt10) throw new Error(`bytesInUse grew from ${bytesAt10} to ${s.bytesInUse}`);
   if (!(losses[1] < losses[0])) throw new Error(`loss did not fall: ${losses}`);
 });
 

@@ -1,6 +1,8 @@
 // WebGPU test support: whether an adapter exists, and running one computation on both backends.
 
-import { type BackendName, type HostArray, readAll, setBackend, type Tensor } from "../../../mod.ts";
+import { setBackend } from "../../../mod.ts";
+
+export { onBoth } from "./spec_checks.ts";
 
 // "none" when no adapter exists, the error when one exists (or should) but the stack is broken.
 async function probe(): Promise<"ok" | "none" | Error> {
@@ -32,21 +34,4 @@ export function gpuTest(name: string, fn: () => Promise<void>): void {
   const broken = PROBE instanceof Error ? PROBE : null;
   const body = broken ? () => Promise.reject(broken) : fn;
   Deno.test({ name, ignore: PROBE === "none", sanitizeResources: false, sanitizeOps: false, fn: body });
-}
-
-/**
- * Builds and reads `make()` on WebGPU (or `backend`) and on the CPU reference; returns both results
- * (`gpu` holds the other backend's).
- */
-export async function onBoth(
-  make: () => Tensor[],
-  backend: BackendName = "webgpu",
-): Promise<{ gpu: HostArray[]; cpu: HostArray[] }> {
-  await setBackend(backend);
-  const gt = make();
-  const gpu = await readAll(gt);
-  await setBackend("cpu");
-  const ct = make();
-  const cpu = await readAll(ct);
-  return { gpu, cpu };
 }
