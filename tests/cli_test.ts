@@ -1,42 +1,9 @@
 // The CLI end to end, in subprocesses with tiny models on the CPU backend: phases, files, resume, Ctrl-C, bad input.
 
 import { loadSafetensors, type Tensor } from "../mod.ts";
+import { assert, cli, DATA, MODEL, ok, ROOT, spawnCli, TINY } from "./cli/helpers.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const TMP = await Deno.makeTempDir({ prefix: "jetfold-cli-test-" });
-const text = new TextDecoder();
-
-// Tiny sizes: every command finishes in about a second on the CPU backend.
-const MODEL = ["--width", "16", "--heads", "2", "--layers", "2", "--ffn-hidden", "32"];
-const DATA = ["--seq-len", "32", "--batch", "2", "--eval-batch", "4"];
-const TINY = ["--backend", "cpu", ...MODEL, ...DATA, "--log-every", "1", "--tokens", "6"];
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
-
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
-}
-
-function ok(r: Result, what: string): Result {
-  assert(r.code === 0, `${what}: exit status ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
 
 const tmp = (name: string) => `${TMP}/${name}`;
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
@@ -101,14 +68,7 @@ Deno.test("train then train --resume continues the step count and equals one run
 
 Deno.test("Ctrl-C during train saves a checkpoint that --resume continues", async () => {
   const dir = tmp("train-sigint");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", "train", ...TINY, "--steps", "2000", "--out", dir],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnCli("train", ...TINY, "--steps", "2000", "--out", dir);
   const stderr = new Response(child.stderr).text();
   let stdout = "", signalled = false;
   for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
@@ -137,14 +97,7 @@ Deno.test("Ctrl-C stops training at the next step even when the loss is never re
   // run still going 60 s after it; then the child is killed and the test fails.
   const dir = tmp("train-sigint-quiet"), steps = "1000000";
   const args = ["--backend", "cpu", ...MODEL, ...DATA, "--log-every", steps, "--steps", steps, "--out", dir];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", "train", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnCli("train", ...args);
   const stdout = new Response(child.stdout).text(), stderr = new Response(child.stderr).text();
   const delay = 800 + Math.floor(Math.random() * 2000); // a random step of the run
   await new Promise((r) => setTimeout(r, delay));

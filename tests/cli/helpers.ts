@@ -24,21 +24,8 @@ export interface Result {
 
 const text = new TextDecoder();
 
-/** Runs `deno run -A cli.ts ...args` in the repository root. */
-export async function cli(...args: string[]): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
-
-/** Starts the CLI in a subprocess with piped output, for tests that signal it. */
-export function spawnCli(...args: string[]): Deno.ChildProcess {
+// `deno run -A cli.ts ...args` in the repository root, output piped.
+function command(args: readonly string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "cli.ts", ...args],
     cwd: ROOT,
@@ -46,7 +33,18 @@ export function spawnCli(...args: string[]): Deno.ChildProcess {
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
+  });
+}
+
+/** Runs `deno run -A cli.ts ...args` in the repository root. */
+export async function cli(...args: string[]): Promise<Result> {
+  const out = await command(args).output();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** Starts the CLI in a subprocess with piped output, for tests that signal it. */
+export function spawnCli(...args: string[]): Deno.ChildProcess {
+  return command(args).spawn();
 }
 
 /** Throws `msg` unless `cond`. */
