@@ -2,11 +2,15 @@
 // contraction, generated as WebAssembly bytes at run time (relaxed-SIMD FMA where the runtime has it).
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { MatmulThreads } from "./threads.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
 const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105;
 const MEM16 = [4, 0] as const; // 16-byte aligned, offset 0
+
+/** The least work (multiply-adds of one product) that is split across threads. */
+export const THREADED_WORK = 2 ** 26;
 
 /** Rows and columns of the register tile: A is packed in 4-row strips, B in 8-column panels. */
 export const TILE_M = 4, TILE_N = 8;
@@ -14,15 +18,16 @@ export const TILE_M = 4, TILE_N = 8;
 // Z batch, M rows, K contraction, N columns; after packing, a strip holds 4 rows of A interleaved
 // per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np] row-major.
 function kernel(fma: boolean): Func {
-  const f = new Func(["a", "b", "c", "strips", "panels", "k"]);
+  const f = new Func(["a", "b", "c", "strips", "panels", "k", "cpanels"]);
   for (const n of ["p", "s", "kk", "ap", "bp", "pa", "pb", "cp", "cstride", "astrip", "bpanel"]) f.local(n, I32);
   const accs = Array.from({ length: 8 }, (_, i) => `acc${i}`);
   for (const n of [...accs, "va", "b0", "b1", "x"]) f.local(n, V128);
   f.local("zero", F32);
-  // Strides in bytes: a strip is K*16, a panel K*32, a row of C panels*32.
+  // Strides in bytes: a strip is K*16, a panel K*32, a row of C cpanels*32 (a thread may compute
+  // only some of a row's panels: b and c then point at its first one).
   f.get("k").i32(16).op(0x6c).set("astrip");
   f.get("k").i32(32).op(0x6c).set("bpanel");
-  f.get("panels").i32(32).op(0x6c).set("cstride");
+  f.get("cpanels").i32(32).op(0x6c).set("cstride");
   f.i32(0).set("p").get("b").set("bp");
   f.loopWhile("p", "panels", () => {
     f.i32(0).set("s").get("a").set("ap");
@@ -85,18 +90,66 @@ export function packB(dst: Float32Array, src: ArrayLike<number>, base: number, K
   }
 }
 
+/** The kernel's signature: byte offsets of packed A, packed B and C, then sizes. */
+export type Kernel = (
+  a: number,
+  b: number,
+  c: number,
+  strips: number,
+  panels: number,
+  k: number,
+  cpanels: number,
+) => void;
+
 /** Runs matmuls on the kernel: owns its memory, and packs operands into it per batch element. */
 export class WasmMatmul {
   readonly fma: boolean;
   readonly #memory: WebAssembly.Memory;
-  readonly #run: (a: number, b: number, c: number, strips: number, panels: number, k: number) => void;
+  readonly #run: Kernel;
+  readonly #threads: MatmulThreads | null;
+  readonly #threadedWork: number;
 
-  constructor() {
-    this.fma = WebAssembly.validate(kernelBytes(true, false));
-    this.#memory = new WebAssembly.Memory({ initial: 1 });
-    const module = new WebAssembly.Module(kernelBytes(this.fma, false));
-    const instance = new WebAssembly.Instance(module, { env: { mem: this.#memory } });
-    this.#run = instance.exports.matmul as (a: number, b: number, c: number, s: number, p: number, k: number) => void;
+  private constructor(
+    fma: boolean,
+    memory: WebAssembly.Memory,
+    run: Kernel,
+    threads: MatmulThreads | null,
+    threadedWork: number,
+  ) {
+    this.#threadedWork = threadedWork;
+    this.fma = fma;
+    this.#memory = memory;
+    this.#run = run;
+    this.#threads = threads;
+  }
+
+  /**
+   * The kernel on `threads` threads (workers over shared memory where the runtime has them; a single
+   * thread otherwise) for products of at least `threadedWork` multiply-adds. Relaxed-SIMD FMA is used
+   * where the runtime validates it.
+   */
+  static async create(opts: { readonly threads?: number; readonly threadedWork?: number } = {}): Promise<WasmMatmul> {
+    const work = opts.threadedWork ?? THREADED_WORK;
+    const fma = WebAssembly.validate(kernelBytes(true, false));
+    const want = opts.threads ?? 1;
+    if (want > 1 && typeof SharedArrayBuffer !== "undefined") {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+      const bytes = kernelBytes(fma, true);
+      const threads = await MatmulThreads.start(bytes, memory, want);
+      if (threads !== null) return new WasmMatmul(fma, memory, instantiate(bytes, memory), threads, work);
+    }
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    return new WasmMatmul(fma, memory, instantiate(kernelBytes(fma, false), memory), null, work);
+  }
+
+  /** Threads a call uses. */
+  get threads(): number {
+    return this.#threads?.count ?? 1;
+  }
+
+  /** Stops the worker threads, if any. */
+  close(): void {
+    this.#threads?.stop();
   }
 
   #reserve(bytes: number): Float32Array {
@@ -117,8 +170,16 @@ export class WasmMatmul {
     for (let z = 0; z < Z; z++) {
       packA(A, a, z * M * K, M, K);
       packB(B, b, z * K * N, K, N);
-      this.#run(0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K);
+      const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
+      // Waking the workers costs about a millisecond here: only products of 2^26 or more
+      // multiply-adds (a 400^3 matmul) are worth sharing.
+      if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
+      else this.#run(...args, panels);
       for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
     }
   }
+}
+
+function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): Kernel {
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports.matmul as Kernel;
 }

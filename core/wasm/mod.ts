@@ -11,14 +11,17 @@ import { WasmMatmul } from "./matmul.ts";
 
 let backend: Interpreter | null = null;
 
-/** The Wasm backend (f32 only); null where the runtime has no WebAssembly SIMD. */
-export function openWasm(): Promise<Backend | null> {
-  if (backend !== null) return Promise.resolve(backend);
+/**
+ * The Wasm backend (f32 only), its large matmuls on `navigator.hardwareConcurrency` threads where
+ * shared memory and workers exist; null where the runtime has no WebAssembly SIMD.
+ */
+export async function openWasm(): Promise<Backend | null> {
+  if (backend !== null) return backend;
   let mm: WasmMatmul;
   try {
-    mm = new WasmMatmul();
+    mm = await WasmMatmul.create({ threads: globalThis.navigator?.hardwareConcurrency ?? 1 });
   } catch {
-    return Promise.resolve(null); // no WebAssembly, or no SIMD
+    return null; // no WebAssembly, or no SIMD
   }
   backend = new Interpreter("f32", {
     name: "wasm",
@@ -33,5 +36,5 @@ export function openWasm(): Promise<Backend | null> {
       },
     },
   });
-  return Promise.resolve(backend);
+  return backend;
 }

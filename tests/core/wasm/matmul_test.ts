@@ -22,8 +22,8 @@ function reference(a: Float32Array, b: Float32Array, [Z, M, K, N]: readonly numb
   return o;
 }
 
-Deno.test("the Wasm matmul kernel equals float64 sums for sizes off the 4 x 8 tile, and for empty ones", () => {
-  const mm = new WasmMatmul();
+Deno.test("the Wasm matmul kernel equals float64 sums for sizes off the 4 x 8 tile, and for empty ones", async () => {
+  const mm = await WasmMatmul.create();
   const dim = fc.oneof(fc.constantFrom(0, 1, 3, 4, 5, 7, 8, 9, 16, 17), fc.integer({ min: 1, max: 40 }));
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 3 }), dim, dim, dim, fc.integer(), (Z, M, K, N, seed) => {
@@ -36,6 +36,28 @@ Deno.test("the Wasm matmul kernel equals float64 sums for sizes off the 4 x 8 ti
     }),
     { numRuns: 150 },
   );
+});
+
+Deno.test("the matmul gives the same bits on 1, 2 and 3 threads (each output is one thread's)", async () => {
+  const make = (threads: number) => WasmMatmul.create({ threads, threadedWork: 0 }); // every product shared
+  const [one, two, three] = await Promise.all([1, 2, 3].map(make));
+  try {
+    if (two.threads !== 2 || three.threads !== 3) throw new Error(`threads: ${two.threads}, ${three.threads}`);
+    for (const [Z, M, K, N] of [[1, 37, 70, 61], [2, 5, 9, 200], [1, 64, 128, 8], [3, 1, 1, 17]]) {
+      const a = Float32Array.from({ length: Z * M * K }, (_, i) => Math.sin(i)),
+        b = Float32Array.from({ length: Z * K * N }, (_, i) => Math.cos(i));
+      const outs = [one, two, three].map((mm) => {
+        const o = new Float32Array(Z * M * N);
+        mm.run(a, b, o, [Z, M, K, N]);
+        return o;
+      });
+      assertClose(outs[1], outs[0], { rtol: 0, atol: 0, msg: `2 threads [${Z}, ${M}, ${K}, ${N}]` });
+      assertClose(outs[2], outs[0], { rtol: 0, atol: 0, msg: `3 threads [${Z}, ${M}, ${K}, ${N}]` });
+      assertClose(outs[0], reference(a, b, [Z, M, K, N]), { ...tol(K), msg: `[${Z}, ${M}, ${K}, ${N}]` });
+    }
+  } finally {
+    for (const mm of [one, two, three]) mm.close();
+  }
 });
 
 Deno.test("matmuls on the Wasm backend match the reference, batched and transposed", async () => {
