@@ -43,10 +43,17 @@ async function show(o: { backend: BackendName | null; quiet: boolean }): Promise
   console.log(`JETFOLD_BACKEND=${env("JETFOLD_BACKEND")}  DENO_WEBGPU_BACKEND=${env("DENO_WEBGPU_BACKEND")}`);
   const b = await startBackend({ ...out, quiet: true }, o.backend);
   console.log(`backend: ${b.name} (${b.reason}), f32 computed in ${b.precision}`);
+  const c = b.capabilities, f = (v: number) => v.toLocaleString("en-US");
+  const limits = [
+    Number.isFinite(c.maxKernelBuffers) ? `${f(c.maxKernelBuffers)} buffers` : "",
+    Number.isFinite(c.maxLoop) ? `${f(c.maxLoop)} loop steps` : "",
+    Number.isFinite(c.maxBufferBytes) ? `${f(c.maxBufferBytes)} bytes a buffer` : "",
+  ].filter((x) => x !== "");
+  console.log(`  one kernel: ${limits.length ? limits.join(", ") : "no limits"}`);
   const gpu = (navigator as { gpu?: GPU }).gpu;
   const adapter = gpu ? await gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
   if (adapter === null) {
-    console.log("WebGPU adapter: none (the CPU backend runs everything)");
+    console.log("WebGPU adapter: none (the CPU or wasm backend runs everything)");
     return;
   }
   const a = adapter.info;

@@ -13,7 +13,7 @@ import { liveStats } from "../stats.ts";
 const CAPABILITIES: Capabilities = {
   maxKernelBuffers: Infinity,
   maxLoop: Infinity,
-  maxBufferBytes: Number.MAX_SAFE_INTEGER,
+  maxBufferBytes: Infinity,
   precisions: ["f32", "f64"],
 };
 
