@@ -16,6 +16,7 @@ import {
   rejection,
   TINY,
 } from "./helpers.ts";
+import { joinSafetensors, splitSafetensors } from "../safetensors_bytes.ts";
 
 const F = await makeFixtures("jetfold-cli-validation-");
 const out = (name: string) => `${F.dir}/out-${name}`;
@@ -156,17 +157,13 @@ globalThis.addEventListener("unload", () => Deno.removeSync(F.dir, { recursive: 
 // The fixture checkpoint with its metadata edited and its checksum keys dropped, as a file written
 // by another tool would be: loaded unverified, so only the metadata checks stand between it and a run.
 async function withMetadata(name: string, edit: (m: Record<string, string>) => void): Promise<string> {
-  const bytes = await Deno.readFile(F.checkpoint);
-  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const meta = header.__metadata__ as Record<string, string>;
+  const { header, data } = splitSafetensors<{ __metadata__: Record<string, string> }>(
+    await Deno.readFile(F.checkpoint),
+  );
+  const meta = header.__metadata__;
   for (const k of Object.keys(meta)) if (k.startsWith("jetfold.sha256")) delete meta[k];
   edit(meta);
-  const text = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + text.length + bytes.length - 8 - n);
-  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-  out.set(text, 8);
-  out.set(bytes.subarray(8 + n), 8 + text.length);
+  const out = joinSafetensors(header, data);
   const path = `${F.dir}/${name}.safetensors`;
   await Deno.writeFile(path, out);
   return path;

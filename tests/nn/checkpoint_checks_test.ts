@@ -1,6 +1,7 @@
 import { tensor, treeLeaves, zeros } from "../../mod.ts";
 import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors } from "../../nn/checkpoint.ts";
 import { assertThrowsMsg } from "../helpers.ts";
+import { joinSafetensors, splitSafetensors } from "../safetensors_bytes.ts";
 
 function assert(ok: boolean, msg: string): void {
   if (!ok) throw new Error(msg);
@@ -8,27 +9,11 @@ function assert(ok: boolean, msg: string): void {
 
 type Header = Record<string, unknown> & { __metadata__: Record<string, string> };
 
-/** Splits safetensors bytes into the parsed header and the data section. */
-function split(bytes: Uint8Array): { header: Header; data: Uint8Array } {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  return { header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))), data: bytes.subarray(8 + n) };
-}
-
-/** Safetensors bytes from a header object and a data section. */
-function join(header: unknown, data: Uint8Array): Uint8Array {
-  const h = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + h.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(data, 8 + h.length);
-  return out;
-}
-
 /** `bytes` with its header changed by `edit` (the data section stays as it is). */
 function edited(bytes: Uint8Array, edit: (h: Header) => void): Uint8Array {
-  const { header, data } = split(bytes);
+  const { header, data } = splitSafetensors<Header>(bytes);
   edit(header);
-  return join(header, data);
+  return joinSafetensors(header, data);
 }
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -47,7 +32,7 @@ const META = { "jetfold.config": '{"width":2}', step: "12" };
 
 Deno.test("saving records the SHA-256 of every tensor's bytes and of the rest of the header", async () => {
   const bytes = await encodeSafetensors(model(), { metadata: META });
-  const { header, data } = split(bytes);
+  const { header, data } = splitSafetensors<Header>(bytes);
   const meta = header.__metadata__;
   const sums = JSON.parse(meta["jetfold.sha256"]);
   const tensors = Object.entries(header).filter(([k]) => k !== "__metadata__") as [
@@ -86,7 +71,7 @@ Deno.test("the loaded metadata can be saved again, and checksum keys cannot be s
 
 Deno.test("a changed byte of a tensor's data is an error naming that tensor", async () => {
   const bytes = await encodeSafetensors(model(), { metadata: META });
-  const { header, data } = split(bytes);
+  const { header, data } = splitSafetensors<Header>(bytes);
   const start = bytes.length - data.length;
   for (const [name, info] of Object.entries(header)) {
     if (name === "__metadata__") continue;

@@ -5,6 +5,7 @@ import { type DType, type Tensor, tensor, treeLeaves, treePaths, zeros } from ".
 import { fromHost } from "../../core/creation.ts";
 import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors } from "../../nn/checkpoint.ts";
 import { assertThrowsMsg, forEachBackend } from "../helpers.ts";
+import { joinSafetensors, splitSafetensors } from "../safetensors_bytes.ts";
 
 const FIXTURE = decodeURIComponent(new URL("./fixtures/python_reference.safetensors", import.meta.url).pathname);
 
@@ -30,21 +31,9 @@ async function assertSameLeaves(actual: unknown, expected: unknown): Promise<voi
 
 /** Reads the JSON header of safetensors bytes (and checks the length prefix is 8-aligned). */
 function headerOf(bytes: Uint8Array): Record<string, { dtype: string; data_offsets: [number, number] }> {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  assert(n % 8 === 0, `header length ${n} is not a multiple of 8`);
-  return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-}
-
-/** Hand-made safetensors bytes from a header (object or raw text) and a data section. */
-function raw(header: unknown, data: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const h = header instanceof Uint8Array
-    ? header
-    : new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
-  const out = new Uint8Array(8 + h.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(data, 8 + h.length);
-  return out;
+  const { header, headerBytes } = splitSafetensors<ReturnType<typeof headerOf>>(bytes);
+  assert(headerBytes % 8 === 0, `header length ${headerBytes} is not a multiple of 8`);
+  return header;
 }
 
 // Leaves of every dtype with random bits (so f32 covers NaN payloads, infinities, -0, subnormals).
@@ -166,32 +155,38 @@ Deno.test("corrupt or truncated input fails with a message that names the proble
   const good = await encodeSafetensors({ w: tensor([1, 2, 3]) });
   const cases: [Uint8Array, ...string[]][] = [
     [new Uint8Array(5), "truncated: 5 bytes is shorter than the 8-byte header length"],
-    [raw("{}").subarray(0, 9), "truncated: the header length is 2 bytes but only 1 follow"],
+    [joinSafetensors("{}").subarray(0, 9), "truncated: the header length is 2 bytes but only 1 follow"],
     [good.subarray(0, good.length - 4), "truncated", `tensor "w" ends at byte 12 but the data section has 8`],
-    [raw({ w: f32([4], [0, 16]) }, new Uint8Array(8)), "truncated", `"w" ends at byte 16`],
-    [raw("{not json"), "the header is not valid UTF-8 JSON"],
-    [raw(new Uint8Array([0x7b, 0xff, 0x7d])), "not valid UTF-8 JSON"],
-    [raw("[1, 2]"), "the header must be a JSON object, got an array"],
-    [raw("42"), "must be a JSON object, got 42"],
+    [joinSafetensors({ w: f32([4], [0, 16]) }, new Uint8Array(8)), "truncated", `"w" ends at byte 16`],
+    [joinSafetensors("{not json"), "the header is not valid UTF-8 JSON"],
+    [joinSafetensors(new Uint8Array([0x7b, 0xff, 0x7d])), "not valid UTF-8 JSON"],
+    [joinSafetensors("[1, 2]"), "the header must be a JSON object, got an array"],
+    [joinSafetensors("42"), "must be a JSON object, got 42"],
     [
-      raw({ w: { dtype: "F16", shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2)),
+      joinSafetensors({ w: { dtype: "F16", shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2)),
       `tensor "w": unsupported dtype "F16"`,
       "supported: F32, I32, BOOL",
     ],
     [
-      raw({ w: f32([2, 3], [0, 20]) }, new Uint8Array(20)),
+      joinSafetensors({ w: f32([2, 3], [0, 20]) }, new Uint8Array(20)),
       "shape [2, 3] of F32 needs 24 bytes but data_offsets [0, 20] hold 20",
     ],
-    [raw({ a: f32([2], [0, 8]), b: f32([2], [4, 12]) }, new Uint8Array(12)), `tensors "a" and "b" overlap`],
+    [joinSafetensors({ a: f32([2], [0, 8]), b: f32([2], [4, 12]) }, new Uint8Array(12)), `tensors "a" and "b" overlap`],
     [
-      raw({ a: f32([1], [0, 4]), b: f32([1], [8, 12]) }, new Uint8Array(12)),
+      joinSafetensors({ a: f32([1], [0, 4]), b: f32([1], [8, 12]) }, new Uint8Array(12)),
       "bytes 4 to 8 of the data section belong to no tensor",
     ],
-    [raw({ a: f32([1], [0, 4]) }, new Uint8Array(12)), "the data section has 12 bytes but the tensors cover only 4"],
-    [raw({ a: f32([-1], [0, 0]) }), "shape must be a list of non-negative integers, got [-1]"],
-    [raw({ a: f32([1], [4]) }, new Uint8Array(4)), "data_offsets must be [begin, end]"],
-    [raw({ __metadata__: { step: 3 } }), `__metadata__ "step" must be a string, got number 3`],
-    [raw({ a: f32([1], [0, 4]), "a.b": f32([1], [4, 8]) }, new Uint8Array(8)), `tensor names "a" and "a.b" collide`],
+    [
+      joinSafetensors({ a: f32([1], [0, 4]) }, new Uint8Array(12)),
+      "the data section has 12 bytes but the tensors cover only 4",
+    ],
+    [joinSafetensors({ a: f32([-1], [0, 0]) }), "shape must be a list of non-negative integers, got [-1]"],
+    [joinSafetensors({ a: f32([1], [4]) }, new Uint8Array(4)), "data_offsets must be [begin, end]"],
+    [joinSafetensors({ __metadata__: { step: 3 } }), `__metadata__ "step" must be a string, got number 3`],
+    [
+      joinSafetensors({ a: f32([1], [0, 4]), "a.b": f32([1], [4, 8]) }, new Uint8Array(8)),
+      `tensor names "a" and "a.b" collide`,
+    ],
   ];
   for (const [bytes, ...fragments] of cases) await assertThrowsMsg(() => decodeSafetensors(bytes), ...fragments);
 });

@@ -5,6 +5,7 @@ import { decodeStep, forward, prefill, readAll, tensor, treeLeaves, treePaths } 
 import { loadPretrained, savePretrained } from "../../nn/pretrained.ts";
 import { jetGeometry } from "../../nn/spec.ts";
 import { assertThrowsMsg } from "../helpers.ts";
+import { splitSafetensors } from "../safetensors_bytes.ts";
 
 const FIXTURES = decodeURIComponent(new URL("./fixtures/pretrained/", import.meta.url).pathname);
 // BF16 tied Qwen2 with biases and GQA; F32 untied Llama in two shards; BF16 Jet-Nemotron; F16 untied Qwen2.
@@ -69,8 +70,7 @@ for (const name of MODELS) {
         for await (const e of Deno.readDir(d)) {
           if (!e.name.endsWith(".safetensors")) continue;
           const bytes = await Deno.readFile(`${d}/${e.name}`);
-          const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-          const h = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+          const h = splitSafetensors(bytes).header;
           for (const [k, v] of Object.entries(h)) {
             if (k !== "__metadata__") names.set(k, (v as { shape: number[] }).shape);
           }
@@ -198,8 +198,7 @@ Deno.test("non-finite weights are refused by name unless allowed, and then load 
   const dir = await copyDir(`${FIXTURES}qwen2`);
   try {
     const path = `${dir}/model.safetensors`, bytes = await Deno.readFile(path);
-    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const { header, headerBytes: n } = splitSafetensors<Record<string, { data_offsets: number[] }>>(bytes);
     const at = 8 + n + header["model.norm.weight"].data_offsets[0];
     // model.norm.weight[1] = +inf and [2] = the smallest subnormal, as bfloat16 bit patterns.
     bytes.set([0x80, 0x7f, 0x01, 0x00], at + 2);
@@ -241,8 +240,7 @@ async function storedTensors(dir: string): Promise<Map<string, string>> {
   for await (const e of Deno.readDir(dir)) {
     if (!e.name.endsWith(".safetensors")) continue;
     const bytes = await Deno.readFile(`${dir}/${e.name}`);
-    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const { header, headerBytes: n } = splitSafetensors(bytes);
     for (const [name, info] of Object.entries(header)) {
       if (name === "__metadata__") continue;
       const { dtype, shape, data_offsets: [a, b] } = info as { dtype: string; shape: number[]; data_offsets: number[] };
