@@ -217,9 +217,10 @@ async function run(ts: readonly Tensor[], read: boolean): Promise<HostArray[]> {
   for (const t of ts) if (t.disposed) throw new Error(`realize: tensor of shape [${t.shape}] was disposed`);
   const { backend, info } = await active();
   const nodes = ts.map((t) => resolve(t.node));
-  const pending = [...new Set(nodes.filter(isPending))];
-  const leaves = pending.map((n) => leafNode(n.shape, n.dtype));
-  const finals = nodes.map((n) => (isPending(n) ? leaves[pending.indexOf(n)] : n));
+  const leafOf = new Map<Node, Node>(); // each pending target and the leaf that will hold its value
+  for (const n of nodes) if (isPending(n) && !leafOf.has(n)) leafOf.set(n, leafNode(n.shape, n.dtype));
+  const pending = [...leafOf.keys()], leaves = [...leafOf.values()];
+  const finals = nodes.map((n) => leafOf.get(n) ?? n);
   const fresh = new Set(leaves);
   const mine = read ? [...new Set(finals.filter((l) => fresh.has(l) || backend.holds(l)))] : [];
   let values: CpuArray[] = [];
@@ -230,7 +231,8 @@ async function run(ts: readonly Tensor[], read: boolean): Promise<HostArray[]> {
     for (const t of ts) t._become(resolve(t.node));
   }
   if (!read) return [];
-  const others = [...new Set(finals.filter((l) => !mine.includes(l)))];
+  const onBackend = new Set(mine);
+  const others = [...new Set(finals.filter((l) => !onBackend.has(l)))];
   const rest = await hostValues(others, "realize");
   const byLeaf = new Map<Node, CpuArray>([
     ...mine.map((l, i) => [l, values[i]] as const),
