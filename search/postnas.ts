@@ -14,6 +14,13 @@ export interface PostnasOptions<C> {
   readonly order?: readonly number[];
   /** Called after each visit, e.g. to print progress. */
   readonly onVisit?: (visit: Visit<C>) => void;
+  /**
+   * Scores several configurations at once, e.g. concurrently or on other machines: at each layer the
+   * configurations not scored before go to one call, in visiting order, and it returns one score
+   * each, equal to what `evaluate` gives for that configuration. Without it `evaluate` scores them
+   * one after another; the choice, the scores and the trace are the same either way.
+   */
+  readonly evaluateMany?: (configs: readonly (readonly C[])[]) => Promise<readonly number[]>;
 }
 
 /** One scored configuration in the search's trace. */
@@ -129,33 +136,56 @@ export async function postnas<C>(
   const width = options.strategy === "greedy" ? 1 : options.beamWidth ?? 4;
   const feasible = options.feasible ?? (() => true);
   const memo = new Map<string, number>();
+  const remember = (key: string, s: unknown, by: string): number => {
+    if (typeof s !== "number" || Number.isNaN(s)) throw new Error(`postnas: ${by} returned ${s} for ${key}`);
+    memo.set(key, s);
+    return s;
+  };
   const score = async (config: readonly C[]): Promise<[number, boolean]> => {
     const key = stableKey(config);
     const hit = memo.get(key);
     if (hit !== undefined) return [hit, true];
-    const s = await evaluate(config);
-    if (typeof s !== "number" || Number.isNaN(s)) throw new Error(`postnas: evaluate returned ${s} for ${key}`);
-    memo.set(key, s);
-    return [s, false];
+    return [remember(key, await evaluate(config), "evaluate"), false];
+  };
+  // With evaluateMany, a layer's new configurations are scored in one call before its visits.
+  const scoreAll = async (configs: readonly (readonly C[])[]): Promise<Set<string>> => {
+    const fresh = new Map<string, readonly C[]>();
+    for (const config of configs) {
+      const key = stableKey(config);
+      if (!memo.has(key)) fresh.set(key, config);
+    }
+    if (options.evaluateMany === undefined || fresh.size === 0) return new Set();
+    const scores = await options.evaluateMany([...fresh.values()]);
+    if (!Array.isArray(scores) || scores.length !== fresh.size) {
+      throw new Error(`postnas: evaluateMany returned ${scores?.length} scores for ${fresh.size} configurations`);
+    }
+    [...fresh.keys()].forEach((key, i) => remember(key, scores[i], "evaluateMany"));
+    return new Set(fresh.keys());
   };
 
   const step = async (state: State<C>, layer: number): Promise<State<C>> => {
     const visits: Visit<C>[] = [];
     const next: Prefix<C>[] = [];
     const seen = new Set<string>();
+    const tries: { part: Prefix<C>; candidate: number; config: readonly C[] }[] = [];
     for (const part of state.beam) {
       for (const [candidate, value] of space[layer].entries()) {
         const config = part.config.map((c, i) => (i === layer ? value : c));
         const key = stableKey(config);
         if (seen.has(key)) continue;
         seen.add(key);
-        const ok = feasible(config);
-        const [s, cached] = await score(config);
-        const visit: Visit<C> = { layer, candidate, config, score: s, feasible: ok, cached };
-        visits.push(visit);
-        options.onVisit?.(visit);
-        if (ok) next.push({ config, path: [...part.path, candidate], score: s });
+        tries.push({ part, candidate, config });
       }
+    }
+    const fresh = await scoreAll(tries.map((t) => t.config));
+    for (const { part, candidate, config } of tries) {
+      const ok = feasible(config);
+      const [s, hit] = await score(config);
+      const cached = hit && !fresh.has(stableKey(config));
+      const visit: Visit<C> = { layer, candidate, config, score: s, feasible: ok, cached };
+      visits.push(visit);
+      options.onVisit?.(visit);
+      if (ok) next.push({ config, path: [...part.path, candidate], score: s });
     }
     if (next.length === 0) {
       throw new Error(

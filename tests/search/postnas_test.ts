@@ -172,3 +172,59 @@ Deno.test("bad options and infeasible spaces fail with clear errors", async () =
     "evaluate returned NaN",
   );
 });
+
+Deno.test("evaluateMany gives the same choice, score and trace as evaluate, one call per layer with new configurations", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      problem,
+      fc.constantFrom<"greedy" | "beam">("greedy", "beam"),
+      fc.integer({ min: 1, max: 3 }),
+      async (p, strategy, beamWidth) => {
+        const f = score(p, true);
+        const opts = { strategy, beamWidth, baseline: p.space.map((c) => c.length - 1), feasible: budget(p, 1) };
+        const one = await postnas(p.space, f, opts);
+        const calls: string[][] = [];
+        const many = await postnas(p.space, () => {
+          throw new Error("evaluate was called although evaluateMany was given");
+        }, {
+          ...opts,
+          evaluateMany: (configs) => {
+            calls.push(configs.map(stableKey));
+            // Resolved out of order, as remote results arrive.
+            return Promise.all(configs.map((c, i) => new Promise<number>((r) => setTimeout(() => r(f(c)), 3 - i % 3))));
+          },
+        });
+        if (stableKey(many) !== stableKey(one)) {
+          throw new Error(`results differ: ${stableKey(many)} vs ${stableKey(one)}`);
+        }
+        const fresh = one.trace.filter((v) => !v.cached).map((v) => stableKey(v.config));
+        if (stableKey(calls.flat()) !== stableKey(fresh)) {
+          throw new Error("evaluateMany did not get each new config once, in order");
+        }
+        const layers = new Set(one.trace.filter((v) => !v.cached).map((v) => v.layer));
+        if (calls.length !== layers.size || calls.some((c) => c.length === 0)) {
+          throw new Error(`${calls.length} calls for ${layers.size} layers with new configurations`);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("evaluateMany returning the wrong number of scores or NaN is an error naming it", async () => {
+  const space = [["a", "b"], ["x", "y"]];
+  await assertThrowsMsg(
+    () =>
+      postnas(space, () => 0, { strategy: "greedy", baseline: ["a", "x"], evaluateMany: () => Promise.resolve([1]) }),
+    "evaluateMany returned 1 scores for 2 configurations",
+  );
+  await assertThrowsMsg(
+    () =>
+      postnas(space, () => 0, {
+        strategy: "greedy",
+        baseline: ["a", "x"],
+        evaluateMany: (cs) => Promise.resolve(cs.map(() => NaN)),
+      }),
+    "evaluateMany returned NaN",
+  );
+});
