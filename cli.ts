@@ -8,10 +8,12 @@ import { info } from "./cli/commands/info.ts";
 import { searchCommand } from "./cli/commands/search.ts";
 import { train } from "./cli/commands/train.ts";
 import { tune } from "./cli/commands/tune.ts";
+import { workerCommand } from "./cli/commands/worker.ts";
+import { ClusterError } from "./cli/cluster/nats.ts";
 import { Interrupted, interrupts } from "./cli/interrupt.ts";
 import type { Command, Job } from "./cli/session.ts";
 
-const COMMANDS: readonly Command[] = [demo, train, searchCommand, tune, generateCommand, bench, info];
+const COMMANDS: readonly Command[] = [demo, train, searchCommand, tune, generateCommand, bench, info, workerCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
@@ -84,6 +86,11 @@ export async function main(args: readonly string[]): Promise<number> {
     if (e instanceof InputError) {
       console.error(`${label}: ${e.message}`);
       return 2;
+    }
+    // An unreachable or lost NATS server, or a job no worker could score: the sentence says it all.
+    if (e instanceof ClusterError) {
+      console.error(`${label}: ${e.message}`);
+      return 1;
     }
     let debug = false;
     try {

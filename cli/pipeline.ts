@@ -19,7 +19,7 @@ import type { Saved } from "./checkpoint.ts";
 import { FILES } from "./rundir.ts";
 import { blockLabel, configFrom, refuseIgnored, stepCount } from "./options.ts";
 import { type Ctx, describeEval, evaluate, keyFor, trainModel, warmSupernet } from "./phases.ts";
-import { makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";
+import { type MakeScorer, makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";
 import { Interrupted } from "./interrupt.ts";
 import { paint, say } from "./progress.ts";
 import { stopIfInterrupted } from "./session.ts";
@@ -191,11 +191,13 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
  * Phase 2: PostNAS over the supernet; prints each layer's candidates and writes search.json. A signal
  * stops it before the next configuration: search.json then holds the trace so far (marked
  * interrupted), the checkpoint the base layout as in an interrupted warmup, and Interrupted is thrown.
+ * `makeScorer` scores elsewhere (on workers); by default the configurations are scored here.
  */
 export async function search(
   ctx: Ctx,
   warm: Warm,
   o: SearchOptions,
+  makeScorer?: MakeScorer,
 ): Promise<{ choice: readonly BlockSpec[]; record: SearchRecord }> {
   const { space } = warm;
   const how = space.strategy === "beam" ? `beam search (width ${o.beamWidth})` : "greedy search";
@@ -209,7 +211,7 @@ export async function search(
     `  per layer, each candidate's best score with the layers before it decided and the rest at ` +
       `${blockLabel(space.baseline)}:`,
   );
-  const outcome = await runSearch(ctx, warm.supernet, space, o);
+  const outcome = await runSearch(ctx, warm.supernet, space, o, makeScorer);
   if (!outcome.done) {
     const n = outcome.partial.trace.length;
     await ctx.run.writeJson(FILES.search, outcome.partial);

@@ -1,6 +1,17 @@
 // The PostNAS phase: the search space, the budgeted search over a supernet, its printout and trace.
 
-import { block, type BlockSpec, maxCount, pathObjective, postnas, type Supernet, type Visit } from "../mod.ts";
+import {
+  block,
+  type BlockSpec,
+  type Evaluation,
+  maxCount,
+  type ObjectiveWeights,
+  pathObjective,
+  postnas,
+  type Supernet,
+  type ToyBatch,
+  type Visit,
+} from "../mod.ts";
 import { interrupts } from "./interrupt.ts";
 import { blockLabel } from "./options.ts";
 import type { Ctx } from "./phases.ts";
@@ -84,6 +95,19 @@ export type SearchOutcome =
   | { readonly done: true; readonly choice: readonly BlockSpec[]; readonly record: SearchRecord }
   | { readonly done: false; readonly partial: PartialSearchRecord };
 
+/**
+ * Scores configurations: the local `pathObjective`, or one whose `many` sends a layer's
+ * configurations to workers (`tick` runs while it waits and may throw to stop).
+ */
+export interface Scorer {
+  (config: readonly BlockSpec[]): Promise<number>;
+  evaluation(config: readonly BlockSpec[]): Evaluation | undefined;
+  many?(configs: readonly (readonly BlockSpec[])[], tick: () => Promise<void>): Promise<readonly number[]>;
+}
+
+/** Makes the scorer of a search from its supernet, held-out batches and objective weights. */
+export type MakeScorer = (sn: Supernet, batches: readonly ToyBatch[], weights: ObjectiveWeights) => Promise<Scorer>;
+
 const num = (v: number) => (Number.isFinite(v) ? v : null);
 
 class Stopped extends Error {}
@@ -102,9 +126,18 @@ function visitBound(layers: number, candidates: number, beam: number): number {
  * Runs PostNAS over the supernet on held-out data, printing per layer each candidate's proxy scores.
  * A signal stops it before the next configuration is scored, with the trace so far.
  */
-export async function runSearch(ctx: Ctx, sn: Supernet, space: Space, o: SearchOptions): Promise<SearchOutcome> {
+export async function runSearch(
+  ctx: Ctx,
+  sn: Supernet,
+  space: Space,
+  o: SearchOptions,
+  makeScorer?: MakeScorer,
+): Promise<SearchOutcome> {
   const L = sn.space.length, C = space.candidates.length;
-  const objective = pathObjective(sn, ctx.data.heldOut(), { accuracy: space.accuracyWeight });
+  const weights = { accuracy: space.accuracyWeight };
+  const objective: Scorer = makeScorer === undefined
+    ? pathObjective(sn, ctx.data.heldOut(), weights)
+    : await makeScorer(sn, ctx.data.heldOut(), weights);
   const progress = new Progress(ctx.out, "search", {
     total: visitBound(L, C, space.strategy === "greedy" ? 1 : o.beamWidth),
   });
@@ -128,10 +161,14 @@ export async function runSearch(ctx: Ctx, sn: Supernet, space: Space, o: SearchO
     };
   };
   const visits: Visit<BlockSpec>[] = [];
-  const scored = async (config: readonly BlockSpec[]) => {
+  const stopHere = async () => {
     if (await interrupts.boundary()) throw new Stopped();
+  };
+  const scored = async (config: readonly BlockSpec[]) => {
+    await stopHere();
     return objective(config);
   };
+  const many = objective.many?.bind(objective);
   let result;
   try {
     result = await postnas(sn.space, scored, {
@@ -140,6 +177,10 @@ export async function runSearch(ctx: Ctx, sn: Supernet, space: Space, o: SearchO
       baseline: sn.space.map(() => space.baseline),
       feasible: maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha),
       onVisit: (v) => progress.update(visits.push(v)),
+      evaluateMany: many && (async (configs) => {
+        await stopHere();
+        return await many(configs, stopHere);
+      }),
     });
   } catch (e) {
     if (!(e instanceof Stopped)) throw e;

@@ -1,9 +1,11 @@
 // `search`: PostNAS over a trained model (or a freshly pretrained one): supernet warmup, then the search.
 
 import { block, extractSubnet, totalStateBytes } from "../../mod.ts";
-import { COMMON, str } from "../args.ts";
+import { bool, COMMON, int, str } from "../args.ts";
+import { NATS, natsUrl } from "./worker.ts";
+import { scaleOut } from "../cluster/search.ts";
 import { interrupts } from "../interrupt.ts";
-import { applySteps, blockLabel, DATA, LOG, MODEL, SEARCH, stepCount } from "../options.ts";
+import { applySteps, blockLabel, DATA, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
 import type { Ctx } from "../phases.ts";
 import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
@@ -35,6 +37,9 @@ const specs = {
   ...DATA,
   ...SEARCH,
   ...LOG,
+  ...NATS,
+  ackWait: int(60, "with --nats: seconds a job may go unacknowledged before it goes to another worker", { min: 1 }),
+  localFallback: bool("with --nats: while no worker is running, score configurations here"),
 };
 
 /** The search command. */
@@ -45,7 +50,9 @@ export const searchCommand = defineCommand({
     "builds a supernet whose layers hold every candidate (attention weights inherited, MLPs frozen), trains\n" +
     "it one random path per step, and searches layer by layer under the mha budget. Writes search.json (the\n" +
     "trace), checkpoint.safetensors (the chosen model, ready for tune and generate) and report.html.\n" +
-    "Ctrl-C or SIGTERM stops at the next step or scored configuration and saves the model so far.",
+    "Ctrl-C or SIGTERM stops at the next step or scored configuration and saves the model so far.\n" +
+    "With --nats URL, each layer's configurations are scored by workers (the worker command) on other\n" +
+    "processes or machines; the choice and every score equal a local search's.",
   specs,
   async prepare(o, given) {
     const base = o.checkpoint === null && o.run === null ? null : await loadCheckpoint(checkpointOf(o));
@@ -54,43 +61,53 @@ export const searchCommand = defineCommand({
     const data = await dataFor(o, given, base?.data ?? null);
     refuseToyOptions(given, data);
     const plan = planPipeline({ ...o, ...data.meta, evalBatch: o.evalBatch }, given, base);
+    const url = natsUrl(o.nats, false);
+    if (url === null) refuseIgnored(given, ["natsRetry", "ackWait", "localFallback"], "without --nats");
     const runPlan = await planRunDir(o.out, "search");
 
     return async () => {
       const out = makeOut(o.quiet);
       await startBackend(out, o.backend);
       interrupts.hold();
-      await inRun(runPlan, o, async (run) => {
-        say(out, `data: ${data.label}`);
-        say(out, `run directory: ${run.dir}`);
-        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
-        say(out, `\n${paint(out, "bold", "warmup")}`);
-        const warm = await warmup(ctx, o, plan);
-        say(out, `\n${paint(out, "bold", "PostNAS")}`);
-        const { choice, record } = await search(ctx, warm, o);
-        const chosen = extractSubnet(warm.supernet, choice);
-        const ckpt = run.file(FILES.checkpoint);
-        await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
-        releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
-        const cfg = warm.baseConfig;
-        const stateOf = (blocks: typeof choice) => totalStateBytes(blocks, { cfg, context: o.context });
-        const mhaState = stateOf(cfg.blocks.map(() => block("mha"))), chosenState = stateOf(choice);
-        const summary: [string, string][] = [
-          ["configuration", choice.map(blockLabel).join(", ")],
-          ["score", `${record.score.toFixed(4)} (${record.objective})`],
-          [
-            `decoding state at ${o.context} tokens`,
-            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
-          ],
-          ["run directory", run.dir],
-        ];
-        const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
-        await writeReport(run, { title, summary, search: record });
-        console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
-        console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
-        console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
-        console.log(`trace: ${run.file(FILES.search)}`);
-      });
+      // The server is reached before any work, so a wrong --nats fails in seconds, not after the warmup.
+      const cluster = url === null ? null : await scaleOut(out, url, o);
+      try {
+        await inRun(runPlan, o, async (run) => {
+          say(out, `data: ${data.label}`);
+          say(out, `run directory: ${run.dir}`);
+          const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+          say(out, `\n${paint(out, "bold", "warmup")}`);
+          const warm = await warmup(ctx, o, plan);
+          say(out, `\n${paint(out, "bold", "PostNAS")}`);
+          const { choice, record } = await search(ctx, warm, o, cluster?.scorer);
+          const chosen = extractSubnet(warm.supernet, choice);
+          const ckpt = run.file(FILES.checkpoint);
+          await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
+          releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
+          const cfg = warm.baseConfig;
+          const stateOf = (blocks: typeof choice) => totalStateBytes(blocks, { cfg, context: o.context });
+          const mhaState = stateOf(cfg.blocks.map(() => block("mha"))), chosenState = stateOf(choice);
+          const summary: [string, string][] = [
+            ["configuration", choice.map(blockLabel).join(", ")],
+            ["score", `${record.score.toFixed(4)} (${record.objective})`],
+            [
+              `decoding state at ${o.context} tokens`,
+              `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${
+                (mhaState / chosenState).toFixed(1)
+              }x smaller)`,
+            ],
+            ["run directory", run.dir],
+          ];
+          const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
+          await writeReport(run, { title, summary, search: record });
+          console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
+          console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
+          console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
+          console.log(`trace: ${run.file(FILES.search)}`);
+        });
+      } finally {
+        await cluster?.close();
+      }
     };
   },
 });
