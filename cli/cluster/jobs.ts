@@ -31,6 +31,11 @@ export interface Job {
 /** A scored configuration as the results bucket holds it. */
 export interface JobResult {
   readonly key: string;
+  /** The job it answers (with these, `makeJob` gives back `key`). */
+  readonly supernet: string;
+  readonly data: string;
+  readonly weights: Job["weights"];
+  readonly config: readonly BlockSpec[];
   readonly score: number;
   readonly loss: number;
   readonly perplexity: number;
@@ -145,6 +150,10 @@ export function resultOf(
   const { loss, perplexity, accuracy } = s.evaluation;
   return {
     key: job.key,
+    supernet: job.supernet,
+    data: job.data,
+    weights: job.weights,
+    config: job.config,
     score: s.score,
     loss,
     perplexity,

@@ -129,6 +129,7 @@ async function handle(cluster: Cluster, msg: JsMsg, h: Handling): Promise<boolea
   // Long jobs tell the server they are alive (ack progress), so only a dead worker's job is redelivered.
   const progress = setInterval(() => msg.working(), Math.max(h.ackWaitMs / 3, 100));
   h.log(`${name} started: ${h.describe(job.config)} (delivery ${delivery})`);
+  const t0 = performance.now();
   let score;
   try {
     score = await scoreJob(job, ...inputs);
@@ -139,7 +140,8 @@ async function handle(cluster: Cluster, msg: JsMsg, h: Handling): Promise<boolea
   }
   const stored = await putResult(cluster, resultOf(job, score, h.id, delivery));
   msg.ack();
-  h.log(`${name} done: score ${score.score}${stored ? "" : " (a result was stored already; it stays)"}`);
+  const secs = ((performance.now() - t0) / 1000).toFixed(2);
+  h.log(`${name} done: score ${score.score} in ${secs} s${stored ? "" : " (a result was stored already; it stays)"}`);
   return true;
 }
 
