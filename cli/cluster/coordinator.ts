@@ -61,6 +61,18 @@ export interface RemoteObjective {
 }
 
 const STATUS_EVERY_MS = 500;
+const STATUS_LIMIT_MS = 5000;
+
+// The promise's value, or null when it takes longer than `ms`.
+async function bounded<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Uploads the supernet and the held-out batches to the object store (once: they are named by
@@ -118,7 +130,9 @@ export async function remoteObjective(
         continue;
       }
       lastStatus = now;
-      const status = await statusOf(cluster, jobs.length - pending.size, jobs.length);
+      // The status is only shown: a server slow to answer it must not hold up the results.
+      const status = await bounded(statusOf(cluster, jobs.length - pending.size, jobs.length), STATUS_LIMIT_MS);
+      if (status === null) continue;
       const text = JSON.stringify(status);
       if (text !== shown) o.onStatus?.(status);
       shown = text;
@@ -147,8 +161,13 @@ export async function remoteObjective(
 
 /** Workers with a fresh heartbeat, and the job queue's counts. */
 export async function statusOf(cluster: Cluster, done: number, total: number): Promise<ClusterStatus> {
-  let workers = 0;
-  for await (const _ of await cluster.workers.keys()) workers++;
+  // The bucket's subjects, read from the stream's state: listing keys (kv.keys) can wait forever when
+  // a heartbeat expires while it runs. A stopped worker leaves a delete marker, so each entry is read.
+  const prefix = `$KV.${NAMES.workers}.`;
+  const state = await cluster.jsm.streams.info(`KV_${NAMES.workers}`, { subjects_filter: `${prefix}>` });
+  const keys = Object.keys(state.state.subjects ?? {}).map((s) => s.slice(prefix.length));
+  const entries = await Promise.all(keys.map((k) => cluster.workers.get(k).catch(() => null)));
+  const workers = entries.filter((e) => e !== null && e.operation === "PUT").length;
   const info = await cluster.jsm.consumers.info(NAMES.stream, NAMES.consumer);
   return { workers, queued: info.num_pending, running: info.num_ack_pending, done, total };
 }

@@ -31,6 +31,20 @@ export interface WorkerOptions {
 }
 
 const HEARTBEAT_MS = 2000;
+const FETCH_MS = 1000;
+// A pull that outlives its own expiry this long is given up on: a message it may still bring is
+// never acked, so the server hands it out again after the ack wait.
+const FETCH_LIMIT_MS = 10_000;
+
+async function fetchJob(cluster: Cluster): Promise<JsMsg | null | "late"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), FETCH_LIMIT_MS));
+  try {
+    return await Promise.race([cluster.consumer.next({ expires: FETCH_MS }), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Keeps the last few decoded blobs: a search sends every job of a layer with the same two. */
 class BlobCache<T> {
@@ -69,7 +83,12 @@ export async function serveJobs(cluster: Cluster, o: WorkerOptions): Promise<num
       cluster.check();
       let msg: JsMsg | null;
       try {
-        msg = await cluster.consumer.next({ expires: 1000 });
+        const got = await fetchJob(cluster);
+        if (got === "late") {
+          o.log(`worker ${o.id}: a fetch did not return in ${FETCH_LIMIT_MS / 1000} s; fetching again`);
+          continue;
+        }
+        msg = got;
       } catch (e) {
         cluster.check();
         if (cluster.nc.isClosed()) throw new ClusterError(`the connection to ${cluster.url} closed`);

@@ -38,13 +38,16 @@ export class Watched {
   readonly #done: Promise<unknown>;
   #exited = false;
 
-  constructor(readonly child: Deno.ChildProcess, readonly name: string) {
+  /** Every process is killed after `limitMs`, so no test waits on one forever. */
+  constructor(readonly child: Deno.ChildProcess, readonly name: string, limitMs = 90_000) {
+    const guard = setTimeout(() => this.kill("SIGKILL"), limitMs);
     const pump = async (stream: ReadableStream<Uint8Array>, to: "stdout" | "stderr") => {
       for await (const chunk of stream.pipeThrough(new TextDecoderStream())) this[to] += chunk;
     };
     this.#done = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
     this.status = child.status.then(async (s) => {
       this.#exited = true;
+      clearTimeout(guard);
       await this.#done;
       return s;
     });

@@ -135,15 +135,41 @@ Deno.test({
       const [rescuer] = await startWorkers(server.url, 1);
       procs.push(rescuer);
       const s = await search.status;
-      assert(s.code === 0, `search --nats exited with ${s.code}\n${search.stdout}\n${search.stderr}`);
+      assert(s.code === 0, `search --nats exited with ${s.code}`);
       ok(await local, "local search");
       assertSameSearch(await searchRecord(distDir), await searchRecord(localDir), "search --nats with a killed worker");
       assert(
         new RegExp(`job ${key} started: .* \\(delivery [2-9]\\)`).test(rescuer.stdout),
         `the killed worker's job ${key} was not redelivered:\n${rescuer.stdout}`,
       );
+    } catch (e) {
+      throw new Error(
+        `${(e as Error).message}\n${procs.map((p) => `--- ${p.name}:\n${p.stdout}${p.stderr}`).join("\n")}`,
+      );
     } finally {
       await Promise.all(procs.map((p) => p.stop()));
+      await server.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "with no worker, --local-fallback scores here and gives the local search's result",
+  ignore: IGNORE,
+  async fn() {
+    const server = await startServer();
+    try {
+      const [localDir, distDir] = [out(), out()];
+      const args = [...SEARCH, "--seed", "5"];
+      const [local, dist] = await Promise.all([
+        cli(...args, "--out", localDir),
+        cli(...args, "--nats", server.url, "--local-fallback", "--out", distDir),
+      ]);
+      ok(local, "local search");
+      ok(dist, "search --nats --local-fallback");
+      assert(/cluster: 0 workers, .*; scoring here \(--local-fallback\)/.test(dist.stdout), dist.stdout);
+      assertSameSearch(await searchRecord(distDir), await searchRecord(localDir), "search --local-fallback");
+    } finally {
       await server.close();
     }
   },
