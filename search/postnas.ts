@@ -125,6 +125,11 @@ function check<C>(space: readonly (readonly C[])[], o: PostnasOptions<C>): reado
  *   ["mha mha", false, false],
  *   ["mha jet", true, true],
  * ]);
+ * // evaluateMany gets each layer's new configurations at once, e.g. to score them concurrently: same result.
+ * const many = (configs: readonly (readonly Kind[])[]) => Promise.all(configs.map(async (c) => loss(c)));
+ * const options = { strategy: "greedy", baseline: ["jet", "jet"], feasible: maxCount((k: Kind) => k === "mha", 1) } as const;
+ * const same = await postnas(space, loss, { ...options, evaluateMany: many });
+ * assert.deepEqual([same.choice, same.score, same.trace], [choice, score, trace]);
  * ```
  */
 export async function postnas<C>(

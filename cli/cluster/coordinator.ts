@@ -9,6 +9,7 @@ import {
   type ToyBatch,
 } from "../../mod.ts";
 import {
+  clearFailure,
   evaluationOf,
   getFailure,
   getResult,
@@ -91,6 +92,7 @@ export async function remoteObjective(
     packBatches(batches).then((b) => putBlob(cluster, "data", b)),
   ]);
   let local: ReturnType<typeof pathObjective> | null = null;
+  const nonce = crypto.randomUUID();
   const results = new Map<string, JobResult>();
   const keyOf = new Map<string, string>(); // configuration JSON -> job key
 
@@ -103,9 +105,11 @@ export async function remoteObjective(
       if (r === null) pending.set(job.key, job);
       else results.set(job.key, r);
     }
-    // The message id is the job key: JetStream drops a second copy published within its dedup window.
+    // A failure recorded by an earlier search is tried again. The message id makes a publish that the
+    // client retries count once; jobs equal to another search's still go out (their result decides).
     for (const job of pending.values()) {
-      await cluster.js.publish(NAMES.subject, JSON.stringify(job), { msgID: job.key });
+      await clearFailure(cluster, job.key);
+      await cluster.js.publish(NAMES.subject, JSON.stringify(job), { msgID: `${job.key}.${nonce}` });
     }
     let shown = "", lastStatus = -Infinity;
     while (pending.size > 0) {

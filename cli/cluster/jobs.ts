@@ -196,6 +196,11 @@ export async function putFailure(cluster: Cluster, f: JobFailure): Promise<void>
   await cluster.results.create(failureKey(f.key), JSON.stringify(f)).catch(() => {});
 }
 
+/** Forgets a job's recorded failure, so that it can be tried again (a new search after a fix). */
+export async function clearFailure(cluster: Cluster, key: string): Promise<void> {
+  if ((await getFailure(cluster, key)) !== null) await cluster.results.purge(failureKey(key));
+}
+
 /** The recorded failure of a job key, or null. */
 export async function getFailure(cluster: Cluster, key: string): Promise<JobFailure | null> {
   const e = await cluster.results.get(failureKey(key));

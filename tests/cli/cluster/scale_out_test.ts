@@ -1,7 +1,7 @@
 // Scale-out end to end: a real nats-server, worker processes and search --nats against the local search.
 
 import { connectCluster } from "../../../cli/cluster/nats.ts";
-import { getResult, type JobResult, makeJob, putResult } from "../../../cli/cluster/jobs.ts";
+import { getFailure, getResult, type JobResult, makeJob, putResult } from "../../../cli/cluster/jobs.ts";
 import { assert, cli, DATA, MODEL, ok } from "../helpers.ts";
 import { IGNORE, startServer, watchCli, type Watched } from "./nats_helpers.ts";
 
@@ -80,6 +80,15 @@ Deno.test({
           assert(
             workers.every((w, i) => count(w.stdout, / started: /g) === started[i]),
             "a scored job was scored again",
+          );
+          // A job whose supernet is not in the object store is recorded as failed, with the reason, not retried.
+          const lost = await makeJob("0".repeat(64), stored.data, stored.weights, stored.config);
+          await cluster.js.publish("jetfold.jobs", JSON.stringify(lost), { msgID: crypto.randomUUID() });
+          await Promise.race(workers.map((w) => w.waitFor(new RegExp(`job ${lost.key.slice(0, 12)} failed: `))));
+          const failure = await getFailure(cluster, lost.key);
+          assert(
+            failure !== null && /supernet blob 0{12} is not in the object store/.test(failure.error),
+            "no failure",
           );
         } finally {
           await cluster.close();
