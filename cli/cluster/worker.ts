@@ -157,7 +157,16 @@ async function handle(cluster: Cluster, msg: JsMsg, h: Handling): Promise<boolea
   } finally {
     clearInterval(progress);
   }
-  const stored = await putResult(cluster, resultOf(job, score, h.id, delivery));
+  let stored;
+  try {
+    stored = await putResult(cluster, resultOf(job, score, h.id, delivery));
+  } catch (e) {
+    cluster.check();
+    // The store did not answer: hand the job back to be scored again rather than lose it.
+    msg.nak(1000);
+    h.log(`${name}: could not store its result (${(e as Error).message}); handed back`);
+    return false;
+  }
   msg.ack();
   const secs = ((performance.now() - t0) / 1000).toFixed(2);
   h.log(`${name} done: score ${score.score} in ${secs} s${stored ? "" : " (a result was stored already; it stays)"}`);
