@@ -71,43 +71,37 @@ export const searchCommand = defineCommand({
       interrupts.hold();
       // The server is reached before any work, so a wrong --nats fails in seconds, not after the warmup.
       const cluster = url === null ? null : await scaleOut(out, url, o);
-      try {
-        await inRun(runPlan, o, async (run) => {
-          say(out, `data: ${data.label}`);
-          say(out, `run directory: ${run.dir}`);
-          const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
-          say(out, `\n${paint(out, "bold", "warmup")}`);
-          const warm = await warmup(ctx, o, plan);
-          say(out, `\n${paint(out, "bold", "PostNAS")}`);
-          const { choice, record } = await search(ctx, warm, o, cluster?.scorer);
-          const chosen = extractSubnet(warm.supernet, choice);
-          const ckpt = run.file(FILES.checkpoint);
-          await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
-          releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
-          const cfg = warm.baseConfig;
-          const stateOf = (blocks: typeof choice) => totalStateBytes(blocks, { cfg, context: o.context });
-          const mhaState = stateOf(cfg.blocks.map(() => block("mha"))), chosenState = stateOf(choice);
-          const summary: [string, string][] = [
-            ["configuration", choice.map(blockLabel).join(", ")],
-            ["score", `${record.score.toFixed(4)} (${record.objective})`],
-            [
-              `decoding state at ${o.context} tokens`,
-              `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${
-                (mhaState / chosenState).toFixed(1)
-              }x smaller)`,
-            ],
-            ["run directory", run.dir],
-          ];
-          const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
-          await writeReport(run, { title, summary, search: record });
-          console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
-          console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
-          console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
-          console.log(`trace: ${run.file(FILES.search)}`);
-        });
-      } finally {
-        await cluster?.close();
-      }
+      await inRun(runPlan, o, async (run) => {
+        say(out, `data: ${data.label}`);
+        say(out, `run directory: ${run.dir}`);
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        say(out, `\n${paint(out, "bold", "warmup")}`);
+        const warm = await warmup(ctx, o, plan);
+        say(out, `\n${paint(out, "bold", "PostNAS")}`);
+        const { choice, record } = await search(ctx, warm, o, cluster?.scorer);
+        const chosen = extractSubnet(warm.supernet, choice);
+        const ckpt = run.file(FILES.checkpoint);
+        await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
+        releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
+        const cfg = warm.baseConfig;
+        const stateOf = (blocks: typeof choice) => totalStateBytes(blocks, { cfg, context: o.context });
+        const mhaState = stateOf(cfg.blocks.map(() => block("mha"))), chosenState = stateOf(choice);
+        const summary: [string, string][] = [
+          ["configuration", choice.map(blockLabel).join(", ")],
+          ["score", `${record.score.toFixed(4)} (${record.objective})`],
+          [
+            `decoding state at ${o.context} tokens`,
+            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
+          ],
+          ["run directory", run.dir],
+        ];
+        const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
+        await writeReport(run, { title, summary, search: record });
+        console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
+        console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
+        console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
+        console.log(`trace: ${run.file(FILES.search)}`);
+      }).finally(() => cluster?.close());
     };
   },
 });
