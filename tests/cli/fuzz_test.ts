@@ -10,13 +10,14 @@ import { info } from "../../cli/commands/info.ts";
 import { searchCommand } from "../../cli/commands/search.ts";
 import { train } from "../../cli/commands/train.ts";
 import { tune } from "../../cli/commands/tune.ts";
+import { workerCommand } from "../../cli/commands/worker.ts";
 import { assert, cli, listing, makeFixtures } from "./helpers.ts";
 
 const F = await makeFixtures("jetfold-cli-fuzz-");
 const OUTS = `${F.dir}/outs`, CONFIGS = `${F.dir}/configs`;
 await Deno.mkdir(OUTS);
 await Deno.mkdir(CONFIGS);
-const COMMANDS = [demo, train, searchCommand, tune, generateCommand, bench, info];
+const COMMANDS = [demo, train, searchCommand, tune, generateCommand, bench, info, workerCommand];
 
 // Mostly values that pass, so the checks past parsing run too; at times one that must not.
 const mostly = <T>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<T>) =>
