@@ -32,7 +32,9 @@ export function isModelRepoId(source: string): boolean {
 export async function modelDirectory(source: string, hub: HubOptions, where: string): Promise<string> {
   if (await isDirectory(source)) return source;
   if (!isModelRepoId(source)) {
-    throw new Deno.errors.NotFound(`${where}: ${source} is neither a directory nor a Hub repo id (org/name[@revision])`);
+    throw new Deno.errors.NotFound(
+      `${where}: ${source} is neither a directory nor a Hub repo id (org/name[@revision])`,
+    );
   }
   const named = `${where}: there is no directory ${source}, and as a Hub repo id`;
   const fail = (e: unknown): never => {

@@ -1,0 +1,103 @@
+// `--model SOURCE`: a Hugging Face model (a local directory or a Hub repo id) as config, params and tokenizer.
+// Shared by generate, train, tune and info, and meant for search too: one option spec, one loader, one text codec.
+
+import {
+  type HubProgress,
+  loadPretrained,
+  type ModelConfig,
+  type ModelParams,
+  paramCount,
+  type Tokenizer,
+} from "../mod.ts";
+import { InputError, str } from "./args.ts";
+import { sizeText } from "./input.ts";
+import { type Out, write } from "./progress.ts";
+
+/** The `--model` option. */
+export const MODEL_SOURCE = {
+  model: str(null, "a Hugging Face model: a directory, or a Hub repo id org/name[@revision] (cache, else download)", {
+    meta: "SOURCE",
+  }),
+} as const;
+
+/** A model that `--model` named, loaded. */
+export interface LoadedModel {
+  /** What was given: the directory or the repo id. */
+  readonly source: string;
+  readonly config: ModelConfig;
+  readonly params: ModelParams;
+  /** The model's tokenizer; null where its directory has none. */
+  readonly tokenizer: Tokenizer | null;
+}
+
+// One redrawn line per file on a terminal; elsewhere a line when a file is done.
+function downloadProgress(out: Out): (p: HubProgress) => void {
+  let last = 0;
+  return (p) => {
+    if (out.quiet) return;
+    const total = p.total ?? 0, done = total > 0 && p.loaded >= total;
+    const text = `  downloading ${p.file}: ${sizeText(p.loaded)}${total > 0 ? ` of ${sizeText(total)}` : ""}`;
+    if (out.tty) {
+      const now = performance.now();
+      if (!done && now - last < 100) return;
+      last = now;
+      write(`\r\x1b[2K${text}${done ? "\n" : ""}`);
+    } else if (done) console.log(text);
+  };
+}
+
+/**
+ * Loads `--model SOURCE` with `loadPretrained`, showing download progress; any problem (a missing directory or
+ * repo, no network permission, offline without a cached copy, a bad config or weights) is an InputError.
+ */
+export async function loadModel(source: string, out: Out): Promise<LoadedModel> {
+  try {
+    const m = await loadPretrained(source, { hub: { onProgress: downloadProgress(out) } });
+    return { source, config: m.config, params: m.params, tokenizer: m.tokenizer ?? null };
+  } catch (e) {
+    throw new InputError(`--model ${source}: ${(e as Error).message.replace(/^loadPretrained: /, "")}`);
+  }
+}
+
+/** The model's tokenizer, or an InputError saying that `what` needs one. */
+export function tokenizerOf(m: LoadedModel, what: string): Tokenizer {
+  if (m.tokenizer !== null) return m.tokenizer;
+  throw new InputError(
+    `--model ${m.source} has no tokenizer (tokenizer.json, or vocab.json and merges.txt), which ${what} needs`,
+  );
+}
+
+/**
+ * The ids of `text` by `tokenizer`, each checked to be a row of the embedding (`vocab` rows): a tokenizer can name
+ * more ids than a model has rows, and such an id would gather garbage rather than fail.
+ */
+export function encodeText(tokenizer: Tokenizer, text: string, vocab: number, what: string): number[] {
+  const ids = tokenizer.encode(text, { addSpecial: false });
+  const bad = ids.findIndex((id) => !(Number.isInteger(id) && id >= 0 && id < vocab));
+  if (bad >= 0) {
+    throw new InputError(
+      `${what}: the tokenizer gives id ${ids[bad]} (token ${bad}), but the model's embedding has ${vocab} rows`,
+    );
+  }
+  return ids;
+}
+
+/**
+ * The text of generated ids. A model may produce ids its tokenizer does not have (Qwen pads the embedding past the
+ * vocabulary); those show as `<id N>` instead of failing the decode.
+ */
+export function decodeText(tokenizer: Tokenizer, ids: readonly number[]): string {
+  let text = "", run: number[] = [];
+  const flush = () => (text += run.length ? tokenizer.decode(run) : "", run = []);
+  for (const id of ids) {
+    if (id >= 0 && id < tokenizer.vocabSize) run.push(id);
+    else flush(), text += `<id ${id}>`;
+  }
+  flush();
+  return text;
+}
+
+/** Bytes of a model's f32 params. */
+export function paramBytes(params: ModelParams): number {
+  return 4 * paramCount(params);
+}
