@@ -3,14 +3,21 @@
 
 import {
   type HubProgress,
+  initModel,
   loadPretrained,
+  mixer,
   type ModelConfig,
   type ModelParams,
   paramCount,
+  type PretrainedConfig,
+  pretrainedConfig,
+  randomKey,
   type Tokenizer,
+  treeDispose,
 } from "../mod.ts";
 import { InputError, str } from "./args.ts";
 import { sizeText } from "./input.ts";
+import { memoryLimit } from "./limits.ts";
 import { type Out, write } from "./progress.ts";
 
 /** The `--model` option. */
@@ -100,4 +107,77 @@ export function decodeText(tokenizer: Tokenizer, ids: readonly number[]): string
 /** Bytes of a model's f32 params. */
 export function paramBytes(params: ModelParams): number {
   return 4 * paramCount(params);
+}
+
+/** One line about a loaded model: where from, its layers and its parameter count. */
+export function modelSummary(m: LoadedModel): string {
+  const kinds = new Map<string, number>();
+  for (const b of m.config.blocks) {
+    const k = b.attn === "swa" ? `swa:${b.window}` : b.attn;
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  const layers = [...kinds].map(([k, n]) => `${n} x ${k}`).join(", ");
+  return `${m.source}: ${m.config.blocks.length} layers (${layers}), width ${m.config.width}, ` +
+    `${paramCount(m.params).toLocaleString("en-US")} parameters`;
+}
+
+/** What `--model` names, without its weights (a Hub repo id fetches config.json and the tokenizer only). */
+export interface ModelConfigOf extends PretrainedConfig {
+  readonly source: string;
+}
+
+/** Reads `--model SOURCE`'s config and tokenizer, as `loadModel` reads the whole model. */
+export async function readModelConfig(source: string, out: Out): Promise<ModelConfigOf> {
+  try {
+    return { source, ...await pretrainedConfig(source, { hub: { onProgress: downloadProgress(out) } }) };
+  } catch (e) {
+    throw new InputError(`--model ${source}: ${(e as Error).message.replace(/^pretrainedConfig: /, "")}`);
+  }
+}
+
+// Layer kinds by runs of indices: "0-2 jet, 3 mha, 4-5 jet".
+function layerRuns(cfg: ModelConfig): string {
+  const kinds = cfg.blocks.map((b) => b.attn === "swa" ? `swa:${b.window}` : b.attn);
+  const runs: string[] = [];
+  for (let i = 0; i < kinds.length;) {
+    let j = i;
+    while (j + 1 < kinds.length && kinds[j + 1] === kinds[i]) j++;
+    runs.push(`${i === j ? i : `${i}-${j}`} ${kinds[i]}`);
+    i = j + 1;
+  }
+  return runs.join(", ");
+}
+
+/** Decoding state bytes of one sequence at `context` tokens, per layer (f32; the conv tail of blocks with conv). */
+export function stateBytesOf(cfg: ModelConfig, context: number): number[] {
+  return cfg.blocks.map((b) => mixer(cfg, b).stateBytes(context) + (b.conv ? (cfg.convWidth - 1) * cfg.width * 4 : 0));
+}
+
+/** The lines `info --model` prints. */
+export function describeModel(m: ModelConfigOf, context: number): string[] {
+  const { config: cfg } = m;
+  const template = initModel(randomKey(0), cfg); // lazy: only its shapes are counted
+  const params = paramCount(template);
+  treeDispose(template);
+  const state = stateBytesOf(cfg, context), total = state.reduce((a, b) => a + b, 0);
+  const byKind = new Map<string, number>();
+  cfg.blocks.forEach((b, i) => byKind.set(b.attn, (byKind.get(b.attn) ?? 0) + state[i]));
+  const kinds = [...byKind].map(([k, n]) => `${k} ${sizeText(n)}`).join(", ");
+  const limit = memoryLimit(), weights = 4 * params, need = weights + total;
+  const tok = m.tokenizer;
+  return [
+    `model: ${m.source}`,
+    `  architecture: ${m.architecture}, width ${cfg.width}, ${cfg.heads} heads (${cfg.kvHeads} key/value), ` +
+    `ffn ${cfg.ffnHidden}, vocab ${cfg.vocab}${cfg.tied === false ? "" : ", tied embeddings"}`,
+    `  layers: ${cfg.blocks.length}: ${layerRuns(cfg)}`,
+    `  parameters: ${params.toLocaleString("en-US")} (${sizeText(weights)} in f32, as jetfold holds them)`,
+    `  decoding state at ${context.toLocaleString("en-US")} tokens: ${sizeText(total)} a sequence (${kinds})`,
+    `  memory to decode at that context: about ${sizeText(need)} (weights and state), ` +
+    `${need <= limit.bytes ? "within" : "over"} the limit of ${sizeText(limit.bytes)} (${limit.basis})`,
+    `  tokenizer: ${
+      tok === undefined ? "none" : `${tok.vocabSize.toLocaleString("en-US")} ids` +
+        (tok.vocabSize !== cfg.vocab ? ` (the embedding has ${cfg.vocab.toLocaleString("en-US")} rows)` : "") +
+        (tok.eosId !== undefined ? `, end of text ${tok.eosId}` : "")
+    }`,
+  ];
 }

@@ -189,6 +189,42 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
   return tokenizer === undefined ? { config: cfg, params } : { config: cfg, params, tokenizer };
 }
 
+/** What `pretrainedConfig` reads of a model without its weights. */
+export interface PretrainedConfig {
+  /** The model's config. */
+  readonly config: ModelConfig;
+  /** The architecture config.json names. */
+  readonly architecture: string;
+  /** The tokenizer, where the model has one. */
+  readonly tokenizer?: Tokenizer;
+}
+
+/**
+ * Reads a Hugging Face model's config.json and tokenizer without its weights: the same sources and
+ * checks as `loadPretrained`, but a Hub repo id fetches only config.json and the tokenizer files,
+ * so a model's size, layers and decoding state can be judged before gigabytes are downloaded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { block, initModel, modelConfig, pretrainedConfig, randomKey, savePretrained } from "../mod.ts";
+ * const config = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("jet"), block("mha", { bias: true })] });
+ * const dir = await Deno.makeTempDir();
+ * await savePretrained(dir, { config, params: initModel(randomKey(0), config) });
+ * await Deno.remove(`${dir}/model.safetensors`); // not needed
+ * const got = await pretrainedConfig(dir);
+ * assert.deepEqual([got.architecture, got.config, got.tokenizer], ["JetNemotronForCausalLM", config, undefined]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function pretrainedConfig(source: string, opts: LoadPretrainedOptions = {}): Promise<PretrainedConfig> {
+  const where = "pretrainedConfig";
+  const dir = await modelDirectory(source, opts.hub ?? {}, where, { weights: false });
+  const { arch, cfg } = fromHfConfig(await readConfig(dir, where), where);
+  const tokenizer = await directoryTokenizer(dir, where);
+  return tokenizer === undefined ? { config: cfg, architecture: arch } : { config: cfg, architecture: arch, tokenizer };
+}
+
 /**
  * Writes a model as a Hugging Face directory that transformers reads: `config.json` (with
  * `architectures`: JetNemotronForCausalLM when there are jet or swa layers, Qwen2ForCausalLM when

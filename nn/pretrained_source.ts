@@ -27,9 +27,15 @@ export function isModelRepoId(source: string): boolean {
 /**
  * The local directory of a model: `source` itself when it is a directory, else the snapshot folder of the Hub repo
  * `org/name[@revision]`, with config.json, the weights (one file, or the index and every shard it names) and the
- * tokenizer files the repo has, each found in the cache or downloaded into it (see `hubFile`).
+ * tokenizer files the repo has, each found in the cache or downloaded into it (see `hubFile`); with
+ * `weights: false`, config.json and the tokenizer files only.
  */
-export async function modelDirectory(source: string, hub: HubOptions, where: string): Promise<string> {
+export async function modelDirectory(
+  source: string,
+  hub: HubOptions,
+  where: string,
+  opts: { readonly weights?: boolean } = {},
+): Promise<string> {
   if (await isDirectory(source)) return source;
   if (!isModelRepoId(source)) {
     throw new Deno.errors.NotFound(
@@ -53,8 +59,9 @@ export async function modelDirectory(source: string, hub: HubOptions, where: str
       (path) => path,
       (e) => e instanceof Deno.errors.NotFound ? undefined : fail(e),
     );
-  const index = await optional("model.safetensors.index.json");
-  if (index !== undefined) {
+  const index = opts.weights === false ? undefined : await optional("model.safetensors.index.json");
+  if (opts.weights === false) { /* config.json and the tokenizer only */ }
+  else if (index !== undefined) {
     let map: unknown;
     try {
       map = JSON.parse(await Deno.readTextFile(index)).weight_map;
