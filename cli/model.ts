@@ -2,6 +2,7 @@
 // Shared by generate, train, tune and info, and meant for search too: one option spec, one loader, one text codec.
 
 import {
+  type BackendInfo,
   type HubProgress,
   initModel,
   loadPretrained,
@@ -14,6 +15,8 @@ import {
   randomKey,
   type Tokenizer,
   treeDispose,
+  treeLeaves,
+  treePaths,
 } from "../mod.ts";
 import { InputError, str } from "./args.ts";
 import { sizeText } from "./input.ts";
@@ -180,4 +183,33 @@ export function describeModel(m: ModelConfigOf, context: number): string[] {
         (tok.eosId !== undefined ? `, end of text ${tok.eosId}` : "")
     }`,
   ];
+}
+
+/**
+ * Refuses, before any work, a model with a tensor larger than one buffer of the backend may be (WebGPU binds at
+ * most maxStorageBufferBindingSize: 128 MiB on llvmpipe, less than a real model's embedding), naming the tensor,
+ * its size and the limit: such tensors are not split across buffers yet. The largest activations of the work are
+ * counted too: a prefill's attention scores (`batch` x heads x tokens^2) and the logits (`batch` x tokens x vocab).
+ */
+export function checkBuffers(
+  m: { readonly source: string; readonly config: ModelConfig; readonly params: ModelParams },
+  backend: Pick<BackendInfo, "name" | "capabilities">,
+  work: { readonly batch: number; readonly tokens: number },
+): void {
+  const limit = backend.capabilities.maxBufferBytes;
+  if (!Number.isFinite(limit)) return;
+  const { config: cfg } = m, leaves = treeLeaves(m.params), paths = treePaths(m.params);
+  const sized: [string, number][] = leaves.map((t, i) => [`tensor "${paths[i]}" [${t.shape.join(", ")}]`, 4 * t.size]);
+  const hasAttention = cfg.blocks.some((b) => b.attn === "mha" || b.attn === "swa");
+  const { batch, tokens } = work;
+  if (hasAttention) sized.push([`the attention scores of ${tokens} tokens`, 4 * batch * cfg.heads * tokens * tokens]);
+  sized.push([`the logits of ${tokens} tokens`, 4 * batch * tokens * cfg.vocab]);
+  const over = sized.find(([, bytes]) => bytes > limit);
+  if (over === undefined) return;
+  const f = (n: number) => n.toLocaleString("en-US");
+  throw new InputError(
+    `--model ${m.source}: ${over[0]} needs ${sizeText(over[1])} (${f(over[1])} bytes), more than the ` +
+      `${f(limit)} bytes one buffer may hold on the ${backend.name} backend here, and tensors are not split across ` +
+      "buffers yet; use --backend wasm or cpu" + (over[0].startsWith("tensor") ? "" : ", or fewer tokens"),
+  );
 }

@@ -180,11 +180,14 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
       );
     }
   });
-  const host = slots.map((slot) => {
-    const e = weights.get(slot.name)!, values = entryValues(e);
+  // One tensor at a time, from disk: the bytes of one tensor are held beside the f32 params, never whole files.
+  // Every tensor is read and checked before any is handed out, so an error leaves nothing half-loaded.
+  const host: Float32Array[] = [];
+  for (const slot of slots) {
+    const e = weights.get(slot.name)!, values = entryValues({ code: e.code, bytes: await e.read() });
     if (!opts.allowNonFinite) checkFinite(slot.name, e.shape, values, `${where}: ${e.file}`);
-    return slot.transpose ? transposed(values, e.shape[0], e.shape[1]) : values;
-  });
+    host.push(slot.transpose ? transposed(values, e.shape[0], e.shape[1]) : values);
+  }
   const params = treeUnflatten<ModelParams>(def, host.map((v, i) => tensor(v, { shape: leaves[i].shape })));
   return tokenizer === undefined ? { config: cfg, params } : { config: cfg, params, tokenizer };
 }

@@ -17,7 +17,7 @@ import { makeOut, say } from "../progress.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
 import { checkpointOf } from "../rundir.ts";
 import { codecOf } from "../data.ts";
-import { decodeText, encodeText, loadModel, MODEL_SOURCE, modelSummary, tokenizerOf } from "../model.ts";
+import { checkBuffers, decodeText, encodeText, loadModel, MODEL_SOURCE, modelSummary, tokenizerOf } from "../model.ts";
 import { type Out, write } from "../progress.ts";
 import type { Tokenizer } from "../../mod.ts";
 import { dataFor, defineCommand, promptLength, promptOf, sampleAndPrint, startBackend } from "../session.ts";
@@ -156,7 +156,8 @@ async function prepareModel(o: Options, given: ReadonlySet<string>) {
     "--tokens",
   );
   return async () => {
-    await startBackend(out, o.backend);
+    const info = await startBackend(out, o.backend);
+    checkBuffers(m, info, { batch: 1, tokens: ids.length + o.tokens });
     say(out, `model: ${modelSummary(m)}`);
     const key = o.temperature === 0 ? undefined : foldIn(randomKey(o.seed), 4);
     await streamSample(out, { ...m, tokenizer }, ids, o, key);

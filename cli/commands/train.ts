@@ -4,7 +4,7 @@ import { block, type BlockSpec, initModel, paramCount } from "../../mod.ts";
 import { COMMON, CONFIG_LIMIT, flagOf, InputError, num, readConfig, str, type Values } from "../args.ts";
 import { readJsonFile } from "../input.ts";
 import { openData, reopenData } from "../data.ts";
-import { type LoadedModel, loadModel, MODEL_SOURCE, modelSummary, tokenizerOf } from "../model.ts";
+import { checkBuffers, type LoadedModel, loadModel, MODEL_SOURCE, modelSummary, tokenizerOf } from "../model.ts";
 import { Interrupted, interrupts } from "../interrupt.ts";
 import { checkMemory, evalBytes, generateBytes, trainBytes } from "../limits.ts";
 import { blockLabel, configFrom, DATA, LOG, MODEL, parseBlocks, refuseIgnored, SAMPLE, stepCount } from "../options.ts";
@@ -91,6 +91,7 @@ export const train = defineCommand({
     return async () => {
       const out = makeOut(o.quiet);
       const info = await startBackend(out, o.backend);
+      if (base !== null) checkBuffers(base, info, { batch: Math.max(batch, o.evalBatch), tokens: seqLen });
       const params = saved?.params ?? base?.params ?? initModel(keyFor(o.seed, "init"), config);
       if (start >= o.steps) {
         console.log(`already at step ${start} of ${o.steps}; nothing to train (raise --steps to continue)`);

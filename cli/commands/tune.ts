@@ -11,7 +11,7 @@ import { loadCheckpoint } from "../checkpoint.ts";
 import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
 import { openData } from "../data.ts";
 import { InputError } from "../input.ts";
-import { loadModel, MODEL_SOURCE, tokenizerOf } from "../model.ts";
+import { checkBuffers, type LoadedModel, loadModel, MODEL_SOURCE, tokenizerOf } from "../model.ts";
 import {
   dataFor,
   defineCommand,
@@ -49,10 +49,10 @@ export const tune = defineCommand({
     "finishes the current step and saves the model so far as the checkpoint.",
   specs,
   async prepare(o, given) {
-    let base, data;
+    let base, data, loaded: LoadedModel | null = null;
     if (o.model !== null) {
       if (o.checkpoint !== null || o.run !== null) throw new InputError("give --model, --checkpoint or --run, not two");
-      const m = await loadModel(o.model, makeOut(o.quiet));
+      const m = loaded = await loadModel(o.model, makeOut(o.quiet));
       const codec = { tokenizer: tokenizerOf(m, "--data"), vocab: m.config.vocab, model: m.source };
       base = { config: m.config, params: m.params, data: null };
       data = await openData(o, codec);
@@ -80,6 +80,7 @@ export const tune = defineCommand({
     return async () => {
       const out = makeOut(o.quiet);
       const info = await startBackend(out, o.backend);
+      if (loaded !== null) checkBuffers(loaded, info, { batch: Math.max(batch, o.evalBatch), tokens: seqLen });
       interrupts.hold();
       await inRun(plan, o, async (run) => {
         say(out, `data: ${data.label}`);

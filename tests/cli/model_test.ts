@@ -216,3 +216,36 @@ Deno.test("generate --model takes a Hub repo id, downloading into $HF_HOME from 
     await hub.close();
   }
 });
+
+Deno.test("a tensor larger than one buffer of the backend is refused up front, by name, size and limit", async () => {
+  const { checkBuffers } = await import("../../cli/model.ts");
+  const { InputError } = await import("../../cli/args.ts");
+  const m = { source: "m", ...(await loadPretrained(QWEN)) };
+  const backend = (maxBufferBytes: number) => ({
+    name: "webgpu" as const,
+    capabilities: { maxKernelBuffers: 8, maxLoop: 1e6, maxBufferBytes, precisions: ["f32" as const] },
+  });
+  const refuses = (limit: number, work: { batch: number; tokens: number }, text: string) => {
+    try {
+      checkBuffers(m, backend(limit), work);
+    } catch (e) {
+      assert(e instanceof InputError && e.message.includes(text), `${(e as Error).message} lacks ${text}`);
+      return;
+    }
+    throw new Error(`not refused at ${limit}`);
+  };
+  // The fixture's largest tensor is the embedding, 40 x 16 f32: 2560 bytes.
+  refuses(
+    2559,
+    { batch: 1, tokens: 1 },
+    `tensor "embed" [40, 16] needs 2.5 KiB (2,560 bytes), more than the 2,559 bytes`,
+  );
+  checkBuffers(m, backend(2560), { batch: 1, tokens: 8 });
+  // 4 heads x 30^2 scores x 4 bytes = 14,400 bytes.
+  refuses(14_399, { batch: 1, tokens: 30 }, "the attention scores of 30 tokens needs 14.1 KiB (14,400 bytes)");
+  // No limit on the CPU backend.
+  checkBuffers(m, { name: "cpu", capabilities: { ...backend(0).capabilities, maxBufferBytes: Infinity } }, {
+    batch: 9,
+    tokens: 9999,
+  });
+});
