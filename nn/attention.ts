@@ -62,8 +62,8 @@ function linear(x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
 }
 
 function project(p: AttentionParams, x: Tensor, cfg: ModelConfig, E: number, offset: number): [Tensor, Tensor, Tensor] {
-  const q = rope(heads(linear(x, p.wq, p.bq), cfg.heads, E), { theta: cfg.ropeTheta, offset });
-  const k = rope(heads(linear(x, p.wk, p.bk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset });
+  const q = rope(heads(linear(x, p.wq, p.bq), cfg.heads, E), { theta: cfg.ropeTheta, offset, scale: cfg.ropeScale });
+  const k = rope(heads(linear(x, p.wk, p.bk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset, scale: cfg.ropeScale });
   return [q, k, heads(linear(x, p.wv, p.bv), cfg.kvHeads, E)];
 }
 

@@ -39,11 +39,16 @@ export function dense(key: Key, fanIn: number, fanOut: number, opts: { readonly 
  * assert.ok(Math.abs(c - Math.cos(1)) < 1e-5 && Math.abs(s - Math.sin(1)) < 1e-5);
  * ```
  */
-export function rope(x: Tensor, opts: { readonly theta: number; readonly offset?: number }): Tensor {
+export function rope(
+  x: Tensor,
+  opts: { readonly theta: number; readonly offset?: number; readonly scale?: number },
+): Tensor {
   const T = x.shape[x.ndim - 2], d = x.shape[x.ndim - 1], half = d / 2;
   if (!Number.isInteger(half) || d === 0) throw new Error(`rope: the last axis must be even, got shape [${x.shape}]`);
   const inv = ops.arange(0, half).mul(-2 * Math.log(opts.theta) / d).exp();
-  const pos = ops.arange(0, T).add(opts.offset ?? 0);
+  const at = ops.arange(0, T).add(opts.offset ?? 0);
+  // Linear scaling divides the positions (left out when absent, so unscaled models compute what they did).
+  const pos = opts.scale === undefined ? at : at.div(opts.scale);
   const angle = pos.reshape([T, 1]).mul(inv.reshape([1, half]));
   const [cos, sin] = [angle.cos(), angle.sin()];
   const x1 = x.slice(x.shape.map(() => 0), [...x.shape.slice(0, -1), half]);
