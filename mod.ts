@@ -120,6 +120,7 @@ export {
   type ModelConfig,
   modelConfig,
   type ModelParams,
+  modelTemplate,
   type Optimizer,
   prefill,
   type PrefillOptions,

@@ -4,15 +4,14 @@
 import {
   type BackendInfo,
   type HubProgress,
-  initModel,
   loadPretrained,
   mixer,
   type ModelConfig,
   type ModelParams,
+  modelTemplate,
   paramCount,
   type PretrainedConfig,
   pretrainedConfig,
-  randomKey,
   type Tokenizer,
   treeDispose,
   treeLeaves,
@@ -159,7 +158,7 @@ export function stateBytesOf(cfg: ModelConfig, context: number): number[] {
 /** The lines `info --model` prints. */
 export function describeModel(m: ModelConfigOf, context: number): string[] {
   const { config: cfg } = m;
-  const template = initModel(randomKey(0), cfg); // lazy: only its shapes are counted
+  const template = modelTemplate(cfg); // only its shapes are counted
   const params = paramCount(template);
   treeDispose(template);
   const state = stateBytesOf(cfg, context), total = state.reduce((a, b) => a + b, 0);

@@ -16,7 +16,7 @@ import {
 import * as ops from "../ops/mod.ts";
 import { causalConv } from "./layers.ts";
 import { mixer, type MixerCache } from "./mixers.ts";
-import { ffnResidual, initModel, logitsOf, type ModelParams } from "./model.ts";
+import { ffnResidual, logitsOf, type ModelParams, modelTemplate } from "./model.ts";
 import { checkConfig, type ModelConfig } from "./spec.ts";
 
 /** Options of `generate`. */
@@ -60,6 +60,16 @@ export interface PrefillOptions {
    * so that every `decodeStep` writes one slot of caches of fixed shape instead of concatenating longer ones.
    */
   readonly capacity?: number;
+}
+
+// The head's logits [B, 1, vocab] of one position's hidden state [B, 1, width]. A tied head is the embedding
+// [vocab, width] used transposed; multiplying it first (embed @ h^T) and transposing the small [vocab, B] result
+// keeps backends that copy a transposed operand (the wasm one does) from copying the whole embedding every token.
+// Each logit is the same dot product over the width, so on the CPU backend the bits equal logitsOf's.
+function lastLogits(params: ModelParams, h: Tensor, cfg: ModelConfig): Tensor {
+  if (params.head !== undefined) return logitsOf(params, h, cfg);
+  const [B, , W] = h.shape, normed = ops.rmsNorm(h, { weight: params.normf, eps: cfg.normEps });
+  return params.embed.matmul(normed.reshape([B, W]).transpose()).transpose().reshape([B, 1, cfg.vocab]);
 }
 
 // The last K-1 mixer inputs of a block with `conv`, zero-padded when the prompt is shorter.
@@ -108,7 +118,7 @@ export function prefill(
   });
   const T = tokens.shape[1];
   const state = opts.capacity === undefined ? { layers, pos: T } : { layers, pos: T, capacity: opts.capacity };
-  return [logitsOf(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), state];
+  return [lastLogits(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), state];
 }
 
 /**
@@ -151,7 +161,7 @@ export function decodeStep(
     const K = cfg.convWidth, conv = ops.concat([layer.conv!, normed], { axis: 1 });
     return { mixer: cache, conv: conv.slice([0, 1, 0], [h.shape[0], K, cfg.width]) };
   });
-  return [logitsOf(params, h, cfg).squeeze(1), { ...state, layers, pos: state.pos + 1 }];
+  return [lastLogits(params, h, cfg).squeeze(1), { ...state, layers, pos: state.pos + 1 }];
 }
 
 /** Picks the next token from logits `[B, vocab]`: greedy at temperature 0, else sampled. */
@@ -180,7 +190,7 @@ const shapeOf = (t: Tensor) => `${t.dtype} [${t.shape.join(", ")}]`;
 // Params of another config would fail deep inside a matmul or gather, if at all (extra layers are
 // silently ignored); one sentence naming the first leaf that differs says what is wrong.
 function checkParams(params: ModelParams, cfg: ModelConfig, where: string): void {
-  const template = initModel(randomKey(0), cfg); // lazy: only its names, shapes and dtypes are used
+  const template = modelTemplate(cfg); // only its names, shapes and dtypes are used
   const wanted = treePaths(template), want = treeLeaves(template);
   const [leaves] = treeFlatten(params, { op: `${where}: params` });
   const found = new Map(treePaths(params).map((path, i) => [path, leaves[i]]));

@@ -1,6 +1,6 @@
 // Building blocks shared by the mixers: dense init, RoPE, causal depthwise conv, FFNs.
 
-import { type Key, normal, splitKey, type Tensor } from "../core/mod.ts";
+import { type Key, normal, splitKey, type Tensor, zeros } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import type { FfnKind, ModelConfig } from "./spec.ts";
 
@@ -19,7 +19,26 @@ import type { FfnKind, ModelConfig } from "./spec.ts";
  * ```
  */
 export function dense(key: Key, fanIn: number, fanOut: number, opts: { readonly scale?: number } = {}): Tensor {
-  return normal(key, [fanIn, fanOut], { std: (opts.scale ?? 1) / Math.sqrt(fanIn) });
+  return initNormal(key, [fanIn, fanOut], (opts.scale ?? 1) / Math.sqrt(fanIn));
+}
+
+// While a template is built (`shapesOnly`), initializers give lazy zeros of their shape: random draws are computed
+// on the host at once, which for a real model's template would cost minutes and its size in memory, for nothing.
+let templates = 0;
+
+/** Normal initial values of `shape` with spread `std`; zeros (nothing drawn) inside `shapesOnly`. */
+export function initNormal(key: Key, shape: readonly number[], std: number): Tensor {
+  return templates > 0 ? zeros(shape) : normal(key, shape, { std });
+}
+
+/** Runs `fn` (an initializer, synchronously) with every `initNormal` giving zeros: a template of its shapes. */
+export function shapesOnly<T>(fn: () => T): T {
+  templates++;
+  try {
+    return fn();
+  } finally {
+    templates--;
+  }
 }
 
 /**

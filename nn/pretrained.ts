@@ -1,11 +1,11 @@
 // Pretrained models in the Hugging Face layout: a directory with config.json and safetensors weights, both ways.
 
-import { randomKey, readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
 import { fmt } from "../core/shape.ts";
 import { checkFinite } from "./checkpoint_checks.ts";
 import { architectureFor, fromHfConfig, toHfConfig } from "./hf_config.ts";
 import { entryValues, readWeights, type WeightOut, writeWeights } from "./hf_weights.ts";
-import { initModel, type ModelParams } from "./model.ts";
+import { type ModelParams, modelTemplate } from "./model.ts";
 import { directoryTokenizer, modelDirectory } from "./pretrained_source.ts";
 import type { HubOptions } from "../hub/hub.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
@@ -161,7 +161,7 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
   const { cfg } = fromHfConfig(await readConfig(dir, where), where);
   const tokenizer = await directoryTokenizer(dir, where);
   const weights = await readWeights(dir, where);
-  const template = initModel(randomKey(0), cfg); // lazy: only its structure and shapes are used
+  const template = modelTemplate(cfg); // only its structure and shapes are used
   const [leaves, def] = treeFlatten(template), paths = treePaths(template);
   const slots = paths.map((p) => slotOf(p, cfg));
   const wanted = new Set(slots.map((s) => s.name));
@@ -267,7 +267,7 @@ export async function savePretrained(
     );
   }
   const json = toHfConfig(cfg, architectureFor(cfg), where);
-  const template = initModel(randomKey(0), cfg);
+  const template = modelTemplate(cfg);
   const [want] = treeFlatten(template), paths = treePaths(template);
   const [leaves] = treeFlatten(params, { op: where }), given = treePaths(params);
   if (given.join() !== paths.join() || leaves.some((t, i) => fmt(t.shape) !== fmt(want[i].shape))) {

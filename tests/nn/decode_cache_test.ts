@@ -137,3 +137,13 @@ forEachBackend("generation stops once every row has produced stopId, each row en
   assert.ok(reads.length < 6, `${reads.length} reads: generation went on after every row stopped`);
   assert.deepEqual(reads.map((r) => r[0]).flat(), cut(full[0]));
 });
+
+Deno.test("prefill's logits (the tied head multiplied embedding first) are forward's last position's, bit for bit on the CPU", async () => {
+  await withBackend("cpu", async () => {
+    const params = initModel(randomKey(7), hybrid), tokens = tensor([[5, 3, 9, 1], [2, 2, 8, 0]], { dtype: "i32" });
+    const [logits] = prefill(params, tokens, hybrid);
+    const whole = forward(params, tokens, hybrid).slice([0, 3, 0]).squeeze(1);
+    const [a, b] = await readAll([logits, whole]);
+    assert.deepEqual(bitsOf(a), bitsOf(b));
+  });
+});
