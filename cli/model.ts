@@ -33,6 +33,8 @@ export const MODEL_SOURCE = {
 export interface LoadedModel {
   /** What was given: the directory or the repo id. */
   readonly source: string;
+  /** How to find it again from anywhere: a directory's absolute path, or the repo id (for a run's records). */
+  readonly ref: string;
   readonly config: ModelConfig;
   readonly params: ModelParams;
   /** The model's tokenizer; null where its directory has none. */
@@ -62,7 +64,9 @@ function downloadProgress(out: Out): (p: HubProgress) => void {
 export async function loadModel(source: string, out: Out): Promise<LoadedModel> {
   try {
     const m = await loadPretrained(source, { hub: { onProgress: downloadProgress(out) } });
-    return { source, config: m.config, params: m.params, tokenizer: m.tokenizer ?? null };
+    const isDir = await Deno.stat(source).then((s) => s.isDirectory, () => false);
+    const ref = isDir ? await Deno.realPath(source) : source;
+    return { source, ref, config: m.config, params: m.params, tokenizer: m.tokenizer ?? null };
   } catch (e) {
     throw new InputError(`--model ${source}: ${(e as Error).message.replace(/^loadPretrained: /, "")}`);
   }

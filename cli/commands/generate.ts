@@ -87,7 +87,7 @@ export const generateCommand = defineCommand({
     }
     // A model fine-tuned from a --model reads and writes text through that model's tokenizer.
     const codec = saved.data?.source === "tokens" ? await codecOf(saved.data) : null;
-    const typed = o.prompt === null || codec === null
+    const tokenized = o.prompt === null || codec === null
       ? null
       : { ids: encodeText(codec.tokenizer, o.prompt, saved.config.vocab, "--prompt"), expect: null };
     const prompt = promptLength(o.prompt, source?.meta.seqLen ?? 0);
@@ -102,7 +102,7 @@ export const generateCommand = defineCommand({
       await startBackend(out, o.backend);
       const { config, params } = saved;
       say(out, `model: ${config.blocks.map(blockLabel).join(", ")}, ${paramCount(params)} parameters`);
-      const prompt = typed ?? await promptOf(source, o.prompt);
+      const prompt = tokenized ?? await promptOf(source, o.prompt);
       const tokenizer = codec?.tokenizer;
       if (o.temperature === 0) {
         await sampleAndPrint(out, saved, prompt, o.tokens, tokenizer);

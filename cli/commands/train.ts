@@ -67,7 +67,7 @@ export const train = defineCommand({
     const config = saved?.config ?? base?.config ?? fresh(o, given);
     const codec = base === null
       ? undefined
-      : { tokenizer: tokenizerOf(base, "--data"), vocab: config.vocab, model: base.source };
+      : { tokenizer: tokenizerOf(base, "--data"), vocab: config.vocab, model: base.ref };
     const data = saved?.data ? await reopenData(saved.data, o.evalBatch) : await openData(o, codec);
     refuseToyOptions(given, data);
     const plan = o.resume === null ? await planRunDir(o.out, "train") : null;

@@ -53,7 +53,7 @@ export const tune = defineCommand({
     if (o.model !== null) {
       if (o.checkpoint !== null || o.run !== null) throw new InputError("give --model, --checkpoint or --run, not two");
       const m = loaded = await loadModel(o.model, makeOut(o.quiet));
-      const codec = { tokenizer: tokenizerOf(m, "--data"), vocab: m.config.vocab, model: m.source };
+      const codec = { tokenizer: tokenizerOf(m, "--data"), vocab: m.config.vocab, model: m.ref };
       base = { config: m.config, params: m.params, data: null };
       data = await openData(o, codec);
     } else {

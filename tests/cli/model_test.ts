@@ -145,13 +145,14 @@ Deno.test("train --model fine-tunes on --data through the tokenizer; generate an
     ),
     "train",
   );
-  assert(
-    r.stdout.includes("(tests/nn/fixtures/pretrained/qwen2's tokenizer)") || r.stdout.includes("'s tokenizer)"),
-    r.stdout,
-  );
+  // The run records the model by its absolute path, so that it is found again from any directory.
+  assert(r.stdout.includes(`(${await Deno.realPath(QWEN)}'s tokenizer)`), r.stdout);
   const { metadata } = await loadSafetensors(`${run}/checkpoint.safetensors`);
   const data = JSON.parse(metadata["jetfold.data"]);
-  assert(data.source === "tokens" && data.model === QWEN && data.vocab === 40, `data meta ${JSON.stringify(data)}`);
+  assert(
+    data.source === "tokens" && data.model === await Deno.realPath(QWEN) && data.vocab === 40,
+    `data meta ${JSON.stringify(data)}`,
+  );
   // Losses fall from the fixture's on this text (10 steps at lr 0.01, the last three against the first three).
   const losses = (await Deno.readTextFile(`${run}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l).loss);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
