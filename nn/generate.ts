@@ -123,7 +123,8 @@ export function prefill(
 
 /**
  * Feeds one token per sequence (`[B, 1]` i32) and returns its logits `[B, vocab]` and the new state.
- * The work per token is constant for `linear`, `jet` and `swa` layers and grows with context for `mha`.
+ * The work per token is constant for `linear`, `jet` and `swa` layers and grows with context for `mha`
+ * (with a state `prefill` preallocated, every step has the same shapes: the cache's capacity).
  *
  * @example
  * ```ts
