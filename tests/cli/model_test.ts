@@ -86,6 +86,7 @@ Deno.test("--model refuses what it cannot use, in one line", async () => {
     "size",
   );
   badInput(await cli("train", "--model", QWEN), "needs --data FILE to train on", "no data");
+  badInput(await cli("info", "--context", "64"), "--context has no effect without --model", "context alone");
   // A tokenizer that names an id past the embedding's 40 rows: the id is refused, not gathered as garbage.
   const dir = `${TMP}/wide`;
   await Deno.mkdir(dir);
