@@ -4,11 +4,10 @@ import {
   adamw,
   type AdamWState,
   decodeSafetensors,
-  initModel,
   type ModelConfig,
   modelConfig,
   type ModelParams,
-  randomKey,
+  modelTemplate,
   saveSafetensors,
 } from "../mod.ts";
 import { checkDataMeta, type DataMeta } from "./data.ts";
@@ -59,7 +58,7 @@ export async function loadCheckpoint(path: string): Promise<Saved> {
   try {
     config = modelConfig(parseMeta(metadata, META.config) as Parameters<typeof modelConfig>[0]);
     if (metadata[META.data] !== undefined) data = checkDataMeta(parseMeta(metadata, META.data));
-    template = initModel(randomKey(0), config); // lazy: only its names, shapes and dtypes are used
+    template = modelTemplate(config); // only its names, shapes and dtypes are used (initModel would draw them)
   } catch (e) {
     throw bad(`invalid metadata: ${(e as Error).message}`);
   }

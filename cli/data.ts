@@ -1,13 +1,40 @@
 // Training data for the CLI: seeded toy batches or a UTF-8 text file, a held-out split, prompts.
 
-import { foldIn, type Key, randomKey, textBatch, type ToyBatch, toyBatch } from "../mod.ts";
+import {
+  foldIn,
+  type Key,
+  loadTokenizer,
+  ops,
+  randint,
+  randomKey,
+  type Tensor,
+  tensor,
+  textBatch,
+  type Tokenizer,
+  type ToyBatch,
+  toyBatch,
+} from "../mod.ts";
 import { InputError, readBytes } from "./input.ts";
 import { DATA_LIMIT } from "./limits.ts";
+import { encodeText } from "./model.ts";
 
 /** What a checkpoint records about its data, enough to rebuild the same batches in the same order. */
 export type DataMeta =
   | { source: "toy"; seed: number; seqLen: number; batch: number; pairs: number }
-  | { source: "text"; file: string; bytes: number; fnv1a: string; seed: number; seqLen: number; batch: number };
+  | { source: "text"; file: string; bytes: number; fnv1a: string; seed: number; seqLen: number; batch: number }
+  | {
+    source: "tokens";
+    file: string;
+    bytes: number;
+    fnv1a: string;
+    seed: number;
+    seqLen: number;
+    batch: number;
+    /** The `--model` whose tokenizer read the file. */
+    model: string;
+    /** The model's embedding rows, which every id must be below. */
+    vocab: number;
+  };
 
 /** Batches by (stream, index), held-out batches for the proxies, and a held-out prompt. */
 export interface DataSource {
@@ -20,6 +47,15 @@ export interface DataSource {
   heldOut(): ToyBatch[];
   /** A held-out prompt; for toy data it ends at the first recall query, `expect` being the answer. */
   prompt(): Promise<{ ids: number[]; expect: number | null }>;
+  /** The tokenizer the text went through (`--model`'s); absent for byte tokens. */
+  readonly tokenizer?: Tokenizer;
+}
+
+/** What `--data` goes through for a `--model`: its tokenizer, its embedding rows, and the model's name. */
+export interface TextCodec {
+  readonly tokenizer: Tokenizer;
+  readonly vocab: number;
+  readonly model: string;
 }
 
 /** Options that choose the data. */
@@ -91,8 +127,54 @@ function textSource(o: DataOptions, file: string, bytes: Uint8Array): DataSource
   };
 }
 
-/** Opens the data the options name: a UTF-8 text file with `data`, else the toy generator. */
-export async function openData(o: DataOptions): Promise<DataSource> {
+// Batch of token ids [n]: `batch` windows of seqLen + 1 at seeded starts, gathered on the device.
+function tokenBatch(ids: Tensor, key: Key, batch: number, seqLen: number): ToyBatch {
+  const starts = randint(key, [batch, 1], { maxval: ids.shape[0] - seqLen });
+  const at = starts.add(ops.arange(0, seqLen, { dtype: "i32" }).reshape([1, seqLen]));
+  return { inputs: ids.gather(at), targets: ids.gather(at.add(1)), answers: ops.zeros([batch, seqLen]) };
+}
+
+function tokenSource(o: DataOptions, file: string, bytes: Uint8Array, codec: TextCodec): DataSource {
+  const text = new TextDecoder().decode(bytes), { seqLen } = o;
+  const all = encodeText(codec.tokenizer, text, codec.vocab, `--data ${file}`), need = 2 * (seqLen + 1);
+  if (all.length < need) {
+    throw new InputError(`--data ${file}: ${all.length} tokens is too few; seq-len ${seqLen} needs at least ${need}`);
+  }
+  const cut = all.length - Math.max(seqLen + 1, Math.floor(all.length / 10));
+  const train = tensor(Int32Array.from(all.slice(0, cut)), { dtype: "i32" });
+  const held = tensor(Int32Array.from(all.slice(cut)), { dtype: "i32" });
+  const key = dataKey(o.seed);
+  let heldBatches: ToyBatch[] | null = null;
+  return {
+    meta: {
+      source: "tokens",
+      file,
+      bytes: bytes.length,
+      fnv1a: fnv1a(bytes),
+      seed: o.seed,
+      seqLen,
+      batch: o.batch,
+      model: codec.model,
+      vocab: codec.vocab,
+    },
+    label: `text ${file}: ${cut} tokens to train on, ${all.length - cut} held out (${codec.model}'s tokenizer)`,
+    batch: (stream, i) => tokenBatch(train, foldIn(foldIn(key, stream), i), o.batch, seqLen),
+    heldOut: () => (heldBatches ??= [tokenBatch(held, foldIn(key, HELD_OUT), o.evalBatch, seqLen)]),
+    prompt: () => Promise.resolve({ ids: all.slice(cut, cut + Math.min(32, seqLen)), expect: null }),
+    tokenizer: codec.tokenizer,
+  };
+}
+
+/**
+ * Opens the data the options name: a UTF-8 text file with `data` (as bytes, or through `codec`'s tokenizer for a
+ * `--model`), else the toy generator (which a `--model` cannot read).
+ */
+export async function openData(o: DataOptions, codec?: TextCodec): Promise<DataSource> {
+  if (o.data === null && codec !== undefined) {
+    throw new InputError(
+      `--model ${codec.model} needs --data FILE to train on (the toy data is bytes, for jetfold's own models)`,
+    );
+  }
   if (o.data === null) return toySource(o);
   const bytes = await readBytes(o.data, "--data", DATA_LIMIT);
   try {
@@ -100,7 +182,18 @@ export async function openData(o: DataOptions): Promise<DataSource> {
   } catch {
     throw new InputError(`--data ${o.data}: not UTF-8 text`);
   }
-  return textSource(o, o.data, bytes);
+  return codec === undefined ? textSource(o, o.data, bytes) : tokenSource(o, o.data, bytes, codec);
+}
+
+/** The tokenizer a checkpoint's data went through (its `--model`'s), for a command that reopens or samples it. */
+export async function codecOf(meta: DataMeta & { source: "tokens" }): Promise<TextCodec> {
+  try {
+    return { tokenizer: await loadTokenizer(meta.model), vocab: meta.vocab, model: meta.model };
+  } catch (e) {
+    throw new InputError(
+      `the tokenizer of --model ${meta.model}, which the run's data went through: ${(e as Error).message}`,
+    );
+  }
 }
 
 /** Checks what a checkpoint says about its data (a `jetfold.data` record); throws naming the field. */
@@ -117,20 +210,21 @@ export function checkDataMeta(value: unknown): DataMeta {
   whole("seqLen", 2);
   whole("batch", 1);
   if (m.source === "toy") whole("pairs", 1);
-  else if (m.source === "text") {
+  else if (m.source === "text" || m.source === "tokens") {
     if (typeof m.file !== "string" || m.file === "" || m.file.includes("\0")) fail("file must be a path");
     whole("bytes", 0);
     if (typeof m.fnv1a !== "string" || !/^[0-9a-f]{8}$/.test(m.fnv1a)) fail("fnv1a must be 8 hex digits");
-  } else fail('source must be "toy" or "text"');
-  const known = m.source === "toy" ? ["source", "seed", "seqLen", "batch", "pairs"] : [
-    "source",
-    "seed",
-    "seqLen",
-    "batch",
-    "file",
-    "bytes",
-    "fnv1a",
-  ];
+    if (m.source === "tokens") {
+      if (typeof m.model !== "string" || m.model === "" || m.model.includes("\0")) fail("model must be a source");
+      whole("vocab", 1);
+    }
+  } else fail('source must be "toy", "text" or "tokens"');
+  const text = ["source", "seed", "seqLen", "batch", "file", "bytes", "fnv1a"];
+  const known = m.source === "toy"
+    ? ["source", "seed", "seqLen", "batch", "pairs"]
+    : m.source === "text"
+    ? text
+    : [...text, "model", "vocab"];
   const extra = Object.keys(m).find((k) => !known.includes(k));
   if (extra !== undefined) fail(`unknown field "${extra}" (${m.source} data has ${known.join(", ")})`);
   return m as DataMeta;
@@ -139,8 +233,9 @@ export function checkDataMeta(value: unknown): DataMeta {
 /** Reopens the data a checkpoint was trained on, checking that a text file has not changed. */
 export async function reopenData(meta: DataMeta, evalBatch: number): Promise<DataSource> {
   const pairs = meta.source === "toy" ? meta.pairs : 4;
-  const source = await openData({ ...meta, data: meta.source === "text" ? meta.file : null, pairs, evalBatch });
-  if (meta.source === "text" && source.meta.source === "text" && source.meta.fnv1a !== meta.fnv1a) {
+  const codec = meta.source === "tokens" ? await codecOf(meta) : undefined;
+  const source = await openData({ ...meta, data: meta.source === "toy" ? null : meta.file, pairs, evalBatch }, codec);
+  if (meta.source !== "toy" && source.meta.source !== "toy" && source.meta.fnv1a !== meta.fnv1a) {
     throw new InputError(`--data ${meta.file}: the file changed since the run started (checksum differs)`);
   }
   return source;

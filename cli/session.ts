@@ -8,9 +8,11 @@ import {
   type ModelConfig,
   type ModelParams,
   setBackend,
+  type Tokenizer,
 } from "../mod.ts";
 import { InputError, type Specs, type Values } from "./args.ts";
-import { type DataMeta, type DataOptions, type DataSource, openData, reopenData } from "./data.ts";
+import { codecOf, type DataMeta, type DataOptions, type DataSource, openData, reopenData } from "./data.ts";
+import { decodeText, encodeText } from "./model.ts";
 import { Interrupted, interrupts } from "./interrupt.ts";
 import { refuseIgnored } from "./options.ts";
 import { type Out, paint, say } from "./progress.ts";
@@ -91,10 +93,10 @@ export async function within<T>(run: RunDir, fn: (run: RunDir) => Promise<T>): P
  * The data of a command that starts from a checkpoint: what the checkpoint was trained on, with any
  * data option given explicitly (--data, --seed, --seq-len, --batch, --pairs) taking precedence.
  */
-export function dataFor(o: DataOptions, given: ReadonlySet<string>, from: DataMeta | null): Promise<DataSource> {
+export async function dataFor(o: DataOptions, given: ReadonlySet<string>, from: DataMeta | null): Promise<DataSource> {
   if (from === null) return openData(o);
   const pick = <K extends keyof DataOptions>(k: K, fallback: DataOptions[K]) => (given.has(k) ? o[k] : fallback);
-  const file = from.source === "text" ? from.file : null;
+  const file = from.source === "toy" ? null : from.file;
   const merged: DataOptions = {
     data: pick("data", file),
     seed: pick("seed", from.seed),
@@ -104,18 +106,26 @@ export function dataFor(o: DataOptions, given: ReadonlySet<string>, from: DataMe
     evalBatch: o.evalBatch,
   };
   const same = merged.data === file && merged.seed === from.seed && merged.seqLen === from.seqLen;
-  return same && from.source === "text" ? reopenData(from, o.evalBatch) : openData(merged);
+  if (same && from.source !== "toy") return reopenData(from, o.evalBatch);
+  // A model fine-tuned from a --model reads text through that model's tokenizer, whatever the file.
+  return openData(merged, from.source === "tokens" ? await codecOf(from) : undefined);
 }
 
 /** Refuses `--pairs` where the data is a text file (pairs shape the toy data only). */
 export function refuseToyOptions(given: ReadonlySet<string>, data: DataSource): void {
-  if (data.meta.source === "text") {
+  if (data.meta.source !== "toy") {
     refuseIgnored(given, ["pairs"], `on text data (${data.meta.file}): it shapes the toy data`);
   }
 }
 
-/** The prompt: `--prompt` text as UTF-8 bytes (never empty: the option refuses ""), or the data's held-out prompt. */
+/**
+ * The prompt: `--prompt` text as UTF-8 bytes (never empty: the option refuses ""), or through the data's tokenizer
+ * where it has one (a `--model`'s), or else the data's held-out prompt.
+ */
 export async function promptOf(data: DataSource | null, text: string | null) {
+  if (text !== null && data?.tokenizer !== undefined && data.meta.source === "tokens") {
+    return { ids: encodeText(data.tokenizer, text, data.meta.vocab, "--prompt"), expect: null };
+  }
   if (text !== null) return { ids: Array.from(new TextEncoder().encode(text)), expect: null };
   if (data === null) throw new Error("promptOf: no --prompt and no data to take a prompt from");
   return await data.prompt();
@@ -134,15 +144,20 @@ export interface Sample {
   readonly promptIds: readonly number[];
 }
 
-/** Greedily continues the prompt and prints prompt, token ids and text (and the recall check on toy data). */
+/**
+ * Greedily continues the prompt and prints prompt, token ids and text (and the recall check on toy data); the text
+ * is shown through `tokenizer` where given (a `--model`'s), else byte by byte.
+ */
 export async function sampleAndPrint(
   out: Out,
   model: { readonly params: ModelParams; readonly config: ModelConfig },
   prompt: { readonly ids: readonly number[]; readonly expect: number | null },
   tokens: number,
+  tokenizer?: Tokenizer,
 ): Promise<Sample> {
   const ids = await sample(model.params, model.config, prompt.ids, tokens);
-  const s = { prompt: decodeBytes(prompt.ids), output: decodeBytes(ids), ids, promptIds: prompt.ids };
+  const show = (t: readonly number[]) => tokenizer === undefined ? decodeBytes(t) : decodeText(tokenizer, t);
+  const s = { prompt: show(prompt.ids), output: show(ids), ids, promptIds: prompt.ids };
   console.log(`  prompt: ${JSON.stringify(s.prompt)}`);
   console.log(`  ids:    ${ids.join(" ")}`);
   console.log(`  text:   ${JSON.stringify(s.output)}`);

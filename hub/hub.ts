@@ -1,6 +1,6 @@
 // Hub repo ids to local files: the Hugging Face cache first, else a resumable download into it from the endpoint.
 
-import { join } from "./paths.ts";
+import { dirname, join } from "./paths.ts";
 import {
   blobPath,
   cachedCommit,
@@ -138,7 +138,7 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
     await Deno.mkdir(join(repoFolder(cacheDir, ref.repo), "blobs"), { recursive: true });
     // huggingface_hub's lock file for the blob, so that two downloads of it (by either library) never interleave.
     const lockPath = join(cacheDir, ".locks", `models--${ref.repo.replaceAll("/", "--")}`, `${remote.etag}.lock`);
-    await Deno.mkdir(join(lockPath, ".."), { recursive: true });
+    await Deno.mkdir(dirname(lockPath), { recursive: true }); // join() keeps "..", and mkdir -p would make the lock a folder
     const lock = await Deno.open(lockPath, { create: true, write: true });
     try {
       await lock.lock(true);

@@ -3,7 +3,7 @@
 import { type Key, splitKey, type Tensor, zeros } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { dense, rope } from "./layers.ts";
-import type { Mixer } from "./mixer.ts";
+import type { Mixer, MixerPrefillOptions } from "./mixer.ts";
 import { type BlockSpec, type BlockSpecOf, headDim, type ModelConfig } from "./spec.ts";
 
 /** Attention params: query, key, value and output projections (and q/k/v biases with `bias: true`). */
@@ -24,7 +24,10 @@ export interface AttentionParams {
   readonly bv?: Tensor;
 }
 
-/** Keys and values of the tokens a next query may see: `[B, kvHeads, L, headDim]` each. */
+/**
+ * Keys and values of the tokens a next query may see: `[B, kvHeads, L, headDim]` each. A cache that `prefill`
+ * preallocated holds `L` slots (the capacity for `mha`, the window for `swa`, a ring), the unwritten ones zero.
+ */
 export interface KvCache {
   /** Rotated keys. */
   readonly k: Tensor;
@@ -59,8 +62,8 @@ function linear(x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
 }
 
 function project(p: AttentionParams, x: Tensor, cfg: ModelConfig, E: number, offset: number): [Tensor, Tensor, Tensor] {
-  const q = rope(heads(linear(x, p.wq, p.bq), cfg.heads, E), { theta: cfg.ropeTheta, offset });
-  const k = rope(heads(linear(x, p.wk, p.bk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset });
+  const q = rope(heads(linear(x, p.wq, p.bq), cfg.heads, E), { theta: cfg.ropeTheta, offset, scale: cfg.ropeScale });
+  const k = rope(heads(linear(x, p.wk, p.bk), cfg.kvHeads, E), { theta: cfg.ropeTheta, offset, scale: cfg.ropeScale });
   return [q, k, heads(linear(x, p.wv, p.bv), cfg.kvHeads, E)];
 }
 
@@ -71,9 +74,35 @@ function keep(t: Tensor, spec: BlockSpec): Tensor {
   return t.slice([0, 0, S - n, 0]);
 }
 
+// The slots a preallocated cache has: the capacity, or for swa a ring of its window.
+function slots(spec: BlockSpec, capacity: number): number {
+  return spec.attn === "swa" ? spec.window : capacity;
+}
+
+// The prompt's keys [B, G, T, E] in a preallocated cache of L slots: mha pads them; swa keeps the last window,
+// position p in slot p % window (a rotation of the last L once the prompt is longer than the window).
+function preallocate(t: Tensor, spec: BlockSpec, capacity: number): Tensor {
+  const [B, G, T, E] = t.shape, L = slots(spec, capacity);
+  if (spec.attn !== "swa" && T > L) throw new Error(`prefill: the prompt's ${T} tokens exceed the capacity ${L}`);
+  if (T <= L) return t.pad([[0, 0], [0, 0], [0, L - T], [0, 0]]);
+  const kept = t.slice([0, 0, T - L, 0]), r = T % L;
+  if (r === 0) return kept;
+  return ops.concat([kept.slice([0, 0, L - r, 0]), kept.slice([0, 0, 0, 0], [B, G, L - r, E])], { axis: 2 });
+}
+
+// Writes one token's keys [B, G, 1, E] into slot `slot` of a cache [B, G, L, E]: an elementwise select, so the
+// cache keeps its shape (and every step its graph), and the other slots are copied bit for bit.
+function writeSlot(cache: Tensor, t: Tensor, slot: number): Tensor {
+  const L = cache.shape[2];
+  return ops.arange(0, L, { dtype: "i32" }).reshape([1, 1, L, 1]).eq(slot).where(t, cache);
+}
+
 /**
  * The `mha` and `swa` mixers for one layer: grouped-query attention with RoPE, causal, and for
- * `swa` limited to the last `window` tokens (whose keys and values are all its cache keeps).
+ * `swa` limited to the last `window` tokens (whose keys and values are all its cache keeps). With
+ * `prefill(p, x, { capacity })` the cache is preallocated: `step` writes a slot instead of concatenating
+ * (`mha`: slot `pos` of `capacity`; `swa`: slot `pos % window` of a ring), and attends over every slot
+ * with the unwritten ones masked, which gives the same numbers (on the CPU backend the same bits).
  *
  * @example
  * ```ts
@@ -112,13 +141,31 @@ export function attention(cfg: ModelConfig, spec: BlockSpecOf<"mha" | "swa">): M
       const [q, k, v] = project(p, x, cfg, E, 0);
       return attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
     },
-    prefill(p, x) {
+    prefill(p, x, opts: MixerPrefillOptions = {}) {
       const [q, k, v] = project(p, x, cfg, E, 0);
       const out = attend(q, k, v, cfg, attentionMask(x.shape[1], spec)).matmul(p.wo);
-      return [out, { k: keep(k, spec), v: keep(v, spec) }];
+      const { capacity } = opts;
+      if (capacity === undefined) return [out, { k: keep(k, spec), v: keep(v, spec) }];
+      if (!Number.isInteger(capacity) || capacity < x.shape[1]) {
+        throw new Error(
+          `prefill: capacity must be an integer of at least the prompt's ${x.shape[1]} tokens, got ${capacity}`,
+        );
+      }
+      return [out, { k: preallocate(k, spec, capacity), v: preallocate(v, spec, capacity) }];
     },
-    step(p, x, { cache, pos }) {
+    step(p, x, { cache, pos, capacity }) {
       const [q, k, v] = project(p, x, cfg, E, pos);
+      if (capacity !== undefined) {
+        const L = cache.k.shape[2];
+        if (spec.attn !== "swa" && pos >= L) {
+          throw new Error(`decodeStep: position ${pos} is past the KV cache's capacity of ${L} tokens`);
+        }
+        const slot = spec.attn === "swa" ? pos % L : pos;
+        const ks = writeSlot(cache.k, k, slot), vs = writeSlot(cache.v, v, slot);
+        // Slot s holds a token of the window once it is written: s <= pos (for the ring, all of them from pos L-1).
+        const seen = ops.arange(0, L, { dtype: "i32" }).reshape([1, L]).le(pos);
+        return [attend(q, ks, vs, cfg, seen).matmul(p.wo), { k: ks, v: vs }];
+      }
       const ks = ops.concat([cache.k, k], { axis: 2 }), vs = ops.concat([cache.v, v], { axis: 2 });
       const out = attend(q, ks, vs, cfg, null).matmul(p.wo);
       return [out, { k: keep(ks, spec), v: keep(vs, spec) }];

@@ -32,7 +32,7 @@ const byFirst = (a: readonly [string, ...unknown[]], b: readonly [string, ...unk
 // What the header checksum covers, in a canonical form: every metadata entry but the checksums,
 // and every tensor's name, dtype and shape, each sorted by name. Offsets are not in it: the data
 // checksums and the tiling check already pin where each tensor's bytes are.
-function headerText(metadata: Readonly<Record<string, string>>, tensors: readonly Stored[]): string {
+function headerText(metadata: Readonly<Record<string, string>>, tensors: readonly Omit<Stored, "bytes">[]): string {
   const entries = Object.entries(metadata).filter(([key]) => !isReserved(key)).sort(byFirst);
   const table = tensors.map((t) => [t.name, t.code, t.shape] as const).sort(byFirst);
   return JSON.stringify([entries, table]);
@@ -72,6 +72,21 @@ export function verifyChecksums(
   where: string,
 ): Record<string, string> {
   const rest = Object.fromEntries(Object.entries(metadata).filter(([key]) => !isReserved(key)));
+  const sums = checksumTable(metadata, tensors, where);
+  if (sums !== null) { for (const t of tensors) checkTensorSum(sums, t.name, t.bytes, where); }
+  return rest;
+}
+
+/**
+ * The per-tensor checksums of `metadata` once its header checksum is verified against the tensors' names, dtypes
+ * and shapes (no bytes needed), or null for a file with no checksums (other tools write none). Throws, naming
+ * the problem, as `verifyChecksums` does; `checkTensorSum` then checks each tensor's bytes as they are read.
+ */
+export function checksumTable(
+  metadata: Readonly<Record<string, string>>,
+  tensors: readonly Omit<Stored, "bytes">[],
+  where: string,
+): Record<string, string> | null {
   const table = metadata[SHA256_KEY], header = metadata[HEADER_KEY];
   if (table === undefined && header === undefined) {
     // Two damaged key names would otherwise turn a corrupt file into an unverified one.
@@ -81,7 +96,7 @@ export function verifyChecksums(
         `${where}: metadata key ${JSON.stringify(near)} looks like a damaged checksum key: the file was altered`,
       );
     }
-    return rest;
+    return null;
   }
   if (table === undefined || header === undefined) {
     const [has, lacks] = table === undefined ? [HEADER_KEY, SHA256_KEY] : [SHA256_KEY, HEADER_KEY];
@@ -104,16 +119,23 @@ export function verifyChecksums(
         "the metadata, or a tensor's dtype or shape, changed after saving",
     );
   }
-  for (const t of tensors) {
-    const found = sha256Hex(t.bytes);
-    if (found !== sums[t.name]) {
-      throw new Error(
-        `${where}: tensor "${t.name}" is corrupt: its bytes have SHA-256 ${found.slice(0, 16)}... ` +
-          `but were saved with ${sums[t.name].slice(0, 16)}...`,
-      );
-    }
+  return sums;
+}
+
+/** Throws, naming the tensor, unless `bytes` have the SHA-256 that `sums` (from `checksumTable`) lists for it. */
+export function checkTensorSum(
+  sums: Readonly<Record<string, string>>,
+  name: string,
+  bytes: Uint8Array,
+  where: string,
+): void {
+  const found = sha256Hex(bytes);
+  if (found !== sums[name]) {
+    throw new Error(
+      `${where}: tensor "${name}" is corrupt: its bytes have SHA-256 ${found.slice(0, 16)}... ` +
+        `but were saved with ${sums[name].slice(0, 16)}...`,
+    );
   }
-  return rest;
 }
 
 // True when `a` is within two single-character edits of `b` (Levenshtein distance <= 2).

@@ -16,7 +16,7 @@ import {
 import * as ops from "../ops/mod.ts";
 import { causalConv } from "./layers.ts";
 import { mixer, type MixerCache } from "./mixers.ts";
-import { ffnResidual, initModel, logitsOf, type ModelParams } from "./model.ts";
+import { ffnResidual, logitsOf, type ModelParams, modelTemplate } from "./model.ts";
 import { checkConfig, type ModelConfig } from "./spec.ts";
 
 /** Options of `generate`. */
@@ -29,6 +29,18 @@ export interface GenerateOptions {
   readonly topK?: number;
   /** PRNG key for sampling (ignored when greedy). */
   readonly key?: Key;
+  /**
+   * Read the new tokens back every this many tokens (default: once, at the end), calling `onTokens` with them.
+   * Sampling stays on the device between reads, so a token costs no readback of its own (one per read).
+   */
+  readonly readEvery?: number;
+  /** Called after each read with the tokens read, one array per row (for streaming text as it comes). */
+  readonly onTokens?: (tokens: number[][]) => void | Promise<void>;
+  /**
+   * Stop once every row has produced this id (an end-of-sequence token), seen at a read; each row ends at its first
+   * such id (kept), and nothing after it is passed on or returned.
+   */
+  readonly stopId?: number;
 }
 
 /** The per-layer caches of a decoding model, and the position of the next token. */
@@ -37,6 +49,27 @@ export interface DecodeState {
   readonly layers: readonly { readonly mixer: MixerCache; readonly conv?: Tensor }[];
   /** Position of the next token. */
   readonly pos: number;
+  /** The tokens in all that the attention caches were preallocated for (see `prefill`); absent: they grow. */
+  readonly capacity?: number;
+}
+
+/** Options of `prefill`. */
+export interface PrefillOptions {
+  /**
+   * Preallocate the attention caches for this many tokens in all, prompt included (`swa`: a ring of its window),
+   * so that every `decodeStep` writes one slot of caches of fixed shape instead of concatenating longer ones.
+   */
+  readonly capacity?: number;
+}
+
+// The head's logits [B, 1, vocab] of one position's hidden state [B, 1, width]. A tied head is the embedding
+// [vocab, width] used transposed; multiplying it first (embed @ h^T) and transposing the small [vocab, B] result
+// keeps backends that copy a transposed operand (the wasm one does) from copying the whole embedding every token.
+// Each logit is the same dot product over the width, so on the CPU backend the bits equal logitsOf's.
+function lastLogits(params: ModelParams, h: Tensor, cfg: ModelConfig): Tensor {
+  if (params.head !== undefined) return logitsOf(params, h, cfg);
+  const [B, , W] = h.shape, normed = ops.rmsNorm(h, { weight: params.normf, eps: cfg.normEps });
+  return params.embed.matmul(normed.reshape([B, W]).transpose()).transpose().reshape([B, 1, cfg.vocab]);
 }
 
 // The last K-1 mixer inputs of a block with `conv`, zero-padded when the prompt is shorter.
@@ -63,7 +96,12 @@ function convTail(a: Tensor, K: number): Tensor {
  * assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-4));
  * ```
  */
-export function prefill(params: ModelParams, tokens: Tensor, cfg: ModelConfig): [Tensor, DecodeState] {
+export function prefill(
+  params: ModelParams,
+  tokens: Tensor,
+  cfg: ModelConfig,
+  opts: PrefillOptions = {},
+): [Tensor, DecodeState] {
   if (tokens.dtype !== "i32" || tokens.ndim !== 2 || tokens.shape[1] === 0) {
     throw new Error(
       `prefill: the prompt must be i32 [batch, time] with time >= 1, got ${tokens.dtype} [${tokens.shape}]`,
@@ -74,17 +112,19 @@ export function prefill(params: ModelParams, tokens: Tensor, cfg: ModelConfig): 
     const p = params.blocks[i];
     const normed = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
     const a = p.conv ? causalConv(normed, p.conv) : normed;
-    const [out, cache] = mixer(cfg, spec).prefill(p.mixer, a);
+    const [out, cache] = mixer(cfg, spec).prefill(p.mixer, a, { capacity: opts.capacity });
     h = ffnResidual(p, h.add(out), cfg, spec);
     return p.conv ? { mixer: cache, conv: convTail(normed, cfg.convWidth) } : { mixer: cache };
   });
   const T = tokens.shape[1];
-  return [logitsOf(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), { layers, pos: T }];
+  const state = opts.capacity === undefined ? { layers, pos: T } : { layers, pos: T, capacity: opts.capacity };
+  return [lastLogits(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), state];
 }
 
 /**
  * Feeds one token per sequence (`[B, 1]` i32) and returns its logits `[B, vocab]` and the new state.
- * The work per token is constant for `linear`, `jet` and `swa` layers and grows with context for `mha`.
+ * The work per token is constant for `linear`, `jet` and `swa` layers and grows with context for `mha`
+ * (with a state `prefill` preallocated, every step has the same shapes: the cache's capacity).
  *
  * @example
  * ```ts
@@ -115,13 +155,14 @@ export function decodeStep(
     const p = params.blocks[i], layer = state.layers[i];
     const normed = ops.rmsNorm(h, { weight: p.norm1, eps: cfg.normEps });
     const a = p.conv ? causalConv(normed, p.conv, { past: layer.conv }) : normed;
-    const [out, cache] = mixer(cfg, spec).step(p.mixer, a, { cache: layer.mixer, pos: state.pos });
+    const step = { cache: layer.mixer, pos: state.pos, capacity: state.capacity };
+    const [out, cache] = mixer(cfg, spec).step(p.mixer, a, step);
     h = ffnResidual(p, h.add(out), cfg, spec);
     if (!p.conv) return { mixer: cache };
     const K = cfg.convWidth, conv = ops.concat([layer.conv!, normed], { axis: 1 });
     return { mixer: cache, conv: conv.slice([0, 1, 0], [h.shape[0], K, cfg.width]) };
   });
-  return [logitsOf(params, h, cfg).squeeze(1), { layers, pos: state.pos + 1 }];
+  return [lastLogits(params, h, cfg).squeeze(1), { ...state, layers, pos: state.pos + 1 }];
 }
 
 /** Picks the next token from logits `[B, vocab]`: greedy at temperature 0, else sampled. */
@@ -150,7 +191,7 @@ const shapeOf = (t: Tensor) => `${t.dtype} [${t.shape.join(", ")}]`;
 // Params of another config would fail deep inside a matmul or gather, if at all (extra layers are
 // silently ignored); one sentence naming the first leaf that differs says what is wrong.
 function checkParams(params: ModelParams, cfg: ModelConfig, where: string): void {
-  const template = initModel(randomKey(0), cfg); // lazy: only its names, shapes and dtypes are used
+  const template = modelTemplate(cfg); // only its names, shapes and dtypes are used
   const wanted = treePaths(template), want = treeLeaves(template);
   const [leaves] = treeFlatten(params, { op: `${where}: params` });
   const found = new Map(treePaths(params).map((path, i) => [path, leaves[i]]));
@@ -187,7 +228,9 @@ async function checkPrompt(prompt: Tensor | readonly unknown[], vocab: number, w
 
 /**
  * Generates `maxNewTokens` tokens after each prompt row, greedily (temperature 0) or by sampling.
- * Caches are realized on the device after every token and tokens are read back once at the end.
+ * The attention caches are preallocated for prompt + maxNewTokens (see `prefill`); caches are
+ * realized on the device after every token, and tokens are sampled there and read back once at the
+ * end, or every `readEvery` tokens to `onTokens` (streaming), stopping early at `stopId`.
  * Before any work it checks that `params` are of `cfg` (every leaf's path, dtype and shape; the
  * error names the first that differs) and that the prompt's ids lie in `[0, vocab)` (a prompt
  * tensor is read back for that).
@@ -222,24 +265,49 @@ export async function generate(
   checkConfig(cfg);
   checkParams(params, cfg, "generate");
   await checkPrompt(prompt, cfg.vocab, "generate");
+  const readEvery = opts.readEvery ?? Math.max(n, 1);
+  if (!Number.isInteger(readEvery) || readEvery < 1) {
+    throw new Error(`generate: readEvery must be a positive integer, got ${readEvery}`);
+  }
   const tokens = Array.isArray(prompt) ? tensor([prompt as number[]], { dtype: "i32" }) : prompt as Tensor;
-  let [logits, state] = prefill(params, tokens, cfg);
+  const B = tokens.shape[0];
+  // The caches are preallocated for the whole run: every step has the same shapes, so the same compiled plan.
+  let [logits, state] = prefill(params, tokens, cfg, { capacity: tokens.shape[1] + n });
   // One key per token (a fixed default when sampling without a key), so every step draws anew.
   const keys = splitKey(opts.key ?? randomKey(0), Math.max(n, 1));
-  const out: Tensor[] = [];
+  const rows: number[][] = Array.from({ length: B }, () => []), stopped = rows.map(() => false);
+  let pending: Tensor[] = [];
+  // One readback for the tokens sampled since the last; true once every row has stopped.
+  const read = async (): Promise<boolean> => {
+    const host = await readAll(pending);
+    treeDispose(pending);
+    pending = [];
+    const fresh = rows.map(() => [] as number[]);
+    for (const r of host) {
+      for (let b = 0; b < B; b++) {
+        if (stopped[b]) continue;
+        const id = r[b];
+        fresh[b].push(id), rows[b].push(id);
+        if (id === opts.stopId) stopped[b] = true;
+      }
+    }
+    await opts.onTokens?.(fresh);
+    return opts.stopId !== undefined && stopped.every((x) => x);
+  };
   for (let i = 0; i < n; i++) {
-    const next = sampleToken(logits, { ...opts, key: keys[i] }).reshape([tokens.shape[0], 1]);
-    out.push(next);
-    if (i === n - 1) break;
-    const [l, s] = decodeStep(params, next, state, cfg);
-    await realize([next, l, ...treeLeaves(s.layers)]);
-    // The old caches and logits are garbage now, except tensors a mixer carried over unchanged.
-    const kept = new Set(treeLeaves(s.layers));
-    treeDispose([logits, ...treeLeaves(state.layers).filter((t) => !kept.has(t))]);
-    [logits, state] = [l, s];
+    const next = sampleToken(logits, { ...opts, key: keys[i] }).reshape([B, 1]);
+    pending.push(next);
+    if (i < n - 1) {
+      const [l, s] = decodeStep(params, next, state, cfg);
+      await realize([next, l, ...treeLeaves(s.layers)]);
+      // The old caches and logits are garbage now, except tensors a mixer carried over unchanged.
+      const kept = new Set(treeLeaves(s.layers));
+      treeDispose([logits, ...treeLeaves(state.layers).filter((t) => !kept.has(t))]);
+      [logits, state] = [l, s];
+    }
+    if ((pending.length === readEvery || i === n - 1) && await read()) break;
   }
-  const rows = out.length === 0 ? [] : await readAll(out);
-  treeDispose([logits, ...out, ...treeLeaves(state.layers)]);
+  treeDispose([logits, ...pending, ...treeLeaves(state.layers)]);
   if (prompt !== tokens) tokens.dispose();
-  return Array.from({ length: tokens.shape[0] }, (_, b) => rows.map((r) => r[b]));
+  return rows;
 }

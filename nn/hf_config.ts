@@ -40,12 +40,28 @@ function refuse(c: Json, where: string): void {
   if (act !== "silu") {
     throw new Error(`${where}: config.json hidden_act ${JSON.stringify(act)} is not supported (silu)`);
   }
-  if (c.rope_scaling !== undefined && c.rope_scaling !== null) {
-    throw new Error(`${where}: config.json rope_scaling is not supported (only plain RoPE)`);
-  }
   for (const field of ["mlp_bias", "use_sliding_window"]) {
     if (c[field] === true) throw new Error(`${where}: config.json ${field} true is not supported`);
   }
+}
+
+// rope_scaling: null, or linear scaling by a factor (older configs name the kind "type", newer ones "rope_type").
+function ropeScaleOf(c: Json, where: string): { ropeScale?: number } {
+  const r = c.rope_scaling;
+  if (r === undefined || r === null) return {};
+  if (typeof r !== "object" || Array.isArray(r)) {
+    throw new Error(`${where}: config.json rope_scaling must be null or an object, got ${JSON.stringify(r)}`);
+  }
+  const kind = (r as Json).rope_type ?? (r as Json).type;
+  if (kind === "default") return {};
+  if (kind !== "linear") {
+    throw new Error(
+      `${where}: config.json rope_scaling type ${JSON.stringify(kind)} is not supported (supported: linear, default)`,
+    );
+  }
+  const factor = num(r as Json, "factor", where);
+  if (!(factor > 0)) throw new Error(`${where}: config.json rope_scaling factor must be positive, got ${factor}`);
+  return factor === 1 ? {} : { ropeScale: factor };
 }
 
 // The JetBlock's geometry as the official code derives it (int() truncates, as Python does).
@@ -99,6 +115,7 @@ export function fromHfConfig(c: Json, where: string): { arch: Architecture; cfg:
     convWidth,
     normEps: num(c, "rms_norm_eps", where, 1e-6),
     ropeTheta: num(c, "rope_theta", where, 10000),
+    ...ropeScaleOf(c, where),
   };
   // Geometry equal to the defaults is left out, so that a model jetfold saved loads back to an equal config.
   const canonical = blocks.map((b) => withoutDefaults(b, sizes));
@@ -167,7 +184,7 @@ export function toHfConfig(cfg: ModelConfig, arch: Architecture, where: string):
     hidden_act: "silu",
     rms_norm_eps: cfg.normEps,
     rope_theta: cfg.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: cfg.ropeScale === undefined ? null : { type: "linear", rope_type: "linear", factor: cfg.ropeScale },
     tie_word_embeddings: cfg.tied !== false,
     torch_dtype: "float32",
     max_position_embeddings: 131072,

@@ -1,7 +1,14 @@
 // Hugging Face weight files: safetensors of F32, BF16 or F16, one file or shards named by an index, read as f32.
 
 import { fmt, sizeOf } from "../core/shape.ts";
-import { checkCoverage, checkMetadata, checksums, verifyChecksums } from "./checkpoint_checks.ts";
+import {
+  checkCoverage,
+  checkMetadata,
+  checksums,
+  checksumTable,
+  checkTensorSum,
+  verifyChecksums,
+} from "./checkpoint_checks.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16 } from "./half.ts";
 
 /** A tensor's header entry: where it lives and how it is stored. */
@@ -14,23 +21,32 @@ export interface WeightEntry {
   readonly shape: readonly number[];
   /** The file it is in (relative to the model directory). */
   readonly file: string;
-  /** Its bytes (a view into the file's bytes). */
-  readonly bytes: Uint8Array;
+  /** Reads its bytes from the file (and checks them against the file's checksum, where it has one). */
+  read(): Promise<Uint8Array>;
 }
 
 const WIDTHS: Readonly<Record<string, number>> = { F32: 4, BF16: 2, F16: 2 };
 const META = "__metadata__";
+// No real header comes near this; a corrupt length would otherwise ask for gigabytes before parsing fails.
+const MAX_HEADER = 100 * 2 ** 20;
 
-/** The entries of one safetensors file's bytes, checked as the reference reader does (and checksums, where saved). */
-export function weightEntries(bytes: Uint8Array, file: string, where: string): WeightEntry[] {
-  const at = `${where}: ${file}`;
-  if (bytes.length < 8) throw new Error(`${at}: truncated: ${bytes.length} bytes is shorter than the header length`);
-  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) throw new Error(`${at}: truncated: the header says ${n} bytes`);
-  const start = 8 + Number(n), dataLength = bytes.length - start;
+interface Located {
+  readonly name: string;
+  readonly code: string;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+// The parsed header of one file: its metadata and where each tensor's bytes lie in the data section.
+function parseHeader(
+  text: Uint8Array,
+  dataLength: number,
+  at: string,
+): { metadata: Record<string, string>; entries: Located[] } {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, start)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(text));
   } catch (e) {
     throw new Error(`${at}: the header is not valid UTF-8 JSON (${(e as Error).message})`, { cause: e });
   }
@@ -38,7 +54,7 @@ export function weightEntries(bytes: Uint8Array, file: string, where: string): W
     throw new Error(`${at}: the header must be a JSON object`);
   }
   let metadata: Record<string, string> = {};
-  const entries: (WeightEntry & { begin: number; end: number })[] = [];
+  const entries: Located[] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === META) {
       metadata = checkMetadata(info, `${at}: ${META}`);
@@ -58,23 +74,105 @@ export function weightEntries(bytes: Uint8Array, file: string, where: string): W
     if (end - begin !== sizeOf(shape) * WIDTHS[dtype]) {
       throw new Error(`${at}: tensor "${name}" of shape ${fmt(shape)} ${dtype} does not fit ${end - begin} bytes`);
     }
-    entries.push({ name, code: dtype, shape, file, begin, end, bytes: bytes.subarray(start + begin, start + end) });
+    entries.push({ name, code: dtype, shape, begin, end });
   }
   checkCoverage(entries, dataLength, at);
-  verifyChecksums(metadata, entries, at); // only files jetfold wrote have them
-  return entries.map(({ name, code, shape, file, bytes }) => ({ name, code, shape, file, bytes }));
+  return { metadata, entries };
 }
 
-/** The values of an entry as f32, converted exactly (little-endian, as the format stores them). */
-export function entryValues(e: WeightEntry): Float32Array {
-  const copy = e.bytes.slice(), view = new DataView(copy.buffer);
+/**
+ * The entries of one safetensors file's bytes, held in memory, checked as the reference reader does (and
+ * checksums, where saved).
+ */
+export function weightEntries(bytes: Uint8Array, file: string, where: string): (WeightEntry & { bytes: Uint8Array })[] {
+  const at = `${where}: ${file}`;
+  if (bytes.length < 8) throw new Error(`${at}: truncated: ${bytes.length} bytes is shorter than the header length`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(bytes.length - 8)) throw new Error(`${at}: truncated: the header says ${n} bytes`);
+  const start = 8 + Number(n);
+  const { metadata, entries } = parseHeader(bytes.subarray(8, start), bytes.length - start, at);
+  const held = entries.map((e) => ({ ...e, file, bytes: bytes.subarray(start + e.begin, start + e.end) }));
+  verifyChecksums(metadata, held, at); // only files jetfold wrote have them
+  return held.map(({ name, code, shape, bytes }) => ({
+    name,
+    code,
+    shape,
+    file,
+    bytes,
+    read: () => Promise.resolve(bytes),
+  }));
+}
+
+async function readExactly(f: Deno.FsFile, out: Uint8Array, at: string): Promise<void> {
+  for (let done = 0; done < out.length;) {
+    const n = await f.read(out.subarray(done));
+    if (n === null) throw new Error(`${at}: truncated: the file ended while a tensor was read`);
+    done += n;
+  }
+}
+
+// One file's entries by its header alone: each tensor's bytes are read from disk when asked for, so a model
+// loads with one tensor's bytes in memory at a time rather than a copy of every file.
+async function fileEntries(dir: string, file: string, what: string, where: string): Promise<WeightEntry[]> {
+  const path = `${dir}/${file}`, at = `${where}: ${file}`;
+  let size: number, head: Uint8Array;
+  try {
+    size = (await Deno.stat(path)).size;
+    using f = await Deno.open(path, { read: true });
+    if (size < 8) throw new Error(`${at}: truncated: ${size} bytes is shorter than the header length`);
+    const length = new Uint8Array(8);
+    await readExactly(f, length, at);
+    const n = new DataView(length.buffer).getBigUint64(0, true);
+    if (n > BigInt(size - 8)) throw new Error(`${at}: truncated: the header says ${n} bytes`);
+    if (n > BigInt(MAX_HEADER)) throw new Error(`${at}: the header says ${n} bytes, more than ${MAX_HEADER}`);
+    head = new Uint8Array(Number(n));
+    await readExactly(f, head, at);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${where}: ${what} ${file} is missing from ${dir}`);
+    if ((e as Error).message.startsWith(at)) throw e;
+    throw new Error(`${where}: could not read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const start = 8 + head.length;
+  const { metadata, entries } = parseHeader(head, size - start, at);
+  // The header's checksum needs no tensor bytes (it covers names, dtypes and shapes); each tensor's is checked
+  // when its bytes are read.
+  const sums = checksumTable(metadata, entries, at);
+  return entries.map((e) => ({
+    name: e.name,
+    code: e.code,
+    shape: e.shape,
+    file,
+    async read() {
+      const out = new Uint8Array(e.end - e.begin);
+      using f = await Deno.open(path, { read: true });
+      await f.seek(start + e.begin, Deno.SeekMode.Start);
+      await readExactly(f, out, at);
+      if (sums !== null) checkTensorSum(sums, e.name, out, at);
+      return out;
+    },
+  }));
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** The values of an entry's bytes as f32, converted exactly (little-endian, as the format stores them). */
+export function entryValues(e: { readonly code: string; readonly bytes: Uint8Array }): Float32Array {
+  const width = WIDTHS[e.code], n = e.bytes.length / width;
+  // Straight views where the host is little-endian and the bytes aligned (a fresh read always is).
+  const aligned = LITTLE_ENDIAN && e.bytes.byteOffset % width === 0;
   if (e.code === "F32") {
-    const out = new Float32Array(copy.length / 4);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+    if (aligned) return new Float32Array(e.bytes.buffer, e.bytes.byteOffset, n).slice();
+    const out = new Float32Array(n), view = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.length);
+    for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
     return out;
   }
-  const bits = new Uint16Array(copy.length / 2);
-  for (let i = 0; i < bits.length; i++) bits[i] = view.getUint16(2 * i, true);
+  let bits: Uint16Array;
+  if (aligned) bits = new Uint16Array(e.bytes.buffer, e.bytes.byteOffset, n);
+  else {
+    bits = new Uint16Array(n);
+    const view = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.length);
+    for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true);
+  }
   return e.code === "BF16" ? bf16ToF32(bits) : f16ToF32(bits);
 }
 
@@ -89,7 +187,8 @@ async function readBytes(dir: string, file: string, what: string, where: string)
 
 /**
  * Every weight of a model directory: `model.safetensors`, or the shards that
- * `model.safetensors.index.json` names (each must hold exactly the tensors the index gives it).
+ * `model.safetensors.index.json` names (each must hold exactly the tensors the index gives it). Only the
+ * headers are read here; each entry's `read()` reads its tensor's bytes.
  */
 export async function readWeights(dir: string, where: string): Promise<Map<string, WeightEntry>> {
   const has = async (f: string) => await Deno.stat(`${dir}/${f}`).then(() => true, () => false);
@@ -113,8 +212,7 @@ export async function readWeights(dir: string, where: string): Promise<Map<strin
   else throw new Error(`${where}: ${dir} has neither model.safetensors nor ${index}`);
   const found = new Map<string, WeightEntry>();
   for (const file of files) {
-    const bytes = await readBytes(dir, file, mapped ? "the shard" : "the weights file", where);
-    for (const e of weightEntries(bytes, file, where)) {
+    for (const e of await fileEntries(dir, file, mapped ? "the shard" : "the weights file", where)) {
       if (found.has(e.name)) {
         throw new Error(`${where}: tensor "${e.name}" is in both ${found.get(e.name)!.file} and ${file}`);
       }

@@ -1,6 +1,6 @@
 // Building blocks shared by the mixers: dense init, RoPE, causal depthwise conv, FFNs.
 
-import { type Key, normal, splitKey, type Tensor } from "../core/mod.ts";
+import { type Key, normal, splitKey, type Tensor, zeros } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import type { FfnKind, ModelConfig } from "./spec.ts";
 
@@ -19,7 +19,26 @@ import type { FfnKind, ModelConfig } from "./spec.ts";
  * ```
  */
 export function dense(key: Key, fanIn: number, fanOut: number, opts: { readonly scale?: number } = {}): Tensor {
-  return normal(key, [fanIn, fanOut], { std: (opts.scale ?? 1) / Math.sqrt(fanIn) });
+  return initNormal(key, [fanIn, fanOut], (opts.scale ?? 1) / Math.sqrt(fanIn));
+}
+
+// While a template is built (`shapesOnly`), initializers give lazy zeros of their shape: random draws are computed
+// on the host at once, which for a real model's template would cost minutes and its size in memory, for nothing.
+let templates = 0;
+
+/** Normal initial values of `shape` with spread `std`; zeros (nothing drawn) inside `shapesOnly`. */
+export function initNormal(key: Key, shape: readonly number[], std: number): Tensor {
+  return templates > 0 ? zeros(shape) : normal(key, shape, { std });
+}
+
+/** Runs `fn` (an initializer, synchronously) with every `initNormal` giving zeros: a template of its shapes. */
+export function shapesOnly<T>(fn: () => T): T {
+  templates++;
+  try {
+    return fn();
+  } finally {
+    templates--;
+  }
 }
 
 /**
@@ -39,11 +58,16 @@ export function dense(key: Key, fanIn: number, fanOut: number, opts: { readonly 
  * assert.ok(Math.abs(c - Math.cos(1)) < 1e-5 && Math.abs(s - Math.sin(1)) < 1e-5);
  * ```
  */
-export function rope(x: Tensor, opts: { readonly theta: number; readonly offset?: number }): Tensor {
+export function rope(
+  x: Tensor,
+  opts: { readonly theta: number; readonly offset?: number; readonly scale?: number },
+): Tensor {
   const T = x.shape[x.ndim - 2], d = x.shape[x.ndim - 1], half = d / 2;
   if (!Number.isInteger(half) || d === 0) throw new Error(`rope: the last axis must be even, got shape [${x.shape}]`);
   const inv = ops.arange(0, half).mul(-2 * Math.log(opts.theta) / d).exp();
-  const pos = ops.arange(0, T).add(opts.offset ?? 0);
+  const at = ops.arange(0, T).add(opts.offset ?? 0);
+  // Linear scaling divides the positions (left out when absent, so unscaled models compute what they did).
+  const pos = opts.scale === undefined ? at : at.div(opts.scale);
   const angle = pos.reshape([T, 1]).mul(inv.reshape([1, half]));
   const [cos, sin] = [angle.cos(), angle.sin()];
   const x1 = x.slice(x.shape.map(() => 0), [...x.shape.slice(0, -1), half]);

@@ -8,6 +8,21 @@ export interface MixerStepOptions<C> {
   readonly cache: C;
   /** Absolute position of this token (0 is the first prompt token). */
   readonly pos: number;
+  /**
+   * The capacity the cache was preallocated for by `prefill` (see `MixerPrefillOptions`); absent for a cache that
+   * grows by one token a step.
+   */
+  readonly capacity?: number;
+}
+
+/** Options of `Mixer.prefill`. */
+export interface MixerPrefillOptions {
+  /**
+   * Preallocate the cache for this many tokens in all (prompt included), so that each `step` writes one slot of a
+   * cache of fixed shape instead of concatenating a longer one: the same graph every step, and no copy that grows.
+   * Attention keeps `capacity` slots (`swa`: a ring of `window`); recurrent mixers, whose state is fixed, ignore it.
+   */
+  readonly capacity?: number;
 }
 
 /**
@@ -34,7 +49,7 @@ export interface Mixer<P, C> {
   /** Output for a whole sequence. */
   apply(p: P, x: Tensor): Tensor;
   /** Output for a prompt, and the cache after it. */
-  prefill(p: P, x: Tensor): [Tensor, C];
+  prefill(p: P, x: Tensor, opts?: MixerPrefillOptions): [Tensor, C];
   /** Output for one more token, and the updated cache. */
   step(p: P, x: Tensor, opts: MixerStepOptions<C>): [Tensor, C];
   /** Bytes of cache one sequence needs after `context` tokens (f32). */

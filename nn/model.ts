@@ -1,8 +1,8 @@
 // The model: tied embeddings, a stack of (conv?) -> mixer -> FFN blocks, next-token loss.
 
-import { foldIn, type Key, normal, ones, splitKey, type Tensor, tensor } from "../core/mod.ts";
+import { foldIn, type Key, ones, randomKey, splitKey, type Tensor, tensor } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
-import { applyFfn, causalConv, dense, type FfnParams, initFfn } from "./layers.ts";
+import { applyFfn, causalConv, dense, type FfnParams, initFfn, initNormal, shapesOnly } from "./layers.ts";
 import { mixer, type MixerParams } from "./mixers.ts";
 import { type BlockSpec, type BlockSpecOf, checkConfig, type MixerKind, type ModelConfig } from "./spec.ts";
 
@@ -101,7 +101,7 @@ export function initModel(key: Key, cfg: ModelConfig): ModelParams {
   checkConfig(cfg);
   const keys = splitKey(key, cfg.blocks.length + 1);
   const params: ModelParams = {
-    embed: normal(keys[0], [cfg.vocab, cfg.width], { std: 1 / Math.sqrt(cfg.width) }),
+    embed: initNormal(keys[0], [cfg.vocab, cfg.width], 1 / Math.sqrt(cfg.width)),
     blocks: cfg.blocks.map((spec, i) => initBlock(keys[i + 1], cfg, spec)),
     normf: ones([cfg.width]),
   };
@@ -114,6 +114,26 @@ function checkTokens(tokens: Tensor, cfg: ModelConfig, where: string): void {
     throw new Error(`${where}: tokens must be i32 [batch, time], got ${tokens.dtype} [${tokens.shape}]`);
   }
   if (cfg.blocks.length === 0) throw new Error(`${where}: the config has no blocks`);
+}
+
+/**
+ * The params `initModel` would give, as lazy zeros: the same paths, shapes and dtypes with nothing drawn or
+ * computed, for checking or loading params against a config (`initModel` draws its weights on the host at once,
+ * which for a model of billions of params takes minutes and gigabytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { block, initModel, modelConfig, modelTemplate, randomKey, treeLeaves, treePaths } from "../mod.ts";
+ * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha"), block("jet")] });
+ * const [t, p] = [modelTemplate(cfg), initModel(randomKey(0), cfg)];
+ * assert.deepEqual(treePaths(t), treePaths(p));
+ * assert.deepEqual(treeLeaves(t).map((x) => x.shape), treeLeaves(p).map((x) => x.shape));
+ * assert.ok((await t.embed.data()).every((v) => v === 0));
+ * ```
+ */
+export function modelTemplate(cfg: ModelConfig): ModelParams {
+  return shapesOnly(() => initModel(randomKey(0), cfg));
 }
 
 /** The mixer input of a block: normalized, then (with `conv`) causally convolved. */

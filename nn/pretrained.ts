@@ -1,11 +1,14 @@
 // Pretrained models in the Hugging Face layout: a directory with config.json and safetensors weights, both ways.
 
-import { randomKey, readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
 import { fmt } from "../core/shape.ts";
 import { checkFinite } from "./checkpoint_checks.ts";
 import { architectureFor, fromHfConfig, toHfConfig } from "./hf_config.ts";
 import { entryValues, readWeights, type WeightOut, writeWeights } from "./hf_weights.ts";
-import { initModel, type ModelParams } from "./model.ts";
+import { type ModelParams, modelTemplate } from "./model.ts";
+import { directoryTokenizer, modelDirectory } from "./pretrained_source.ts";
+import type { HubOptions } from "../hub/hub.ts";
+import type { Tokenizer } from "../text/tokenizer.ts";
 import { checkConfig, type ModelConfig } from "./spec.ts";
 
 /** A model as `loadPretrained` returns it and `savePretrained` takes it. */
@@ -15,16 +18,18 @@ export interface Pretrained {
   /** Its params, exactly as `forward(params, tokens, config)` takes them. */
   readonly params: ModelParams;
   /**
-   * The tokenizer: reserved for the tokenizer module (TODO), so always undefined for now; the files
-   * (tokenizer.json, ...) may be in the directory, and are left unread.
+   * The tokenizer of the directory (tokenizer.json, or vocab.json + merges.txt, with tokenizer_config.json), where it
+   * has one. Its `vocabSize` may be below the embedding's rows (Qwen pads them); ids must lie below both to mean text.
    */
-  readonly tokenizer?: undefined;
+  readonly tokenizer?: Tokenizer;
 }
 
 /** Options of `loadPretrained`. */
 export interface LoadPretrainedOptions {
   /** Load weights holding NaN or infinities (refused by default, naming the tensor). */
   readonly allowNonFinite?: boolean;
+  /** For a Hub repo id: the cache, endpoint, token, offline mode and download progress (see `hubFile`). */
+  readonly hub?: HubOptions;
 }
 
 /** Options of `savePretrained`. */
@@ -122,12 +127,16 @@ function ignorable(name: string, cfg: ModelConfig): boolean {
 }
 
 /**
- * Loads a Hugging Face model directory: `config.json` (JetNemotronForCausalLM, Qwen2ForCausalLM or
- * LlamaForCausalLM) and `model.safetensors` or the shards `model.safetensors.index.json` names,
- * with F32, BF16 or F16 weights converted to f32 exactly. `forward(params, tokens, config)` then
- * gives the original model's logits. Every check comes before any tensor is made: an unknown
- * architecture, a missing file or shard, a missing or unexpected tensor, or a shape that disagrees
- * with config.json is one error naming it. Tokenizer files in the directory are left unread.
+ * Loads a Hugging Face model: `source` is a directory, or a Hub repo id `org/name[@revision]`
+ * whose files are found in the Hugging Face cache or downloaded into it (`opts.hub`: cache,
+ * endpoint, token, `offline`, `onProgress`; downloads resume and need net permission, as for
+ * `hubFile`). It reads `config.json` (JetNemotronForCausalLM, Qwen2ForCausalLM or
+ * LlamaForCausalLM), `model.safetensors` or the shards `model.safetensors.index.json` names,
+ * with F32, BF16 or F16 weights converted to f32 exactly, and the tokenizer where there is one
+ * (tokenizer.json, or vocab.json + merges.txt; see `loadTokenizer`). `forward(params, tokens,
+ * config)` then gives the original model's logits. Every check comes before any tensor is made:
+ * an unknown architecture, a missing file or shard, a missing or unexpected tensor, or a shape
+ * that disagrees with config.json is one error naming it.
  *
  * @example
  * ```ts
@@ -148,9 +157,11 @@ function ignorable(name: string, cfg: ModelConfig): boolean {
  */
 export async function loadPretrained(source: string, opts: LoadPretrainedOptions = {}): Promise<Pretrained> {
   const where = "loadPretrained";
-  const { cfg } = fromHfConfig(await readConfig(source, where), where);
-  const weights = await readWeights(source, where);
-  const template = initModel(randomKey(0), cfg); // lazy: only its structure and shapes are used
+  const dir = await modelDirectory(source, opts.hub ?? {}, where);
+  const { cfg } = fromHfConfig(await readConfig(dir, where), where);
+  const tokenizer = await directoryTokenizer(dir, where);
+  const weights = await readWeights(dir, where);
+  const template = modelTemplate(cfg); // only its structure and shapes are used
   const [leaves, def] = treeFlatten(template), paths = treePaths(template);
   const slots = paths.map((p) => slotOf(p, cfg));
   const wanted = new Set(slots.map((s) => s.name));
@@ -169,13 +180,52 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
       );
     }
   });
-  const host = slots.map((slot) => {
-    const e = weights.get(slot.name)!, values = entryValues(e);
+  // One tensor at a time, from disk: the bytes of one tensor are held beside the f32 params, never whole files.
+  // Every tensor is read and checked before any is handed out, so an error leaves nothing half-loaded.
+  const host: Float32Array[] = [];
+  for (const slot of slots) {
+    const e = weights.get(slot.name)!, values = entryValues({ code: e.code, bytes: await e.read() });
     if (!opts.allowNonFinite) checkFinite(slot.name, e.shape, values, `${where}: ${e.file}`);
-    return slot.transpose ? transposed(values, e.shape[0], e.shape[1]) : values;
-  });
+    host.push(slot.transpose ? transposed(values, e.shape[0], e.shape[1]) : values);
+  }
   const params = treeUnflatten<ModelParams>(def, host.map((v, i) => tensor(v, { shape: leaves[i].shape })));
-  return { config: cfg, params };
+  return tokenizer === undefined ? { config: cfg, params } : { config: cfg, params, tokenizer };
+}
+
+/** What `pretrainedConfig` reads of a model without its weights. */
+export interface PretrainedConfig {
+  /** The model's config. */
+  readonly config: ModelConfig;
+  /** The architecture config.json names. */
+  readonly architecture: string;
+  /** The tokenizer, where the model has one. */
+  readonly tokenizer?: Tokenizer;
+}
+
+/**
+ * Reads a Hugging Face model's config.json and tokenizer without its weights: the same sources and
+ * checks as `loadPretrained`, but a Hub repo id fetches only config.json and the tokenizer files,
+ * so a model's size, layers and decoding state can be judged before gigabytes are downloaded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { block, initModel, modelConfig, pretrainedConfig, randomKey, savePretrained } from "../mod.ts";
+ * const config = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("jet"), block("mha", { bias: true })] });
+ * const dir = await Deno.makeTempDir();
+ * await savePretrained(dir, { config, params: initModel(randomKey(0), config) });
+ * await Deno.remove(`${dir}/model.safetensors`); // not needed
+ * const got = await pretrainedConfig(dir);
+ * assert.deepEqual([got.architecture, got.config, got.tokenizer], ["JetNemotronForCausalLM", config, undefined]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function pretrainedConfig(source: string, opts: LoadPretrainedOptions = {}): Promise<PretrainedConfig> {
+  const where = "pretrainedConfig";
+  const dir = await modelDirectory(source, opts.hub ?? {}, where, { weights: false });
+  const { arch, cfg } = fromHfConfig(await readConfig(dir, where), where);
+  const tokenizer = await directoryTokenizer(dir, where);
+  return tokenizer === undefined ? { config: cfg, architecture: arch } : { config: cfg, architecture: arch, tokenizer };
 }
 
 /**
@@ -185,7 +235,7 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
  * `dtype: "bf16"`, BF16; linear weights `[out, in]`, the official names, `format: "pt"`), sharded
  * with an index beyond `maxShardBytes`. A config that the format cannot express
  * (linear attention, gated FFNs, block convs, layers of differing geometry) is an error naming it,
- * before anything is written. Saving a tokenizer is not supported yet (TODO: the tokenizer module).
+ * before anything is written. Tokenizers are not written (copy their files beside the weights).
  *
  * @example
  * ```ts
@@ -211,9 +261,13 @@ export async function savePretrained(
     throw new Error(`${where}: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
   }
   checkConfig(cfg);
-  if (model.tokenizer !== undefined) throw new Error(`${where}: saving a tokenizer is not supported yet`);
+  if (model.tokenizer !== undefined) {
+    throw new Error(
+      `${where}: writing a tokenizer is not supported; pass { config, params } and copy its files (tokenizer.json, ...)`,
+    );
+  }
   const json = toHfConfig(cfg, architectureFor(cfg), where);
-  const template = initModel(randomKey(0), cfg);
+  const template = modelTemplate(cfg);
   const [want] = treeFlatten(template), paths = treePaths(template);
   const [leaves] = treeFlatten(params, { op: where }), given = treePaths(params);
   if (given.join() !== paths.join() || leaves.some((t, i) => fmt(t.shape) !== fmt(want[i].shape))) {

@@ -77,6 +77,11 @@ export interface ModelConfig {
   readonly normEps: number;
   /** RoPE base. */
   readonly ropeTheta: number;
+  /**
+   * Linear RoPE scaling (Hugging Face's `rope_scaling: { type: "linear", factor }`): positions are divided by it
+   * before rotating. Absent, positions are used as they are.
+   */
+  readonly ropeScale?: number;
   /** `false` gives the model its own output head (`ModelParams.head`); absent or `true`, the embedding is the head. */
   readonly tied?: boolean;
 }
@@ -138,6 +143,7 @@ const CONFIG_FIELDS = [
   "convWidth",
   "normEps",
   "ropeTheta",
+  "ropeScale",
   "tied",
 ] as const satisfies readonly (keyof ModelConfig)[];
 
@@ -263,6 +269,9 @@ export function checkConfig(cfg: unknown): asserts cfg is ModelConfig {
   if (!finite(c.normEps) || !(c.normEps > 0)) fail(where, `normEps must be a positive number, got ${shown(c.normEps)}`);
   if (!finite(c.ropeTheta) || !(c.ropeTheta > 1)) {
     fail(where, `ropeTheta must be a number greater than 1, got ${shown(c.ropeTheta)}`);
+  }
+  if (c.ropeScale !== undefined && !(finite(c.ropeScale) && c.ropeScale > 0)) {
+    fail(where, `ropeScale must be a positive number, got ${shown(c.ropeScale)}`);
   }
   if (c.tied !== undefined && typeof c.tied !== "boolean") fail(where, `tied must be a boolean, got ${shown(c.tied)}`);
   const { width, heads, kvHeads } = c as { width: number; heads: number; kvHeads: number };

@@ -1,11 +1,19 @@
 // `info`: the version, the runtime, the backend that would run and the WebGPU adapter with its limits.
 
 import type { BackendName } from "../../mod.ts";
-import { COMMON } from "../args.ts";
+import { COMMON, int } from "../args.ts";
 import { makeOut } from "../progress.ts";
 import { defineCommand, startBackend, VERSION } from "../session.ts";
+import { describeModel, MODEL_SOURCE, readModelConfig } from "../model.ts";
+import { refuseIgnored } from "../options.ts";
 
-const specs = { backend: COMMON.backend, config: COMMON.config, quiet: COMMON.quiet };
+const specs = {
+  backend: COMMON.backend,
+  config: COMMON.config,
+  quiet: COMMON.quiet,
+  ...MODEL_SOURCE,
+  context: int(4096, "with --model: the context at which the decoding state is sized", { min: 1 }),
+};
 
 const LIMITS = [
   "maxStorageBufferBindingSize",
@@ -28,10 +36,20 @@ function env(name: string): string {
 /** The info command. */
 export const info = defineCommand({
   name: "info",
-  summary: "show the version, the backend that runs and the WebGPU adapter's limits",
-  description: "Prints what jetfold would compute on here and why; useful before a long run or in a bug report.",
+  summary: "show the version, the backend and the WebGPU adapter's limits, or what a --model needs",
+  description: "Prints what jetfold would compute on here and why; useful before a long run or in a bug report.\n" +
+    "With --model SOURCE (a Hugging Face directory or Hub repo id; only config.json and the tokenizer are\n" +
+    "read or fetched) it also prints the model's architecture, layer types, parameters, the memory its\n" +
+    "weights need and its decoding state at --context tokens.",
   specs,
-  prepare: (o) => () => show(o),
+  async prepare(o, given) {
+    if (o.model === null) refuseIgnored(given, ["context"], "without --model");
+    const model = o.model === null ? null : await readModelConfig(o.model, makeOut(o.quiet));
+    return async () => {
+      await show(o);
+      if (model !== null) { for (const line of describeModel(model, o.context)) console.log(line); }
+    };
+  },
 });
 
 async function show(o: { backend: BackendName | null; quiet: boolean }): Promise<void> {

@@ -4,6 +4,7 @@ import { block, type BlockSpec, initModel, paramCount } from "../../mod.ts";
 import { COMMON, CONFIG_LIMIT, flagOf, InputError, num, readConfig, str, type Values } from "../args.ts";
 import { readJsonFile } from "../input.ts";
 import { openData, reopenData } from "../data.ts";
+import { checkBuffers, type LoadedModel, loadModel, MODEL_SOURCE, modelSummary, tokenizerOf } from "../model.ts";
 import { Interrupted, interrupts } from "../interrupt.ts";
 import { checkMemory, evalBytes, generateBytes, trainBytes } from "../limits.ts";
 import { blockLabel, configFrom, DATA, LOG, MODEL, parseBlocks, refuseIgnored, SAMPLE, stepCount } from "../options.ts";
@@ -36,6 +37,7 @@ const specs = {
   }),
   blocks: str(null, "the layers, e.g. mha,swa:32,jet,linear+conv+gated", { defaultText: "layers x mha", meta: "LIST" }),
   ...MODEL,
+  ...MODEL_SOURCE,
   lr: num(3e-3, "peak learning rate (AdamW, linear warmup, cosine decay to lr/10)"),
   warmup: stepCount(20, "learning-rate warmup steps"),
   decaySteps: stepCount(null, "step at which the cosine decay reaches lr/10", { min: 1, defaultText: "steps" }),
@@ -52,7 +54,8 @@ export const train = defineCommand({
   name: "train",
   summary: "train a model of any block list; Ctrl-C saves a checkpoint, --resume continues it",
   description: "Trains a model with AdamW on toy data or --data FILE (UTF-8 text as bytes, the last tenth held\n" +
-    "out). The run directory gets config.json, metrics.jsonl, report.html and checkpoint.safetensors with the\n" +
+    "out), or fine-tunes --model SOURCE (a Hugging Face directory or Hub repo id) on --data through its\n" +
+    "tokenizer. The run directory gets config.json, metrics.jsonl, report.html and checkpoint.safetensors with the\n" +
     "params, the optimizer state, the step and the data it reads, so `train --resume DIR` continues exactly\n" +
     "where it stopped (same batches in the same order, same optimizer moments). Ctrl-C or SIGTERM finishes\n" +
     "the current step and saves that checkpoint.",
@@ -60,8 +63,12 @@ export const train = defineCommand({
   async prepare(o, given) {
     // A resumed run takes its options (quiet and log-every included) from its config.json first.
     const saved = o.resume === null ? null : await readRun(o.resume, o, given);
-    const config = saved?.config ?? fresh(o, given);
-    const data = saved?.data ? await reopenData(saved.data, o.evalBatch) : await openData(o);
+    const base = saved === null && o.model !== null ? await pretrained(o, given) : null;
+    const config = saved?.config ?? base?.config ?? fresh(o, given);
+    const codec = base === null
+      ? undefined
+      : { tokenizer: tokenizerOf(base, "--data"), vocab: config.vocab, model: base.ref };
+    const data = saved?.data ? await reopenData(saved.data, o.evalBatch) : await openData(o, codec);
     refuseToyOptions(given, data);
     const plan = o.resume === null ? await planRunDir(o.out, "train") : null;
     o.decaySteps ??= o.steps;
@@ -84,7 +91,8 @@ export const train = defineCommand({
     return async () => {
       const out = makeOut(o.quiet);
       const info = await startBackend(out, o.backend);
-      const params = saved?.params ?? initModel(keyFor(o.seed, "init"), config);
+      if (base !== null) checkBuffers(base, info, { batch: Math.max(batch, o.evalBatch), tokens: seqLen });
+      const params = saved?.params ?? base?.params ?? initModel(keyFor(o.seed, "init"), config);
       if (start >= o.steps) {
         console.log(`already at step ${start} of ${o.steps}; nothing to train (raise --steps to continue)`);
         return;
@@ -94,7 +102,11 @@ export const train = defineCommand({
         say(out, `data: ${data.label}`);
         say(
           out,
-          `model: ${config.blocks.map(blockLabel).join(", ")}, width ${config.width}, ${paramCount(params)} parameters`,
+          base !== null
+            ? `model: ${modelSummary(base)}`
+            : `model: ${config.blocks.map(blockLabel).join(", ")}, width ${config.width}, ${
+              paramCount(params)
+            } parameters`,
         );
         say(out, `run directory: ${run.dir}${start > 0 ? ` (resuming at step ${start})` : ""}`);
         const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
@@ -124,7 +136,7 @@ export const train = defineCommand({
         const last = r.losses.at(-1)?.[1];
         console.log(`step ${r.step}: training loss ${last?.toFixed(4) ?? "-"}, ${describeEval(ev)}`);
         const model = { config, params: r.params };
-        const sample = await sampleAndPrint(out, model, await promptOf(data, o.prompt), o.tokens);
+        const sample = await sampleAndPrint(out, model, await promptOf(data, o.prompt), o.tokens, data.tokenizer);
         const summary: [string, string][] = [
           ["model", config.blocks.map(blockLabel).join(", ")],
           ["steps", String(r.step)],
@@ -142,6 +154,13 @@ export const train = defineCommand({
     };
   },
 });
+
+// The model to fine-tune, from --model: its sizes and layers are fixed, so the options that set them are refused.
+function pretrained(o: Values<typeof specs>, given: ReadonlySet<string>): Promise<LoadedModel> {
+  const sizes = ["blocks", "width", "heads", "kvHeads", "ffnHidden", "layers", "window"];
+  refuseIgnored(given, sizes, `with --model: ${o.model} fixes the model`);
+  return loadModel(o.model!, makeOut(o.quiet));
+}
 
 // The model of a new run: --blocks, or --layers x mha; the two must agree, and --window must be used.
 function fresh(o: Values<typeof specs>, given: ReadonlySet<string>) {

@@ -9,6 +9,9 @@ import { type Ctx, describeEval, evaluate, trainModel } from "../phases.ts";
 import { makeOut, say } from "../progress.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
 import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
+import { openData } from "../data.ts";
+import { InputError } from "../input.ts";
+import { checkBuffers, type LoadedModel, loadModel, MODEL_SOURCE, tokenizerOf } from "../model.ts";
 import {
   dataFor,
   defineCommand,
@@ -27,6 +30,7 @@ const specs = {
   ...COMMON,
   checkpoint: str(null, "the model to post-train", { meta: "FILE" }),
   run: str(null, "post-train the checkpoint of this run directory (e.g. from search)", { meta: "DIR" }),
+  ...MODEL_SOURCE,
   steps: stepCount(100, "training steps"),
   lr: num(1e-3, "peak learning rate (AdamW, linear warmup, cosine decay to lr/10)"),
   warmup: stepCount(20, "learning-rate warmup steps"),
@@ -40,12 +44,22 @@ export const tune = defineCommand({
   name: "tune",
   summary: "post-train a saved model and compare held-out perplexity before and after",
   description: "Loads --checkpoint FILE or --run DIR, trains it on the data it was trained on (or on --data), and\n" +
+    "(for --model SOURCE, a Hugging Face directory or Hub repo id: on --data through its tokenizer)\n" +
     "writes a new run directory with the tuned checkpoint, metrics.jsonl and report.html. Ctrl-C or SIGTERM\n" +
     "finishes the current step and saves the model so far as the checkpoint.",
   specs,
   async prepare(o, given) {
-    const base = await loadCheckpoint(checkpointOf(o));
-    const data = await dataFor(o, given, base.data);
+    let base, data, loaded: LoadedModel | null = null;
+    if (o.model !== null) {
+      if (o.checkpoint !== null || o.run !== null) throw new InputError("give --model, --checkpoint or --run, not two");
+      const m = loaded = await loadModel(o.model, makeOut(o.quiet));
+      const codec = { tokenizer: tokenizerOf(m, "--data"), vocab: m.config.vocab, model: m.ref };
+      base = { config: m.config, params: m.params, data: null };
+      data = await openData(o, codec);
+    } else {
+      base = await loadCheckpoint(checkpointOf(o));
+      data = await dataFor(o, given, base.data);
+    }
     refuseToyOptions(given, data);
     const plan = await planRunDir(o.out, "tune");
     const { config } = base;
@@ -66,6 +80,7 @@ export const tune = defineCommand({
     return async () => {
       const out = makeOut(o.quiet);
       const info = await startBackend(out, o.backend);
+      if (loaded !== null) checkBuffers(loaded, info, { batch: Math.max(batch, o.evalBatch), tokens: seqLen });
       interrupts.hold();
       await inRun(plan, o, async (run) => {
         say(out, `data: ${data.label}`);
@@ -98,6 +113,7 @@ export const tune = defineCommand({
           { config, params: r.params },
           await promptOf(data, o.prompt),
           o.tokens,
+          data.tokenizer,
         );
         const summary: [string, string][] = [
           ["model", config.blocks.map(blockLabel).join(", ")],

@@ -41,7 +41,7 @@ for (const name of MODELS) {
   Deno.test(`the ${name} fixture's logits match the PyTorch reference within ${TOLERANCE} of the largest`, async () => {
     const ref = await reference(name);
     const { config, params, tokenizer } = await loadPretrained(`${FIXTURES}${name}`);
-    assert.equal(tokenizer, undefined);
+    assert.equal(tokenizer === undefined, name !== "qwen2"); // only the qwen2 fixture has tokenizer files
     const logits = forward(params, tensor(ref.tokens, { dtype: "i32" }), config);
     assert.deepEqual(logits.shape, ref.shape);
     const [got] = await readAll([logits]);
@@ -84,11 +84,26 @@ for (const name of MODELS) {
   });
 }
 
-Deno.test("a directory with tokenizer files loads without reading them", async () => {
-  // The qwen2 fixture's tokenizer.json is not even JSON.
-  assert.ok((await Deno.readTextFile(`${FIXTURES}qwen2/tokenizer.json`)).startsWith("{ deliberately"));
-  const { config } = await loadPretrained(`${FIXTURES}qwen2`);
+Deno.test("a directory's tokenizer comes with the model, its vocabulary short of the embedding's rows", async () => {
+  const { config, tokenizer } = await loadPretrained(`${FIXTURES}qwen2`);
   assert.equal(config.tied ?? true, true); // tied: the default, so left out
+  // The fixture's byte-level BPE: 26 letters and the space, merges he, ll, hell, and <|endoftext|> at 30.
+  assert.deepEqual([tokenizer!.vocabSize, config.vocab, tokenizer!.eosId], [31, 40, 30]);
+  assert.deepEqual(tokenizer!.encode("hello hey"), [29, 14, 26, 27, 24]);
+  assert.equal(tokenizer!.decode([29, 14, 26, 27, 24, 30]), "hello hey<|endoftext|>");
+});
+
+Deno.test("a tokenizer.json that is not a tokenizer is an error naming the directory", async () => {
+  const dir = await copyDir(`${FIXTURES}qwen2`);
+  try {
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, "{ not JSON");
+    await assert.rejects(loadPretrained(dir), (e: Error) => {
+      assert.match(e.message, /^loadPretrained: the tokenizer in .*: .*tokenizer\.json is not valid JSON/);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the Jet-Nemotron config maps to the official geometry", async () => {
