@@ -1,11 +1,13 @@
 // The Jet-Nemotron pipeline of demo and search: a full-attention base, the supernet warmup, PostNAS.
 
 import {
+  type AttentionGeometry,
   block,
   type BlockSpec,
   extractSubnet,
   initModel,
   initSupernet,
+  type JetGeometry,
   type ModelConfig,
   modelConfig,
   type ModelParams,
@@ -74,14 +76,14 @@ export function planPipeline(
     refuseIgnored(
       given,
       BASE_ONLY,
-      "with --checkpoint or --run: the given model is not pretrained and fixes the sizes",
+      "with --checkpoint, --run or --model: the given model is not pretrained and fixes the sizes",
     );
   }
   if (o.space === "seed") {
     refuseIgnored(given, ["window"], "with --space seed: it has no swa candidate");
     refuseIgnored(given, ["accuracyWeight"], "with --space seed: it scores by held-out loss only");
   }
-  const space = makeSpace(o);
+  const space = base === null ? makeSpace(o) : fitSpace(makeSpace(o), base.config);
   if (space.strategy === "greedy") refuseIgnored(given, ["beamWidth"], "with a greedy search (a beam of one)");
   const baseConfig = base?.config ?? configFrom(o, Array.from({ length: o.layers }, () => block("mha")));
   try {
@@ -109,6 +111,39 @@ export function planPipeline(
     "--eval-batch, --seq-len or the model's sizes",
   );
   return { base, baseConfig, space };
+}
+
+/**
+ * The space's candidates in the given model's geometry: its FFN kind (the MLPs are inherited and frozen), its
+ * attention's head size and biases for mha and swa, its JetBlock's heads and head sizes for jet. A model whose
+ * layers differ in one of these has no single space to search, and is refused naming the layer.
+ */
+function fitSpace(space: Space, cfg: ModelConfig): Space {
+  const one = <T>(what: string, of: (b: BlockSpec) => T | undefined): T | undefined => {
+    const values = cfg.blocks.map(of);
+    const found = values.find((v) => v !== undefined);
+    const i = values.findIndex((v) => v !== undefined && JSON.stringify(v) !== JSON.stringify(found));
+    if (i >= 0) {
+      throw new InputError(`the given model's layers differ in ${what} (layer ${i}), so no one search space fits it`);
+    }
+    return found;
+  };
+  const ffn = one("FFN kind", (b) => b.ffn)!;
+  const attention = one("attention geometry", (b) => b.attn === "mha" || b.attn === "swa" ? attentionOf(b) : undefined);
+  const jet = one("JetBlock geometry", (b) => b.attn === "jet" ? jetOf(b) : undefined);
+  const fit = (c: BlockSpec): BlockSpec => {
+    const geometry = c.attn === "mha" || c.attn === "swa" ? attention : c.attn === "jet" ? jet : undefined;
+    const { attn, ...rest } = { ...c, ...geometry, ffn };
+    return block(attn, rest as Parameters<typeof block>[1]);
+  };
+  const candidates = space.candidates.map(fit);
+  return { ...space, candidates, baseline: candidates[space.candidates.indexOf(space.baseline)] };
+}
+
+const attentionOf = (b: BlockSpec & AttentionGeometry) => pick(b, ["headDim", "bias"]);
+const jetOf = (b: BlockSpec & JetGeometry) => pick(b, ["heads", "keyDim", "valueDim", "generatorHidden", "normEps"]);
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 /** A warmed-up supernet and what it was built from. */

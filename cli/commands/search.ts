@@ -9,7 +9,10 @@ import { applySteps, blockLabel, DATA, LOG, MODEL, refuseIgnored, SEARCH, stepCo
 import type { Ctx } from "../phases.ts";
 import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
-import { loadCheckpoint } from "../checkpoint.ts";
+import { loadCheckpoint, type Saved } from "../checkpoint.ts";
+import { openData } from "../data.ts";
+import { InputError } from "../input.ts";
+import { checkBuffers, type LoadedModel, loadModel, MODEL_SOURCE, tokenizerOf } from "../model.ts";
 import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
 import {
   bytes,
@@ -29,6 +32,7 @@ const specs = {
     meta: "FILE",
   }),
   run: str(null, "start from the checkpoint of this run directory", { meta: "DIR" }),
+  ...MODEL_SOURCE,
   steps: stepCount(null, "shorthand: pretraining and supernet training take this many steps", {
     defaultText: "per phase",
   }),
@@ -50,15 +54,23 @@ export const searchCommand = defineCommand({
     "builds a supernet whose layers hold every candidate (attention weights inherited, MLPs frozen), trains\n" +
     "it one random path per step, and searches layer by layer under the mha budget. Writes search.json (the\n" +
     "trace), checkpoint.safetensors (the chosen model, ready for tune and generate) and report.html.\n" +
-    "Ctrl-C or SIGTERM stops at the next step or scored configuration and saves the model so far.\n" +
+    "--model SOURCE (a Hugging Face directory or Hub repo id) starts from that model, on --data through its\n" +
+    "tokenizer. Ctrl-C or SIGTERM stops at the next step or scored configuration and saves the model so far.\n" +
     "With --nats URL, each layer's configurations are scored by workers (the worker command) on other\n" +
     "processes or machines; the choice and every score equal a local search's.",
   specs,
   async prepare(o, given) {
-    const base = o.checkpoint === null && o.run === null ? null : await loadCheckpoint(checkpointOf(o));
+    let base: Saved | null = null, loaded: LoadedModel | null = null;
+    if (o.model !== null) {
+      if (o.checkpoint !== null || o.run !== null) throw new InputError("give --model, --checkpoint or --run, not two");
+      loaded = await loadModel(o.model, makeOut(o.quiet));
+      base = { config: loaded.config, params: loaded.params, step: 0, data: null, opt: null };
+    } else if (o.checkpoint !== null || o.run !== null) base = await loadCheckpoint(checkpointOf(o));
     // --steps is shorthand for the phases that run: pretraining (without a given model) and the supernet's.
     applySteps(o, given, base === null ? ["pretrainSteps", "supernetSteps"] : ["supernetSteps"]);
-    const data = await dataFor(o, given, base?.data ?? null);
+    const data = loaded === null
+      ? await dataFor(o, given, base?.data ?? null)
+      : await openData(o, { tokenizer: tokenizerOf(loaded, "--data"), vocab: loaded.config.vocab, model: loaded.ref });
     refuseToyOptions(given, data);
     const plan = planPipeline({ ...o, ...data.meta, evalBatch: o.evalBatch }, given, base);
     const url = natsUrl(o.nats, false);
@@ -67,7 +79,8 @@ export const searchCommand = defineCommand({
 
     return async () => {
       const out = makeOut(o.quiet);
-      await startBackend(out, o.backend);
+      const info = await startBackend(out, o.backend);
+      if (loaded !== null) checkBuffers(loaded, info, { batch: Math.max(o.batch, o.evalBatch), tokens: o.seqLen });
       interrupts.hold();
       // The server is reached before any work, so a wrong --nats fails in seconds, not after the warmup.
       const cluster = url === null ? null : await scaleOut(out, url, o);

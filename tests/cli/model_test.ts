@@ -251,3 +251,24 @@ Deno.test("a tensor larger than one buffer of the backend is refused up front, b
     tokens: 9999,
   });
 });
+
+Deno.test("search --model runs PostNAS from a Hugging Face model on --data, and its choice tunes with the tokenizer", async () => {
+  const out = `${TMP}/searched`;
+  const common = ["--backend", "cpu", "--seq-len", "16", "--batch", "2", "--eval-batch", "2"];
+  const r = ok(
+    await cli("search", "--model", QWEN, "--data", DATA, "--steps", "2", "--out", out, "--seed", "3", ...common),
+    "search --model",
+  );
+  const record = JSON.parse(await Deno.readTextFile(`${out}/search.json`));
+  const layers = (await loadPretrained(QWEN)).config.blocks.length;
+  assert(Array.isArray(record.choice) && record.choice.length === layers, `choice ${JSON.stringify(record.choice)}`);
+  assert(r.stdout.includes("chosen: "), r.stdout);
+  // The chosen model's data went through the model's tokenizer, so tune --run reads the text the same way.
+  const { metadata } = await loadSafetensors(`${out}/checkpoint.safetensors`);
+  const data = JSON.parse(metadata["jetfold.data"]);
+  assert(data.source === "tokens" && data.model === await Deno.realPath(QWEN), `data meta ${JSON.stringify(data)}`);
+  ok(await cli("tune", "--run", out, "--steps", "1", "--out", `${TMP}/searched-tuned`, ...common), "tune --run");
+  badInput(await cli("search", "--model", QWEN, "--data", DATA, "--width", "8"), "--width has no effect", "sizes");
+  badInput(await cli("search", "--model", QWEN), "needs --data FILE", "no data");
+  badInput(await cli("search", "--model", QWEN, "--run", out, "--data", DATA), "not two", "two models");
+});
