@@ -181,6 +181,15 @@ function fusedKernel(root: Node, isSource: (n: Node) => boolean): [Node[], Loop,
   return [sources, fn, args];
 }
 
+// True when `n` computes something (it is elementwise, or a view of an elementwise node) and its
+// consumer broadcasts it: inlined, it would be recomputed for every broadcast copy (an rmsNorm's
+// per-row scale once per element of the row), so it is computed once into memory instead.
+function expands(n: Node, consumer: Node): boolean {
+  if (consumer.op !== "broadcast" || consumer.size <= n.size) return false;
+  while (VIEWS.has(n.op)) n = n.src[0];
+  return MAPS.has(n.op);
+}
+
 /**
  * The host plan with fusion: a fusible node used once, by a fusible node, is inlined into it;
  * every other node is materialized, the fusible ones by a generated loop.
@@ -192,7 +201,7 @@ export const fusedPlan: HostPlanner = (order, keep, rule) => {
   const roots = new Set<Node>();
   for (const n of order) {
     const cs = consumers.get(n) ?? [];
-    if (keep.has(n) || !fusible(n) || cs.length !== 1 || !fusible(cs[0])) roots.add(n);
+    if (keep.has(n) || !fusible(n) || cs.length !== 1 || !fusible(cs[0]) || expands(n, cs[0])) roots.add(n);
   }
   // A reshape that reindexes reads its input from memory.
   for (const n of order) {
