@@ -1,12 +1,14 @@
 // Fusing elementwise chains on the host: views (broadcast, permute, slice, reshape) become strided
 // reads and chains of elementwise primitives one generated loop, so neither is materialized.
-// The loop rounds every f32 operation as the reference does, so results match it bit for bit.
+// The loop rounds every f32 operation as the reference does, so results match it bit for bit, but
+// for exp and tanh: those are polynomials (approx.ts), within an ulp of the reference's.
 
 import type { Node } from "../graph.ts";
 import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";
 import type { CpuArray, Prim } from "../prim.ts";
 import { allocHost, stridesOf } from "../shape.ts";
 import { liveStats } from "../stats.ts";
+import { jfExp, jfTanh } from "./approx.ts";
 
 const MAPS = new Set<string>([
   "neg",
@@ -52,7 +54,7 @@ function mapExpr(n: Node, a: readonly string[]): string {
     case "neg":
       return i32 ? `(-${a[0]} | 0)` : `(-${a[0]})`;
     case "exp":
-      return math("exp");
+      return r(`jfExp(${a[0]})`);
     case "log":
       return math("log");
     case "sqrt":
@@ -62,7 +64,7 @@ function mapExpr(n: Node, a: readonly string[]): string {
     case "cos":
       return math("cos");
     case "tanh":
-      return math("tanh");
+      return r(`jfTanh(${a[0]})`);
     case "add":
       return i32 ? `((${a[0]} + ${a[1]}) | 0)` : r(`${a[0]} + ${a[1]}`);
     case "sub":
@@ -174,7 +176,7 @@ function fusedKernel(root: Node, isSource: (n: Node) => boolean): [Node[], Loop,
   let fn = compiled.get(code);
   if (fn === undefined) {
     if (compiled.size >= CACHE_LIMIT) compiled.delete(compiled.keys().next().value!);
-    fn = new Function(code)() as Loop;
+    fn = new Function("jfExp", "jfTanh", code)(jfExp, jfTanh) as Loop;
     compiled.set(code, fn);
     liveStats.shaderModules++;
   }

@@ -9,6 +9,7 @@ import { sizeOf } from "../shape.ts";
 import { fusedPlan } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
 import { reductionKernels } from "./reduce.ts";
+import { logsumexp, softmax } from "./softmax.ts";
 import { PRIMS } from "../prims/mod.ts";
 
 let backend: Interpreter | null = null;
@@ -31,6 +32,8 @@ export async function openWasm(): Promise<Backend | null> {
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }),
+      softmax,
+      logsumexp,
       matmul([a, b], [av], out, _p, ctx) {
         const r = av.shape.length, [M, K] = av.shape.slice(r - 2), N = out.shape[r - 1];
         const o = ctx.alloc("f32", sizeOf(out.shape)) as Float32Array;

@@ -1,4 +1,5 @@
-// Fused elementwise loops on the Wasm backend: bit-identical to the reference's f32 results, through
+// Fused elementwise loops on the Wasm backend: the reference's f32 results (bit for bit but for the
+// polynomial exp and tanh, within an ulp), through
 // broadcasts, permutes, slices, reshapes, casts and where; compiled once per graph structure.
 
 import fc from "fast-check";
@@ -24,7 +25,7 @@ async function onBoth(make: () => Tensor[]): Promise<{ wasm: Float32Array[]; cpu
   return { wasm, cpu };
 }
 
-Deno.test("fused elementwise chains through views equal the reference bit for bit", async () => {
+Deno.test("fused elementwise chains through views equal the reference (bit for bit without exp and tanh)", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 5 }),
@@ -39,7 +40,11 @@ Deno.test("fused elementwise chains through views equal the reference bit for bi
           const r = y.reshape([B * 3, N]).maximum(0).pow(2); // a reindexing reshape of a fused value
           return [y, t, m, r, y.sum({ axis: 1 })];
         });
-        wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i}` }));
+        // exp and tanh are polynomials within an ulp of the reference's; what does not use them is exact.
+        wasm.forEach((w, i) => {
+          const tol = i === 2 ? { rtol: 0, atol: 0 } : { rtol: 1e-6, atol: 1e-7 };
+          assertClose(w, cpu[i], { ...tol, msg: `output ${i}` });
+        });
       },
     ),
     { numRuns: 25 },
