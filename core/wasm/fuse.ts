@@ -192,42 +192,116 @@ function expands(n: Node, consumer: Node): boolean {
   return MAPS.has(n.op);
 }
 
+/** Where a matmul operand's elements are: `src`'s memory at `c + sum index * strides` (see matmul.ts). */
+export interface OperandView {
+  readonly src: Node;
+  readonly c: number;
+  readonly strides: readonly number[];
+}
+
+/** A matmul reading its operands through views, so transposes and slices are never materialized. */
+export type ViewMatmul = (a: CpuArray, la: OperandView, b: CpuArray, lb: OperandView, node: Node) => CpuArray;
+
+// The view chain below a matmul operand `n` (permutes, slices, broadcasts, unit reshapes, each
+// used only by the next), as strides into the memory of the node it starts from; null if none.
+function operandView(n: Node, single: (n: Node) => boolean): OperandView | null {
+  if (!VIEWS.has(n.op) || !single(n)) return null;
+  const R = n.ndim, zero: Affine = { c: 0, coef: new Array(R).fill(0) };
+  let forms: readonly Affine[] = n.shape.map((_, j) => ({ c: 0, coef: n.shape.map((_, o) => (o === j ? 1 : 0)) }));
+  let x = n;
+  while (VIEWS.has(x.op) && single(x)) {
+    // deno-lint-ignore no-explicit-any
+    const p = x.params as any, src = x.src[0];
+    if (x.op === "broadcast") {
+      const lead = x.ndim - src.ndim, f = forms;
+      forms = src.shape.map((d, j) => (d === 1 ? zero : f[lead + j]));
+    } else if (x.op === "permute") {
+      const inner = new Array<Affine>(src.ndim);
+      (p.perm as number[]).forEach((q, i) => (inner[q] = forms[i]));
+      forms = inner;
+    } else if (x.op === "slice") {
+      forms = forms.map((f, j) => ({ c: f.c + p.starts[j], coef: f.coef }));
+    } else if (unitReshape(src.shape, x.shape)) {
+      const kept = forms.filter((_, j) => x.shape[j] !== 1);
+      let k = 0;
+      forms = src.shape.map((d) => (d === 1 ? zero : kept[k++]));
+    } else break; // a reindexing reshape: read the memory it reshapes
+    x = src;
+  }
+  if (x.op === "reshape" && !unitReshape(x.src[0].shape, x.shape)) return null;
+  const st = stridesOf(x.shape), strides = new Array<number>(R).fill(0);
+  let c = 0;
+  forms.forEach((f, j) => {
+    c += st[j] * f.c;
+    f.coef.forEach((v, o) => (strides[o] += st[j] * v));
+  });
+  return { src: x, c, strides };
+}
+
 /**
  * The host plan with fusion: a fusible node used once, by a fusible node, is inlined into it;
- * every other node is materialized, the fusible ones by a generated loop.
+ * every other node is materialized, the fusible ones by a generated loop. With `matmul`, matmul
+ * operands that are views of materialized values are read through the views.
  */
-export const fusedPlan: HostPlanner = (order, keep, rule) => {
-  const consumers = new Map<Node, Node[]>();
-  for (const n of order) for (const x of n.src) (consumers.get(x) ?? consumers.set(x, []).get(x)!).push(n);
-  const pending = new Set(order);
-  const roots = new Set<Node>();
-  for (const n of order) {
-    const cs = consumers.get(n) ?? [];
-    if (keep.has(n) || !fusible(n) || cs.length !== 1 || !fusible(cs[0]) || expands(n, cs[0])) roots.add(n);
-  }
-  // A reshape that reindexes reads its input from memory.
-  for (const n of order) {
-    if (n.op === "reshape" && !unitReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
-  }
-  const isSource = (n: Node) => !pending.has(n) || roots.has(n);
-  const steps: HostStep[] = [];
-  for (const node of order) {
-    if (!roots.has(node)) continue;
-    if (!fusible(node) || (node.op === "reshape" && !unitReshape(node.src[0].shape, node.shape))) {
-      const r: HostRule = rule(node);
-      steps.push({ node, reads: node.src, run: (value) => r(node.src.map(value), node) });
-      continue;
+export function fusedPlanner(opts: { readonly matmul?: ViewMatmul } = {}): HostPlanner {
+  return (order, keep, rule) => {
+    const consumers = new Map<Node, Node[]>();
+    for (const n of order) for (const x of n.src) (consumers.get(x) ?? consumers.set(x, []).get(x)!).push(n);
+    const pending = new Set(order);
+    const roots = new Set<Node>();
+    for (const n of order) {
+      const cs = consumers.get(n) ?? [];
+      if (keep.has(n) || !fusible(n) || cs.length !== 1 || !fusible(cs[0]) || expands(n, cs[0])) roots.add(n);
     }
-    const [sources, fn, dims] = fusedKernel(node, isSource);
-    steps.push({
-      node,
-      reads: sources,
-      run: (value) => {
-        const out = allocHost(node.dtype, node.size);
-        fn(out, dims, ...sources.map(value));
-        return out;
-      },
-    });
-  }
-  return steps;
-};
+    // A reshape that reindexes reads its input from memory.
+    for (const n of order) {
+      if (n.op === "reshape" && !unitReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
+    }
+    // Matmul operands read through their views: the views are not computed, what they view is.
+    const views = new Map<Node, (OperandView | null)[]>();
+    if (opts.matmul) {
+      const single = (n: Node) => pending.has(n) && !keep.has(n) && consumers.get(n)?.length === 1;
+      for (const n of order) {
+        if (n.op !== "matmul") continue;
+        const vs = n.src.map((s) => operandView(s, single));
+        vs.forEach((v, i) => {
+          if (v === null) return;
+          for (let x = n.src[i]; x !== v.src; x = x.src[0]) roots.delete(x);
+          if (pending.has(v.src)) roots.add(v.src);
+        });
+        views.set(n, vs);
+      }
+    }
+    const isSource = (n: Node) => !pending.has(n) || roots.has(n);
+    const steps: HostStep[] = [];
+    for (const node of order) {
+      if (!roots.has(node)) continue;
+      const vs = views.get(node);
+      if (vs !== undefined && opts.matmul) {
+        const mm = opts.matmul;
+        const [la, lb] = node.src.map((s, i) => vs[i] ?? { src: s, c: 0, strides: stridesOf(s.shape) });
+        steps.push({ node, reads: [la.src, lb.src], run: (value) => mm(value(la.src), la, value(lb.src), lb, node) });
+        continue;
+      }
+      if (!fusible(node) || (node.op === "reshape" && !unitReshape(node.src[0].shape, node.shape))) {
+        const r: HostRule = rule(node);
+        steps.push({ node, reads: node.src, run: (value) => r(node.src.map(value), node) });
+        continue;
+      }
+      const [sources, fn, dims] = fusedKernel(node, isSource);
+      steps.push({
+        node,
+        reads: sources,
+        run: (value) => {
+          const out = allocHost(node.dtype, node.size);
+          fn(out, dims, ...sources.map(value));
+          return out;
+        },
+      });
+    }
+    return steps;
+  };
+}
+
+/** The fused host plan without view-reading matmuls. */
+export const fusedPlan: HostPlanner = fusedPlanner();

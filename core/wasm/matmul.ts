@@ -70,25 +70,62 @@ export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuff
   return moduleBytes([["matmul", kernel(fma)]], 1, shared);
 }
 
-/** Copies `rows x K` of a row-major matrix (row stride K) into 4-row strips [strips][K][4], zero-padded. */
-export function packA(dst: Float32Array, src: ArrayLike<number>, base: number, M: number, K: number): void {
+/** Copies `M x K` of a matrix (element (i, k) at `base + i * rs + k * cs`) into 4-row strips [strips][K][4], zero-padded. */
+export function packA(
+  dst: Float32Array,
+  src: ArrayLike<number>,
+  base: number,
+  M: number,
+  K: number,
+  rs = K,
+  cs = 1,
+): void {
   const strips = Math.ceil(M / TILE_M);
   dst.fill(0, 0, strips * K * TILE_M);
   for (let i = 0; i < M; i++) {
-    const s = i >> 2, r = i & 3, row = base + i * K, out = s * K * 4 + r;
-    for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
+    const s = i >> 2, r = i & 3, row = base + i * rs, out = s * K * 4 + r;
+    if (cs === 1) for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
+    else for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k * cs];
   }
 }
 
-/** Copies `K x N` of a row-major matrix into 8-column panels [panels][K][8], zero-padded. */
-export function packB(dst: Float32Array, src: ArrayLike<number>, base: number, K: number, N: number): void {
+/** Copies `K x N` of a matrix (element (k, j) at `base + k * rs + j * cs`) into 8-column panels [panels][K][8], zero-padded. */
+export function packB(
+  dst: Float32Array,
+  src: ArrayLike<number>,
+  base: number,
+  K: number,
+  N: number,
+  rs = N,
+  cs = 1,
+): void {
   const panels = Math.ceil(N / TILE_N);
   dst.fill(0, 0, panels * K * TILE_N);
-  for (let k = 0; k < K; k++) {
-    const row = base + k * N;
-    for (let j = 0; j < N; j++) dst[(j >> 3) * K * 8 + k * 8 + (j & 7)] = src[row + j];
+  if (cs === 1) {
+    for (let k = 0; k < K; k++) {
+      const row = base + k * rs;
+      for (let j = 0; j < N; j++) dst[(j >> 3) * K * 8 + k * 8 + (j & 7)] = src[row + j];
+    }
+    return;
+  }
+  // Columns are read along their own stride (contiguous for a transposed operand).
+  for (let j = 0; j < N; j++) {
+    const col = base + j * cs, out = (j >> 3) * K * 8 + (j & 7);
+    for (let k = 0; k < K; k++) dst[out + k * 8] = src[col + k * rs];
   }
 }
+
+/**
+ * Where an operand's elements are: element (batch index..., row, column) at `c + sum index * strides`.
+ * Row-major operands have `c = 0` and their shape's strides; views (transposes, slices) other ones.
+ */
+export interface Layout {
+  readonly c: number;
+  readonly strides: readonly number[];
+}
+
+// The row-major layout of `Z` matrices of `rows x cols`, as one batch axis.
+const rowMajor = (Z: number, rows: number, cols: number): Layout => ({ c: 0, strides: [rows * cols, cols, 1] });
 
 /** The kernel's signature: byte offsets of packed A, packed B and C, then sizes. */
 export type Kernel = (
@@ -158,24 +195,44 @@ export class WasmMatmul {
     return new Float32Array(this.#memory.buffer);
   }
 
-  /** `out[z] = a[z] @ b[z]` for `Z` row-major `M x K` and `K x N` matrices. */
-  run(a: ArrayLike<number>, b: ArrayLike<number>, out: Float32Array | Float64Array, dims: readonly number[]): void {
+  /**
+   * `out[z] = a[z] @ b[z]` for `Z` matrices of `M x K` and `K x N`: row-major, or read through
+   * `layouts` over a batch of shape `batch` (whose sizes multiply to Z).
+   */
+  run(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: Float32Array | Float64Array,
+    dims: readonly number[],
+    layouts?: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] },
+  ): void {
     const [Z, M, K, N] = dims;
     if (Z * M * N === 0) return;
     if (K === 0) return void out.fill(0);
+    const la = layouts?.a ?? rowMajor(Z, M, K), lb = layouts?.b ?? rowMajor(Z, K, N);
+    const batch = layouts?.batch ?? [Z], nb = batch.length;
     const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
     const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
     const mem = this.#reserve(4 * (aLen + bLen + cLen));
     const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
+    const idx = new Array<number>(nb).fill(0);
+    let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
-      packA(A, a, z * M * K, M, K);
-      packB(B, b, z * K * N, K, N);
+      packA(A, a, ao, M, K, la.strides[nb], la.strides[nb + 1]);
+      packB(B, b, bo, K, N, lb.strides[nb], lb.strides[nb + 1]);
       const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
-      // Waking the workers costs about a millisecond here: only products of 2^26 or more
-      // multiply-adds (a 400^3 matmul) are worth sharing.
+      // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
+      // products of THREADED_WORK multiply-adds or more are worth sharing.
       if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
       else this.#run(...args, panels);
       for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
+      // The next batch index, odometer style, and the operands' offsets with it.
+      for (let d = nb - 1; d >= 0; d--) {
+        ao += la.strides[d], bo += lb.strides[d];
+        if (++idx[d] < batch[d]) break;
+        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
+        idx[d] = 0;
+      }
     }
   }
 }

@@ -4,9 +4,8 @@
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
-import type { CpuArray } from "../prim.ts";
 import { sizeOf } from "../shape.ts";
-import { fusedPlan } from "./fuse.ts";
+import { fusedPlanner } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
 import { reductionKernels } from "./reduce.ts";
 import { logsumexp, softmax } from "./softmax.ts";
@@ -28,18 +27,19 @@ export async function openWasm(): Promise<Backend | null> {
   }
   backend = new Interpreter("f32", {
     name: "wasm",
-    plan: fusedPlan,
+    plan: fusedPlanner({
+      matmul(a, la, b, lb, node) {
+        const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
+        const batch = node.shape.slice(0, r - 2), o = new Float32Array(sizeOf(node.shape));
+        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch });
+        return o;
+      },
+    }),
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }),
       softmax,
       logsumexp,
-      matmul([a, b], [av], out, _p, ctx) {
-        const r = av.shape.length, [M, K] = av.shape.slice(r - 2), N = out.shape[r - 1];
-        const o = ctx.alloc("f32", sizeOf(out.shape)) as Float32Array;
-        mm.run(a, b, o, [sizeOf(av.shape.slice(0, -2)), M, K, N]);
-        return o as CpuArray;
-      },
     },
   });
   return backend;
