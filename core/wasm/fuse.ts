@@ -199,8 +199,24 @@ export interface OperandView {
   readonly strides: readonly number[];
 }
 
-/** A matmul reading its operands through views, so transposes and slices are never materialized. */
-export type ViewMatmul = (a: CpuArray, la: OperandView, b: CpuArray, lb: OperandView, node: Node) => CpuArray;
+/** Where a matmul operand's elements are, without the node: offset and strides (see matmul.ts). */
+export interface OperandLayout {
+  readonly c: number;
+  readonly strides: readonly number[];
+}
+
+/**
+ * A matmul reading its operands through views, so transposes and slices are never materialized;
+ * `bInput` says that b's memory is an input of the realization (a weight, say), not an intermediate.
+ */
+export type ViewMatmul = (
+  a: CpuArray,
+  la: OperandLayout,
+  b: CpuArray,
+  lb: OperandLayout,
+  node: Node,
+  bInput: boolean,
+) => CpuArray;
 
 // The view chain below a matmul operand `n` (permutes, slices, broadcasts, unit reshapes, each
 // used only by the next), as strides into the memory of the node it starts from; null if none.
@@ -238,68 +254,135 @@ function operandView(n: Node, single: (n: Node) => boolean): OperandView | null 
   return { src: x, c, strides };
 }
 
+// A plan by node positions, so one computed for a graph serves every graph of the same structure:
+// "rule" computes node `i` by its primitive's rule, "loop" by a generated loop over `reads`,
+// "matmul" by the view-reading matmul.
+type Planned =
+  | { readonly kind: "rule"; readonly i: number }
+  | { readonly kind: "loop"; readonly i: number; readonly reads: readonly number[]; fn: Loop; dims: number[] }
+  | { readonly kind: "matmul"; readonly i: number; readonly a: PlannedView; readonly b: PlannedView };
+type PlannedView = { readonly j: number; readonly c: number; readonly strides: readonly number[] };
+
+/**
+ * A graph's structure as a string, and its nodes by position: the schedule's nodes, with the
+ * leaves they read (outside the schedule) placed at first use. Two graphs with equal keys differ
+ * only in their leaves' values.
+ */
+function structure(order: readonly Node[], keep: ReadonlySet<Node>): { key: string; nodes: Node[] } {
+  const index = new Map<Node, number>(), nodes: Node[] = [], parts: string[] = [];
+  for (const n of order) {
+    for (const x of n.src) {
+      if (index.has(x)) continue;
+      index.set(x, nodes.push(x) - 1);
+      parts.push(`^${x.op}:${x.dtype}:${x.shape}`);
+    }
+    index.set(n, nodes.push(n) - 1);
+    const src = n.src.map((x) => index.get(x)).join(",");
+    parts.push(`${n.op}:${n.dtype}:${n.shape}:${JSON.stringify(n.params)}:${src}:${keep.has(n) ? 1 : 0}`);
+  }
+  return { key: parts.join(";"), nodes };
+}
+
+function planPositions(
+  order: readonly Node[],
+  keep: ReadonlySet<Node>,
+  nodes: readonly Node[],
+  viewMatmul: boolean,
+): Planned[] {
+  const at = new Map<Node, number>(nodes.map((n, i) => [n, i]));
+  const consumers = new Map<Node, Node[]>();
+  for (const n of order) for (const x of n.src) (consumers.get(x) ?? consumers.set(x, []).get(x)!).push(n);
+  const pending = new Set(order);
+  const roots = new Set<Node>();
+  for (const n of order) {
+    const cs = consumers.get(n) ?? [];
+    if (keep.has(n) || !fusible(n) || cs.length !== 1 || !fusible(cs[0]) || expands(n, cs[0])) roots.add(n);
+  }
+  // A reshape that reindexes reads its input from memory.
+  for (const n of order) {
+    if (n.op === "reshape" && !unitReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
+  }
+  // Matmul operands read through their views: the views are not computed, what they view is.
+  const views = new Map<Node, (OperandView | null)[]>();
+  if (viewMatmul) {
+    const single = (n: Node) => pending.has(n) && !keep.has(n) && consumers.get(n)?.length === 1;
+    for (const n of order) {
+      if (n.op !== "matmul") continue;
+      const vs = n.src.map((s) => operandView(s, single));
+      vs.forEach((v, i) => {
+        if (v === null) return;
+        for (let x = n.src[i]; x !== v.src; x = x.src[0]) roots.delete(x);
+        if (pending.has(v.src)) roots.add(v.src);
+      });
+      views.set(n, vs);
+    }
+  }
+  const isSource = (n: Node) => !pending.has(n) || roots.has(n);
+  const planned: Planned[] = [];
+  for (const node of order) {
+    if (!roots.has(node)) continue;
+    const i = at.get(node)!, vs = views.get(node);
+    if (vs !== undefined) {
+      const [a, b] = node.src.map((s, k) => {
+        const v = vs[k] ?? { src: s, c: 0, strides: stridesOf(s.shape) };
+        return { j: at.get(v.src)!, c: v.c, strides: v.strides };
+      });
+      planned.push({ kind: "matmul", i, a, b });
+    } else if (!fusible(node) || (node.op === "reshape" && !unitReshape(node.src[0].shape, node.shape))) {
+      planned.push({ kind: "rule", i });
+    } else {
+      const [sources, fn, dims] = fusedKernel(node, isSource);
+      planned.push({ kind: "loop", i, reads: sources.map((x) => at.get(x)!), fn, dims });
+    }
+  }
+  return planned;
+}
+
+// Plans by structure: a training step or a decoded token repeats the same graph, and planning it
+// (fusion, generating the loops' code) cost more than some of its kernels.
+const PLAN_LIMIT = 64;
+
 /**
  * The host plan with fusion: a fusible node used once, by a fusible node, is inlined into it;
  * every other node is materialized, the fusible ones by a generated loop. With `matmul`, matmul
- * operands that are views of materialized values are read through the views.
+ * operands that are views of materialized values are read through the views. Plans are reused
+ * for graphs of the same structure.
  */
 export function fusedPlanner(opts: { readonly matmul?: ViewMatmul } = {}): HostPlanner {
+  const plans = new Map<string, Planned[]>();
   return (order, keep, rule) => {
-    const consumers = new Map<Node, Node[]>();
-    for (const n of order) for (const x of n.src) (consumers.get(x) ?? consumers.set(x, []).get(x)!).push(n);
-    const pending = new Set(order);
-    const roots = new Set<Node>();
-    for (const n of order) {
-      const cs = consumers.get(n) ?? [];
-      if (keep.has(n) || !fusible(n) || cs.length !== 1 || !fusible(cs[0]) || expands(n, cs[0])) roots.add(n);
+    const { key, nodes } = structure(order, keep);
+    let planned = plans.get(key);
+    if (planned === undefined) {
+      planned = planPositions(order, keep, nodes, opts.matmul !== undefined);
+      if (plans.size >= PLAN_LIMIT) plans.delete(plans.keys().next().value!);
+      plans.set(key, planned);
+    } else {
+      plans.delete(key); // most recently used last
+      plans.set(key, planned);
     }
-    // A reshape that reindexes reads its input from memory.
-    for (const n of order) {
-      if (n.op === "reshape" && !unitReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
-    }
-    // Matmul operands read through their views: the views are not computed, what they view is.
-    const views = new Map<Node, (OperandView | null)[]>();
-    if (opts.matmul) {
-      const single = (n: Node) => pending.has(n) && !keep.has(n) && consumers.get(n)?.length === 1;
-      for (const n of order) {
-        if (n.op !== "matmul") continue;
-        const vs = n.src.map((s) => operandView(s, single));
-        vs.forEach((v, i) => {
-          if (v === null) return;
-          for (let x = n.src[i]; x !== v.src; x = x.src[0]) roots.delete(x);
-          if (pending.has(v.src)) roots.add(v.src);
-        });
-        views.set(n, vs);
-      }
-    }
-    const isSource = (n: Node) => !pending.has(n) || roots.has(n);
-    const steps: HostStep[] = [];
-    for (const node of order) {
-      if (!roots.has(node)) continue;
-      const vs = views.get(node);
-      if (vs !== undefined && opts.matmul) {
-        const mm = opts.matmul;
-        const [la, lb] = node.src.map((s, i) => vs[i] ?? { src: s, c: 0, strides: stridesOf(s.shape) });
-        steps.push({ node, reads: [la.src, lb.src], run: (value) => mm(value(la.src), la, value(lb.src), lb, node) });
-        continue;
-      }
-      if (!fusible(node) || (node.op === "reshape" && !unitReshape(node.src[0].shape, node.shape))) {
+    return planned.map((p): HostStep => {
+      const node = nodes[p.i];
+      if (p.kind === "rule") {
         const r: HostRule = rule(node);
-        steps.push({ node, reads: node.src, run: (value) => r(node.src.map(value), node) });
-        continue;
+        return { node, reads: node.src, run: (value) => r(node.src.map(value), node) };
       }
-      const [sources, fn, dims] = fusedKernel(node, isSource);
-      steps.push({
+      if (p.kind === "matmul") {
+        const mm = opts.matmul!, a = nodes[p.a.j], b = nodes[p.b.j];
+        const bInput = b.op === "data";
+        return { node, reads: [a, b], run: (value) => mm(value(a), p.a, value(b), p.b, node, bInput) };
+      }
+      const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims;
+      return {
         node,
-        reads: sources,
+        reads,
         run: (value) => {
           const out = allocHost(node.dtype, node.size);
-          fn(out, dims, ...sources.map(value));
+          fn(out, dims, ...reads.map(value));
           return out;
         },
-      });
-    }
-    return steps;
+      };
+    });
   };
 }
 

@@ -189,6 +189,21 @@ export class WasmMatmul {
     this.#threads?.stop();
   }
 
+  // Packed copies of long-lived B operands (weights) by their arrays, which are never written
+  // once they hold a tensor's value: decoding one token multiplies by every weight once, and
+  // packing them again each time cost more than the products.
+  // A copy is kept the second time an array is packed the same way (a training step's weights are
+  // new arrays every step, and copying them would be wasted).
+  readonly #packed = new WeakMap<object, { key: string; panels: Float32Array | null }>();
+
+  #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, K: number, N: number, rs: number, cs: number) {
+    const key = `${base},${K},${N},${rs},${cs}`, hit = this.#packed.get(src);
+    if (hit?.key === key && hit.panels !== null) return void dst.set(hit.panels);
+    packB(dst, src, base, K, N, rs, cs);
+    const again = hit?.key === key;
+    this.#packed.set(src, { key, panels: again ? dst.slice(0, Math.ceil(N / TILE_N) * K * TILE_N) : null });
+  }
+
   #reserve(bytes: number): Float32Array {
     const have = this.#memory.buffer.byteLength;
     if (bytes > have) this.#memory.grow(Math.ceil((bytes - have) / 65536));
@@ -205,6 +220,7 @@ export class WasmMatmul {
     out: Float32Array | Float64Array,
     dims: readonly number[],
     layouts?: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] },
+    opts: { readonly keepPackedB?: boolean } = {},
   ): void {
     const [Z, M, K, N] = dims;
     if (Z * M * N === 0) return;
@@ -219,7 +235,8 @@ export class WasmMatmul {
     let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
       packA(A, a, ao, M, K, la.strides[nb], la.strides[nb + 1]);
-      packB(B, b, bo, K, N, lb.strides[nb], lb.strides[nb + 1]);
+      if (!opts.keepPackedB || Z !== 1) packB(B, b, bo, K, N, lb.strides[nb], lb.strides[nb + 1]);
+      else this.#packedB(B, b, bo, K, N, lb.strides[nb], lb.strides[nb + 1]);
       const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
       // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
       // products of THREADED_WORK multiply-adds or more are worth sharing.

@@ -28,10 +28,11 @@ export async function openWasm(): Promise<Backend | null> {
   backend = new Interpreter("f32", {
     name: "wasm",
     plan: fusedPlanner({
-      matmul(a, la, b, lb, node) {
+      matmul(a, la, b, lb, node, bInput) {
         const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
         const batch = node.shape.slice(0, r - 2), o = new Float32Array(sizeOf(node.shape));
-        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch });
+        // A B operand that is an input of the realization (a weight) keeps its packed copy.
+        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, { keepPackedB: bInput });
         return o;
       },
     }),

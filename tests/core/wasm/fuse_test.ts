@@ -63,3 +63,16 @@ Deno.test("gradients through fused chains match the reference, and a repeated st
   await setBackend("cpu");
   if (stats().shaderModules !== 0) throw new Error(`a repeated step compiled ${stats().shaderModules} loops`);
 });
+
+Deno.test("a plan reused for a graph of the same structure computes the new graph's values", async () => {
+  // Same structure, different leaves (values and which tensor is which): the cached plan must read
+  // each realization's own inputs.
+  const f = (x: Tensor, y: Tensor) => [x.mul(y).add(x.transpose().matmul(y)).exp(), y.sub(x).sum({ axis: 0 })];
+  const pairs = [1, 2, 3].map((s) => [normal(randomKey(s), [4, 4]), normal(randomKey(s + 10), [4, 4])]);
+  const { wasm, cpu } = await onBoth(() => pairs.flatMap(([x, y]) => [f(x, y), f(y, x)]).flat());
+  wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 1e-5, atol: 1e-6, msg: `output ${i}` }));
+  await setBackend("wasm");
+  const one = await Promise.all(pairs.map(([x, y]) => readAll(f(x, y))));
+  await setBackend("cpu");
+  one.forEach((vals, k) => vals.forEach((v, i) => assertClose(v, cpu[4 * k + i], { rtol: 1e-5, atol: 1e-6 })));
+});

@@ -99,3 +99,22 @@ Deno.test("matmuls read operands through permutes, slices and broadcasts as the 
     { numRuns: 40 },
   );
 });
+
+Deno.test("a weight multiplied in many realizations, as is and transposed, gives the reference's products", async () => {
+  // The second realization keeps the weight's packed panels and later ones reuse them: each must
+  // still see its own left operand, and the transposed use its own packing.
+  const w = normal(randomKey(3), [24, 24]);
+  const xs = [1, 2, 3, 4].map((s) => normal(randomKey(10 + s), [5, 24]));
+  const uses = [(x: typeof w) => x.matmul(w), (x: typeof w) => x.matmul(w.transpose())];
+  const all = async () => {
+    const out: ArrayLike<number>[] = [];
+    for (const use of [...uses, ...uses]) for (const x of xs) out.push(...(await readAll([use(x)])));
+    return out;
+  };
+  await setBackend("wasm");
+  const got = await all();
+  await setBackend("cpu", { precision: "f64" });
+  const want = await all();
+  await setBackend("cpu");
+  got.forEach((g, i) => assertClose(g, want[i], { ...tol(24), msg: `product ${i}` }));
+});
