@@ -84,8 +84,11 @@ export function packA(
   dst.fill(0, 0, strips * K * TILE_M);
   for (let i = 0; i < M; i++) {
     const s = i >> 2, r = i & 3, row = base + i * rs, out = s * K * 4 + r;
-    if (cs === 1) for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
-    else for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k * cs];
+    if (cs === 1) {
+      for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
+    } else {
+      for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k * cs];
+    }
   }
 }
 
