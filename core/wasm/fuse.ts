@@ -31,7 +31,7 @@ const MAPS = new Set<string>([
   "stopGradient",
 ]);
 const VIEWS = new Set<string>(["broadcast", "permute", "slice", "reshape"]);
-const fusible = (n: Node) => MAPS.has(n.op) || VIEWS.has(n.op);
+const isFusible = (n: Node) => MAPS.has(n.op) || VIEWS.has(n.op);
 
 // True when a reshape only adds or removes size-1 axes: then it is an index map, not a reindexing.
 function unitReshape(from: readonly number[], to: readonly number[]): boolean {
@@ -288,7 +288,9 @@ function planPositions(
   keep: ReadonlySet<Node>,
   nodes: readonly Node[],
   viewMatmul: boolean,
+  ownKernel: (n: Node) => boolean,
 ): Planned[] {
+  const fusible = (n: Node) => isFusible(n) && !ownKernel(n);
   const at = new Map<Node, number>(nodes.map((n, i) => [n, i]));
   const consumers = new Map<Node, Node[]>();
   for (const n of order) for (const x of n.src) (consumers.get(x) ?? consumers.set(x, []).get(x)!).push(n);
@@ -345,16 +347,20 @@ const PLAN_LIMIT = 64;
 /**
  * The host plan with fusion: a fusible node used once, by a fusible node, is inlined into it;
  * every other node is materialized, the fusible ones by a generated loop. With `matmul`, matmul
- * operands that are views of materialized values are read through the views. Plans are reused
- * for graphs of the same structure.
+ * operands that are views of materialized values are read through the views; nodes for which
+ * `ownKernel` holds are not fused but computed by their rule (a kernel of the backend's). Plans are
+ * reused for graphs of the same structure (`ownKernel` must depend on structure only).
  */
-export function fusedPlanner(opts: { readonly matmul?: ViewMatmul } = {}): HostPlanner {
+export function fusedPlanner(
+  opts: { readonly matmul?: ViewMatmul; readonly ownKernel?: (n: Node) => boolean } = {},
+): HostPlanner {
+  const ownKernel = opts.ownKernel ?? (() => false);
   const plans = new Map<string, Planned[]>();
   return (order, keep, rule) => {
     const { key, nodes } = structure(order, keep);
     let planned = plans.get(key);
     if (planned === undefined) {
-      planned = planPositions(order, keep, nodes, opts.matmul !== undefined);
+      planned = planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel);
       if (plans.size >= PLAN_LIMIT) plans.delete(plans.keys().next().value!);
       plans.set(key, planned);
     } else {
