@@ -5,9 +5,9 @@
 import { Func, I32, moduleBytes, V128 } from "./asm.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
-const LOAD = 0x00, STORE = 0x0b, CONST = 0x0c, AND = 0x4e, ANDNOT = 0x4f, OR = 0x50, BITSELECT = 0x52;
+const LOAD = 0x00, STORE = 0x0b, CONST = 0x0c, AND = 0x4e, OR = 0x50, BITSELECT = 0x52;
 const F_LT = 0x43, F_ABS = 0xe0, F_ADD = 0xe4, F_SUB = 0xe5, F_MUL = 0xe6, F_DIV = 0xe7, F_MIN = 0xe8, F_MAX = 0xe9;
-const F_NEAREST = 0x6a, I_TRUNC_SAT = 0xf8, I_ADD = 0xae, I_SHL = 0xab;
+const F_NEAREST = 0x6a, I_TRUNC_SAT = 0xf8, I_ADD = 0xae, I_SUB = 0xb1, I_SHL = 0xab, I_SHR_S = 0xac;
 const MEM16 = [4, 0] as const;
 
 const f32Bits = (v: number) => [...new Uint8Array(Float32Array.of(v).buffer)];
@@ -33,11 +33,12 @@ function horner(f: Func, x: string, coefs: readonly number[]): void {
   }
 }
 
-// e^v for the vector on the stack (clamped to [-86.5, 88.8]: below, the result would be subnormal,
-// so it is about 1e-38 instead; above, it overflows to Infinity as it should), result on the stack.
-// e^v = 2 * 2^(k-1) * e^r, k = nearest(v / ln 2), r = v - k ln 2 in two parts (Cody and Waite).
+// e^v for the vector on the stack, result on the stack: e^v = 2^h 2^(k-h) e^r with k = nearest(v / ln 2),
+// h = k >> 1 (two factors, so subnormal results and the largest normal ones are both in reach) and
+// r = v - k ln 2 in two parts (Cody and Waite). v is clamped to [-104, 88.8], where e^v rounds to
+// 0 and overflows to Infinity in f32; NaN passes through.
 function expOf(f: Func): void {
-  splat(f, -86.5).simd(F_MAX);
+  splat(f, -104).simd(F_MAX);
   splat(f, 88.8).simd(F_MIN).set("v");
   f.get("v");
   splat(f, Math.LOG2E).simd(F_MUL).simd(F_NEAREST).set("k");
@@ -45,16 +46,21 @@ function expOf(f: Func): void {
   splat(f, 0.693359375).simd(F_MUL).simd(F_SUB).get("k");
   splat(f, -2.12194440e-4).simd(F_MUL).simd(F_SUB).set("r");
   horner(f, "r", EXP_POLY);
-  // 2^(k-1): k - 1 + 127 in the exponent bits.
-  f.get("k").simd(I_TRUNC_SAT).simd(CONST).op(...[0, 1, 2, 3].flatMap(() => i32Bits(126))).simd(I_ADD);
-  f.i32(23).simd(I_SHL).simd(F_MUL);
-  splat(f, 2).simd(F_MUL);
+  const bias = () => f.simd(CONST).op(...[0, 1, 2, 3].flatMap(() => i32Bits(127)));
+  f.get("k").simd(I_TRUNC_SAT).set("k"); // k as i32 lanes from here on
+  f.get("k").i32(1).simd(I_SHR_S).set("h");
+  f.get("h");
+  bias();
+  f.simd(I_ADD).i32(23).simd(I_SHL).simd(F_MUL); // times 2^h
+  f.get("k").get("h").simd(I_SUB);
+  bias();
+  f.simd(I_ADD).i32(23).simd(I_SHL).simd(F_MUL); // times 2^(k-h)
 }
 
 // One exported function per operation: (ptr, vectors) rewrites `vectors` f32x4 values in place.
 function unary(body: (f: Func) => void): Func {
   const f = new Func(["p", "n"]).local("end", I32);
-  for (const l of ["x", "v", "k", "r", "a", "s", "t"]) f.local(l, V128);
+  for (const l of ["x", "v", "k", "h", "r", "a", "s", "t"]) f.local(l, V128);
   f.get("n").i32(16).op(0x6c).get("p").op(0x6a).set("end");
   f.code.push(0x02, 0x40); // block: skip when there is nothing to do
   f.get("n").op(0x45, 0x0d, 0); // i32.eqz; br_if 0
@@ -69,13 +75,10 @@ function unary(body: (f: Func) => void): Func {
   return f;
 }
 
-// e^x, with 0 below -87.34 (where e^x is below f32's least normal number; NaN passes).
 function expFunc(): Func {
   return unary((f) => {
     f.get("x");
     expOf(f);
-    f.get("x");
-    splat(f, -87.34).simd(F_LT).simd(ANDNOT);
   });
 }
 
