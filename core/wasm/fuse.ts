@@ -9,6 +9,7 @@ import type { CpuArray, Prim } from "../prim.ts";
 import { allocHost, stridesOf } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 import { jfExp, jfTanh } from "./approx.ts";
+import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
 
 const MAPS = new Set<string>([
   "neg",
@@ -105,12 +106,35 @@ type Loop = (out: CpuArray, dims: readonly number[], ...srcs: CpuArray[]) => voi
 const CACHE_LIMIT = 512;
 const compiled = new Map<string, Loop>();
 
+/** The expression a fused loop computes: reads of materialized memory, and elementwise nodes over them. */
+export type Expr = { readonly read: number } | { readonly node: Node; readonly args: readonly Expr[] };
+
+/** One read of a fused loop: source `src`'s memory at `c + sum index * strides` over the output's index. */
+export interface LoopRead {
+  readonly src: number;
+  readonly c: number;
+  readonly strides: readonly number[];
+}
+
+function jsOf(e: Expr): string {
+  return "read" in e ? `v${e.read}` : mapExpr(e.node, e.args.map(jsOf));
+}
+
+/** A fused loop: its sources, the generated JavaScript and its size arguments, and what it computes. */
+interface FusedLoop {
+  readonly sources: Node[];
+  readonly fn: Loop;
+  readonly args: number[];
+  readonly expr: Expr;
+  readonly reads: readonly LoopRead[];
+}
+
 /** Generates (or reuses) the loop computing `root` from its materialized sources. */
-function fusedKernel(root: Node, isSource: (n: Node) => boolean): [Node[], Loop, number[]] {
+function fusedKernel(root: Node, isSource: (n: Node) => boolean): FusedLoop {
   const R = root.ndim, sources: Node[] = [], reads: { src: number; c: number; strides: number[] }[] = [];
   const readKey = new Map<string, number>();
   // A read of materialized `n`'s memory, laid out as the contiguous `shape` (n's own, or a reshape's).
-  const read = (n: Node, shape: readonly number[], forms: readonly Affine[]): string => {
+  const read = (n: Node, shape: readonly number[], forms: readonly Affine[]): Expr => {
     let k = sources.indexOf(n);
     if (k < 0) k = sources.push(n) - 1;
     const st = stridesOf(shape), strides = new Array<number>(R).fill(0);
@@ -122,14 +146,14 @@ function fusedKernel(root: Node, isSource: (n: Node) => boolean): [Node[], Loop,
     const key = `${k}:${c}:${strides}`;
     let r = readKey.get(key);
     if (r === undefined) readKey.set(key, r = reads.push({ src: k, c, strides }) - 1);
-    return `v${r}`;
+    return { read: r };
   };
   // The value of `n` where its axis j is at forms[j] of the output index, as an expression.
-  const value = (n: Node, forms: readonly Affine[]): string => {
+  const value = (n: Node, forms: readonly Affine[]): Expr => {
     if (n !== root && isSource(n)) return read(n, n.shape, forms);
     // deno-lint-ignore no-explicit-any
     const p = n.params as any;
-    if (MAPS.has(n.op)) return mapExpr(n, n.src.map((x) => value(x, forms)));
+    if (MAPS.has(n.op)) return { node: n, args: n.src.map((x) => value(x, forms)) };
     const x = n.src[0], zero: Affine = { c: 0, coef: new Array(R).fill(0) };
     switch (n.op) {
       case "broadcast": {
@@ -154,7 +178,7 @@ function fusedKernel(root: Node, isSource: (n: Node) => boolean): [Node[], Loop,
     throw new Error(`wasm: cannot fuse ${n.op}`);
   };
   const identity = root.shape.map((_, j) => ({ c: 0, coef: root.shape.map((_, o) => (o === j ? 1 : 0)) }));
-  const expr = value(root, identity);
+  const tree = value(root, identity), expr = jsOf(tree);
   // Loops over the output in row-major order, each read's position advanced by its strides. Sizes,
   // offsets and strides are arguments, so one compiled loop serves every shape of the same structure.
   const lines: string[] = [], args: number[] = [...root.shape];
@@ -180,7 +204,7 @@ function fusedKernel(root: Node, isSource: (n: Node) => boolean): [Node[], Loop,
     compiled.set(code, fn);
     liveStats.shaderModules++;
   }
-  return [sources, fn, args];
+  return { sources, fn, args, expr: tree, reads };
 }
 
 // True when `n` computes something (it is elementwise, or a view of an elementwise node) and its
@@ -259,7 +283,14 @@ function operandView(n: Node, single: (n: Node) => boolean): OperandView | null 
 // "matmul" by the view-reading matmul.
 type Planned =
   | { readonly kind: "rule"; readonly i: number }
-  | { readonly kind: "loop"; readonly i: number; readonly reads: readonly number[]; fn: Loop; dims: number[] }
+  | {
+    readonly kind: "loop";
+    readonly i: number;
+    readonly reads: readonly number[];
+    readonly fn: Loop;
+    readonly dims: number[];
+    readonly simd: SimdLoop | null;
+  }
   | { readonly kind: "matmul"; readonly i: number; readonly a: PlannedView; readonly b: PlannedView };
 type PlannedView = { readonly j: number; readonly c: number; readonly strides: readonly number[] };
 
@@ -289,6 +320,7 @@ function planPositions(
   nodes: readonly Node[],
   viewMatmul: boolean,
   ownKernel: (n: Node) => boolean,
+  simdLoops: SimdLoops | null,
 ): Planned[] {
   const fusible = (n: Node) => isFusible(n) && !ownKernel(n);
   const at = new Map<Node, number>(nodes.map((n, i) => [n, i]));
@@ -333,8 +365,9 @@ function planPositions(
     } else if (!fusible(node) || (node.op === "reshape" && !unitReshape(node.src[0].shape, node.shape))) {
       planned.push({ kind: "rule", i });
     } else {
-      const [sources, fn, dims] = fusedKernel(node, isSource);
-      planned.push({ kind: "loop", i, reads: sources.map((x) => at.get(x)!), fn, dims });
+      const { sources, fn, args, expr, reads } = fusedKernel(node, isSource);
+      const simd = simdLoops === null ? null : simdLoops.plan(node, expr, reads, sources);
+      planned.push({ kind: "loop", i, reads: sources.map((x) => at.get(x)!), fn, dims: args, simd });
     }
   }
   return planned;
@@ -352,7 +385,7 @@ const PLAN_LIMIT = 64;
  * reused for graphs of the same structure (`ownKernel` must depend on structure only).
  */
 export function fusedPlanner(
-  opts: { readonly matmul?: ViewMatmul; readonly ownKernel?: (n: Node) => boolean } = {},
+  opts: { readonly matmul?: ViewMatmul; readonly ownKernel?: (n: Node) => boolean; readonly simd?: SimdLoops } = {},
 ): HostPlanner {
   const ownKernel = opts.ownKernel ?? (() => false);
   const plans = new Map<string, Planned[]>();
@@ -360,7 +393,7 @@ export function fusedPlanner(
     const { key, nodes } = structure(order, keep);
     let planned = plans.get(key);
     if (planned === undefined) {
-      planned = planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel);
+      planned = planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel, opts.simd ?? null);
       if (plans.size >= PLAN_LIMIT) plans.delete(plans.keys().next().value!);
       plans.set(key, planned);
     } else {
@@ -378,7 +411,8 @@ export function fusedPlanner(
         const bInput = b.op === "data";
         return { node, reads: [a, b], run: (value) => mm(value(a), p.a, value(b), p.b, node, bInput) };
       }
-      const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims;
+      const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims, simd = p.simd;
+      if (simd !== null) return { node, reads, run: (value) => simd.run(node.shape, reads.map(value)) };
       return {
         node,
         reads,

@@ -127,8 +127,8 @@ export interface Layout {
   readonly strides: readonly number[];
 }
 
-// The row-major layout of `Z` matrices of `rows x cols`, as one batch axis.
-const rowMajor = (Z: number, rows: number, cols: number): Layout => ({ c: 0, strides: [rows * cols, cols, 1] });
+// The row-major layout of matrices of `rows x cols`, one after another along one batch axis.
+const rowMajor = (rows: number, cols: number): Layout => ({ c: 0, strides: [rows * cols, cols, 1] });
 
 /** The kernel's signature: byte offsets of packed A, packed B and C, then sizes. */
 export type Kernel = (
@@ -228,7 +228,7 @@ export class WasmMatmul {
     const [Z, M, K, N] = dims;
     if (Z * M * N === 0) return;
     if (K === 0) return void out.fill(0);
-    const la = layouts?.a ?? rowMajor(Z, M, K), lb = layouts?.b ?? rowMajor(Z, K, N);
+    const la = layouts?.a ?? rowMajor(M, K), lb = layouts?.b ?? rowMajor(K, N);
     const batch = layouts?.batch ?? [Z], nb = batch.length;
     const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
     const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;

@@ -10,6 +10,7 @@ import { WasmMatmul } from "./matmul.ts";
 import { reductionKernels } from "./reduce.ts";
 import { logsumexp, softmax } from "./softmax.ts";
 import { VMath } from "./vmath.ts";
+import { SimdLoops } from "./simd_loop.ts";
 import type { Node } from "../graph.ts";
 import type { CpuArray, PrimDef } from "../prim.ts";
 
@@ -35,9 +36,11 @@ export async function openWasm(): Promise<Backend | null> {
   backend = new Interpreter("f32", {
     name: "wasm",
     plan: fusedPlanner({
-      // Large exps and tanhs are worth a pass of their own: the fused loops call them per element
-      // in JavaScript (5-20 ns each here), the Wasm kernel takes 1-4 ns.
-      ownKernel: (n: Node) => (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN,
+      simd: new SimdLoops(),
+      // Large exps and tanhs in loops that stay JavaScript (rows not a multiple of four lanes) are
+      // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
+      ownKernel: (n: Node) =>
+        (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN && n.shape[n.ndim - 1] % 4 !== 0,
       matmul(a, la, b, lb, node, bInput) {
         const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
         const batch = node.shape.slice(0, r - 2), o = new Float32Array(sizeOf(node.shape));

@@ -38,6 +38,7 @@ function horner(f: Func, x: string, coefs: readonly number[]): void {
 // r = v - k ln 2 in two parts (Cody and Waite). v is clamped to [-104, 88.8], where e^v rounds to
 // 0 and overflows to Infinity in f32; NaN passes through.
 function expOf(f: Func): void {
+  // Locals: v, k, h, r (see SCRATCH).
   splat(f, -104).simd(F_MAX);
   splat(f, 88.8).simd(F_MIN).set("v");
   f.get("v");
@@ -60,7 +61,7 @@ function expOf(f: Func): void {
 // One exported function per operation: (ptr, vectors) rewrites `vectors` f32x4 values in place.
 function unary(body: (f: Func) => void): Func {
   const f = new Func(["p", "n"]).local("end", I32);
-  for (const l of ["x", "v", "k", "h", "r", "a", "s", "t"]) f.local(l, V128);
+  for (const l of SCRATCH) f.local(l, V128);
   f.get("n").i32(16).op(0x6c).get("p").op(0x6a).set("end");
   f.code.push(0x02, 0x40); // block: skip when there is nothing to do
   f.get("n").op(0x45, 0x0d, 0); // i32.eqz; br_if 0
@@ -82,24 +83,40 @@ function expFunc(): Func {
   });
 }
 
+/** The v128 locals that `emitExp` and `emitTanh` use as scratch: a function calling them declares these. */
+export const SCRATCH = ["x", "v", "k", "h", "r", "a", "s", "t"] as const;
+
+/** Replaces the f32x4 on top of the stack by its exp (declare `SCRATCH` first). */
+export function emitExp(f: Func): void {
+  expOf(f);
+}
+
+/** Replaces the f32x4 on top of the stack by its tanh (declare `SCRATCH` first). */
+export function emitTanh(f: Func): void {
+  f.set("x");
+  tanhOf(f);
+}
+
 // tanh: x (1 + s P(s)) for |x| < 0.25, s = x^2; else sign(x) (1 - e) / (1 + e), e = e^(-2|x|).
 function tanhFunc(): Func {
-  return unary((f) => {
-    f.get("x").simd(F_ABS).set("a");
-    f.get("x").get("x").simd(F_MUL).set("s");
-    horner(f, "s", TANH_POLY);
-    f.get("x").simd(F_MUL).set("t"); // the small-argument value, sign included
-    f.get("a");
-    splat(f, -2).simd(F_MUL);
-    expOf(f);
-    f.set("r");
-    splat(f, 1).get("r").simd(F_SUB);
-    splat(f, 1).get("r").simd(F_ADD).simd(F_DIV); // (1 - e) / (1 + e), not negative
-    f.get("x").simd(CONST).op(...[0, 1, 2, 3].flatMap(() => i32Bits(-0x80000000))).simd(AND).simd(OR);
-    f.set("r");
-    f.get("t").get("r").get("a");
-    splat(f, TANH_SMALL).simd(F_LT).simd(BITSELECT);
-  });
+  return unary(tanhOf);
+}
+
+function tanhOf(f: Func): void {
+  f.get("x").simd(F_ABS).set("a");
+  f.get("x").get("x").simd(F_MUL).set("s");
+  horner(f, "s", TANH_POLY);
+  f.get("x").simd(F_MUL).set("t"); // the small-argument value, sign included
+  f.get("a");
+  splat(f, -2).simd(F_MUL);
+  expOf(f);
+  f.set("r");
+  splat(f, 1).get("r").simd(F_SUB);
+  splat(f, 1).get("r").simd(F_ADD).simd(F_DIV); // (1 - e) / (1 + e), not negative
+  f.get("x").simd(CONST).op(...[0, 1, 2, 3].flatMap(() => i32Bits(-0x80000000))).simd(AND).simd(OR);
+  f.set("r");
+  f.get("t").get("r").get("a");
+  splat(f, TANH_SMALL).simd(F_LT).simd(BITSELECT);
 }
 
 /** Operations the module has. */
