@@ -65,9 +65,99 @@ function kernel(fma: boolean): Func {
   return f;
 }
 
+// Lanes of two f32x4 operands (0-3 the first, 4-7 the second) as an i8x16.shuffle's byte indices.
+const lanes = (...ls: number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+// packA for a row-major M x K matrix already in memory at `src` (rows up to the strips' end readable):
+// each 4 x 4 block is transposed in registers, so a strip's k-th vector holds its 4 rows' column k.
+function packRowsFunc(): Func {
+  const f = new Func(["src", "dst", "k", "strips"]);
+  for (const n of ["s", "kk", "k4", "d", "r0", "r1", "r2", "r3", "row"]) f.local(n, I32);
+  for (const n of ["a0", "a1", "a2", "a3", "t0", "t1", "t2", "t3"]) f.local(n, V128);
+  const rows = ["r0", "r1", "r2", "r3"];
+  f.get("k").i32(-4).op(0x71).set("k4"); // k & ~3
+  f.get("k").i32(4).op(0x6c).set("row");
+  f.i32(0).set("s").get("dst").set("d").get("src").set("r0");
+  f.whileLt("s", "strips", () => {
+    for (let r = 1; r < 4; r++) f.get(rows[r - 1]).get("row").op(0x6a).set(rows[r]);
+    f.i32(0).set("kk");
+    f.whileLt("kk", "k4", () => {
+      rows.forEach((r, i) => f.get(r).simd(V128_LOAD, [0, 0]).set(`a${i}`));
+      const shuffle = (x: string, y: string, ls: number[], to: string) =>
+        f.get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls)).set(to);
+      shuffle("a0", "a1", [0, 4, 1, 5], "t0");
+      shuffle("a0", "a1", [2, 6, 3, 7], "t1");
+      shuffle("a2", "a3", [0, 4, 1, 5], "t2");
+      shuffle("a2", "a3", [2, 6, 3, 7], "t3");
+      const out = (x: string, y: string, ls: number[], off: number) =>
+        f.get("d").get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls)).simd(V128_STORE, [0, off]);
+      out("t0", "t2", [0, 1, 4, 5], 0);
+      out("t0", "t2", [2, 3, 6, 7], 16);
+      out("t1", "t3", [0, 1, 4, 5], 32);
+      out("t1", "t3", [2, 3, 6, 7], 48);
+      f.bump("d", 64).bump("kk", 4);
+      for (const r of rows) f.bump(r, 16);
+    });
+    f.whileLt("kk", "k", () => {
+      rows.forEach((r, i) => f.get("d").get(r).op(0x2a, 2, 0).op(0x38, 2, 4 * i)); // f32.load; f32.store
+      f.bump("d", 16).bump("kk", 1);
+      for (const r of rows) f.bump(r, 4);
+    });
+    // The next strip starts 4 rows below this one's first: r3 has reached row 3's end.
+    f.get("r3").set("r0");
+    f.bump("s", 1);
+  });
+  return f;
+}
+
+// packA for A's transpose in memory (K x M row-major at `src`): a strip's k-th vector is 4
+// consecutive elements of row k, so packing is a strided copy.
+function packColsFunc(): Func {
+  const f = new Func(["src", "dst", "k", "strips", "m"]);
+  for (const n of ["s", "kk", "d", "q", "stride"]) f.local(n, I32);
+  f.get("m").i32(4).op(0x6c).set("stride");
+  f.i32(0).set("s").get("dst").set("d");
+  f.whileLt("s", "strips", () => {
+    f.get("src").get("s").i32(16).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
+    f.whileLt("kk", "k", () => {
+      f.get("d").get("q").simd(V128_LOAD, [0, 0]).simd(V128_STORE, MEM16);
+      f.bump("d", 16).bump("q", "stride").bump("kk", 1);
+    });
+    f.bump("s", 1);
+  });
+  return f;
+}
+
+// packB for a row-major K x N matrix in memory: a panel's k-th row is 8 consecutive elements of row k.
+function packPanelsFunc(): Func {
+  const f = new Func(["src", "dst", "k", "panels", "n"]);
+  for (const n of ["p", "kk", "d", "q", "stride"]) f.local(n, I32);
+  f.get("n").i32(4).op(0x6c).set("stride");
+  f.i32(0).set("p").get("dst").set("d");
+  f.whileLt("p", "panels", () => {
+    f.get("src").get("p").i32(32).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
+    f.whileLt("kk", "k", () => {
+      f.get("d").get("q").simd(V128_LOAD, [0, 0]).simd(V128_STORE, MEM16);
+      f.get("d").get("q").simd(V128_LOAD, [0, 16]).simd(V128_STORE, [4, 16]);
+      f.bump("d", 32).bump("q", "stride").bump("kk", 1);
+    });
+    f.bump("p", 1);
+  });
+  return f;
+}
+
 /** The kernel module's bytes, with relaxed-SIMD FMA or plain multiply-add, over shared memory or not. */
 export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
-  return moduleBytes([["matmul", kernel(fma)]], 1, shared);
+  return moduleBytes(
+    [
+      ["matmul", kernel(fma)],
+      ["pack_rows", packRowsFunc()],
+      ["pack_cols", packColsFunc()],
+      ["pack_panels", packPanelsFunc()],
+    ],
+    1,
+    shared,
+  );
 }
 
 /** Copies `M x K` of a matrix (element (i, k) at `base + i * rs + k * cs`) into 4-row strips [strips][K][4], zero-padded. */
@@ -141,18 +231,27 @@ export type Kernel = (
   cpanels: number,
 ) => void;
 
+// A B operand's sizes and its row and column strides.
+interface PackDims {
+  readonly K: number;
+  readonly N: number;
+  readonly rs: number;
+  readonly cs: number;
+}
+
 /** Runs matmuls on the kernel: owns its memory, and packs operands into it per batch element. */
 export class WasmMatmul {
   readonly fma: boolean;
   readonly #memory: WebAssembly.Memory;
   readonly #run: Kernel;
+  readonly #pack: Packers;
   readonly #threads: MatmulThreads | null;
   readonly #threadedWork: number;
 
   private constructor(
     fma: boolean,
     memory: WebAssembly.Memory,
-    run: Kernel,
+    [run, pack]: [Kernel, Packers],
     threads: MatmulThreads | null,
     threadedWork: number,
   ) {
@@ -160,6 +259,7 @@ export class WasmMatmul {
     this.fma = fma;
     this.#memory = memory;
     this.#run = run;
+    this.#pack = pack;
     this.#threads = threads;
   }
 
@@ -199,12 +299,22 @@ export class WasmMatmul {
   // new arrays every step, and copying them would be wasted).
   readonly #packed = new WeakMap<object, { key: string; panels: Float32Array | null }>();
 
-  #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, K: number, N: number, rs: number, cs: number) {
+  #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
+    const { K, N, rs, cs } = dims;
     const key = `${base},${K},${N},${rs},${cs}`, hit = this.#packed.get(src);
     if (hit?.key === key && hit.panels !== null) return void dst.set(hit.panels);
-    packB(dst, src, base, K, N, rs, cs);
+    this.#packB(dst, src, base, dims, raw);
     const again = hit?.key === key;
     this.#packed.set(src, { key, panels: again ? dst.slice(0, Math.ceil(N / TILE_N) * K * TILE_N) : null });
+  }
+
+  // packB, in Wasm for a contiguous row-major B: copied as it is to `raw` (floats; K*N + 8 of room)
+  // first. `dst` is the B region of memory.
+  #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
+    const { K, N, rs, cs } = dims;
+    if (!(src instanceof Float32Array) || cs !== 1 || rs !== N) return packB(dst, src, base, K, N, rs, cs);
+    new Float32Array(this.#memory.buffer).set(src.subarray(base, base + K * N), raw);
+    this.#pack.panels(4 * raw, dst.byteOffset, K, Math.ceil(N / TILE_N), N);
   }
 
   #reserve(bytes: number): Float32Array {
@@ -232,14 +342,26 @@ export class WasmMatmul {
     const batch = layouts?.batch ?? [Z], nb = batch.length;
     const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
     const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
-    const mem = this.#reserve(4 * (aLen + bLen + cLen));
+    // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
+    // their ends: rows up to the last strip's, columns up to the last panel's).
+    const rawA = aLen + bLen + cLen, rawB = rawA + strips * TILE_M * K + 4;
+    const mem = this.#reserve(4 * (rawB + K * N + TILE_N));
     const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
+    const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
+    const aF32 = a instanceof Float32Array ? a : null, bF32 = b instanceof Float32Array ? b : null;
     const idx = new Array<number>(nb).fill(0);
     let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
-      packA(A, a, ao, M, K, la.strides[nb], la.strides[nb + 1]);
-      if (!opts.keepPackedB || Z !== 1) packB(B, b, bo, K, N, lb.strides[nb], lb.strides[nb + 1]);
-      else this.#packedB(B, b, bo, K, N, lb.strides[nb], lb.strides[nb + 1]);
+      if (aF32 !== null && acs === 1 && ars === K) {
+        mem.set(aF32.subarray(ao, ao + M * K), rawA);
+        this.#pack.rows(4 * rawA, 0, K, strips);
+      } else if (aF32 !== null && ars === 1 && acs === M) {
+        mem.set(aF32.subarray(ao, ao + M * K), rawA);
+        this.#pack.cols(4 * rawA, 0, K, strips, M);
+      } else packA(A, a, ao, M, K, ars, acs);
+      const bDims = { K, N, rs: brs, cs: bcs };
+      if (opts.keepPackedB && Z === 1) this.#packedB(B, b, bo, bDims, rawB);
+      else this.#packB(B, b, bo, bDims, rawB);
       const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
       // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
       // products of THREADED_WORK multiply-adds or more are worth sharing.
@@ -257,6 +379,14 @@ export class WasmMatmul {
   }
 }
 
-function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): Kernel {
-  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports.matmul as Kernel;
+/** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */
+interface Packers {
+  readonly rows: (src: number, dst: number, k: number, strips: number) => void;
+  readonly cols: (src: number, dst: number, k: number, strips: number, m: number) => void;
+  readonly panels: (src: number, dst: number, k: number, panels: number, n: number) => void;
+}
+
+function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): [Kernel, Packers] {
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+  return [e.matmul as Kernel, { rows: e.pack_rows, cols: e.pack_cols, panels: e.pack_panels } as Packers];
 }
