@@ -68,43 +68,49 @@ function kernel(fma: boolean): Func {
 // Lanes of two f32x4 operands (0-3 the first, 4-7 the second) as an i8x16.shuffle's byte indices.
 const lanes = (...ls: number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
-// packA for a row-major M x K matrix already in memory at `src` (rows up to the strips' end readable):
-// each 4 x 4 block is transposed in registers, so a strip's k-th vector holds its 4 rows' column k.
-function packRowsFunc(): Func {
-  const f = new Func(["src", "dst", "k", "strips"]);
-  for (const n of ["s", "kk", "k4", "d", "r0", "r1", "r2", "r3", "row"]) f.local(n, I32);
+// Packs `group` (4 or 8) rows at a time of a row-major matrix already in memory at `src` (rows up
+// to the last group's readable), K long, into [groups][K][group]: each 4 x 4 block is transposed in
+// registers. With 4 that is packA of A; with 8 it is packB of B's transpose (B's panels are 8 of
+// its columns, which are rows there).
+function packRowsFunc(group: 4 | 8): Func {
+  const f = new Func(["src", "dst", "k", "groups"]);
+  const rows = Array.from({ length: group }, (_, r) => `r${r}`);
+  for (const n of ["s", "kk", "k4", "d", "row", ...rows]) f.local(n, I32);
   for (const n of ["a0", "a1", "a2", "a3", "t0", "t1", "t2", "t3"]) f.local(n, V128);
-  const rows = ["r0", "r1", "r2", "r3"];
   f.get("k").i32(-4).op(0x71).set("k4"); // k & ~3
   f.get("k").i32(4).op(0x6c).set("row");
   f.i32(0).set("s").get("dst").set("d").get("src").set("r0");
-  f.whileLt("s", "strips", () => {
-    for (let r = 1; r < 4; r++) f.get(rows[r - 1]).get("row").op(0x6a).set(rows[r]);
+  f.whileLt("s", "groups", () => {
+    for (let r = 1; r < group; r++) f.get(rows[r - 1]).get("row").op(0x6a).set(rows[r]);
     f.i32(0).set("kk");
     f.whileLt("kk", "k4", () => {
-      rows.forEach((r, i) => f.get(r).simd(V128_LOAD, [0, 0]).set(`a${i}`));
-      const shuffle = (x: string, y: string, ls: number[], to: string) =>
-        f.get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls)).set(to);
-      shuffle("a0", "a1", [0, 4, 1, 5], "t0");
-      shuffle("a0", "a1", [2, 6, 3, 7], "t1");
-      shuffle("a2", "a3", [0, 4, 1, 5], "t2");
-      shuffle("a2", "a3", [2, 6, 3, 7], "t3");
-      const out = (x: string, y: string, ls: number[], off: number) =>
-        f.get("d").get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls)).simd(V128_STORE, [0, off]);
-      out("t0", "t2", [0, 1, 4, 5], 0);
-      out("t0", "t2", [2, 3, 6, 7], 16);
-      out("t1", "t3", [0, 1, 4, 5], 32);
-      out("t1", "t3", [2, 3, 6, 7], 48);
-      f.bump("d", 64).bump("kk", 4);
+      for (let g = 0; g < group / 4; g++) {
+        for (let i = 0; i < 4; i++) f.get(rows[4 * g + i]).simd(V128_LOAD, [0, 0]).set(`a${i}`);
+        const shuffle = (x: string, y: string, ls: number[], to: string) =>
+          f.get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls)).set(to);
+        shuffle("a0", "a1", [0, 4, 1, 5], "t0");
+        shuffle("a0", "a1", [2, 6, 3, 7], "t1");
+        shuffle("a2", "a3", [0, 4, 1, 5], "t2");
+        shuffle("a2", "a3", [2, 6, 3, 7], "t3");
+        // Column c of the block (k = kk + c) goes to the group's slot of that k's row of the output.
+        const out = (x: string, y: string, ls: number[], c: number) =>
+          f.get("d").get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls))
+            .simd(V128_STORE, [0, c * 4 * group + 16 * g]);
+        out("t0", "t2", [0, 1, 4, 5], 0);
+        out("t0", "t2", [2, 3, 6, 7], 1);
+        out("t1", "t3", [0, 1, 4, 5], 2);
+        out("t1", "t3", [2, 3, 6, 7], 3);
+      }
+      f.bump("d", 16 * group).bump("kk", 4);
       for (const r of rows) f.bump(r, 16);
     });
     f.whileLt("kk", "k", () => {
       rows.forEach((r, i) => f.get("d").get(r).op(0x2a, 2, 0).op(0x38, 2, 4 * i)); // f32.load; f32.store
-      f.bump("d", 16).bump("kk", 1);
+      f.bump("d", 4 * group).bump("kk", 1);
       for (const r of rows) f.bump(r, 4);
     });
-    // The next strip starts 4 rows below this one's first: r3 has reached row 3's end.
-    f.get("r3").set("r0");
+    // The next group starts where this one's last row ended.
+    f.get(rows[group - 1]).set("r0");
     f.bump("s", 1);
   });
   return f;
@@ -151,7 +157,8 @@ export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuff
   return moduleBytes(
     [
       ["matmul", kernel(fma)],
-      ["pack_rows", packRowsFunc()],
+      ["pack_rows", packRowsFunc(4)],
+      ["pack_rows8", packRowsFunc(8)],
       ["pack_cols", packColsFunc()],
       ["pack_panels", packPanelsFunc()],
     ],
@@ -308,13 +315,15 @@ export class WasmMatmul {
     this.#packed.set(src, { key, panels: again ? dst.slice(0, Math.ceil(N / TILE_N) * K * TILE_N) : null });
   }
 
-  // packB, in Wasm for a contiguous row-major B: copied as it is to `raw` (floats; K*N + 8 of room)
-  // first. `dst` is the B region of memory.
+  // packB, in Wasm for a contiguous B or B's transpose: copied as it is to `raw` (floats; room for
+  // the panels' full width, plus 8) first. `dst` is the B region of memory.
   #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
-    const { K, N, rs, cs } = dims;
-    if (!(src instanceof Float32Array) || cs !== 1 || rs !== N) return packB(dst, src, base, K, N, rs, cs);
+    const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N);
+    const rows = cs === 1 && rs === N, cols = rs === 1 && cs === K;
+    if (!(src instanceof Float32Array) || !(rows || cols)) return packB(dst, src, base, K, N, rs, cs);
     new Float32Array(this.#memory.buffer).set(src.subarray(base, base + K * N), raw);
-    this.#pack.panels(4 * raw, dst.byteOffset, K, Math.ceil(N / TILE_N), N);
+    if (rows) this.#pack.panels(4 * raw, dst.byteOffset, K, panels, N);
+    else this.#pack.rows8(4 * raw, dst.byteOffset, K, panels);
   }
 
   #reserve(bytes: number): Float32Array {
@@ -345,7 +354,7 @@ export class WasmMatmul {
     // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
     // their ends: rows up to the last strip's, columns up to the last panel's).
     const rawA = aLen + bLen + cLen, rawB = rawA + strips * TILE_M * K + 4;
-    const mem = this.#reserve(4 * (rawB + K * N + TILE_N));
+    const mem = this.#reserve(4 * (rawB + panels * TILE_N * K + TILE_N));
     const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
     const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
     const aF32 = a instanceof Float32Array ? a : null, bF32 = b instanceof Float32Array ? b : null;
@@ -382,11 +391,15 @@ export class WasmMatmul {
 /** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */
 interface Packers {
   readonly rows: (src: number, dst: number, k: number, strips: number) => void;
+  readonly rows8: (src: number, dst: number, k: number, panels: number) => void;
   readonly cols: (src: number, dst: number, k: number, strips: number, m: number) => void;
   readonly panels: (src: number, dst: number, k: number, panels: number, n: number) => void;
 }
 
 function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): [Kernel, Packers] {
   const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
-  return [e.matmul as Kernel, { rows: e.pack_rows, cols: e.pack_cols, panels: e.pack_panels } as Packers];
+  return [
+    e.matmul as Kernel,
+    { rows: e.pack_rows, rows8: e.pack_rows8, cols: e.pack_cols, panels: e.pack_panels } as Packers,
+  ];
 }
