@@ -357,7 +357,7 @@ export class WasmMatmul {
     const mem = this.#reserve(4 * (rawB + panels * TILE_N * K + TILE_N));
     const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
     const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
-    const aF32 = a instanceof Float32Array ? a : null, bF32 = b instanceof Float32Array ? b : null;
+    const aF32 = a instanceof Float32Array ? a : null;
     const idx = new Array<number>(nb).fill(0);
     let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
