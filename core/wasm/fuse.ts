@@ -1,7 +1,8 @@
 // Fusing elementwise chains on the host: views (broadcast, permute, slice, reshape) become strided
-// reads and chains of elementwise primitives one generated loop, so neither is materialized.
-// The loop rounds every f32 operation as the reference does, so results match it bit for bit, but
-// for exp and tanh: those are polynomials (approx.ts), within an ulp of the reference's.
+// reads and chains of elementwise primitives one loop, so neither is materialized; the plan of a
+// graph is cached by its structure. A loop is Wasm SIMD where simd_loop.ts takes it, else generated
+// JavaScript, which rounds every f32 operation as the reference does (bit for bit but for exp and
+// tanh: those are polynomials, approx.ts, within an ulp of the reference's).
 
 import type { Node } from "../graph.ts";
 import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";

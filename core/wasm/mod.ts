@@ -1,6 +1,8 @@
-// The Wasm backend: the host interpreter with WebAssembly SIMD kernels generated at run time for
-// the primitives that dominate training (today the matmul), views and elementwise chains fused
-// into generated loops, and the reference rules for the rest.
+// The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
+// dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
+// loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
+// host kernels for reductions, softmax and logsumexp; the reference rules for the rest. Plans are
+// cached by graph structure.
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
