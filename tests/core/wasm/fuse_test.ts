@@ -76,3 +76,28 @@ Deno.test("a plan reused for a graph of the same structure computes the new grap
   await setBackend("cpu");
   one.forEach((vals, k) => vals.forEach((v, i) => assertClose(v, cpu[4 * k + i], { rtol: 1e-5, atol: 1e-6 })));
 });
+
+Deno.test("a repeated training step on Wasm compiles no module and plans nothing new, with its losses the reference's", async () => {
+  // Large enough for the Wasm SIMD loops, with JavaScript loops (a permute), softmax and matmuls.
+  const x = normal(randomKey(20), [64, 32]), w0 = normal(randomKey(21), [32, 64]).mul(0.2);
+  const loss = (w: Tensor) => ops.softmax(ops.silu(x.matmul(w)).transpose().add(1)).square().sum();
+  const run = async () => {
+    let w = w0;
+    const losses: number[] = [], compiled: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      resetStats();
+      const g = grad(loss)(w);
+      w = w.sub(g.mul(0.1));
+      const [l] = await readAll([loss(w), w]);
+      losses.push(l[0]);
+      compiled.push(stats().shaderModules);
+    }
+    return { losses, compiled };
+  };
+  await setBackend("wasm");
+  const wasm = await run();
+  await setBackend("cpu");
+  const cpu = await run();
+  if (wasm.compiled[1] !== 0 || wasm.compiled[2] !== 0) throw new Error(`steps compiled ${wasm.compiled}`);
+  assertClose(wasm.losses, cpu.losses, { rtol: 1e-5, atol: 1e-6 });
+});
