@@ -108,6 +108,18 @@ async function choose(requested: BackendName, opts: BackendOptions, where: strin
     if (wasm === null) throw new Error(`${where}: this runtime has no WebAssembly SIMD; choose "cpu"`);
     return activeOf(wasm, requested, "requested explicitly");
   }
+  // auto: WebGPU on a hardware adapter; on a software one (or none) Wasm SIMD, which is faster
+  // there; the CPU reference only where neither runs.
+  const probe = requested === "auto" ? await adapterProbe() : null;
+  if (probe !== null && probe.kind !== "hardware") {
+    const wasm = await BACKENDS.wasm(precision);
+    if (wasm !== null) {
+      const why = probe.kind === "none"
+        ? "auto: no WebGPU adapter found, and this runtime has WebAssembly SIMD"
+        : `auto: the only WebGPU adapter is a software one (${probe.description}), slower here than Wasm SIMD`;
+      return activeOf(wasm, requested, why);
+    }
+  }
   let gpu;
   try {
     gpu = await BACKENDS.webgpu(precision);
@@ -117,13 +129,46 @@ async function choose(requested: BackendName, opts: BackendOptions, where: strin
   }
   if (gpu === null) {
     if (requested === "webgpu") throw new Error(`${where}: ${NO_ADAPTER}`);
-    return cpu("auto: no WebGPU adapter found");
+    return cpu("auto: no WebGPU adapter found, and no WebAssembly SIMD");
   }
-  return activeOf(
-    gpu,
-    requested,
-    requested === "webgpu" ? "requested explicitly" : "auto: a WebGPU adapter is available",
-  );
+  const why = requested === "webgpu"
+    ? "requested explicitly"
+    : gpu.fallbackAdapter || isSoftwareAdapter(gpu.adapter ?? "")
+    ? "auto: only a software WebGPU adapter is available, and this runtime has no WebAssembly SIMD"
+    : "auto: a hardware WebGPU adapter is available";
+  return activeOf(gpu, requested, why);
+}
+
+/**
+ * True when an adapter's description names a software rasterizer (Mesa's llvmpipe, lavapipe or
+ * softpipe, Chromium's SwiftShader, Microsoft's WARP): a GPU emulated on the CPU.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isSoftwareAdapter } from "./backend.ts";
+ * assert.ok(isSoftwareAdapter("llvmpipe (LLVM 15.0.6, 256 bits)"));
+ * assert.ok(!isSoftwareAdapter("NVIDIA GeForce RTX 4090"));
+ * ```
+ */
+export function isSoftwareAdapter(description: string): boolean {
+  return /llvmpipe|lavapipe|softpipe|swiftshader|software|microsoft basic render|\bwarp\b/i.test(description);
+}
+
+// What kind of adapter `navigator.gpu` offers, asked without opening a device (that is left to the
+// backend chosen): none, a software one, or hardware.
+async function adapterProbe(): Promise<{ kind: "none" | "software" | "hardware"; description: string }> {
+  try {
+    const api = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+    const adapter = await api?.requestAdapter({ powerPreference: "high-performance" });
+    if (adapter == null) return { kind: "none", description: "" };
+    const info: Partial<GPUAdapterInfo> = adapter.info ?? {};
+    const description = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ");
+    const fallback = Boolean(info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+    return { kind: fallback || isSoftwareAdapter(description) ? "software" : "hardware", description };
+  } catch {
+    return { kind: "none", description: "" };
+  }
 }
 
 function validate(name: unknown, opts: BackendOptions, where: string): asserts name is BackendName {
@@ -158,8 +203,10 @@ function active(): Promise<Active> {
 }
 
 /**
- * Selects the backend for later realizations: "cpu", "webgpu" or "auto" (the default: WebGPU
- * when an adapter exists, else the CPU). Takes effect at once; await it to learn the outcome.
+ * Selects the backend for later realizations: "cpu", "webgpu", "wasm" or "auto" (the default:
+ * WebGPU on a hardware adapter; Wasm SIMD when the only adapter is a software one such as
+ * llvmpipe or SwiftShader, or when there is none; the CPU reference where neither runs;
+ * `backendInfo().reason` says which applied). Takes effect at once; await it to learn the outcome.
  * Explicit "webgpu" without an adapter rejects with an error that says how to fix it. Tensors
  * computed on another backend stay readable and usable.
  *
@@ -189,8 +236,8 @@ export function setBackend(name: BackendName, opts: BackendOptions = {}): Promis
  * import assert from "node:assert/strict";
  * import { backendInfo } from "../mod.ts";
  * const info = await backendInfo();
- * assert.ok(info.name === "webgpu" || info.name === "cpu", info.reason);
- * assert.equal(info.adapter === null, info.name === "cpu");
+ * assert.ok(["webgpu", "wasm", "cpu"].includes(info.name), info.reason);
+ * assert.equal(info.adapter === null, info.name !== "webgpu");
  * ```
  */
 export async function backendInfo(): Promise<BackendInfo> {

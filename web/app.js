@@ -28,6 +28,7 @@ function describeBackend(info) {
     const why = info.requested === "cpu" ? "chosen above" : "this browser offers no WebGPU adapter";
     return `Running on jetfold's CPU backend (${why}). It gives the same numbers as Deno on the CPU, bit for bit.`;
   }
+  if (info.name === "wasm") return `Running on jetfold's Wasm SIMD backend (${info.reason.replace(/^auto: /, "")}).`;
   const soft = info.fallbackAdapter ? ", a software adapter: expect CPU speed, not GPU speed" : "";
   return `Running on WebGPU: ${info.adapter}${soft}.`;
 }
@@ -38,8 +39,8 @@ async function probeAdapter() {
   const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
   if (adapter === null) {
     $("adapter").textContent = gpu
-      ? "This browser has WebGPU but offers no adapter: jetfold will run on its CPU backend."
-      : "This browser has no WebGPU (navigator.gpu is missing): jetfold will run on its CPU backend.";
+      ? "This browser has WebGPU but offers no adapter: jetfold will run on its Wasm SIMD backend."
+      : "This browser has no WebGPU (navigator.gpu is missing): jetfold will run on its Wasm SIMD backend.";
     return;
   }
   const i = adapter.info ?? {};

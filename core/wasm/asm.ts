@@ -104,6 +104,15 @@ export class Func {
     return this;
   }
 
+  /** `while (local < limit) { body }` for i32 locals (unsigned): the body may run zero times. */
+  whileLt(counter: string, limit: string, body: () => void): this {
+    this.code.push(0x02, 0x40, 0x03, 0x40); // block, loop
+    this.get(counter).get(limit).op(0x4f, 0x0d, 1); // i32.ge_u; br_if 1 (out of the block)
+    body();
+    this.code.push(0x0c, 0, 0x0b, 0x0b); // br 0 (again); end loop; end block
+    return this;
+  }
+
   /** The function body as the code section holds it. */
   body(): number[] {
     const groups = this.#localTypes.map((t) => [1, t]);

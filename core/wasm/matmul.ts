@@ -65,30 +65,167 @@ function kernel(fma: boolean): Func {
   return f;
 }
 
-/** The kernel module's bytes, with relaxed-SIMD FMA or plain multiply-add, over shared memory or not. */
-export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
-  return moduleBytes([["matmul", kernel(fma)]], 1, shared);
+// Lanes of two f32x4 operands (0-3 the first, 4-7 the second) as an i8x16.shuffle's byte indices.
+const lanes = (...ls: number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+// Packs `group` (4 or 8) rows at a time of a row-major matrix already in memory at `src` (rows up
+// to the last group's readable), K long, into [groups][K][group]: each 4 x 4 block is transposed in
+// registers. With 4 that is packA of A; with 8 it is packB of B's transpose (B's panels are 8 of
+// its columns, which are rows there).
+function packRowsFunc(group: 4 | 8): Func {
+  const f = new Func(["src", "dst", "k", "groups"]);
+  const rows = Array.from({ length: group }, (_, r) => `r${r}`);
+  for (const n of ["s", "kk", "k4", "d", "row", ...rows]) f.local(n, I32);
+  for (const n of ["a0", "a1", "a2", "a3", "t0", "t1", "t2", "t3"]) f.local(n, V128);
+  f.get("k").i32(-4).op(0x71).set("k4"); // k & ~3
+  f.get("k").i32(4).op(0x6c).set("row");
+  f.i32(0).set("s").get("dst").set("d").get("src").set("r0");
+  f.whileLt("s", "groups", () => {
+    for (let r = 1; r < group; r++) f.get(rows[r - 1]).get("row").op(0x6a).set(rows[r]);
+    f.i32(0).set("kk");
+    f.whileLt("kk", "k4", () => {
+      for (let g = 0; g < group / 4; g++) {
+        for (let i = 0; i < 4; i++) f.get(rows[4 * g + i]).simd(V128_LOAD, [0, 0]).set(`a${i}`);
+        const shuffle = (x: string, y: string, ls: number[], to: string) =>
+          f.get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls)).set(to);
+        shuffle("a0", "a1", [0, 4, 1, 5], "t0");
+        shuffle("a0", "a1", [2, 6, 3, 7], "t1");
+        shuffle("a2", "a3", [0, 4, 1, 5], "t2");
+        shuffle("a2", "a3", [2, 6, 3, 7], "t3");
+        // Column c of the block (k = kk + c) goes to the group's slot of that k's row of the output.
+        const out = (x: string, y: string, ls: number[], c: number) =>
+          f.get("d").get(x).get(y).simd(I8X16_SHUFFLE).op(...lanes(...ls))
+            .simd(V128_STORE, [0, c * 4 * group + 16 * g]);
+        out("t0", "t2", [0, 1, 4, 5], 0);
+        out("t0", "t2", [2, 3, 6, 7], 1);
+        out("t1", "t3", [0, 1, 4, 5], 2);
+        out("t1", "t3", [2, 3, 6, 7], 3);
+      }
+      f.bump("d", 16 * group).bump("kk", 4);
+      for (const r of rows) f.bump(r, 16);
+    });
+    f.whileLt("kk", "k", () => {
+      rows.forEach((r, i) => f.get("d").get(r).op(0x2a, 2, 0).op(0x38, 2, 4 * i)); // f32.load; f32.store
+      f.bump("d", 4 * group).bump("kk", 1);
+      for (const r of rows) f.bump(r, 4);
+    });
+    // The next group starts where this one's last row ended.
+    f.get(rows[group - 1]).set("r0");
+    f.bump("s", 1);
+  });
+  return f;
 }
 
-/** Copies `rows x K` of a row-major matrix (row stride K) into 4-row strips [strips][K][4], zero-padded. */
-export function packA(dst: Float32Array, src: ArrayLike<number>, base: number, M: number, K: number): void {
+// packA for A's transpose in memory (K x M row-major at `src`): a strip's k-th vector is 4
+// consecutive elements of row k, so packing is a strided copy.
+function packColsFunc(): Func {
+  const f = new Func(["src", "dst", "k", "strips", "m"]);
+  for (const n of ["s", "kk", "d", "q", "stride"]) f.local(n, I32);
+  f.get("m").i32(4).op(0x6c).set("stride");
+  f.i32(0).set("s").get("dst").set("d");
+  f.whileLt("s", "strips", () => {
+    f.get("src").get("s").i32(16).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
+    f.whileLt("kk", "k", () => {
+      f.get("d").get("q").simd(V128_LOAD, [0, 0]).simd(V128_STORE, MEM16);
+      f.bump("d", 16).bump("q", "stride").bump("kk", 1);
+    });
+    f.bump("s", 1);
+  });
+  return f;
+}
+
+// packB for a row-major K x N matrix in memory: a panel's k-th row is 8 consecutive elements of row k.
+function packPanelsFunc(): Func {
+  const f = new Func(["src", "dst", "k", "panels", "n"]);
+  for (const n of ["p", "kk", "d", "q", "stride"]) f.local(n, I32);
+  f.get("n").i32(4).op(0x6c).set("stride");
+  f.i32(0).set("p").get("dst").set("d");
+  f.whileLt("p", "panels", () => {
+    f.get("src").get("p").i32(32).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
+    f.whileLt("kk", "k", () => {
+      f.get("d").get("q").simd(V128_LOAD, [0, 0]).simd(V128_STORE, MEM16);
+      f.get("d").get("q").simd(V128_LOAD, [0, 16]).simd(V128_STORE, [4, 16]);
+      f.bump("d", 32).bump("q", "stride").bump("kk", 1);
+    });
+    f.bump("p", 1);
+  });
+  return f;
+}
+
+/** The kernel module's bytes, with relaxed-SIMD FMA or plain multiply-add, over shared memory or not. */
+export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
+  return moduleBytes(
+    [
+      ["matmul", kernel(fma)],
+      ["pack_rows", packRowsFunc(4)],
+      ["pack_rows8", packRowsFunc(8)],
+      ["pack_cols", packColsFunc()],
+      ["pack_panels", packPanelsFunc()],
+    ],
+    1,
+    shared,
+  );
+}
+
+/** Copies `M x K` of a matrix (element (i, k) at `base + i * rs + k * cs`) into 4-row strips [strips][K][4], zero-padded. */
+export function packA(
+  dst: Float32Array,
+  src: ArrayLike<number>,
+  base: number,
+  M: number,
+  K: number,
+  rs = K,
+  cs = 1,
+): void {
   const strips = Math.ceil(M / TILE_M);
   dst.fill(0, 0, strips * K * TILE_M);
   for (let i = 0; i < M; i++) {
-    const s = i >> 2, r = i & 3, row = base + i * K, out = s * K * 4 + r;
-    for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
+    const s = i >> 2, r = i & 3, row = base + i * rs, out = s * K * 4 + r;
+    if (cs === 1) {
+      for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k];
+    } else {
+      for (let k = 0; k < K; k++) dst[out + 4 * k] = src[row + k * cs];
+    }
   }
 }
 
-/** Copies `K x N` of a row-major matrix into 8-column panels [panels][K][8], zero-padded. */
-export function packB(dst: Float32Array, src: ArrayLike<number>, base: number, K: number, N: number): void {
+/** Copies `K x N` of a matrix (element (k, j) at `base + k * rs + j * cs`) into 8-column panels [panels][K][8], zero-padded. */
+export function packB(
+  dst: Float32Array,
+  src: ArrayLike<number>,
+  base: number,
+  K: number,
+  N: number,
+  rs = N,
+  cs = 1,
+): void {
   const panels = Math.ceil(N / TILE_N);
   dst.fill(0, 0, panels * K * TILE_N);
-  for (let k = 0; k < K; k++) {
-    const row = base + k * N;
-    for (let j = 0; j < N; j++) dst[(j >> 3) * K * 8 + k * 8 + (j & 7)] = src[row + j];
+  if (cs === 1) {
+    for (let k = 0; k < K; k++) {
+      const row = base + k * rs;
+      for (let j = 0; j < N; j++) dst[(j >> 3) * K * 8 + k * 8 + (j & 7)] = src[row + j];
+    }
+    return;
+  }
+  // Columns are read along their own stride (contiguous for a transposed operand).
+  for (let j = 0; j < N; j++) {
+    const col = base + j * cs, out = (j >> 3) * K * 8 + (j & 7);
+    for (let k = 0; k < K; k++) dst[out + k * 8] = src[col + k * rs];
   }
 }
+
+/**
+ * Where an operand's elements are: element (batch index..., row, column) at `c + sum index * strides`.
+ * Row-major operands have `c = 0` and their shape's strides; views (transposes, slices) other ones.
+ */
+export interface Layout {
+  readonly c: number;
+  readonly strides: readonly number[];
+}
+
+// The row-major layout of matrices of `rows x cols`, one after another along one batch axis.
+const rowMajor = (rows: number, cols: number): Layout => ({ c: 0, strides: [rows * cols, cols, 1] });
 
 /** The kernel's signature: byte offsets of packed A, packed B and C, then sizes. */
 export type Kernel = (
@@ -101,18 +238,27 @@ export type Kernel = (
   cpanels: number,
 ) => void;
 
+// A B operand's sizes and its row and column strides.
+interface PackDims {
+  readonly K: number;
+  readonly N: number;
+  readonly rs: number;
+  readonly cs: number;
+}
+
 /** Runs matmuls on the kernel: owns its memory, and packs operands into it per batch element. */
 export class WasmMatmul {
   readonly fma: boolean;
   readonly #memory: WebAssembly.Memory;
   readonly #run: Kernel;
+  readonly #pack: Packers;
   readonly #threads: MatmulThreads | null;
   readonly #threadedWork: number;
 
   private constructor(
     fma: boolean,
     memory: WebAssembly.Memory,
-    run: Kernel,
+    [run, pack]: [Kernel, Packers],
     threads: MatmulThreads | null,
     threadedWork: number,
   ) {
@@ -120,6 +266,7 @@ export class WasmMatmul {
     this.fma = fma;
     this.#memory = memory;
     this.#run = run;
+    this.#pack = pack;
     this.#threads = threads;
   }
 
@@ -152,34 +299,107 @@ export class WasmMatmul {
     this.#threads?.stop();
   }
 
+  // Packed copies of long-lived B operands (weights) by their arrays, which are never written
+  // once they hold a tensor's value: decoding one token multiplies by every weight once, and
+  // packing them again each time cost more than the products.
+  // A copy is kept the second time an array is packed the same way (a training step's weights are
+  // new arrays every step, and copying them would be wasted).
+  readonly #packed = new WeakMap<object, { key: string; panels: Float32Array | null }>();
+
+  #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
+    const { K, N, rs, cs } = dims;
+    const key = `${base},${K},${N},${rs},${cs}`, hit = this.#packed.get(src);
+    if (hit?.key === key && hit.panels !== null) return void dst.set(hit.panels);
+    this.#packB(dst, src, base, dims, raw);
+    const again = hit?.key === key;
+    this.#packed.set(src, { key, panels: again ? dst.slice(0, Math.ceil(N / TILE_N) * K * TILE_N) : null });
+  }
+
+  // packB, in Wasm for a contiguous B or B's transpose: copied as it is to `raw` (floats; room for
+  // the panels' full width, plus 8) first. `dst` is the B region of memory.
+  #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
+    const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N);
+    const rows = cs === 1 && rs === N, cols = rs === 1 && cs === K;
+    if (!(src instanceof Float32Array) || !(rows || cols)) return packB(dst, src, base, K, N, rs, cs);
+    new Float32Array(this.#memory.buffer).set(src.subarray(base, base + K * N), raw);
+    if (rows) this.#pack.panels(4 * raw, dst.byteOffset, K, panels, N);
+    else this.#pack.rows8(4 * raw, dst.byteOffset, K, panels);
+  }
+
   #reserve(bytes: number): Float32Array {
     const have = this.#memory.buffer.byteLength;
     if (bytes > have) this.#memory.grow(Math.ceil((bytes - have) / 65536));
     return new Float32Array(this.#memory.buffer);
   }
 
-  /** `out[z] = a[z] @ b[z]` for `Z` row-major `M x K` and `K x N` matrices. */
-  run(a: ArrayLike<number>, b: ArrayLike<number>, out: Float32Array | Float64Array, dims: readonly number[]): void {
+  /**
+   * `out[z] = a[z] @ b[z]` for `Z` matrices of `M x K` and `K x N`: row-major, or read through
+   * `layouts` over a batch of shape `batch` (whose sizes multiply to Z).
+   */
+  run(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: Float32Array | Float64Array,
+    dims: readonly number[],
+    layouts?: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] },
+    opts: { readonly keepPackedB?: boolean } = {},
+  ): void {
     const [Z, M, K, N] = dims;
     if (Z * M * N === 0) return;
     if (K === 0) return void out.fill(0);
+    const la = layouts?.a ?? rowMajor(M, K), lb = layouts?.b ?? rowMajor(K, N);
+    const batch = layouts?.batch ?? [Z], nb = batch.length;
     const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
     const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
-    const mem = this.#reserve(4 * (aLen + bLen + cLen));
+    // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
+    // their ends: rows up to the last strip's, columns up to the last panel's).
+    const rawA = aLen + bLen + cLen, rawB = rawA + strips * TILE_M * K + 4;
+    const mem = this.#reserve(4 * (rawB + panels * TILE_N * K + TILE_N));
     const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
+    const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
+    const aF32 = a instanceof Float32Array ? a : null;
+    const idx = new Array<number>(nb).fill(0);
+    let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
-      packA(A, a, z * M * K, M, K);
-      packB(B, b, z * K * N, K, N);
+      if (aF32 !== null && acs === 1 && ars === K) {
+        mem.set(aF32.subarray(ao, ao + M * K), rawA);
+        this.#pack.rows(4 * rawA, 0, K, strips);
+      } else if (aF32 !== null && ars === 1 && acs === M) {
+        mem.set(aF32.subarray(ao, ao + M * K), rawA);
+        this.#pack.cols(4 * rawA, 0, K, strips, M);
+      } else packA(A, a, ao, M, K, ars, acs);
+      const bDims = { K, N, rs: brs, cs: bcs };
+      if (opts.keepPackedB && Z === 1) this.#packedB(B, b, bo, bDims, rawB);
+      else this.#packB(B, b, bo, bDims, rawB);
       const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
-      // Waking the workers costs about a millisecond here: only products of 2^26 or more
-      // multiply-adds (a 400^3 matmul) are worth sharing.
+      // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
+      // products of THREADED_WORK multiply-adds or more are worth sharing.
       if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
       else this.#run(...args, panels);
       for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
+      // The next batch index, odometer style, and the operands' offsets with it.
+      for (let d = nb - 1; d >= 0; d--) {
+        ao += la.strides[d], bo += lb.strides[d];
+        if (++idx[d] < batch[d]) break;
+        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
+        idx[d] = 0;
+      }
     }
   }
 }
 
-function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): Kernel {
-  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports.matmul as Kernel;
+/** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */
+interface Packers {
+  readonly rows: (src: number, dst: number, k: number, strips: number) => void;
+  readonly rows8: (src: number, dst: number, k: number, panels: number) => void;
+  readonly cols: (src: number, dst: number, k: number, strips: number, m: number) => void;
+  readonly panels: (src: number, dst: number, k: number, panels: number, n: number) => void;
+}
+
+function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): [Kernel, Packers] {
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+  return [
+    e.matmul as Kernel,
+    { rows: e.pack_rows, rows8: e.pack_rows8, cols: e.pack_cols, panels: e.pack_panels } as Packers,
+  ];
 }

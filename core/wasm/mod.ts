@@ -1,13 +1,24 @@
-// The Wasm backend: the host interpreter with WebAssembly SIMD kernels generated at run time for
-// the primitives that dominate training (today the matmul), views and elementwise chains fused
-// into generated loops, and the reference rules for the rest.
+// The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
+// dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
+// loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
+// host kernels for reductions, softmax and logsumexp; the reference rules for the rest. Plans are
+// cached by graph structure.
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
-import type { CpuArray } from "../prim.ts";
 import { sizeOf } from "../shape.ts";
-import { fusedPlan } from "./fuse.ts";
+import { fusedPlanner } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
+import { reductionKernels } from "./reduce.ts";
+import { logsumexp, softmax } from "./softmax.ts";
+import { VMath } from "./vmath.ts";
+import { SimdLoops } from "./simd_loop.ts";
+import type { Node } from "../graph.ts";
+import type { CpuArray, PrimDef } from "../prim.ts";
+
+/** Elements of an exp or tanh from which it runs as a Wasm SIMD kernel rather than fused into a loop. */
+export const VMATH_MIN = 4096;
+import { PRIMS } from "../prims/mod.ts";
 
 let backend: Interpreter | null = null;
 
@@ -17,24 +28,46 @@ let backend: Interpreter | null = null;
  */
 export async function openWasm(): Promise<Backend | null> {
   if (backend !== null) return backend;
-  let mm: WasmMatmul;
+  let mm: WasmMatmul, vm: VMath;
   try {
     mm = await WasmMatmul.create({ threads: globalThis.navigator?.hardwareConcurrency ?? 1 });
+    vm = VMath.create();
   } catch {
     return null; // no WebAssembly, or no SIMD
   }
   backend = new Interpreter("f32", {
     name: "wasm",
-    plan: fusedPlan,
+    plan: fusedPlanner({
+      simd: new SimdLoops(),
+      // Large exps and tanhs in loops that stay JavaScript (rows not a multiple of four lanes) are
+      // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
+      ownKernel: (n: Node) =>
+        (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN && n.shape[n.ndim - 1] % 4 !== 0,
+      matmul(a, la, b, lb, node, bInput) {
+        const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
+        const batch = node.shape.slice(0, r - 2), o = new Float32Array(sizeOf(node.shape));
+        // A B operand that is an input of the realization (a weight) keeps its packed copy.
+        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, { keepPackedB: bInput });
+        return o;
+      },
+    }),
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
-      matmul([a, b], [av], out, _p, ctx) {
-        const r = av.shape.length, [M, K] = av.shape.slice(r - 2), N = out.shape[r - 1];
-        const o = ctx.alloc("f32", sizeOf(out.shape)) as Float32Array;
-        mm.run(a, b, o, [sizeOf(av.shape.slice(0, -2)), M, K, N]);
-        return o as CpuArray;
-      },
+      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }),
+      softmax,
+      logsumexp,
+      exp: unaryKernel("exp", vm),
+      tanh: unaryKernel("tanh", vm),
     },
   });
   return backend;
+}
+
+// An exp or tanh node on the Wasm SIMD kernel (the planner sends only large f32 ones here).
+function unaryKernel(op: "exp" | "tanh", vm: VMath): PrimDef<"exp">["cpu"] {
+  return ([a], _src, out, _p, ctx) => {
+    const o = ctx.alloc("f32", sizeOf(out.shape)) as Float32Array;
+    vm.run(op, a, o);
+    return o as CpuArray;
+  };
 }

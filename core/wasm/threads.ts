@@ -47,6 +47,11 @@ export class MatmulThreads {
     count: number,
   ): Promise<MatmulThreads | null> {
     if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
+    // Workers come from node:worker_threads (Deno, Node); a browser would log the failed import of
+    // it as an error, so there the matmuls run on one thread.
+    // deno-lint-ignore no-explicit-any
+    const g = globalThis as any;
+    if (g.Deno === undefined && typeof g.process?.versions?.node !== "string") return null;
     try {
       const ctrl = new SharedArrayBuffer(4 * 8);
       // Named through a variable: bundlers for browsers (where workers come from elsewhere) leave it alone.

@@ -221,7 +221,7 @@ async function main(): Promise<void> {
       },
     );
 
-    await step("without WebGPU the demo page says so, runs on the CPU backend, and stops when asked", async () => {
+    await step("without WebGPU the demo page says so, runs on the Wasm backend, and stops when asked", async () => {
       const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=50`, () => {
         Object.defineProperty(Object.getPrototypeOf(navigator), "gpu", { get: () => undefined });
       });
@@ -234,7 +234,7 @@ async function main(): Promise<void> {
           .jetfoldDemo?.chart.points! > 0;
       await demo.waitForFunction(firstLoss, null, { timeout: 60_000 });
       const line = await demo.textContent("#backend-line");
-      if (!line?.includes("CPU backend (this browser offers no WebGPU adapter)")) throw new Error(`it says: ${line}`);
+      if (!line?.includes("Wasm SIMD backend (no WebGPU adapter found")) throw new Error(`it says: ${line}`);
       await demo.click("#stop");
       await demo.waitForFunction(() => document.body.dataset.state === "stopped", null, { timeout: 60_000 });
       expectEqual(demoErrors, [], "errors on the demo page");

@@ -70,3 +70,51 @@ Deno.test("matmuls on the Wasm backend match the reference, batched and transpos
   await setBackend("cpu");
   got.forEach((g, i) => assertClose(g, want[i], { ...tol(70), msg: `product ${i}` }));
 });
+
+Deno.test("matmuls read operands through permutes, slices and broadcasts as the reference computes them", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 3 }),
+      fc.constantFrom(1, 3, 4, 5, 8, 9, 17),
+      fc.constantFrom(1, 2, 4, 7, 8, 33),
+      fc.constantFrom(1, 3, 8, 9, 16),
+      fc.nat(1000),
+      async (Z, M, K, N, seed) => {
+        const x = normal(randomKey(seed), [K + 2, Z, M]), y = normal(randomKey(seed + 1), [Z, N, K]);
+        const row = normal(randomKey(seed + 2), [K]);
+        const make = () => {
+          const a = x.slice([1, 0, 0], [K + 1, Z, M]).permute([1, 2, 0]); // [Z, M, K], sliced and permuted
+          const b = y.transpose(); // [Z, K, N]
+          const c = row.reshape([1, 1, K]).broadcastTo([Z, M, K]); // every row the same
+          return [a.matmul(b), c.matmul(b), a.matmul(y.mul(2).transpose()), a.transpose().transpose().matmul(b)];
+        };
+        await setBackend("wasm");
+        const got = await readAll(make());
+        await setBackend("cpu", { precision: "f64" });
+        const want = await readAll(make());
+        await setBackend("cpu");
+        got.forEach((g, i) => assertClose(g, want[i], { ...tol(K), msg: `product ${i} [${Z}, ${M}, ${K}, ${N}]` }));
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("a weight multiplied in many realizations, as is and transposed, gives the reference's products", async () => {
+  // The second realization keeps the weight's packed panels and later ones reuse them: each must
+  // still see its own left operand, and the transposed use its own packing.
+  const w = normal(randomKey(3), [24, 24]);
+  const xs = [1, 2, 3, 4].map((s) => normal(randomKey(10 + s), [5, 24]));
+  const uses = [(x: typeof w) => x.matmul(w), (x: typeof w) => x.matmul(w.transpose())];
+  const all = async () => {
+    const out: ArrayLike<number>[] = [];
+    for (const use of [...uses, ...uses]) for (const x of xs) out.push(...(await readAll([use(x)])));
+    return out;
+  };
+  await setBackend("wasm");
+  const got = await all();
+  await setBackend("cpu", { precision: "f64" });
+  const want = await all();
+  await setBackend("cpu");
+  got.forEach((g, i) => assertClose(g, want[i], { ...tol(24), msg: `product ${i}` }));
+});

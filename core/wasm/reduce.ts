@@ -1,0 +1,66 @@
+// Reductions on the Wasm backend's host side: sum and max over one run of adjacent axes as three
+// nested loops (outer x reduced x inner) instead of the reference's per-element offset table. Each
+// output accumulates its inputs in the reference's order, in float64, so results equal it bit for bit.
+
+import type { CpuArray, CpuContext, PrimDef } from "../prim.ts";
+import type { Shape } from "../shape.ts";
+
+/** `[outer, reduced, inner]` sizes when `axes` are one run of adjacent axes of `shape`, else null. */
+export function reductionBlock(shape: Shape, axes: readonly number[]): [number, number, number] | null {
+  if (axes.length === 0) return null;
+  const lo = Math.min(...axes), hi = Math.max(...axes);
+  if (hi - lo + 1 !== new Set(axes).size) return null;
+  const prod = (a: number, b: number) => shape.slice(a, b).reduce((p, d) => p * d, 1);
+  return [prod(0, lo), prod(lo, hi + 1), prod(hi + 1, shape.length)];
+}
+
+function sumBlock(a: CpuArray, acc: Float64Array, O: number, R: number, I: number): void {
+  if (I === 1) {
+    for (let o = 0; o < O; o++) {
+      let s = 0;
+      for (let r = 0, p = o * R; r < R; r++, p++) s += a[p];
+      acc[o] = s;
+    }
+    return;
+  }
+  for (let o = 0; o < O; o++) {
+    const base = o * I;
+    for (let r = 0, p = o * R * I; r < R; r++) {
+      for (let j = 0; j < I; j++, p++) acc[base + j] += a[p];
+    }
+  }
+}
+
+function maxBlock(a: CpuArray, acc: Float64Array, O: number, R: number, I: number): void {
+  acc.fill(-Infinity);
+  for (let o = 0; o < O; o++) {
+    const base = o * I;
+    for (let r = 0, p = o * R * I; r < R; r++) {
+      for (let j = 0; j < I; j++, p++) {
+        const v = a[p];
+        if (v > acc[base + j] || v !== v) acc[base + j] = v;
+      }
+    }
+  }
+}
+
+type Reduce = PrimDef<"sum">["cpu"];
+
+function reduceWith(block: typeof sumBlock, fallback: Reduce): Reduce {
+  return (ins, srcs, out, params, ctx: CpuContext) => {
+    const dims = reductionBlock(srcs[0].shape, params.axes);
+    if (dims === null) return fallback(ins, srcs, out, params, ctx);
+    const [O, R, I] = dims, acc = new Float64Array(O * I);
+    block(ins[0], acc, O, R, I);
+    const o = ctx.alloc(out.dtype, acc.length);
+    o.set(acc);
+    return o;
+  };
+}
+
+/** The sum and max kernels, falling back to `reference`'s rules where the axes are not adjacent. */
+export function reductionKernels(
+  reference: { readonly sum: Reduce; readonly max: Reduce },
+): { readonly sum: Reduce; readonly max: Reduce } {
+  return { sum: reduceWith(sumBlock, reference.sum), max: reduceWith(maxBlock, reference.max) };
+}

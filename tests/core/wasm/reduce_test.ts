@@ -1,0 +1,56 @@
+// Reductions on the Wasm backend: sum and max over adjacent axes run as blocked loops, other axis sets
+// on the reference rule; both equal the reference bit for bit, f32 and i32, with size-1 and empty axes.
+
+import fc from "fast-check";
+import { normal, randint, randomKey, readAll, setBackend, type Tensor, tensor } from "../../../mod.ts";
+import { reductionBlock } from "../../../core/wasm/reduce.ts";
+import { assertClose } from "../../helpers.ts";
+
+async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
+  await setBackend("wasm");
+  const wasm = await readAll(make());
+  await setBackend("cpu");
+  const cpu = await readAll(make());
+  return { wasm, cpu };
+}
+
+Deno.test("reductionBlock splits adjacent axes into outer, reduced and inner sizes and rejects the rest", () => {
+  const eq = (a: unknown, b: unknown) => {
+    if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error(`${JSON.stringify(a)} != ${JSON.stringify(b)}`);
+  };
+  eq(reductionBlock([2, 3, 5], [1]), [2, 3, 5]);
+  eq(reductionBlock([2, 3, 5], [2, 1]), [2, 15, 1]);
+  eq(reductionBlock([2, 3, 5], [0]), [1, 2, 15]);
+  eq(reductionBlock([2, 3, 5], [0, 2]), null);
+  eq(reductionBlock([2, 3, 5], []), null);
+});
+
+Deno.test("sum and max on Wasm equal the reference bit for bit on random shapes and axis sets", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 0, max: 7 }), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+      fc.nat(1000),
+      async (shape, pick, seed) => {
+        const axes = shape.map((_, i) => i).filter((i) => pick[i]);
+        const x = normal(randomKey(seed), shape).mul(100);
+        const k = randint(randomKey(seed + 1), shape, { minval: -50, maxval: 50 });
+        const nonEmpty = axes.every((a) => shape[a] > 0);
+        const { wasm, cpu } = await onBoth(() => [
+          x.sum({ axis: axes }),
+          k.sum({ axis: axes }),
+          ...(nonEmpty ? [x.max({ axis: axes }), k.max({ axis: axes })] : []),
+        ]);
+        wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i}, axes ${axes}` }));
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("max on Wasm propagates NaN as the reference does", async () => {
+  const x = tensor([[1, NaN, 3], [4, 5, 6]]);
+  const { wasm, cpu } = await onBoth(() => [x.max({ axis: 1 }), x.max({ axis: 0 })]);
+  wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i}` }));
+  if (!Number.isNaN(wasm[0][0]) || wasm[0][1] !== 6) throw new Error(`got ${Array.from(wasm[0])}`);
+});

@@ -1,0 +1,69 @@
+// Fused loops in Wasm SIMD (rows a multiple of four, 1024 elements or more): every kind of read (the
+// output's layout, one value, a repeated row, a value per row) and every arithmetic operation equal
+// the reference bit for bit; exp and tanh and float64 constants within a few ulps; none recompiles.
+
+import fc from "fast-check";
+import { normal, randomKey, readAll, resetStats, setBackend, stats, type Tensor, tensor } from "../../../mod.ts";
+import { SIMD_LOOP_MIN } from "../../../core/wasm/simd_loop.ts";
+import { assertClose } from "../../helpers.ts";
+
+async function onBoth(make: () => Tensor[]): Promise<{ wasm: Float32Array[]; cpu: Float32Array[] }> {
+  await setBackend("wasm");
+  const wasm = (await readAll(make())) as Float32Array[];
+  await setBackend("cpu");
+  const cpu = (await readAll(make())) as Float32Array[];
+  return { wasm, cpu };
+}
+
+// Shapes [B, M, N] with N a multiple of 4 and at least SIMD_LOOP_MIN elements (and some below).
+const shapes = fc.tuple(
+  fc.integer({ min: 1, max: 3 }),
+  fc.integer({ min: 1, max: 70 }),
+  fc.integer({ min: 1, max: 24 }),
+)
+  .map(([B, M, n4]) => [B, M, 4 * n4] as const);
+
+Deno.test("Wasm SIMD loops equal the reference bit for bit on every kind of read", async () => {
+  await fc.assert(
+    fc.asyncProperty(shapes, fc.nat(1000), async ([B, M, N], seed) => {
+      const x = normal(randomKey(seed), [B, M, N]), y = normal(randomKey(seed + 1), [B, M, N]);
+      const row = normal(randomKey(seed + 2), [N]), col = normal(randomKey(seed + 3), [B, M, 1]);
+      const s = tensor(Float32Array.of(1.25));
+      const { wasm, cpu } = await onBoth(() => [
+        x.mul(row).add(s).div(col.maximum(0.5)).sub(y), // same, row, one, col
+        x.neg().maximum(y).sqrt().mul(2.5), // NaN where negative, on both
+        row.broadcastTo([B, M, N]).add(col), // reads only
+        x.add(y).mul(x.sub(y)).div(y.mul(y).add(1)),
+      ]);
+      wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${M}, ${N}]` }));
+    }),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("Wasm SIMD loops with exp, tanh and float64 constants are within a few ulps of their terms", async () => {
+  await fc.assert(
+    fc.asyncProperty(shapes, fc.nat(1000), async ([B, M, N], seed) => {
+      const x = normal(randomKey(seed), [B, M, N]).mul(4);
+      const { wasm, cpu } = await onBoth(() => [
+        x.mul(0.1).tanh().add(1).mul(x), // a silu, with an inexact constant
+        x.sub(x.max({ axis: 2, keepdims: true })).exp(),
+        x.tanh().mul(x.neg().exp()),
+      ]);
+      wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 1e-6, atol: 1e-5, msg: `output ${i} [${B}, ${M}, ${N}]` }));
+    }),
+    { numRuns: 30 },
+  );
+});
+
+Deno.test("a repeated large elementwise step compiles no Wasm module", async () => {
+  const step = (x: Tensor) => [x.mul(x).add(1).sqrt().div(x.add(3)), x.tanh().mul(0.5)];
+  const n = SIMD_LOOP_MIN / 4;
+  await setBackend("wasm");
+  await readAll(step(normal(randomKey(1), [n, 8])));
+  resetStats();
+  await readAll(step(normal(randomKey(2), [n, 8])));
+  const compiled = stats().shaderModules;
+  await setBackend("cpu");
+  if (compiled !== 0) throw new Error(`a repeated step compiled ${compiled} modules`);
+});
