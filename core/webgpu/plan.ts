@@ -21,6 +21,11 @@ export interface KernelPlan {
   readonly outputs: readonly Node[];
   readonly threads: number;
   readonly workgroupSize: number;
+  /**
+   * The same object each time a cached plan runs this kernel, so the runner can keep its pipeline
+   * and bind groups there (keyed by identity, not by WGSL text); absent, nothing is reused.
+   */
+  readonly slot?: object;
 }
 
 const VIEWS = new Set(["reshape", "permute", "broadcast", "slice", "stopGradient"]);
@@ -317,11 +322,12 @@ export function planCached(
   leaves.forEach((t, i) => index.set(t, ~i));
   const compiled = kernels.map((k) => ({
     ...k,
+    slot: {},
     inputs: k.inputs.map((t) => index.get(t)!),
     outputs: k.outputs.map((t) => index.get(t)!),
     scalars: k.scalars.map(([w, t]) => [w, index.get(t)!] as const),
   }));
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(key, compiled);
-  return kernels;
+  return kernels.map((k, i) => ({ ...k, slot: compiled[i].slot }));
 }

@@ -94,6 +94,32 @@ gpuTest("a second identical training step compiles nothing new", async () => {
   if (s.submits !== 1) throw new Error(`expected one submit for the step, got ${s.submits}`);
 });
 
+gpuTest("a repeated training step creates no pipeline and no bind group, and binds what it bound before", async () => {
+  await setBackend("webgpu");
+  let p = mlpParams(11);
+  await realize(treeLeaves(p));
+  const perStep: { dispatches: number; bindGroups: number; pipelines: number; shaderModules: number }[] = [];
+  for (let step = 0; step < 5; step++) {
+    resetStats();
+    const [next] = sgd(p);
+    await realize(treeLeaves(next));
+    treeDispose(p); // the step's inputs go back to the pool: the next step but one gets their buffers
+    p = next;
+    const { dispatches, bindGroups, pipelines, shaderModules } = stats();
+    perStep.push({ dispatches, bindGroups, pipelines, shaderModules });
+  }
+  const [first, , , fourth, fifth] = perStep;
+  // The first step binds new parameters' buffers (the plan may be cached by an earlier test); once
+  // they have cycled (the step's inputs and outputs alternate between two sets), every bind group is
+  // reused.
+  if (first.bindGroups === 0) throw new Error(`the first step created no bind group: ${JSON.stringify(first)}`);
+  for (const s of [fourth, fifth]) {
+    if (s.bindGroups !== 0 || s.pipelines !== 0 || s.shaderModules !== 0 || s.dispatches !== first.dispatches) {
+      throw new Error(`a repeated step prepared work on the host: ${JSON.stringify(perStep)}`);
+    }
+  }
+});
+
 gpuTest("a 20-step loop reading the loss every 10 steps does 2 readbacks and holds steady memory", async () => {
   await setBackend("webgpu");
   let p = mlpParams(20);
