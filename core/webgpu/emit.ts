@@ -95,6 +95,8 @@ export class KernelBuilder {
   lines: string[] = [];
   #memo = new Map<string, string>();
   #names = 0;
+  /** The primitives this kernel computes inline (views included), in first-use order, for the profiler. */
+  readonly fused = new Set<string>();
   /** Values computed here rather than read from buffers; several for a fused elementwise group. */
   readonly roots: readonly Node[];
   /** The roots that are written out (the others are only used inside the kernel). */
@@ -255,6 +257,7 @@ export class KernelBuilder {
     } else {
       if (t.op === "data") throw new Error(`webgpu: node ${t.id} has neither a buffer nor a computation`);
       const rule = this.#rules[t.op];
+      this.fused.add(t.op);
       // deno-lint-ignore no-explicit-any
       const p = t.params as any;
       if (rule.kind === "map") {

@@ -21,6 +21,8 @@ export interface KernelPlan {
   readonly outputs: readonly Node[];
   readonly threads: number;
   readonly workgroupSize: number;
+  /** The primitives computed inside the kernel besides its outputs (inlined and fused ones). */
+  readonly ops?: readonly string[];
   /**
    * The same object each time a cached plan runs this kernel, so the runner can keep its pipeline
    * and bind groups there (keyed by identity, not by WGSL text); absent, nothing is reused.
@@ -136,6 +138,7 @@ export function planKernels(
       outputs,
       threads: body.threads,
       workgroupSize: body.workgroupSize,
+      ops: mm ? ["matmul", ...k.fused] : [...k.fused], // an epilogue's kernel computes its matmul too
     });
   };
   // Consecutive elementwise roots of one shape share a kernel (e.g. AdamW's new moments and param):

@@ -395,10 +395,15 @@ export class WebGpuRunner implements Backend {
     hostMs: number,
     submitted: number,
   ): Promise<void> {
-    const describe = (k: KernelPlan) => ({ label: k.label, inputs: k.inputs.map((x) => [...x.shape]) });
+    const describe = (k: KernelPlan) => ({
+      label: k.label,
+      ops: k.ops ?? [],
+      inputs: k.inputs.map((x) => [...x.shape]),
+    });
     await this.gpu.device.queue.onSubmittedWorkDone();
     const wallMs = performance.now() - submitted;
-    let gpuMs: number[] | null = null;
+    // A submit with no kernels (a readback) has nothing to time: an empty list, not "untimed".
+    let gpuMs: number[] | null = this.gpu.timestamps && kernels.length === 0 ? [] : null;
     if (timing !== null && this.#times !== null) {
       const times = this.#times;
       await times.mapAsync(1 /* READ */);
