@@ -141,34 +141,84 @@ export function planKernels(
       ops: mm ? ["matmul", ...k.fused] : [...k.fused], // an epilogue's kernel computes its matmul too
     });
   };
-  // Consecutive elementwise roots of one shape share a kernel (e.g. AdamW's new moments and param):
-  // one dispatch, and values they share are computed once.
-  const groups: Node[][] = [];
+  // What a root's kernel reads: an epilogue's kernel also reads what its matmul reads.
+  const reads = (r: Node): Node[] => [...deps.get(r)!, ...(epilogues.has(r) ? deps.get(epilogues.get(r)!)! : [])];
   const isMap = (t: Node) => WGSL_RULES[t.op as Prim].kind !== "kernel" && !epilogues.has(t);
-  const fits = (g: readonly Node[]) => {
-    const reads = new Set(g.flatMap((r) => [...deps.get(r)!]).filter((x) => !g.includes(x)));
-    return reads.size + g.length <= maxBuffers;
-  };
-  for (const t of order) {
-    if (!roots.has(t)) continue;
-    const last = groups[groups.length - 1];
-    const joins = last !== undefined && isMap(t) && isMap(last[0]) && sameShape(last[0].shape, t.shape) &&
-      fits([...last, t]);
-    if (joins) last.push(t);
-    else groups.push([t]);
-  }
+  const groups = groupRoots(order, roots, reads, isMap, maxBuffers);
   // A group member is written out only if it is a target or another kernel reads it.
   const readBy = new Map<Node, Set<number>>();
   groups.forEach((g, gi) => {
-    // An epilogue group also reads what its matmul reads.
-    const reads = g.flatMap((r) => [...deps.get(r)!, ...(epilogues.has(r) ? deps.get(epilogues.get(r)!)! : [])]);
-    for (const x of reads) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
+    for (const x of g.flatMap(reads)) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
   });
   for (const g of groups) {
     const outputs = g.filter((r) => targetSet.has(r) || readBy.has(r));
     if (outputs.length > 0) emit(g, outputs);
   }
   return kernels;
+}
+
+// Groups nearer than this are searched for one an elementwise root may join (bounds planning time).
+const GROUP_SEARCH = 32;
+
+// Elementwise roots of one shape share a kernel wherever they are in the schedule (AdamW's new
+// moments and param; the updates of every parameter of one shape; gradients of one shape from
+// different layers): one dispatch, and values they share are computed once. A root t joins a group
+// in one of two ways: the group stays where it is when every buffer t reads is written before it
+// (t is computed early), or the group moves to t's place when no kernel has read its members yet
+// (they are computed late). The nearest group that allows either is taken. `reads(t)` are the
+// buffers t's kernel reads. Returns the groups in dispatch order.
+function groupRoots(
+  order: readonly Node[],
+  roots: ReadonlySet<Node>,
+  reads: (t: Node) => Iterable<Node>,
+  isMap: (t: Node) => boolean,
+  maxBuffers: number,
+): Node[][] {
+  const groups: (Node[] | null)[] = []; // null: the group moved to a later index
+  const readYet: boolean[] = [];
+  const groupOf = new Map<Node, number>();
+  const byShape = new Map<string, number[]>(); // shape -> indices of elementwise groups of that shape
+  const fits = (g: readonly Node[], t: Node) => {
+    const members = new Set([...g, t]);
+    const bound = new Set([...members].flatMap((r) => [...reads(r)]).filter((x) => !members.has(x)));
+    return bound.size + members.size <= maxBuffers;
+  };
+  for (const t of order) {
+    if (!roots.has(t)) continue;
+    let at = -1;
+    if (isMap(t)) {
+      const key = `${t.shape}`, candidates = byShape.get(key) ?? byShape.set(key, []).get(key)!;
+      let after = -1; // t may stay in a group from here on: every group that writes what t reads
+      for (const d of reads(t)) after = Math.max(after, groupOf.get(d) ?? -1);
+      for (let j = candidates.length - 1; j >= Math.max(0, candidates.length - GROUP_SEARCH); j--) {
+        const gi = candidates[j], g = groups[gi]!;
+        if ((gi < after && readYet[gi]) || !fits(g, t)) continue;
+        if (gi >= after) {
+          g.push(t);
+          at = gi;
+        } else {
+          groups[gi] = null;
+          at = groups.push([...g, t]) - 1;
+          readYet.push(false);
+          for (const r of g) groupOf.set(r, at);
+          candidates.splice(j, 1);
+          candidates.push(at);
+        }
+        break;
+      }
+      if (at < 0) candidates.push(groups.length);
+    }
+    if (at < 0) {
+      at = groups.push([t]) - 1;
+      readYet.push(false);
+    }
+    groupOf.set(t, at);
+    for (const d of reads(t)) {
+      const gi = groupOf.get(d);
+      if (gi !== undefined && gi !== at) readYet[gi] = true;
+    }
+  }
+  return groups.filter((g) => g !== null);
 }
 
 function elementwise(k: KernelBuilder): KernelBody {

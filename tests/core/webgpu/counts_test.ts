@@ -200,6 +200,44 @@ gpuTest("an AdamW update writes each leaf's param and moments from one kernel", 
   gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-5, atol: 1e-6, msg: `leaf ${i}` }));
 });
 
+gpuTest("AdamW updates of parameters of one shape, scheduled apart, share one kernel", async () => {
+  const { adamw } = await import("../../../mod.ts");
+  await setBackend("webgpu");
+  // Three layers of one shape: each update waits for its own gradient, so they are far apart in the
+  // schedule, and each reads four buffers and writes three.
+  const xs = normal(randomKey(70), [32, 16]), ys = tensor(Int32Array.from({ length: 32 }, (_, i) => i % 16));
+  const p = {
+    a: normal(randomKey(71), [16, 16]),
+    b: normal(randomKey(72), [16, 16]),
+    c: normal(randomKey(73), [16, 16]),
+  };
+  const f = (q: typeof p) => ops.crossEntropy(ops.gelu(ops.gelu(xs.matmul(q.a)).matmul(q.b)).matmul(q.c), ys);
+  // A first Adam step divides each gradient by its own size: eps keeps tiny gradients, whose
+  // direction f32 rounding decides, from dominating the comparison with the CPU.
+  const opt = adamw({ lr: 0.01, eps: 1e-3 });
+  const step = (q: typeof p, s: ReturnType<typeof opt.init>) => opt.update(grad(f)(q), s, q);
+  const s0 = opt.init(p);
+  await realize(treeLeaves([p, s0]));
+  resetStats();
+  const { profileKernels } = await import("../../../mod.ts");
+  const { result: { params, state }, submits } = await profileKernels(async () => {
+    const next = step(p, s0);
+    await realize(treeLeaves(next));
+    return next;
+  });
+  // One kernel writes all nine [16,16] outputs (three params, three first and three second moments).
+  const labels = submits[0].kernels.map((k) => k.label);
+  if (!labels.some((l) => l.split(" + ").filter((o) => o.endsWith(" [16,16]")).length === 9)) {
+    throw new Error(`no kernel updates all three parameters: ${labels.join("; ")}`);
+  }
+  // 18 dispatches when only consecutive elementwise kernels were grouped.
+  if (stats().dispatches !== 15) throw new Error(`expected 15 dispatches, got ${stats().dispatches}`);
+  const gpu = await readAll(treeLeaves([params, state]));
+  await setBackend("cpu");
+  const cpu = await readAll(treeLeaves(step(p, s0)));
+  gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-4, atol: 1e-6, msg: `leaf ${i}` }));
+});
+
 gpuTest("reading the same tensor twice in one call realizes it once and gives it one buffer", async () => {
   await setBackend("webgpu");
   const x = normal(randomKey(60), [5, 5]);
