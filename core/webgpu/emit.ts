@@ -76,6 +76,8 @@ export interface Sources {
   isScalar(t: Node): boolean;
   /** The tensor as a strided view of a buffer, or null when it must be computed. */
   strided(t: Node): StridedView | null;
+  /** The tensor is an elementwise op of its inputs at the same index (a matmul prologue may hold it). */
+  isMap(t: Node): boolean;
 }
 
 /** One storage binding of a kernel. */

@@ -4,7 +4,7 @@ import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
 import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, scalarBits, type Sources } from "./emit.ts";
-import type { StridedView } from "./matmul.ts";
+import { prologueTree, type StridedView } from "./matmul.ts";
 import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
@@ -31,6 +31,8 @@ export interface KernelPlan {
 }
 
 const VIEWS = new Set(["reshape", "permute", "broadcast", "slice", "stopGradient"]);
+// Matmuls that may each compute an operand's elementwise prologue (see planKernels).
+const PROLOGUE_USES = 6;
 
 function contiguous(v: StridedView, shape: Shape): boolean {
   const s = stridesOf(shape);
@@ -109,19 +111,65 @@ export function planKernels(
     }
     sink.set(t, s);
   }
+  // A matmul reads its operands from buffers. An operand that is an elementwise tree of a few
+  // buffers is computed in the matmul's loads instead (a prologue): used by this matmul only, or
+  // only by matmuls (through views, at most PROLOGUE_USES of them: a norm's output feeding q, k and
+  // v and, transposed, their weight gradients), each of which then computes it. One kernel and one
+  // round trip through memory fewer.
+  const targetSet = new Set(targets);
+  const inlineMap = (t: Node) => t.op !== "data" && WGSL_RULES[t.op as Prim].kind === "map" && !roots.has(t);
+  const leafSources = { strided: (t: Node) => stridedView(t, isBuffer), isScalar, isMap: inlineMap };
+  const matmuls = order.filter((t) => t.op === "matmul");
+  // The matmuls that use t, through views only; null when something else uses it.
+  const matmulUses = (t: Node): Node[] | null => {
+    const out: Node[] = [];
+    for (const c of consumers.get(t) ?? []) {
+      if (c.op === "matmul") out.push(c);
+      else if (!VIEWS.has(c.op) || roots.has(c) || targetSet.has(c)) return null;
+      else {
+        const more = matmulUses(c);
+        if (more === null) return null;
+        out.push(...more);
+      }
+    }
+    return out;
+  };
+  const operandsOk = (ms: readonly Node[]) =>
+    ms.every((m) =>
+      m.src.every((x, side) =>
+        stridedView(x, isBuffer) !== null || prologueTree(x, side as 0 | 1, leafSources) !== null
+      )
+    );
   for (const t of order) {
-    if (t.op !== "matmul") continue;
-    for (const x of t.src) {
-      if (stridedView(x, isBuffer) !== null) continue;
+    if (!roots.has(t) || targetSet.has(t) || WGSL_RULES[t.op as Prim].kind !== "map" || t.size <= 1) continue;
+    const ms = matmulUses(t);
+    if (ms === null || ms.length === 0 || ms.length > PROLOGUE_USES) continue;
+    roots.delete(t);
+    if (!operandsOk(ms)) roots.add(t);
+  }
+  for (const t of matmuls) {
+    t.src.forEach((x, side) => {
+      if (stridedView(x, isBuffer) !== null) return;
       if (x.op === "data") forced.add(x);
-      else roots.add(x);
+      else if (prologueTree(x, side as 0 | 1, leafSources) === null) roots.add(x);
+    });
+  }
+  // Computing one operand inline may deepen another's prologue past its limits: that one keeps its
+  // buffer (which only makes prologues shallower, so this ends).
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const t of matmuls) {
+      t.src.forEach((x, side) => {
+        if (stridedView(x, isBuffer) !== null || prologueTree(x, side as 0 | 1, leafSources) !== null) return;
+        roots.add(x);
+        changed = true;
+      });
     }
   }
   const deps = limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
-  const targetSet = new Set(targets);
   const epilogues = matmulEpilogues(order, roots, deps, targetSet, (t) => stridedView(t, isBuffer), maxBuffers);
 
-  const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
+  const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer), isMap: inlineMap };
   const kernels: KernelPlan[] = [];
   const emit = (group: readonly Node[], outputs: readonly Node[]) => {
     const mm = epilogues.get(group[0]);
@@ -274,9 +322,9 @@ function matmulEpilogues(
     if (c.src.filter((x) => x === m).length !== 1 || WGSL_RULES[c.op as Prim].kind !== "map") continue;
     const e = sink.get(c);
     if (!e || out.has(e) || WGSL_RULES[e.op as Prim].kind !== "map" || !sameShape(e.shape, m.shape)) continue;
-    const [a, b] = m.src.map(strided);
     const reads = new Set([...deps.get(e)!].filter((x) => x !== m));
-    reads.add(a!.base).add(b!.base);
+    // The matmul's operands: buffers, or what their prologues read.
+    for (const x of m.src) for (const d of strided(x) ? [strided(x)!.base] : deps.get(x)!) reads.add(d);
     if (reads.size + 1 > maxBuffers) continue;
     roots.delete(m);
     out.set(e, m);
