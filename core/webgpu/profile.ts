@@ -16,6 +16,7 @@ export interface ProfiledKernel {
 
 /** One profiled submit: its kernels, their device times where measured, its wall and host time. */
 export interface ProfileRecord {
+  /** The kernels of the submit, in dispatch order. */
   readonly kernels: readonly ProfiledKernel[];
   /** Milliseconds per kernel from timestamp queries; null where the adapter has no `timestamp-query`. */
   readonly gpuMs: readonly number[] | null;
@@ -27,6 +28,7 @@ export interface ProfileRecord {
 
 /** What `profileKernels` measured, and the value of the function it ran. */
 export interface Profile<T> {
+  /** What the profiled function returned. */
   readonly result: T;
   /** The WebGPU adapter, or null where none exists. */
   readonly adapter: string | null;
