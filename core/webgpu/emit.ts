@@ -63,6 +63,13 @@ const HELPERS: Readonly<Record<string, string>> = {
 export interface KernelFeatures {
   /** sin and cos come from jetfold's own helper: the device's builtins are coarse. */
   readonly ownTrig: boolean;
+  /**
+   * The matmul tile (rows, column groups of 4) measured fastest for a product of this size on the
+   * device (see tune.ts), or undefined for the built-in choice.
+   */
+  readonly matmulTile?: (batch: number, M: number, N: number, K: number) => readonly [number, number] | undefined;
+  /** Changes whenever `matmulTile`'s answers do: part of the plan cache's key. */
+  readonly tuning?: string;
 }
 
 /** Features of a device whose builtins are accurate. */

@@ -122,7 +122,7 @@ export function matmulKernel(k: KernelBuilder, out: Node): KernelBody {
   // (A prologue tree may be a bare constant: shapes come from the operands themselves.)
   const r = out.ndim, M = out.shape[r - 2], N = out.shape[r - 1], K = out.src[0].shape[r - 1];
   const batch = out.shape.slice(0, -2), Z = sizeOf(batch);
-  const [TM, G] = tile(Z, M, N), TN = 4 * G;
+  const [TM, G] = k.features.matmulTile?.(Z, M, N, K) ?? tile(Z, M, N), TN = 4 * G;
   const rowBlocks = Math.ceil(M / TM), colBlocks = Math.ceil(N / TN);
   const threads = Z * rowBlocks * colBlocks;
   if (threads === 0) return { body: [], threads: 0, workgroupSize: 64 };

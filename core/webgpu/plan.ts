@@ -4,7 +4,7 @@ import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
 import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, scalarBits, type Sources } from "./emit.ts";
-import { prologueTree, type StridedView } from "./matmul.ts";
+import { prologueTree, type StridedView, tile } from "./matmul.ts";
 import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
@@ -23,6 +23,10 @@ export interface KernelPlan {
   readonly workgroupSize: number;
   /** The primitives computed inside the kernel besides its outputs (inlined and fused ones). */
   readonly ops?: readonly string[];
+  /** For a matmul kernel: its product's batch, M, N and K (what the tuner measures). */
+  readonly matmul?: readonly [number, number, number, number];
+  /** The kernel's variant where it has several (a matmul's tile, "tile 16x8": rows x columns). */
+  readonly variant?: string;
   /**
    * The same object each time a cached plan runs this kernel, so the runner can keep its pipeline
    * and bind groups there (keyed by identity, not by WGSL text); absent, nothing is reused.
@@ -187,6 +191,8 @@ export function planKernels(
       threads: body.threads,
       workgroupSize: body.workgroupSize,
       ops: mm ? ["matmul", ...k.fused] : [...k.fused], // an epilogue's kernel computes its matmul too
+      matmul: t.op === "matmul" ? productOf(t) : undefined,
+      variant: t.op === "matmul" ? tileName(productOf(t), features) : undefined,
     });
   };
   // What a root's kernel reads: an epilogue's kernel also reads what its matmul reads.
@@ -267,6 +273,16 @@ function groupRoots(
     }
   }
   return groups.filter((g) => g !== null);
+}
+
+function tileName([Z, M, N, K]: readonly number[], features: KernelFeatures): string {
+  const [rows, groups] = features.matmulTile?.(Z, M, N, K) ?? tile(Z, M, N);
+  return `tile ${rows}x${4 * groups}`;
+}
+
+function productOf(m: Node): [number, number, number, number] {
+  const r = m.ndim;
+  return [sizeOf(m.shape.slice(0, -2)), m.shape[r - 2], m.shape[r - 1], m.src[0].shape[r - 1]];
 }
 
 function elementwise(k: KernelBuilder): KernelBody {
@@ -406,7 +422,7 @@ export function planCached(
 ): KernelPlan[] {
   const order = schedule(targets);
   const [structure, leaves] = signature(order, targets);
-  const key = `${maxBuffers};${features.ownTrig};${structure}`;
+  const key = `${maxBuffers};${features.ownTrig};${features.tuning ?? 0};${structure}`;
   const at = (i: number) => (i >= 0 ? order[i] : leaves[~i]);
   const hit = cache.get(key);
   if (hit !== undefined) {

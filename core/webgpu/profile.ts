@@ -10,6 +10,8 @@ export interface ProfiledKernel {
   readonly label: string;
   /** The primitives computed inside the kernel besides its outputs (inlined views, fused prologues). */
   readonly ops: readonly string[];
+  /** Its variant where it has several: a matmul's tile ("tile 16x8", rows x columns per thread). */
+  readonly variant?: string;
   /** The shapes of the buffers it reads. */
   readonly inputs: readonly (readonly number[])[];
 }
@@ -108,7 +110,8 @@ export function formatProfile<T>(p: Profile<T>, opts: FormatProfileOptions = {})
     const by = new Map<string, { calls: number; total: number }>();
     for (const r of p.submits) {
       r.kernels.forEach((k, i) => {
-        const fused = k.ops.length > 0 ? ` (fuses ${k.ops.join(", ")})` : "";
+        const notes = [...(k.variant ? [k.variant] : []), ...(k.ops.length > 0 ? [`fuses ${k.ops.join(", ")}`] : [])];
+        const fused = notes.length > 0 ? ` (${notes.join("; ")})` : "";
         const key = `${k.label}${fused} <- ${k.inputs.map((s) => `[${s}]`).join(" ")}`;
         const e = by.get(key) ?? by.set(key, { calls: 0, total: 0 }).get(key)!;
         e.calls++;

@@ -13,6 +13,8 @@ import { lower } from "./lower.ts";
 import { type KernelPlan, planCached } from "./plan.ts";
 import { BufferPool } from "./pool.ts";
 import type { ProfileRecord } from "./profile.ts";
+import type { KernelFeatures } from "./emit.ts";
+import { MatmulTuner, type TuneOptions } from "./tune.ts";
 
 const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
 const ALIGN = 256; // minUniformBufferOffsetAlignment's largest allowed value
@@ -70,8 +72,15 @@ export class WebGpuRunner implements Backend {
   readonly #checks = new WeakMap<Node, Promise<Error | null>>();
   readonly #poisoned = new WeakMap<Node, Error>();
 
-  constructor(gpu: Gpu) {
+  /** Chooses matmul tiles on this device by measurement. */
+  readonly tuner: MatmulTuner;
+  readonly #tile: readonly [number, number] | undefined;
+
+  /** `tuning` configures the tuner; `tile` forces one matmul tile everywhere (for tests). */
+  constructor(gpu: Gpu, opts: { tuning?: TuneOptions; tile?: readonly [number, number] } = {}) {
     this.gpu = gpu;
+    this.tuner = new MatmulTuner(gpu, opts.tuning);
+    this.#tile = opts.tile;
     this.adapter = gpu.description;
     this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
@@ -181,10 +190,23 @@ export class WebGpuRunner implements Backend {
     }
     const t0 = performance.now();
     const graph = lower(targets, this.capabilities);
-    const features = { ownTrig: !this.gpu.accurateTrig };
-    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
-    for (const k of kernels) this.#checkLimits(k);
+    const plan = () => {
+      const features = this.#features();
+      const planned = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
+      for (const k of planned) this.#checkLimits(k);
+      return planned;
+    };
+    let kernels = plan();
     let host = performance.now() - t0;
+    // Matmuls of a size this device has not measured yet: time their candidate tiles, then plan
+    // again with the choices (only kernels that never ran are looked at).
+    const untuned = this.#tile ? [] : this.tuner.untuned(kernels.filter((k) => !(k.slot && this.#states.has(k.slot))));
+    if (untuned.length > 0) {
+      await this.tuner.measure(untuned, this.#features());
+      const t2 = performance.now();
+      kernels = plan();
+      host += performance.now() - t2;
+    }
     // Leaves held by another device (one lost, say) come through the host.
     const foreign = [...new Set(kernels.flatMap((k) => k.inputs.filter((x) => x.op === "data" && this.#foreign(x))))];
     const values = await hostValues(foreign, "realize");
@@ -237,6 +259,14 @@ export class WebGpuRunner implements Backend {
       this.pool.releaseStaging(staging[i]);
       return hostView(bytes, t.dtype, t.size);
     });
+  }
+
+  // What the WGSL adapts to: the device's trig, and the matmul tiles measured (or forced) here.
+  #features(): KernelFeatures {
+    const ownTrig = !this.gpu.accurateTrig;
+    if (this.#tile) return { ownTrig, matmulTile: () => this.#tile, tuning: `forced ${this.#tile}` };
+    if (!this.tuner.enabled) return { ownTrig };
+    return { ownTrig, matmulTile: this.tuner.tile, tuning: `${this.tuner.version}` };
   }
 
   // The pipeline and recent bind groups of a kernel of a cached plan, created on its first run.
@@ -398,6 +428,7 @@ export class WebGpuRunner implements Backend {
     const describe = (k: KernelPlan) => ({
       label: k.label,
       ops: k.ops ?? [],
+      variant: k.variant,
       inputs: k.inputs.map((x) => [...x.shape]),
     });
     await this.gpu.device.queue.onSubmittedWorkDone();
