@@ -60,6 +60,8 @@ export class MatmulTuner {
   readonly adapterKey: string;
   /** Size classes measured by this tuner (not read from the cache): for tests. */
   measured = 0;
+  /** Candidate runs the device reported an error for (their times are not trusted): for tests. */
+  rejected = 0;
   /** Bumped whenever a choice is added: plans built before it are rebuilt. */
   version = 0;
   readonly #gpu: Gpu;
@@ -128,13 +130,18 @@ export class MatmulTuner {
     const a = leafNode([...lead, M, K], "f32"), b = leafNode([...lead, K, N], "f32");
     const m = new Node("matmul", [...lead, M, N], "f32", [a, b], {});
     const [kernel] = planKernels([m], this.#gpu.maxStorageBuffers, undefined, { ...features, matmulTile: () => t });
+    // The measurement's own errors stay here: left uncaptured, they would fail the user's next
+    // realization with a message about a kernel it never asked for.
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("internal");
+    device.pushErrorScope("validation");
     const made: GPUBuffer[] = [];
     const buffer = (bytes: number, usage: number) => {
       const buf = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
       made.push(buf);
       return buf;
     };
-    try {
+    const measure = async (): Promise<number> => {
       const module = device.createShaderModule({ code: kernel.wgsl, label: `tuning ${kernel.label}` });
       const pipeline = await device.createComputePipelineAsync({
         layout: "auto",
@@ -195,11 +202,14 @@ export class MatmulTuner {
       let least = Infinity;
       for (let i = 0; i < reps; i++) least = Math.min(least, Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
       return least;
-    } catch {
-      return Infinity; // a candidate this device cannot run is simply not chosen
-    } finally {
-      for (const buf of made) buf.destroy();
-    }
+    };
+    // A candidate this device cannot run (or reports an error for) is simply not chosen.
+    const ms = await measure().catch(() => Infinity);
+    for (const buf of made) buf.destroy();
+    const errors = await Promise.all([0, 1, 2].map(() => device.popErrorScope().catch(() => null)));
+    if (errors.every((e) => e === null)) return ms;
+    this.rejected++;
+    return Infinity;
   }
 
   // Choices of this adapter from the cache file, once.
