@@ -49,6 +49,15 @@ export {
   zeros,
 } from "./core/mod.ts";
 export { categorical } from "./ops/random.ts";
+export {
+  formatProfile,
+  type FormatProfileOptions,
+  hostEncodeTimes,
+  type Profile,
+  type ProfiledKernel,
+  profileKernels,
+  type ProfileRecord,
+} from "./core/webgpu/profile.ts";
 /** Composite ops in functional form: activations, norms, softmax, losses, masks, joins. */
 export * as ops from "./ops/mod.ts";
 

@@ -14,6 +14,8 @@ export interface Stats {
   shaderModules: number;
   /** Compute pipelines created. */
   pipelines: number;
+  /** Bind groups created (a repeated step reuses those of the buffers it bound before). */
+  bindGroups: number;
   /** Bytes of device buffers owned by live tensors. */
   bytesInUse: number;
   /** Bytes of device buffers kept in the pool for reuse. */
@@ -27,6 +29,7 @@ const counters: Stats = {
   readbacks: 0,
   shaderModules: 0,
   pipelines: 0,
+  bindGroups: 0,
   bytesInUse: 0,
   bytesPooled: 0,
 };
@@ -66,7 +69,17 @@ export function stats(): Stats {
  * ```
  */
 export function resetStats(): void {
-  for (const k of ["realizations", "submits", "dispatches", "readbacks", "shaderModules", "pipelines"] as const) {
+  for (
+    const k of [
+      "realizations",
+      "submits",
+      "dispatches",
+      "readbacks",
+      "shaderModules",
+      "pipelines",
+      "bindGroups",
+    ] as const
+  ) {
     counters[k] = 0;
   }
 }

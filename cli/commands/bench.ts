@@ -2,7 +2,7 @@
 
 import { type BackendName, setBackend } from "../../mod.ts";
 import { type DecodeRow, decodeTable, formatDecode } from "../../bench/decode.ts";
-import { perfTable } from "../../bench/table.ts";
+import { perfTable, profileReport } from "../../bench/table.ts";
 import { bool, choice, COMMON, InputError, str } from "../args.ts";
 import { Interrupted, interrupts } from "../interrupt.ts";
 import { checkMemory } from "../limits.ts";
@@ -16,6 +16,7 @@ const specs = {
   config: COMMON.config,
   quiet: COMMON.quiet,
   quick: bool("smaller sizes and fewer repetitions (seconds instead of minutes)"),
+  profile: bool("print WebGPU's per-kernel profile of a training step and a matmul instead of the tables"),
   contexts: str("256,1024,4096,8192", "decode benchmark: context lengths", {
     defaultText: "256,1024,4096,8192; quick: 256,1024",
   }),
@@ -54,7 +55,9 @@ export const bench = defineCommand({
   summary: "time matmul, a fused elementwise chain, a training step and decoding against context",
   description:
     "Prints the benchmark tables of bench/table.ts and bench/decode.ts for each backend, with its adapter.\n" +
-    "Ctrl-C or SIGTERM stops after the current measurement and prints the rows measured so far.",
+    "Ctrl-C or SIGTERM stops after the current measurement and prints the rows measured so far.\n" +
+    "--profile prints per-kernel GPU time (timestamp queries; per-submit wall time where the adapter lacks them)\n" +
+    "of a training step and a matmul, with each kernel's ops and shapes.",
   specs,
   prepare(o, given) {
     const text = given.has("contexts") || !o.quick ? o.contexts! : "256,1024";
@@ -71,6 +74,19 @@ export const bench = defineCommand({
         } catch (e) {
           throw new InputError((e as Error).message.replace(/^setBackend: /, "backend: "));
         }
+      }
+      if (o.profile) {
+        if (o.backend !== null && o.backend !== "webgpu" && backends[0] !== "webgpu") {
+          throw new InputError(`--profile times WebGPU kernels; --backend ${o.backend} has none`);
+        }
+        say(out, paint(out, "bold", `WebGPU profile (${o.quick ? "quick" : "full"} sizes)`));
+        try {
+          await setBackend("webgpu");
+        } catch (e) {
+          throw new InputError(`--profile needs WebGPU: ${(e as Error).message.replace(/^setBackend: /, "")}`);
+        }
+        console.log(await profileReport({ quick: o.quick }));
+        return;
       }
       interrupts.hold("finishing the current measurement");
       const stop = async (partial: string) => {

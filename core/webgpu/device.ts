@@ -19,6 +19,8 @@ export interface Gpu {
   readonly maxWorkgroupsPerDimension: number;
   /** The device's sin and cos are accurate to about f32 (measured); else kernels bring their own. */
   readonly accurateTrig: boolean;
+  /** The device was opened with `timestamp-query`: the profiler times each kernel on the device. */
+  readonly timestamps: boolean;
   /** Set when the device is lost; every later use throws it. */
   lost: Error | null;
   /** The first asynchronous device error not yet reported to the user. */
@@ -38,7 +40,10 @@ async function open(): Promise<Gpu | null> {
   const adapter = await api.requestAdapter({ powerPreference: "high-performance" });
   if (adapter === null) return null;
   const want = (name: keyof GPUSupportedLimits): number => adapter.limits[name] as number;
+  // Only the profiler writes timestamps; asking for the feature costs nothing where it exists.
+  const timestamps = adapter.features.has("timestamp-query");
   const device = await adapter.requestDevice({
+    requiredFeatures: timestamps ? ["timestamp-query"] : [],
     requiredLimits: {
       maxStorageBuffersPerShaderStage: want("maxStorageBuffersPerShaderStage"),
       maxStorageBufferBindingSize: want("maxStorageBufferBindingSize"),
@@ -59,6 +64,7 @@ async function open(): Promise<Gpu | null> {
     maxWorkgroupSize: Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX),
     maxWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
     accurateTrig: await accurateTrig(device),
+    timestamps,
     lost: null,
     pending: null,
   };

@@ -63,6 +63,13 @@ const HELPERS: Readonly<Record<string, string>> = {
 export interface KernelFeatures {
   /** sin and cos come from jetfold's own helper: the device's builtins are coarse. */
   readonly ownTrig: boolean;
+  /**
+   * The matmul tile (rows, column groups of 4) measured fastest for a product of this size on the
+   * device (see tune.ts), or undefined for the built-in choice.
+   */
+  readonly matmulTile?: (batch: number, M: number, N: number, K: number) => readonly [number, number] | undefined;
+  /** Changes whenever `matmulTile`'s answers do: part of the plan cache's key. */
+  readonly tuning?: string;
 }
 
 /** Features of a device whose builtins are accurate. */
@@ -76,6 +83,8 @@ export interface Sources {
   isScalar(t: Node): boolean;
   /** The tensor as a strided view of a buffer, or null when it must be computed. */
   strided(t: Node): StridedView | null;
+  /** The tensor is an elementwise op of its inputs at the same index (a matmul prologue may hold it). */
+  isMap(t: Node): boolean;
 }
 
 /** One storage binding of a kernel. */
@@ -95,6 +104,8 @@ export class KernelBuilder {
   lines: string[] = [];
   #memo = new Map<string, string>();
   #names = 0;
+  /** The primitives this kernel computes inline (views included), in first-use order, for the profiler. */
+  readonly fused = new Set<string>();
   /** Values computed here rather than read from buffers; several for a fused elementwise group. */
   readonly roots: readonly Node[];
   /** The roots that are written out (the others are only used inside the kernel). */
@@ -255,6 +266,7 @@ export class KernelBuilder {
     } else {
       if (t.op === "data") throw new Error(`webgpu: node ${t.id} has neither a buffer nor a computation`);
       const rule = this.#rules[t.op];
+      this.fused.add(t.op);
       // deno-lint-ignore no-explicit-any
       const p = t.params as any;
       if (rule.kind === "map") {

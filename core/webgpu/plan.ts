@@ -4,7 +4,7 @@ import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
 import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, scalarBits, type Sources } from "./emit.ts";
-import type { StridedView } from "./matmul.ts";
+import { prologueTree, type StridedView, tile } from "./matmul.ts";
 import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
@@ -21,9 +21,22 @@ export interface KernelPlan {
   readonly outputs: readonly Node[];
   readonly threads: number;
   readonly workgroupSize: number;
+  /** The primitives computed inside the kernel besides its outputs (inlined and fused ones). */
+  readonly ops?: readonly string[];
+  /** For a matmul kernel: its product's batch, M, N and K (what the tuner measures). */
+  readonly matmul?: readonly [number, number, number, number];
+  /** The kernel's variant where it has several (a matmul's tile, "tile 16x8": rows x columns). */
+  readonly variant?: string;
+  /**
+   * The same object each time a cached plan runs this kernel, so the runner can keep its pipeline
+   * and bind groups there (keyed by identity, not by WGSL text); absent, nothing is reused.
+   */
+  readonly slot?: object;
 }
 
 const VIEWS = new Set(["reshape", "permute", "broadcast", "slice", "stopGradient"]);
+// Matmuls that may each compute an operand's elementwise prologue (see planKernels).
+const PROLOGUE_USES = 6;
 
 function contiguous(v: StridedView, shape: Shape): boolean {
   const s = stridesOf(shape);
@@ -102,19 +115,65 @@ export function planKernels(
     }
     sink.set(t, s);
   }
+  // A matmul reads its operands from buffers. An operand that is an elementwise tree of a few
+  // buffers is computed in the matmul's loads instead (a prologue): used by this matmul only, or
+  // only by matmuls (through views, at most PROLOGUE_USES of them: a norm's output feeding q, k and
+  // v and, transposed, their weight gradients), each of which then computes it. One kernel and one
+  // round trip through memory fewer.
+  const targetSet = new Set(targets);
+  const inlineMap = (t: Node) => t.op !== "data" && WGSL_RULES[t.op as Prim].kind === "map" && !roots.has(t);
+  const leafSources = { strided: (t: Node) => stridedView(t, isBuffer), isScalar, isMap: inlineMap };
+  const matmuls = order.filter((t) => t.op === "matmul");
+  // The matmuls that use t, through views only; null when something else uses it.
+  const matmulUses = (t: Node): Node[] | null => {
+    const out: Node[] = [];
+    for (const c of consumers.get(t) ?? []) {
+      if (c.op === "matmul") out.push(c);
+      else if (!VIEWS.has(c.op) || roots.has(c) || targetSet.has(c)) return null;
+      else {
+        const more = matmulUses(c);
+        if (more === null) return null;
+        out.push(...more);
+      }
+    }
+    return out;
+  };
+  const operandsOk = (ms: readonly Node[]) =>
+    ms.every((m) =>
+      m.src.every((x, side) =>
+        stridedView(x, isBuffer) !== null || prologueTree(x, side as 0 | 1, leafSources) !== null
+      )
+    );
   for (const t of order) {
-    if (t.op !== "matmul") continue;
-    for (const x of t.src) {
-      if (stridedView(x, isBuffer) !== null) continue;
+    if (!roots.has(t) || targetSet.has(t) || WGSL_RULES[t.op as Prim].kind !== "map" || t.size <= 1) continue;
+    const ms = matmulUses(t);
+    if (ms === null || ms.length === 0 || ms.length > PROLOGUE_USES) continue;
+    roots.delete(t);
+    if (!operandsOk(ms)) roots.add(t);
+  }
+  for (const t of matmuls) {
+    t.src.forEach((x, side) => {
+      if (stridedView(x, isBuffer) !== null) return;
       if (x.op === "data") forced.add(x);
-      else roots.add(x);
+      else if (prologueTree(x, side as 0 | 1, leafSources) === null) roots.add(x);
+    });
+  }
+  // Computing one operand inline may deepen another's prologue past its limits: that one keeps its
+  // buffer (which only makes prologues shallower, so this ends).
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const t of matmuls) {
+      t.src.forEach((x, side) => {
+        if (stridedView(x, isBuffer) !== null || prologueTree(x, side as 0 | 1, leafSources) !== null) return;
+        roots.add(x);
+        changed = true;
+      });
     }
   }
   const deps = limitBindings(order, roots, isBuffer, isScalar, maxBuffers - 1);
-  const targetSet = new Set(targets);
   const epilogues = matmulEpilogues(order, roots, deps, targetSet, (t) => stridedView(t, isBuffer), maxBuffers);
 
-  const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer) };
+  const sources: Sources = { isBuffer, isScalar, strided: (t) => stridedView(t, isBuffer), isMap: inlineMap };
   const kernels: KernelPlan[] = [];
   const emit = (group: readonly Node[], outputs: readonly Node[]) => {
     const mm = epilogues.get(group[0]);
@@ -131,36 +190,99 @@ export function planKernels(
       outputs,
       threads: body.threads,
       workgroupSize: body.workgroupSize,
+      ops: mm ? ["matmul", ...k.fused] : [...k.fused], // an epilogue's kernel computes its matmul too
+      matmul: t.op === "matmul" ? productOf(t) : undefined,
+      variant: t.op === "matmul" ? tileName(productOf(t), features) : undefined,
     });
   };
-  // Consecutive elementwise roots of one shape share a kernel (e.g. AdamW's new moments and param):
-  // one dispatch, and values they share are computed once.
-  const groups: Node[][] = [];
+  // What a root's kernel reads: an epilogue's kernel also reads what its matmul reads.
+  const reads = (r: Node): Node[] => [...deps.get(r)!, ...(epilogues.has(r) ? deps.get(epilogues.get(r)!)! : [])];
   const isMap = (t: Node) => WGSL_RULES[t.op as Prim].kind !== "kernel" && !epilogues.has(t);
-  const fits = (g: readonly Node[]) => {
-    const reads = new Set(g.flatMap((r) => [...deps.get(r)!]).filter((x) => !g.includes(x)));
-    return reads.size + g.length <= maxBuffers;
-  };
-  for (const t of order) {
-    if (!roots.has(t)) continue;
-    const last = groups[groups.length - 1];
-    const joins = last !== undefined && isMap(t) && isMap(last[0]) && sameShape(last[0].shape, t.shape) &&
-      fits([...last, t]);
-    if (joins) last.push(t);
-    else groups.push([t]);
-  }
+  const groups = groupRoots(order, roots, reads, isMap, maxBuffers);
   // A group member is written out only if it is a target or another kernel reads it.
   const readBy = new Map<Node, Set<number>>();
   groups.forEach((g, gi) => {
-    // An epilogue group also reads what its matmul reads.
-    const reads = g.flatMap((r) => [...deps.get(r)!, ...(epilogues.has(r) ? deps.get(epilogues.get(r)!)! : [])]);
-    for (const x of reads) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
+    for (const x of g.flatMap(reads)) if (!g.includes(x)) (readBy.get(x) ?? readBy.set(x, new Set()).get(x)!).add(gi);
   });
   for (const g of groups) {
     const outputs = g.filter((r) => targetSet.has(r) || readBy.has(r));
     if (outputs.length > 0) emit(g, outputs);
   }
   return kernels;
+}
+
+// Groups nearer than this are searched for one an elementwise root may join (bounds planning time).
+const GROUP_SEARCH = 32;
+
+// Elementwise roots of one shape share a kernel wherever they are in the schedule (AdamW's new
+// moments and param; the updates of every parameter of one shape; gradients of one shape from
+// different layers): one dispatch, and values they share are computed once. A root t joins a group
+// in one of two ways: the group stays where it is when every buffer t reads is written before it
+// (t is computed early), or the group moves to t's place when no kernel has read its members yet
+// (they are computed late). The nearest group that allows either is taken. `reads(t)` are the
+// buffers t's kernel reads. Returns the groups in dispatch order.
+function groupRoots(
+  order: readonly Node[],
+  roots: ReadonlySet<Node>,
+  reads: (t: Node) => Iterable<Node>,
+  isMap: (t: Node) => boolean,
+  maxBuffers: number,
+): Node[][] {
+  const groups: (Node[] | null)[] = []; // null: the group moved to a later index
+  const readYet: boolean[] = [];
+  const groupOf = new Map<Node, number>();
+  const byShape = new Map<string, number[]>(); // shape -> indices of elementwise groups of that shape
+  const fits = (g: readonly Node[], t: Node) => {
+    const members = new Set([...g, t]);
+    const bound = new Set([...members].flatMap((r) => [...reads(r)]).filter((x) => !members.has(x)));
+    return bound.size + members.size <= maxBuffers;
+  };
+  for (const t of order) {
+    if (!roots.has(t)) continue;
+    let at = -1;
+    if (isMap(t)) {
+      const key = `${t.shape}`, candidates = byShape.get(key) ?? byShape.set(key, []).get(key)!;
+      let after = -1; // t may stay in a group from here on: every group that writes what t reads
+      for (const d of reads(t)) after = Math.max(after, groupOf.get(d) ?? -1);
+      for (let j = candidates.length - 1; j >= Math.max(0, candidates.length - GROUP_SEARCH); j--) {
+        const gi = candidates[j], g = groups[gi]!;
+        if ((gi < after && readYet[gi]) || !fits(g, t)) continue;
+        if (gi >= after) {
+          g.push(t);
+          at = gi;
+        } else {
+          groups[gi] = null;
+          at = groups.push([...g, t]) - 1;
+          readYet.push(false);
+          for (const r of g) groupOf.set(r, at);
+          candidates.splice(j, 1);
+          candidates.push(at);
+        }
+        break;
+      }
+      if (at < 0) candidates.push(groups.length);
+    }
+    if (at < 0) {
+      at = groups.push([t]) - 1;
+      readYet.push(false);
+    }
+    groupOf.set(t, at);
+    for (const d of reads(t)) {
+      const gi = groupOf.get(d);
+      if (gi !== undefined && gi !== at) readYet[gi] = true;
+    }
+  }
+  return groups.filter((g) => g !== null);
+}
+
+function tileName([Z, M, N, K]: readonly number[], features: KernelFeatures): string {
+  const [rows, groups] = features.matmulTile?.(Z, M, N, K) ?? tile(Z, M, N);
+  return `tile ${rows}x${4 * groups}`;
+}
+
+function productOf(m: Node): [number, number, number, number] {
+  const r = m.ndim;
+  return [sizeOf(m.shape.slice(0, -2)), m.shape[r - 2], m.shape[r - 1], m.src[0].shape[r - 1]];
 }
 
 function elementwise(k: KernelBuilder): KernelBody {
@@ -216,9 +338,9 @@ function matmulEpilogues(
     if (c.src.filter((x) => x === m).length !== 1 || WGSL_RULES[c.op as Prim].kind !== "map") continue;
     const e = sink.get(c);
     if (!e || out.has(e) || WGSL_RULES[e.op as Prim].kind !== "map" || !sameShape(e.shape, m.shape)) continue;
-    const [a, b] = m.src.map(strided);
     const reads = new Set([...deps.get(e)!].filter((x) => x !== m));
-    reads.add(a!.base).add(b!.base);
+    // The matmul's operands: buffers, or what their prologues read.
+    for (const x of m.src) for (const d of strided(x) ? [strided(x)!.base] : deps.get(x)!) reads.add(d);
     if (reads.size + 1 > maxBuffers) continue;
     roots.delete(m);
     out.set(e, m);
@@ -300,7 +422,7 @@ export function planCached(
 ): KernelPlan[] {
   const order = schedule(targets);
   const [structure, leaves] = signature(order, targets);
-  const key = `${maxBuffers};${features.ownTrig};${structure}`;
+  const key = `${maxBuffers};${features.ownTrig};${features.tuning ?? 0};${structure}`;
   const at = (i: number) => (i >= 0 ? order[i] : leaves[~i]);
   const hit = cache.get(key);
   if (hit !== undefined) {
@@ -317,11 +439,12 @@ export function planCached(
   leaves.forEach((t, i) => index.set(t, ~i));
   const compiled = kernels.map((k) => ({
     ...k,
+    slot: {},
     inputs: k.inputs.map((t) => index.get(t)!),
     outputs: k.outputs.map((t) => index.get(t)!),
     scalars: k.scalars.map(([w, t]) => [w, index.get(t)!] as const),
   }));
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(key, compiled);
-  return kernels;
+  return kernels.map((k, i) => ({ ...k, slot: compiled[i].slot }));
 }

@@ -12,9 +12,33 @@ import { checkHealth, type Gpu, scopedCheck } from "./device.ts";
 import { lower } from "./lower.ts";
 import { type KernelPlan, planCached } from "./plan.ts";
 import { BufferPool } from "./pool.ts";
+import type { ProfileRecord } from "./profile.ts";
+import type { KernelFeatures } from "./emit.ts";
+import { MatmulTuner, type TuneOptions } from "./tune.ts";
 
 const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
 const ALIGN = 256; // minUniformBufferOffsetAlignment's largest allowed value
+
+// Bind groups a kernel of a cached plan keeps (most recent first), and buffers it remembers per
+// output: a training loop's parameters alternate between two sets of buffers (the step's inputs and
+// its outputs), so two would do; a few more absorb a loop that disposes late.
+const BIND_GROUPS_KEPT = 4;
+const RECENT_KEPT = 4;
+const HOST_TIMES_KEPT = 64;
+// Timestamp queries one profiled submit may write (two per kernel); more kernels are timed by the wall.
+const MAX_QUERIES = 4096;
+
+/** The uniform buffer (null when no kernel has uniforms), then a kernel's inputs and outputs. */
+type Bound = readonly (GPUBuffer | null)[];
+
+// What a runner keeps per kernel of a cached plan, so a repeated step prepares nothing on the host.
+interface KernelState {
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly groups: { readonly buffers: Bound; readonly group: GPUBindGroup }[];
+  // Per output, the buffers it was given last (newest first): asked for again from the pool.
+  readonly recent: GPUBuffer[][];
+}
 
 /** Bytes a node occupies on the device (bool is stored as u32). */
 const bytesOf = (t: Node) => Math.max(4 * t.size, 4);
@@ -39,6 +63,7 @@ export class WebGpuRunner implements Backend {
   readonly pool: BufferPool;
   readonly capabilities: Capabilities;
   readonly #pipelines = new Map<string, GPUComputePipeline>();
+  readonly #states = new WeakMap<object, KernelState>();
   // Buffers of leaves: values computed here, and uploaded copies of host values.
   readonly #buffers = new WeakMap<Node, GPUBuffer>();
   readonly #registry: FinalizationRegistry<GPUBuffer>;
@@ -47,8 +72,15 @@ export class WebGpuRunner implements Backend {
   readonly #checks = new WeakMap<Node, Promise<Error | null>>();
   readonly #poisoned = new WeakMap<Node, Error>();
 
-  constructor(gpu: Gpu) {
+  /** Chooses matmul tiles on this device by measurement. */
+  readonly tuner: MatmulTuner;
+  readonly #tile: readonly [number, number] | undefined;
+
+  /** `tuning` configures the tuner; `tile` forces one matmul tile everywhere (for tests). */
+  constructor(gpu: Gpu, opts: { tuning?: TuneOptions; tile?: readonly [number, number] } = {}) {
     this.gpu = gpu;
+    this.tuner = new MatmulTuner(gpu, opts.tuning);
+    this.#tile = opts.tile;
     this.adapter = gpu.description;
     this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
@@ -156,26 +188,58 @@ export class WebGpuRunner implements Backend {
       const e = this.#poisoned.get(t);
       if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
     }
+    const t0 = performance.now();
     const graph = lower(targets, this.capabilities);
-    const features = { ownTrig: !this.gpu.accurateTrig };
-    const kernels = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
-    for (const k of kernels) this.#checkLimits(k);
+    const plan = () => {
+      const features = this.#features();
+      const planned = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
+      for (const k of planned) this.#checkLimits(k);
+      return planned;
+    };
+    let kernels = plan();
+    let host = performance.now() - t0;
+    // Matmuls of a size this device has not measured yet: time their candidate tiles, then plan
+    // again with the choices (only kernels that never ran are looked at).
+    const untuned = this.#tile ? [] : this.tuner.untuned(kernels.filter((k) => !(k.slot && this.#states.has(k.slot))));
+    if (untuned.length > 0) {
+      await this.tuner.measure(untuned, this.#features());
+      const t2 = performance.now();
+      kernels = plan();
+      host += performance.now() - t2;
+    }
     // Leaves held by another device (one lost, say) come through the host.
     const foreign = [...new Set(kernels.flatMap((k) => k.inputs.filter((x) => x.op === "data" && this.#foreign(x))))];
     const values = await hostValues(foreign, "realize");
     foreign.forEach((x, i) => this.#own(x, this.#upload(x, values[i])));
-    await compileKernels(this.gpu, kernels, this.#pipelines);
+    // Kernels of a cached plan that ran before keep their pipelines: only new ones compile.
+    const fresh = kernels.filter((k) => k.threads > 0 && !(k.slot && this.#states.has(k.slot)));
+    if (fresh.length > 0) await compileKernels(this.gpu, fresh, this.#pipelines);
     checkHealth(this.gpu);
+    const t1 = performance.now();
     const label = `a realization of ${kernels.length} kernels (${describeKernels(kernels)})`;
     // Upload host inputs before any intermediate buffer is recycled within this submit.
     for (const k of kernels) for (const x of k.inputs) if (x.op === "data") this.buffer(x);
+    const profiling = this.#profile;
+    const timed = kernels.filter((k) => k.threads > 0);
+    const timing = profiling && this.gpu.timestamps && timed.length > 0 && 2 * timed.length <= MAX_QUERIES
+      ? this.gpu.device.createQuerySet({ type: "timestamp", count: 2 * timed.length })
+      : null;
     // The uploads, the encoding and the submit share one error scope, whose first error is the root
     // cause (the device reports later ones as "invalid due to a previous error").
-    const [staging, failed] = scopedCheck(this.gpu, label, () => this.#submit(kernels, graph, targets, leaves, read));
+    const [staging, failed] = scopedCheck(
+      this.gpu,
+      label,
+      () => this.#submit(kernels, graph, targets, leaves, read, timing),
+    );
+    // Not the submit itself: on llvmpipe it blocks while the device finishes earlier work.
+    const submitted = performance.now();
+    host += this.#encoded - t1;
+    if (kernels.length > 0) this.#noteHost(host);
     // If the device rejects this submit, its results were never written: poison them, so reading
     // them (or computing from them) throws instead of returning stale memory.
     for (const l of leaves) this.#checks.set(l, failed);
     failed.then((e) => e && leaves.forEach((l) => this.#poisoned.set(l, e)));
+    if (profiling) await this.#record(profiling, timed, timing, host, submitted);
     liveStats.submits++;
     if (kernels.length > 0) liveStats.realizations++;
     if (read.length === 0) return [];
@@ -197,14 +261,67 @@ export class WebGpuRunner implements Backend {
     });
   }
 
-  // Records every kernel of a realization in one compute pass and submits it; returns the staging
-  // buffers that `read` is copied into.
+  // What the WGSL adapts to: the device's trig, and the matmul tiles measured (or forced) here.
+  #features(): KernelFeatures {
+    const ownTrig = !this.gpu.accurateTrig;
+    if (this.#tile) return { ownTrig, matmulTile: () => this.#tile, tuning: `forced ${this.#tile}` };
+    if (!this.tuner.enabled) return { ownTrig };
+    return { ownTrig, matmulTile: this.tuner.tile, tuning: `${this.tuner.version}` };
+  }
+
+  // The pipeline and recent bind groups of a kernel of a cached plan, created on its first run.
+  #stateOf(k: KernelPlan): KernelState {
+    const have = k.slot && this.#states.get(k.slot);
+    if (have) return have;
+    const pipeline = this.#pipelines.get(k.wgsl)!;
+    const state: KernelState = { pipeline, layout: pipeline.getBindGroupLayout(0), groups: [], recent: [] };
+    if (k.slot) this.#states.set(k.slot, state);
+    return state;
+  }
+
+  // `recent` with `buf` first (moved there if it was in it), at most RECENT_KEPT long; the pool
+  // knows which buffers some kernel will ask for again.
+  #remember(recent: readonly GPUBuffer[], buf: GPUBuffer): GPUBuffer[] {
+    const had = recent.includes(buf);
+    const next = [buf, ...recent.filter((b) => b !== buf)];
+    if (!had) this.pool.claim(buf, 1);
+    if (next.length > RECENT_KEPT) this.pool.claim(next.pop()!, -1);
+    return next;
+  }
+
+  // A bind group for these buffers: one this kernel made before for the same buffers, else a new one.
+  // `buffers` is the uniform buffer (or null), then the inputs and the outputs in binding order.
+  #bindGroup(k: KernelPlan, state: KernelState, buffers: Bound, uniform: number): GPUBindGroup {
+    const at = state.groups.findIndex((g) => g.buffers.every((b, j) => b === buffers[j]));
+    if (at >= 0) {
+      const hit = state.groups[at];
+      if (at > 0) state.groups.splice(at, 1), state.groups.unshift(hit);
+      return hit.group;
+    }
+    const entries: GPUBindGroupEntry[] = buffers.slice(1).map((buffer, j) => ({
+      binding: j + 1,
+      resource: { buffer: buffer! },
+    }));
+    if (k.uniforms.length > 0) {
+      const size = Math.ceil(k.uniforms.length / 4) * 16;
+      entries.push({ binding: 0, resource: { buffer: buffers[0]!, offset: uniform, size } });
+    }
+    const group = this.gpu.device.createBindGroup({ label: k.label, layout: state.layout, entries });
+    liveStats.bindGroups++;
+    state.groups.unshift({ buffers, group });
+    if (state.groups.length > BIND_GROUPS_KEPT) state.groups.pop();
+    return group;
+  }
+
+  // Records every kernel of a realization in one compute pass (one pass per kernel when profiled,
+  // each with its timestamps) and submits it; returns the staging buffers that `read` is copied into.
   #submit(
     kernels: readonly KernelPlan[],
     graph: readonly Node[],
     targets: readonly Node[],
     leaves: readonly Node[],
     read: readonly Node[],
+    timing: GPUQuerySet | null,
   ): GPUBuffer[] {
     const device = this.gpu.device;
     const lastUse = new Map<Node, number>();
@@ -213,28 +330,29 @@ export class WebGpuRunner implements Backend {
     const bufs = new Map<Node, GPUBuffer>();
     const [uniform, offsets] = this.#uniforms(kernels);
     const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
+    let pass = timing ? null : encoder.beginComputePass();
+    let timed = 0;
     kernels.forEach((k, i) => {
-      const outs = k.outputs.map((t) => {
-        const buf = this.pool.acquire(bytesOf(t));
+      const state = k.threads > 0 ? this.#stateOf(k) : null;
+      const outs = k.outputs.map((t, j) => {
+        const recent = state?.recent[j];
+        const buf = this.pool.acquire(bytesOf(t), recent);
+        if (state && recent?.[0] !== buf) state.recent[j] = this.#remember(recent ?? [], buf);
         bufs.set(t, buf);
         return buf;
       });
-      if (k.threads > 0) {
-        const pipe = this.#pipelines.get(k.wgsl)!;
-        const entries: GPUBindGroupEntry[] = k.inputs.map((x, j) => ({
-          binding: j + 1,
-          resource: { buffer: x.op === "data" ? this.buffer(x) : bufs.get(x)! },
-        }));
-        outs.forEach((buffer, j) => entries.push({ binding: k.inputs.length + 1 + j, resource: { buffer } }));
-        if (k.uniforms.length > 0) {
-          const size = Math.ceil(k.uniforms.length / 4) * 16;
-          entries.push({ binding: 0, resource: { buffer: uniform!, offset: offsets[i], size } });
+      if (state !== null) {
+        const buffers = [uniform, ...k.inputs.map((x) => (x.op === "data" ? this.buffer(x) : bufs.get(x)!)), ...outs];
+        const group = this.#bindGroup(k, state, buffers, offsets[i]);
+        if (timing) {
+          const writes = { querySet: timing, beginningOfPassWriteIndex: 2 * timed, endOfPassWriteIndex: 2 * timed + 1 };
+          pass = encoder.beginComputePass({ timestampWrites: writes });
+          timed++;
         }
-        pass.setPipeline(pipe);
-        const layout = pipe.getBindGroupLayout(0);
-        pass.setBindGroup(0, device.createBindGroup({ label: k.label, layout, entries }));
-        pass.dispatchWorkgroups(...this.#grid(k));
+        pass!.setPipeline(state.pipeline);
+        pass!.setBindGroup(0, group);
+        pass!.dispatchWorkgroups(...this.#grid(k));
+        if (timing) pass!.end();
         liveStats.dispatches++;
       }
       // A node bound twice (e.g. x @ x^T reads x as two layouts) is still released once.
@@ -242,7 +360,7 @@ export class WebGpuRunner implements Backend {
         if (lastUse.get(x) === i && !keep.has(x)) this.pool.release(bufs.get(x)!);
       }
     });
-    pass.end();
+    if (!timing) pass!.end();
     graph.forEach((n, i) => {
       this.#own(leaves[i], bufs.get(n)!);
       putDevice(leaves[i], this);
@@ -250,8 +368,84 @@ export class WebGpuRunner implements Backend {
     });
     const staging = read.map((t) => this.pool.acquireStaging(bytesOf(t)));
     read.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
-    device.queue.submit([encoder.finish()]);
+    if (timing) this.#resolveTimes(encoder, timing, timed);
+    const commands = encoder.finish();
+    this.#encoded = performance.now();
+    device.queue.submit([commands]);
     return staging;
+  }
+
+  // Host milliseconds of the last realizations that ran kernels (lowering, planning, encoding; not
+  // compiling, submitting or waiting), newest last.
+  readonly #hostMs: number[] = [];
+  #profile: ProfileRecord[] | null = null;
+  #encoded = 0; // when the last submit's commands were finished
+
+  #noteHost(ms: number): void {
+    this.#hostMs.push(ms);
+    if (this.#hostMs.length > HOST_TIMES_KEPT) this.#hostMs.shift();
+  }
+
+  /** Host milliseconds (lowering, planning, encoding) of the last realizations that ran kernels (at most 64), newest last. */
+  hostTimes(): readonly number[] {
+    return [...this.#hostMs];
+  }
+
+  /**
+   * Records every realization's kernels and times into `records` from now on (stop with `null`).
+   * Each profiled realization waits for the device before it returns.
+   */
+  profileInto(records: ProfileRecord[] | null): void {
+    this.#profile = records;
+  }
+
+  /** True while a profile is being recorded. */
+  get profiling(): boolean {
+    return this.#profile !== null;
+  }
+
+  // The encoder's last commands when profiling with timestamps: resolve them into a mappable buffer.
+  #resolveTimes(encoder: GPUCommandEncoder, set: GPUQuerySet, n: number): void {
+    const bytes = 16 * n;
+    const resolved = this.gpu.device.createBuffer({ size: bytes, usage: 0x200 | 0x4 }); // QUERY_RESOLVE | COPY_SRC
+    this.#times = this.gpu.device.createBuffer({ size: bytes, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
+    encoder.resolveQuerySet(set, 0, 2 * n, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, this.#times, 0, bytes);
+    this.#resolved = resolved;
+  }
+  #times: GPUBuffer | null = null;
+  #resolved: GPUBuffer | null = null;
+
+  // Waits for a profiled submit and appends what it ran: per-kernel device times from its
+  // timestamps, else the submit's wall time from just before it to the device being done.
+  async #record(
+    into: ProfileRecord[],
+    kernels: readonly KernelPlan[],
+    timing: GPUQuerySet | null,
+    hostMs: number,
+    submitted: number,
+  ): Promise<void> {
+    const describe = (k: KernelPlan) => ({
+      label: k.label,
+      ops: k.ops ?? [],
+      variant: k.variant,
+      inputs: k.inputs.map((x) => [...x.shape]),
+    });
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    const wallMs = performance.now() - submitted;
+    // A submit with no kernels (a readback) has nothing to time: an empty list, not "untimed".
+    let gpuMs: number[] | null = this.gpu.timestamps && kernels.length === 0 ? [] : null;
+    if (timing !== null && this.#times !== null) {
+      const times = this.#times;
+      await times.mapAsync(1 /* READ */);
+      const ticks = new BigUint64Array(times.getMappedRange().slice(0));
+      times.unmap();
+      gpuMs = kernels.map((_, i) => Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
+      for (const b of [times, this.#resolved!]) b.destroy();
+      timing.destroy();
+      [this.#times, this.#resolved] = [null, null];
+    }
+    into.push({ kernels: kernels.map(describe), gpuMs, wallMs, hostMs });
   }
 
   #foreign(leaf: Node): boolean {

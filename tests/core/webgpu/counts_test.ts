@@ -94,6 +94,32 @@ gpuTest("a second identical training step compiles nothing new", async () => {
   if (s.submits !== 1) throw new Error(`expected one submit for the step, got ${s.submits}`);
 });
 
+gpuTest("a repeated training step creates no pipeline and no bind group, and binds what it bound before", async () => {
+  await setBackend("webgpu");
+  let p = mlpParams(11);
+  await realize(treeLeaves(p));
+  const perStep: { dispatches: number; bindGroups: number; pipelines: number; shaderModules: number }[] = [];
+  for (let step = 0; step < 5; step++) {
+    resetStats();
+    const [next] = sgd(p);
+    await realize(treeLeaves(next));
+    treeDispose(p); // the step's inputs go back to the pool: the next step but one gets their buffers
+    p = next;
+    const { dispatches, bindGroups, pipelines, shaderModules } = stats();
+    perStep.push({ dispatches, bindGroups, pipelines, shaderModules });
+  }
+  const [first, , , fourth, fifth] = perStep;
+  // The first step binds new parameters' buffers (the plan may be cached by an earlier test); once
+  // they have cycled (the step's inputs and outputs alternate between two sets), every bind group is
+  // reused.
+  if (first.bindGroups === 0) throw new Error(`the first step created no bind group: ${JSON.stringify(first)}`);
+  for (const s of [fourth, fifth]) {
+    if (s.bindGroups !== 0 || s.pipelines !== 0 || s.shaderModules !== 0 || s.dispatches !== first.dispatches) {
+      throw new Error(`a repeated step prepared work on the host: ${JSON.stringify(perStep)}`);
+    }
+  }
+});
+
 gpuTest("a 20-step loop reading the loss every 10 steps does 2 readbacks and holds steady memory", async () => {
   await setBackend("webgpu");
   let p = mlpParams(20);
@@ -172,6 +198,44 @@ gpuTest("an AdamW update writes each leaf's param and moments from one kernel", 
   await setBackend("cpu");
   const cpu = await readAll(treeLeaves(opt.update(g, s0, p)));
   gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-5, atol: 1e-6, msg: `leaf ${i}` }));
+});
+
+gpuTest("AdamW updates of parameters of one shape, scheduled apart, share one kernel", async () => {
+  const { adamw } = await import("../../../mod.ts");
+  await setBackend("webgpu");
+  // Three layers of one shape: each update waits for its own gradient, so they are far apart in the
+  // schedule, and each reads four buffers and writes three.
+  const xs = normal(randomKey(70), [32, 16]), ys = tensor(Int32Array.from({ length: 32 }, (_, i) => i % 16));
+  const p = {
+    a: normal(randomKey(71), [16, 16]),
+    b: normal(randomKey(72), [16, 16]),
+    c: normal(randomKey(73), [16, 16]),
+  };
+  const f = (q: typeof p) => ops.crossEntropy(ops.gelu(ops.gelu(xs.matmul(q.a)).matmul(q.b)).matmul(q.c), ys);
+  // A first Adam step divides each gradient by its own size: eps keeps tiny gradients, whose
+  // direction f32 rounding decides, from dominating the comparison with the CPU.
+  const opt = adamw({ lr: 0.01, eps: 1e-3 });
+  const step = (q: typeof p, s: ReturnType<typeof opt.init>) => opt.update(grad(f)(q), s, q);
+  const s0 = opt.init(p);
+  await realize(treeLeaves([p, s0]));
+  resetStats();
+  const { profileKernels } = await import("../../../mod.ts");
+  const { result: { params, state }, submits } = await profileKernels(async () => {
+    const next = step(p, s0);
+    await realize(treeLeaves(next));
+    return next;
+  });
+  // One kernel writes all nine [16,16] outputs (three params, three first and three second moments).
+  const labels = submits[0].kernels.map((k) => k.label);
+  if (!labels.some((l) => l.split(" + ").filter((o) => o.endsWith(" [16,16]")).length === 9)) {
+    throw new Error(`no kernel updates all three parameters: ${labels.join("; ")}`);
+  }
+  // 18 dispatches when only consecutive elementwise kernels were grouped.
+  if (stats().dispatches !== 15) throw new Error(`expected 15 dispatches, got ${stats().dispatches}`);
+  const gpu = await readAll(treeLeaves([params, state]));
+  await setBackend("cpu");
+  const cpu = await readAll(treeLeaves(step(p, s0)));
+  gpu.forEach((x, i) => assertClose(x, cpu[i], { rtol: 1e-4, atol: 1e-6, msg: `leaf ${i}` }));
 });
 
 gpuTest("reading the same tensor twice in one call realizes it once and gives it one buffer", async () => {

@@ -1,0 +1,254 @@
+// Matmul tiles chosen per adapter by measurement: the first product of a size class on a device
+// times a few register tiles (the built-in choice first) within a budget, keeps the fastest, and
+// remembers it per adapter (in a file under Deno when permitted, else for the session).
+
+import { leafNode, Node } from "../graph.ts";
+import type { Gpu } from "./device.ts";
+import type { KernelFeatures } from "./emit.ts";
+import { tile } from "./matmul.ts";
+import { type KernelPlan, planKernels } from "./plan.ts";
+
+/** Register tiles a matmul may use: rows per thread, and column groups of 4. */
+export const TILES: readonly (readonly [number, number])[] = [[4, 1], [4, 2], [8, 1], [8, 2], [16, 1], [16, 2]];
+
+// Products smaller than this keep the built-in tile: launch and loop overheads dominate them, and
+// measuring every small shape would slow first runs (and tests) for nothing.
+const MIN_WORK = 2 ** 21;
+// A candidate replaces the built-in tile only when it takes at most this fraction of its time, so
+// noise on a busy machine does not pick a slower one.
+const MARGIN = 0.9;
+
+/** How the tuner runs. */
+export interface TuneOptions {
+  /** Measure at all (default true; `JETFOLD_TUNE=0` turns it off where env access is granted). */
+  readonly enabled?: boolean;
+  /** Milliseconds one size class may spend compiling and timing candidates (default 1500). */
+  readonly budgetMs?: number;
+  /** Where choices are kept across runs; null keeps them in memory only. Default: a file under the user's cache. */
+  readonly cacheFile?: string | null;
+}
+
+/** A size class: each of batch, M, N and K rounded up to a power of two. */
+export function sizeClass(Z: number, M: number, N: number, K: number): string {
+  const p = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
+  return `${p(Z)}x${p(M)}x${p(N)}x${p(K)}`;
+}
+
+function granted(name: "env" | "read" | "write", what?: string): boolean {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno?.permissions?.querySync === undefined) return false;
+  const desc = name === "env" ? { name, variable: what } : { name, path: what };
+  return deno.permissions.querySync(desc as Deno.PermissionDescriptor).state === "granted";
+}
+
+function envFlag(name: string): string | undefined {
+  return granted("env", name) ? Deno.env.get(name) : undefined;
+}
+
+// The default cache file: $XDG_CACHE_HOME/jetfold or ~/.cache/jetfold, where env access allows.
+function defaultCacheFile(): string | null {
+  const base = envFlag("XDG_CACHE_HOME") ?? (envFlag("HOME") ? `${envFlag("HOME")}/.cache` : undefined);
+  return base ? `${base}/jetfold/webgpu-tiles.json` : null;
+}
+
+/** The tiles one device measured fastest, by size class; measures new classes on request. */
+export class MatmulTuner {
+  readonly enabled: boolean;
+  readonly budgetMs: number;
+  readonly cacheFile: string | null;
+  /** Identifies the adapter in the cache file. */
+  readonly adapterKey: string;
+  /** Size classes measured by this tuner (not read from the cache): for tests. */
+  measured = 0;
+  /** Candidate runs the device reported an error for (their times are not trusted): for tests. */
+  rejected = 0;
+  /** Bumped whenever a choice is added: plans built before it are rebuilt. */
+  version = 0;
+  readonly #gpu: Gpu;
+  readonly #choices = new Map<string, readonly [number, number]>();
+  #loaded = false;
+
+  constructor(gpu: Gpu, opts: TuneOptions = {}) {
+    this.#gpu = gpu;
+    this.enabled = opts.enabled ?? envFlag("JETFOLD_TUNE") !== "0";
+    this.budgetMs = opts.budgetMs ?? 1500;
+    this.cacheFile = opts.cacheFile === undefined ? defaultCacheFile() : opts.cacheFile;
+    this.adapterKey = `${gpu.description}|${gpu.maxWorkgroupSize}|${gpu.maxStorageBuffers}|${gpu.timestamps}`;
+  }
+
+  /** The measured tile for a product of this size, or undefined (use the built-in choice). */
+  readonly tile = (Z: number, M: number, N: number, K: number): readonly [number, number] | undefined =>
+    this.#choices.get(sizeClass(Z, M, N, K));
+
+  /** The choice for a size class, for tests and reports. */
+  choice(cls: string): readonly [number, number] | undefined {
+    return this.#choices.get(cls);
+  }
+
+  /** The matmul products among `kernels` that are worth measuring and not measured yet. */
+  untuned(kernels: readonly KernelPlan[]): (readonly [number, number, number, number])[] {
+    if (!this.enabled) return [];
+    this.#load();
+    const seen = new Set<string>(), out: (readonly [number, number, number, number])[] = [];
+    for (const k of kernels) {
+      const p = k.matmul;
+      if (p === undefined || p[0] * p[1] * p[2] * p[3] < MIN_WORK) continue;
+      const cls = sizeClass(...p);
+      if (this.#choices.has(cls) || seen.has(cls)) continue;
+      seen.add(cls);
+      out.push(p);
+    }
+    return out;
+  }
+
+  /** Times the candidate tiles for each product and keeps the fastest per size class. */
+  async measure(products: readonly (readonly [number, number, number, number])[], features: KernelFeatures) {
+    for (const [Z, M, N, K] of products) {
+      const builtIn: readonly [number, number] = tile(Z, M, N);
+      const candidates = [builtIn, ...TILES.filter(([r, g]) => (r !== builtIn[0] || g !== builtIn[1]) && r <= M)];
+      const start = performance.now();
+      let best: readonly [number, number] = builtIn, bestMs = Infinity, builtInMs = Infinity;
+      for (const c of candidates) {
+        if (c !== builtIn && performance.now() - start > this.budgetMs) break;
+        const ms = await this.#time([Z, M, N, K], c, features);
+        if (c === builtIn) builtInMs = ms;
+        if (ms < bestMs) [best, bestMs] = [c, ms];
+      }
+      if (bestMs > MARGIN * builtInMs) best = builtIn;
+      this.#choices.set(sizeClass(Z, M, N, K), best);
+      this.measured++;
+    }
+    this.version++;
+    this.#save();
+  }
+
+  // Milliseconds of one run of a plain matmul of this size with tile `t` (the least of a few runs,
+  // by timestamp queries where the device has them, else by the wall over several dispatches).
+  async #time(p: readonly [number, number, number, number], t: readonly [number, number], features: KernelFeatures) {
+    const [Z, M, N, K] = p, device = this.#gpu.device;
+    const lead = Z > 1 ? [Z] : [];
+    const a = leafNode([...lead, M, K], "f32"), b = leafNode([...lead, K, N], "f32");
+    const m = new Node("matmul", [...lead, M, N], "f32", [a, b], {});
+    const [kernel] = planKernels([m], this.#gpu.maxStorageBuffers, undefined, { ...features, matmulTile: () => t });
+    // The measurement's own errors stay here: left uncaptured, they would fail the user's next
+    // realization with a message about a kernel it never asked for.
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("internal");
+    device.pushErrorScope("validation");
+    const made: GPUBuffer[] = [];
+    const buffer = (bytes: number, usage: number) => {
+      const buf = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
+      made.push(buf);
+      return buf;
+    };
+    const measure = async (): Promise<number> => {
+      const module = device.createShaderModule({ code: kernel.wgsl, label: `tuning ${kernel.label}` });
+      const pipeline = await device.createComputePipelineAsync({
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+      const bufs = new Map<Node, GPUBuffer>([[a, buffer(4 * a.size, 0x80)], [b, buffer(4 * b.size, 0x80)]]);
+      const out = buffer(4 * m.size, 0x80);
+      const entries: GPUBindGroupEntry[] = kernel.inputs.map((x, j) => ({
+        binding: j + 1,
+        resource: { buffer: bufs.get(x)! },
+      }));
+      entries.push({ binding: kernel.inputs.length + 1, resource: { buffer: out } });
+      if (kernel.uniforms.length > 0) {
+        const words = new Uint32Array(Math.ceil(kernel.uniforms.length / 4) * 4);
+        words.set(kernel.uniforms);
+        const uniform = buffer(words.byteLength, 0x40 | 0x8);
+        device.queue.writeBuffer(uniform, 0, words);
+        entries.push({ binding: 0, resource: { buffer: uniform } });
+      }
+      const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      const groups = Math.ceil(kernel.threads / kernel.workgroupSize);
+      const x = Math.min(groups, this.#gpu.maxWorkgroupsPerDimension), y = Math.ceil(groups / x);
+      const run = (reps: number, set: GPUQuerySet | null) => {
+        const encoder = device.createCommandEncoder();
+        for (let i = 0; i < reps; i++) {
+          const writes = set
+            ? { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 }
+            : undefined;
+          const pass = encoder.beginComputePass(writes ? { timestampWrites: writes } : {});
+          pass.setPipeline(pipeline);
+          pass.setBindGroup(0, group);
+          pass.dispatchWorkgroups(x, y);
+          pass.end();
+        }
+        return encoder;
+      };
+      const t0 = performance.now();
+      device.queue.submit([run(1, null).finish()]); // warm up
+      await device.queue.onSubmittedWorkDone();
+      const once = performance.now() - t0;
+      const reps = Math.max(1, Math.min(3, Math.floor(this.budgetMs / 8 / Math.max(once, 1e-3))));
+      if (!this.#gpu.timestamps) {
+        const t1 = performance.now();
+        device.queue.submit([run(reps, null).finish()]);
+        await device.queue.onSubmittedWorkDone();
+        return (performance.now() - t1) / reps;
+      }
+      const set = device.createQuerySet({ type: "timestamp", count: 2 * reps });
+      const resolved = buffer(16 * reps, 0x200 | 0x4), staging = buffer(16 * reps, 0x1 | 0x8);
+      const encoder = run(reps, set);
+      encoder.resolveQuerySet(set, 0, 2 * reps, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, staging, 0, 16 * reps);
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(1 /* READ */);
+      const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      set.destroy();
+      let least = Infinity;
+      for (let i = 0; i < reps; i++) least = Math.min(least, Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
+      return least;
+    };
+    // A candidate this device cannot run (or reports an error for) is simply not chosen.
+    const ms = await measure().catch(() => Infinity);
+    for (const buf of made) buf.destroy();
+    const errors = await Promise.all([0, 1, 2].map(() => device.popErrorScope().catch(() => null)));
+    if (errors.every((e) => e === null)) return ms;
+    this.rejected++;
+    return Infinity;
+  }
+
+  // Choices of this adapter from the cache file, once.
+  #load(): void {
+    if (this.#loaded) return;
+    this.#loaded = true;
+    const file = this.cacheFile;
+    if (file === null || !granted("read", file)) return;
+    try {
+      const all = JSON.parse(Deno.readTextFileSync(file));
+      for (const [cls, t] of Object.entries(all[this.adapterKey] ?? {})) {
+        const [r, g] = t as [number, number];
+        if (TILES.some(([tr, tg]) => tr === r && tg === g)) this.#choices.set(cls, [r, g]);
+      }
+      if (this.#choices.size > 0) this.version++;
+    } catch {
+      // No file yet, or one another version wrote: measure again.
+    }
+  }
+
+  // Writes this adapter's choices into the cache file (beside other adapters'), atomically.
+  #save(): void {
+    const file = this.cacheFile;
+    if (file === null || !granted("write", file) || !granted("read", file)) return;
+    try {
+      let all: Record<string, Record<string, readonly [number, number]>> = {};
+      try {
+        all = JSON.parse(Deno.readTextFileSync(file));
+      } catch {
+        // a new file
+      }
+      all[this.adapterKey] = Object.fromEntries(this.#choices);
+      const dir = file.slice(0, file.lastIndexOf("/"));
+      if (dir) Deno.mkdirSync(dir, { recursive: true });
+      const tmp = `${file}.${crypto.randomUUID()}.tmp`;
+      Deno.writeTextFileSync(tmp, JSON.stringify(all, null, 1));
+      Deno.renameSync(tmp, file);
+    } catch {
+      // The cache is an optimization: a read-only disk only means measuring again next run.
+    }
+  }
+}
