@@ -31,9 +31,19 @@ gpuTest(
     await realize([a, b, c]);
     const reference = (await Promise.all(make().map((t) => t.data()))) as Float32Array[];
     const gpu = (await requestGpu())!;
+    let first: Float32Array[] | null = null;
     for (const t of TILES) {
       const got = await on(new WebGpuRunner(gpu, { tile: t, tuning: { enabled: false } }), make);
       got.forEach((g, i) => assertClose(g, reference[i], { rtol: 1e-4, atol: 1e-5, msg: `tile [${t}] output ${i}` }));
+      // A tile changes which thread computes an output, never the order of its sum: the tuner's choice,
+      // made by timing, must not change a single bit of any result.
+      first ??= got;
+      got.forEach((g, i) => {
+        const j = g.findIndex((v, k) => !Object.is(v, first![i][k]));
+        if (j >= 0) {
+          throw new Error(`tile [${t}] output ${i}[${j}]: ${g[j]} where tile [${TILES[0]}] gave ${first![i][j]}`);
+        }
+      });
     }
   },
 );
