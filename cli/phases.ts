@@ -3,6 +3,8 @@
 import {
   adamw,
   type AdamWState,
+  type Distillation,
+  distillLoss,
   evaluateModel,
   type Evaluation,
   foldIn,
@@ -13,9 +15,13 @@ import {
   type ModelConfig,
   type ModelParams,
   randomKey,
+  realize,
   type Supernet,
   supernetTrainer,
   type ToyBatch,
+  type TrainStep,
+  treeLeaves,
+  valueAndGrad,
   warmupCosine,
 } from "../mod.ts";
 import { type DataSource, STREAM } from "./data.ts";
@@ -50,8 +56,9 @@ function schedule(o: LrOptions) {
 }
 
 /** The optimizer of every model-training phase (its state shape depends only on the params). */
-export function optimizer(o: LrOptions) {
-  return adamw({ lr: schedule(o), clipNorm: 1 });
+export function optimizer(o: LrOptions & { readonly freezeMlp?: boolean }) {
+  const base = { lr: schedule(o), clipNorm: 1 };
+  return adamw(o.freezeMlp ? { ...base, mask: (path: string) => !/(^|\.)ffn\./.test(path) } : base);
 }
 
 /** Options of `trainModel`. */
@@ -66,6 +73,10 @@ export interface TrainModelOptions extends LrOptions {
   readonly start: number;
   /** Step count at the end. */
   readonly total: number;
+  /** Learn from a frozen teacher (`distillLoss`) instead of the data's next tokens. */
+  readonly distill?: Distillation;
+  /** Keep the MLPs as they are (PostNAS distillation freezes them). */
+  readonly freezeMlp?: boolean;
 }
 
 /** The outcome of a training phase. */
@@ -74,11 +85,32 @@ export interface Trained extends LoopResult {
   readonly opt: AdamWState;
 }
 
+type Opt = ReturnType<typeof optimizer>;
+
+// makeTrainStep's step with the teacher's loss, never disposing the teacher's tensors: a student taken from a supernet
+// built on the teacher shares some of them.
+function distillStep(opt: Opt, cfg: ModelConfig, distill: Distillation): TrainStep<ModelParams, AdamWState, ToyBatch> {
+  const vg = valueAndGrad((p: ModelParams, b: ToyBatch) => distillLoss(p, b, cfg, distill));
+  const teacher = treeLeaves(distill.teacher.params);
+  return async (state, batch) => {
+    const [value, grads] = vg(state.params, batch);
+    const { params, state: next } = opt.update(grads, state.opt, state.params);
+    const fresh = treeLeaves([params, next]);
+    await realize([...fresh, value]);
+    const keep = new Set([...fresh, ...teacher]);
+    for (const t of treeLeaves([state.params, state.opt])) if (!keep.has(t)) t.dispose();
+    return [{ params, opt: next, step: state.step + 1 }, value];
+  };
+}
+
 /** Trains a plain model with AdamW on the data stream `stream`, batch `i` at step `i`. */
 export async function trainModel(ctx: Ctx, o: TrainModelOptions): Promise<Trained> {
   const opt = optimizer(o);
   const cfg = o.config;
-  const step = makeTrainStep((p: ModelParams, b: ToyBatch) => lossFn(p, b, cfg), opt);
+  const { distill } = o;
+  const step = distill
+    ? distillStep(opt, cfg, distill)
+    : makeTrainStep((p: ModelParams, b: ToyBatch) => lossFn(p, b, cfg), opt);
   let state = { params: o.params, opt: o.opt ?? opt.init(o.params), step: o.start };
   const result = await trainLoop({
     out: ctx.out,
@@ -97,13 +129,17 @@ export async function trainModel(ctx: Ctx, o: TrainModelOptions): Promise<Traine
   return { ...result, params: state.params, opt: state.opt };
 }
 
-/** Trains a supernet one random path per step (MLPs frozen), as PostNAS does before searching. */
+/**
+ * Trains a supernet one random path per step (MLPs frozen), as PostNAS does before searching: on the data's next
+ * tokens, or with `distill` against a frozen teacher.
+ */
 export async function warmSupernet(
   ctx: Ctx,
   sn: Supernet,
-  o: LrOptions & { readonly steps: number },
+  o: LrOptions & { readonly steps: number; readonly distill?: Distillation },
 ): Promise<LoopResult & { readonly supernet: Supernet }> {
-  const trainer = supernetTrainer({ lr: schedule(o), clipNorm: 1 });
+  const base = { lr: schedule(o), clipNorm: 1 };
+  const trainer = supernetTrainer(o.distill ? { ...base, distill: o.distill } : base);
   let opt = trainer.init(sn);
   const paths = keyFor(ctx.seed, "paths");
   const result = await trainLoop({

@@ -4,6 +4,8 @@ import {
   type AttentionGeometry,
   block,
   type BlockSpec,
+  type Distillation,
+  type DistillWeights,
   extractSubnet,
   initModel,
   initSupernet,
@@ -19,7 +21,16 @@ import type { DataOptions } from "./data.ts";
 import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
 import type { Saved } from "./checkpoint.ts";
 import { FILES } from "./rundir.ts";
-import { blockLabel, configFrom, refuseIgnored, stepCount } from "./options.ts";
+import {
+  blockLabel,
+  configFrom,
+  DISTILL,
+  distillLabel,
+  parseDistill,
+  plainTraining,
+  refuseIgnored,
+  stepCount,
+} from "./options.ts";
 import { type Ctx, describeEval, evaluate, keyFor, trainModel, warmSupernet } from "./phases.ts";
 import { type MakeScorer, makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";
 import { Interrupted } from "./interrupt.ts";
@@ -33,6 +44,7 @@ export const WARMUP = {
   lr: num(3e-3, "peak learning rate of pretraining"),
   supernetLr: num(3e-3, "peak learning rate of supernet training"),
   warmup: int(20, "learning-rate warmup steps of each phase"),
+  ...DISTILL,
 } as const;
 
 /** Values the warmup reads. */
@@ -47,6 +59,8 @@ export interface WarmupOptions extends DataOptions {
   readonly heads: number;
   readonly kvHeads: number | null;
   readonly ffnHidden: number | null;
+  /** The supernet's loss (`--distill`): against the base model as a frozen teacher, or the data's next tokens. */
+  readonly distill: string | null;
 }
 
 /** The checked plan of demo's and search's first two phases. */
@@ -56,6 +70,8 @@ export interface PipelinePlan {
   /** The base model's config: the given model's, or `layers` x mha of the size options. */
   readonly baseConfig: ModelConfig;
   readonly space: Space;
+  /** What the supernet learns from (`--distill`, parsed). */
+  readonly distill: DistillWeights;
 }
 
 // Options that only shape the pretrained base model: a given model makes them meaningless.
@@ -85,6 +101,7 @@ export function planPipeline(
   }
   const space = base === null ? makeSpace(o) : fitSpace(makeSpace(o), base.config);
   if (space.strategy === "greedy") refuseIgnored(given, ["beamWidth"], "with a greedy search (a beam of one)");
+  const distill = parseDistill(o.distill ?? "ce");
   const baseConfig = base?.config ?? configFrom(o, Array.from({ length: o.layers }, () => block("mha")));
   try {
     modelConfig({ ...baseConfig, blocks: space.candidates });
@@ -110,7 +127,7 @@ export function planPipeline(
     evalBytes(baseConfig, { batch: o.evalBatch, seqLen: o.seqLen, mixers }),
     "--eval-batch, --seq-len or the model's sizes",
   );
-  return { base, baseConfig, space };
+  return { base, baseConfig, space, distill };
 }
 
 /**
@@ -152,13 +169,15 @@ export interface Warm {
   readonly baseConfig: ModelConfig;
   readonly baseParams: ModelParams;
   readonly space: Space;
+  /** The frozen teacher and weights the supernet was distilled with; null for plain next-token training. */
+  readonly distill: Distillation | null;
 }
 
 const RESUME_HINT = " (sample from it with generate; only train runs resume)";
 
 // The base model's layout read through the supernet (its attention weights as the supernet trained
 // them); the base model as it was where the supernet holds no such layout.
-function baseLayout(w: Omit<Warm, "space">): { config: ModelConfig; params: ModelParams } {
+function baseLayout(w: Omit<Warm, "space" | "distill">): { config: ModelConfig; params: ModelParams } {
   try {
     return extractSubnet(w.supernet, w.baseConfig.blocks);
   } catch {
@@ -206,13 +225,18 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
   const layerSpace = config.blocks.map(() => space.candidates);
   say(ctx.out, `  supernet: ${space.candidates.map(blockLabel).join(" | ")} in each of ${config.blocks.length} layers`);
   const sn0 = initSupernet(keyFor(ctx.seed, "supernet"), config, layerSpace, { from: params });
+  const distill = plainTraining(plan.distill) ? null : { teacher: { config, params }, weights: plan.distill };
+  if (distill !== null) {
+    say(ctx.out, `  supernet loss: ${distillLabel(plan.distill)} against the base model (frozen teacher)`);
+  }
   const w = await warmSupernet(ctx, sn0, {
     steps: o.supernetSteps,
     lr: o.supernetLr,
     warmup: o.warmup,
     decaySteps: o.supernetSteps,
+    ...(distill === null ? {} : { distill }),
   });
-  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, space };
+  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, space, distill };
   await stopIfInterrupted(ctx, "supernet training", () => ({
     ...baseLayout(warm),
     step: w.step,

@@ -99,6 +99,8 @@ export const demo = defineCommand({
           lr: o.tuneLr,
           warmup: o.warmup,
           decaySteps: o.tuneSteps,
+          // With --distill, the post-tune learns from the same teacher, MLPs frozen as in the supernet.
+          ...(warm.distill === null ? {} : { distill: warm.distill, freezeMlp: true }),
         });
         const model = { config: sub.config, params: tuned.params };
         const saved = { ...model, step: tuned.step, data: data.meta, opt: null };
