@@ -117,7 +117,10 @@ Deno.test("options that would be silently dropped are errors", async () => {
   await refused(["train", "--blocks", "mha,jet", "--layers", "3"], "--layers 3 disagrees with --blocks, which lists 2");
   await refused(["train", "--window", "8"], "--window has no effect without --blocks");
   await refused(["train", "--blocks", "swa:8,mha", "--window", "4"], "--window has no effect");
-  await refused(["search", "--run", F.run, "--width", "32"], "--width has no effect with --checkpoint, --run or --model");
+  await refused(
+    ["search", "--run", F.run, "--width", "32"],
+    "--width has no effect with --checkpoint, --run or --model",
+  );
   await refused(["search", "--checkpoint", F.checkpoint, "--pretrain-steps", "5"], "--pretrain-steps has no effect");
   await refused(["search", "--space", "seed", "--accuracy-weight", "2"], "--accuracy-weight has no effect");
   await refused(["demo", "--space", "seed", "--window", "8"], "--window has no effect with --space seed");
