@@ -141,11 +141,14 @@ export {
 
 // PostNAS: the search, its budgets and objectives, the supernet and its trainer, toy data.
 export {
+  type Answer,
+  type AnswerSet,
   decodeBytes,
   decodeLatency,
   type Distillation,
   distillLoss,
   type DistillWeights,
+  evaluateAnswers,
   evaluateModel,
   type Evaluation,
   extractSubnet,

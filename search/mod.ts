@@ -8,3 +8,4 @@ export * from "./supernet.ts";
 export * from "./objectives.ts";
 export * from "./train.ts";
 export * from "./distill.ts";
+export * from "./answers.ts";
