@@ -61,13 +61,15 @@ function packed(items: readonly Answer[]) {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { block, evaluateAnswers, initModel, modelConfig, randomKey } from "../mod.ts";
+ * import { block, evaluateAnswers, generate, initModel, modelConfig, randomKey } from "../mod.ts";
  * const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
  * const params = initModel(randomKey(0), cfg);
- * const answers = [{ prompt: [1, 2, 3], answer: [4] }, { prompt: [5], answer: [6, 7] }];
+ * // The model's own greedy continuation is an exact match; the same answer with its last token changed is not.
+ * const [own] = await generate(params, cfg, [1, 2, 3], { maxNewTokens: 2 });
+ * const answers = [{ prompt: [1, 2, 3], answer: own }, { prompt: [1, 2, 3], answer: [own[0], (own[1] + 1) % 16] }];
  * const ev = await evaluateAnswers(params, cfg, { answers });
- * assert.ok(Math.abs(ev.loss - Math.log(16)) < 1); // an untrained model is near uniform
- * assert.ok([0, 0.5, 1].includes(ev.accuracy)); // two items: each right or wrong
+ * assert.equal(ev.accuracy, 0.5);
+ * assert.ok(ev.loss > 0 && Math.abs(ev.perplexity - Math.exp(ev.loss)) < 1e-9);
  * ```
  */
 export async function evaluateAnswers(params: ModelParams, cfg: ModelConfig, set: AnswerSet): Promise<Evaluation> {
