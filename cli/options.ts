@@ -111,6 +111,16 @@ export function distillLabel(w: DistillWeights): string {
   return Object.entries(w).filter(([, v]) => v > 0).map(([k, v]) => (v === 1 ? k : `${k}:${v}`)).join(", ");
 }
 
+/** An evaluation set of prompts and answers. */
+export const EVAL = {
+  eval: str(
+    null,
+    'JSON lines {"prompt": ..., "answer": ...}: scored as the loss on the answer tokens and greedy\n' +
+      "exact match (search: in place of the held-out loss and recall)",
+    { meta: "FILE" },
+  ),
+} as const;
+
 /** Sampling. */
 export const SAMPLE = {
   tokens: int(32, "tokens to generate (greedy)", { min: 0 }),

@@ -3,8 +3,10 @@
 import {
   adamw,
   type AdamWState,
+  type AnswerSet,
   type Distillation,
   distillLoss,
+  evaluateAnswers,
   evaluateModel,
   type Evaluation,
   foldIn,
@@ -25,6 +27,8 @@ import {
   warmupCosine,
 } from "../mod.ts";
 import { type DataSource, STREAM } from "./data.ts";
+import { InputError, readTextFile } from "./input.ts";
+import { encodeText } from "./model.ts";
 import { type LoopResult, trainLoop } from "./loop.ts";
 import type { Out } from "./progress.ts";
 import type { RunDir } from "./rundir.ts";
@@ -36,6 +40,51 @@ export interface Ctx {
   readonly data: DataSource;
   readonly seed: number;
   readonly logEvery: number;
+  /** `--eval`'s prompts and answers, where given: the search's objective and tune's report. */
+  readonly evalSet?: AnswerSet;
+}
+
+/** At most this many bytes of --eval JSONL are read. */
+const EVAL_LIMIT = 64 * 2 ** 20;
+
+/**
+ * Reads `--eval FILE`: JSON lines `{"prompt": "...", "answer": "..."}` (blank lines skipped), encoded as the data is
+ * (through a --model's tokenizer, else as UTF-8 bytes). A line that is not such an object is an InputError naming it.
+ */
+export async function loadEvalSet(
+  path: string,
+  codec: { readonly tokenizer?: DataSource["tokenizer"]; readonly vocab: number },
+): Promise<AnswerSet> {
+  const text = await readTextFile(path, "--eval", EVAL_LIMIT);
+  const bytes = new TextEncoder();
+  const answers = text.split("\n").flatMap((line, i) => {
+    if (line.trim() === "") return [];
+    const where = `--eval ${path}:${i + 1}`;
+    let item: unknown;
+    try {
+      item = JSON.parse(line);
+    } catch (e) {
+      throw new InputError(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    const rec = item as Record<string, unknown>;
+    if (item === null || typeof item !== "object" || Array.isArray(item)) {
+      throw new InputError(`${where}: expected an object {"prompt": ..., "answer": ...}`);
+    }
+    const extra = Object.keys(rec).filter((k) => k !== "prompt" && k !== "answer");
+    if (extra.length > 0) throw new InputError(`${where}: unknown field ${JSON.stringify(extra[0])}`);
+    const ids = (field: "prompt" | "answer") => {
+      const v = rec[field];
+      if (typeof v !== "string" || v === "") throw new InputError(`${where}: "${field}" must be a non-empty string`);
+      const out = codec.tokenizer === undefined
+        ? Array.from(bytes.encode(v))
+        : encodeText(codec.tokenizer, v, codec.vocab, `${where} "${field}"`);
+      if (out.length === 0) throw new InputError(`${where}: "${field}" encodes to no tokens`);
+      return out;
+    };
+    return [{ prompt: ids("prompt"), answer: ids("answer") }];
+  });
+  if (answers.length === 0) throw new InputError(`--eval ${path}: no items (one JSON object per line)`);
+  return { answers };
 }
 
 /** Keys derived from the seed, one per purpose, so changing one use never shifts another. */
@@ -158,6 +207,16 @@ export async function warmSupernet(
     },
   });
   return { ...result, supernet: sn };
+}
+
+/** The loss on `--eval`'s answers and their greedy exact-match accuracy. */
+export function evaluateEvalSet(ctx: Ctx, params: ModelParams, cfg: ModelConfig): Promise<Evaluation> | null {
+  return ctx.evalSet === undefined ? null : evaluateAnswers(params, cfg, ctx.evalSet);
+}
+
+/** "answer loss 1.234, exact match 0.500 (12 items)". */
+export function describeAnswers(ev: Evaluation, items: number): string {
+  return `--eval answer loss ${ev.loss.toFixed(3)}, exact match ${ev.accuracy.toFixed(3)} (${items} items)`;
 }
 
 /** Held-out loss, perplexity and recall accuracy of a model. */

@@ -31,8 +31,25 @@ import {
   refuseIgnored,
   stepCount,
 } from "./options.ts";
-import { type Ctx, describeEval, evaluate, keyFor, trainModel, warmSupernet } from "./phases.ts";
-import { type MakeScorer, makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";
+import {
+  type Ctx,
+  describeAnswers,
+  describeEval,
+  evaluate,
+  evaluateEvalSet,
+  keyFor,
+  trainModel,
+  warmSupernet,
+} from "./phases.ts";
+import {
+  type MakeScorer,
+  makeSpace,
+  objectiveOf,
+  runSearch,
+  type SearchOptions,
+  type SearchRecord,
+  type Space,
+} from "./postnas.ts";
 import { Interrupted } from "./interrupt.ts";
 import { paint, say } from "./progress.ts";
 import { stopIfInterrupted } from "./session.ts";
@@ -221,6 +238,8 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
     say(ctx.out, `  base model: ${config.blocks.map(blockLabel).join(", ")}, ${paramCount(params)} parameters`);
   }
   say(ctx.out, `  base model: ${describeEval(await evaluate(ctx, params, config))}`);
+  const answers = await evaluateEvalSet(ctx, params, config);
+  if (answers !== null) say(ctx.out, `  base model: ${describeAnswers(answers, ctx.evalSet!.answers.length)}`);
   const { space } = plan;
   const layerSpace = config.blocks.map(() => space.candidates);
   say(ctx.out, `  supernet: ${space.candidates.map(blockLabel).join(" | ")} in each of ${config.blocks.length} layers`);
@@ -263,7 +282,7 @@ export async function search(
   say(
     ctx.out,
     `  ${how} over ${space.name} space, at most ${o.maxMha} mha layer(s); score = ` +
-      (space.accuracyWeight > 0 ? `held-out loss - ${space.accuracyWeight} * recall accuracy` : "held-out loss"),
+      objectiveOf(space, ctx.evalSet !== undefined).replace(" (log perplexity)", ""),
   );
   say(
     ctx.out,

@@ -5,8 +5,16 @@ import { COMMON, num } from "../args.ts";
 import { openData } from "../data.ts";
 import { interrupts } from "../interrupt.ts";
 import { checkMemory, generateBytes, trainBytes } from "../limits.ts";
-import { applySteps, blockLabel, DATA, LOG, MODEL, SAMPLE, SEARCH, stepCount } from "../options.ts";
-import { type Ctx, describeEval, evaluate, trainModel } from "../phases.ts";
+import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, SAMPLE, SEARCH, stepCount } from "../options.ts";
+import {
+  type Ctx,
+  describeAnswers,
+  describeEval,
+  evaluate,
+  evaluateEvalSet,
+  loadEvalSet,
+  trainModel,
+} from "../phases.ts";
 import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { FILES, planRunDir } from "../rundir.ts";
@@ -33,6 +41,7 @@ const specs = {
   ...MODEL,
   ...DATA,
   ...SEARCH,
+  ...EVAL,
   ...SAMPLE,
   ...LOG,
 };
@@ -64,6 +73,7 @@ export const demo = defineCommand({
       generateBytes(plan.baseConfig, { prompt, tokens: o.tokens }),
       "--tokens",
     );
+    const evalSet = o.eval === null ? undefined : await loadEvalSet(o.eval, { vocab: plan.baseConfig.vocab });
     const runPlan = await planRunDir(o.out, "demo");
 
     return async () => {
@@ -74,7 +84,7 @@ export const demo = defineCommand({
       await inRun(runPlan, o, async (run) => {
         say(out, `data: ${data.label}`);
         say(out, `run directory: ${run.dir}`);
-        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery, ...(evalSet ? { evalSet } : {}) };
         const phase = (n: number, title: string) => say(out, `\n${paint(out, "bold", `[${n}/4] ${title}`)}`);
 
         phase(1, "warmup: pretrain a full-attention model, then a once-for-all supernet over it");
@@ -110,6 +120,8 @@ export const demo = defineCommand({
         releaseSaved(`${ckpt} (the post-trained model) and ${run.file(FILES.search)}`);
         const after = await evaluate(ctx, model.params, model.config);
         say(out, `  after:  ${describeEval(after)}`);
+        const answers = await evaluateEvalSet(ctx, model.params, model.config);
+        if (answers !== null) say(out, `  after:  ${describeAnswers(answers, evalSet!.answers.length)}`);
 
         phase(4, "generation: greedy continuation of a held-out prompt");
         const sample = await sampleAndPrint(out, model, await promptOf(data, o.prompt), o.tokens);
@@ -129,6 +141,9 @@ export const demo = defineCommand({
             "retrieval accuracy",
             Number.isNaN(after.accuracy) ? "n/a (no recall queries in the data)" : after.accuracy.toFixed(3),
           ],
+          ...(answers === null
+            ? []
+            : [["--eval", describeAnswers(answers, evalSet!.answers.length)] as [string, string]]),
           ["backend", `${info.name}${info.adapter ? ` (${info.adapter})` : ""}`],
           ["time", `${seconds.toFixed(0)} s`],
           ["run directory", run.dir],

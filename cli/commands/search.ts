@@ -5,8 +5,8 @@ import { bool, COMMON, int, str } from "../args.ts";
 import { NATS, natsUrl } from "./worker.ts";
 import { scaleOut } from "../cluster/search.ts";
 import { interrupts } from "../interrupt.ts";
-import { applySteps, blockLabel, DATA, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
-import type { Ctx } from "../phases.ts";
+import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
+import { type Ctx, loadEvalSet } from "../phases.ts";
 import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
@@ -40,6 +40,7 @@ const specs = {
   ...MODEL,
   ...DATA,
   ...SEARCH,
+  ...EVAL,
   ...LOG,
   ...NATS,
   ackWait: int(60, "with --nats: seconds a job may go unacknowledged before it goes to another worker", { min: 1 }),
@@ -75,6 +76,12 @@ export const searchCommand = defineCommand({
     const plan = planPipeline({ ...o, ...data.meta, evalBatch: o.evalBatch }, given, base);
     const url = natsUrl(o.nats, false);
     if (url === null) refuseIgnored(given, ["natsRetry", "ackWait", "localFallback"], "without --nats");
+    if (url !== null && o.eval !== null) {
+      throw new InputError("--eval is scored in this process only; give --eval or --nats, not both");
+    }
+    const evalSet = o.eval === null
+      ? undefined
+      : await loadEvalSet(o.eval, { tokenizer: data.tokenizer, vocab: plan.baseConfig.vocab });
     const runPlan = await planRunDir(o.out, "search");
 
     return async () => {
@@ -87,7 +94,7 @@ export const searchCommand = defineCommand({
       await inRun(runPlan, o, async (run) => {
         say(out, `data: ${data.label}`);
         say(out, `run directory: ${run.dir}`);
-        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery, ...(evalSet ? { evalSet } : {}) };
         say(out, `\n${paint(out, "bold", "warmup")}`);
         const warm = await warmup(ctx, o, plan);
         say(out, `\n${paint(out, "bold", "PostNAS")}`);

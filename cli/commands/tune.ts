@@ -9,6 +9,7 @@ import {
   DATA,
   DISTILL,
   distillLabel,
+  EVAL,
   LOG,
   needsTeacher,
   parseDistill,
@@ -17,7 +18,15 @@ import {
   SAMPLE,
   stepCount,
 } from "../options.ts";
-import { type Ctx, describeEval, evaluate, trainModel } from "../phases.ts";
+import {
+  type Ctx,
+  describeAnswers,
+  describeEval,
+  evaluate,
+  evaluateEvalSet,
+  loadEvalSet,
+  trainModel,
+} from "../phases.ts";
 import { makeOut, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
 import { checkpointOf, FILES, planRunDir } from "../rundir.ts";
@@ -55,6 +64,7 @@ const specs = {
   ),
   finetuneSteps: stepCount(0, "after distilling: steps of plain next-token training of every weight"),
   ...DATA,
+  ...EVAL,
   ...SAMPLE,
   ...LOG,
 };
@@ -126,6 +136,9 @@ export const tune = defineCommand({
         "with plain next-token training (--distill ce): --steps trains every weight",
       );
     }
+    const evalSet = o.eval === null
+      ? undefined
+      : await loadEvalSet(o.eval, { tokenizer: data.tokenizer, vocab: config.vocab });
     const plan = await planRunDir(o.out, "tune");
     const { batch, seqLen } = data.meta;
     checkMemory(
@@ -150,9 +163,11 @@ export const tune = defineCommand({
         say(out, `data: ${data.label}`);
         say(out, `model: ${config.blocks.map(blockLabel).join(", ")}, ${paramCount(base.params)} parameters`);
         say(out, `run directory: ${run.dir}`);
-        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery, ...(evalSet ? { evalSet } : {}) };
         const before = await evaluate(ctx, base.params, config);
         console.log(`before: ${describeEval(before)}`);
+        const answersBefore = await evaluateEvalSet(ctx, base.params, config);
+        if (answersBefore !== null) console.log(`before: ${describeAnswers(answersBefore, evalSet!.answers.length)}`);
         const distill = plainTraining(weights)
           ? null
           : { teacher: teacher ?? { config, params: base.params }, weights };
@@ -192,6 +207,8 @@ export const tune = defineCommand({
         releaseSaved(ckpt);
         const after = await evaluate(ctx, r.params, config);
         console.log(`after:  ${describeEval(after)}`);
+        const answersAfter = await evaluateEvalSet(ctx, r.params, config);
+        if (answersAfter !== null) console.log(`after:  ${describeAnswers(answersAfter, evalSet!.answers.length)}`);
         const sample = await sampleAndPrint(
           out,
           { config, params: r.params },
@@ -210,6 +227,11 @@ export const tune = defineCommand({
                 distillLabel(weights)
               }, MLPs frozen), then ${o.finetuneSteps} of full fine-tuning`,
           ],
+          ...(answersBefore === null || answersAfter === null ? [] : [[
+            "--eval",
+            `answer loss ${answersBefore.loss.toFixed(3)} -> ${answersAfter.loss.toFixed(3)}, exact match ` +
+            `${answersBefore.accuracy.toFixed(3)} -> ${answersAfter.accuracy.toFixed(3)}`,
+          ] as [string, string]]),
           ["backend", `${info.name}${info.adapter ? ` (${info.adapter})` : ""}`],
           ["run directory", run.dir],
         ];
