@@ -6,6 +6,7 @@ import {
   type BlockSpec,
   type Distillation,
   type DistillWeights,
+  type Evaluation,
   extractSubnet,
   initModel,
   initSupernet,
@@ -15,7 +16,9 @@ import {
   type ModelParams,
   paramCount,
   type Supernet,
+  totalStateBytes,
 } from "../mod.ts";
+import type { GeometrySummary, ModelSummary, RunSummary } from "./report.ts";
 import { InputError, int, num } from "./args.ts";
 import type { DataOptions } from "./data.ts";
 import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
@@ -188,13 +191,17 @@ export interface Warm {
   readonly space: Space;
   /** The frozen teacher and weights the supernet was distilled with; null for plain next-token training. */
   readonly distill: Distillation | null;
+  /** The base model's held-out scores, taken before supernet training (which may reuse its tensors). */
+  readonly baseEval: Evaluation;
 }
 
 const RESUME_HINT = " (sample from it with generate; only train runs resume)";
 
 // The base model's layout read through the supernet (its attention weights as the supernet trained
 // them); the base model as it was where the supernet holds no such layout.
-function baseLayout(w: Omit<Warm, "space" | "distill">): { config: ModelConfig; params: ModelParams } {
+function baseLayout(
+  w: Pick<Warm, "supernet" | "baseConfig" | "baseParams">,
+): { config: ModelConfig; params: ModelParams } {
   try {
     return extractSubnet(w.supernet, w.baseConfig.blocks);
   } catch {
@@ -237,7 +244,8 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
     params = plan.base.params;
     say(ctx.out, `  base model: ${config.blocks.map(blockLabel).join(", ")}, ${paramCount(params)} parameters`);
   }
-  say(ctx.out, `  base model: ${describeEval(await evaluate(ctx, params, config))}`);
+  const baseEval = await evaluate(ctx, params, config);
+  say(ctx.out, `  base model: ${describeEval(baseEval)}`);
   const answers = await evaluateEvalSet(ctx, params, config);
   if (answers !== null) say(ctx.out, `  base model: ${describeAnswers(answers, ctx.evalSet!.answers.length)}`);
   const { space } = plan;
@@ -255,7 +263,7 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
     decaySteps: o.supernetSteps,
     ...(distill === null ? {} : { distill }),
   });
-  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, space, distill };
+  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, baseEval, space, distill };
   await stopIfInterrupted(ctx, "supernet training", () => ({
     ...baseLayout(warm),
     step: w.step,
@@ -312,4 +320,59 @@ export async function search(
   await ctx.run.writeJson(FILES.search, record);
   say(ctx.out, `  choice: ${paint(ctx.out, "bold", record.choice.join(", "))} (score ${record.score.toFixed(3)})`);
   return { choice, record };
+}
+
+/** Where summary.json goes in a run directory. */
+export const SUMMARY_FILE = "summary.json";
+
+function modelSummary(cfg: ModelConfig, blocks: readonly BlockSpec[], ev: Evaluation, context: number): ModelSummary {
+  return {
+    blocks: blocks.map(blockLabel),
+    loss: ev.loss,
+    recall: Number.isNaN(ev.accuracy) ? null : ev.accuracy,
+    stateBytes: totalStateBytes(blocks, { cfg, context }),
+  };
+}
+
+/**
+ * Every layer a JetBlock, through the supernet, scored on the held-out proxy; null where the space has no jet. Call
+ * it before post-training a path: that disposes the supernet tensors the path shares (embeddings, norms).
+ */
+export async function allJetSummary(ctx: Ctx, warm: Warm, context: number): Promise<ModelSummary | null> {
+  const jet = warm.space.candidates.find((c) => c.attn === "jet");
+  if (jet === undefined) return null;
+  const blocks = warm.baseConfig.blocks.map(() => jet);
+  const sub = extractSubnet(warm.supernet, blocks);
+  return modelSummary(warm.baseConfig, blocks, await evaluate(ctx, sub.params, sub.config), context);
+}
+
+/**
+ * Writes summary.json: the teacher (the base model, scored before supernet training), every layer a JetBlock
+ * (`allJet`, else `allJetSummary`'s), and the chosen model (`chosen`: e.g. demo's post-tuned one; by default the
+ * supernet's path), each with its held-out loss and recall and its decoding state at `context` tokens.
+ */
+export async function writeSummary(
+  ctx: Ctx,
+  warm: Warm,
+  choice: readonly BlockSpec[],
+  o: {
+    readonly context: number;
+    readonly seconds: number;
+    readonly chosen?: { readonly config: ModelConfig; readonly params: ModelParams };
+    readonly allJet?: ModelSummary | null;
+    readonly hardware?: readonly GeometrySummary[];
+  },
+): Promise<RunSummary> {
+  const cfg = warm.baseConfig;
+  const allJet = o.allJet !== undefined ? o.allJet : await allJetSummary(ctx, warm, o.context);
+  const model = o.chosen ?? extractSubnet(warm.supernet, choice);
+  const summary: RunSummary = {
+    teacher: modelSummary(cfg, cfg.blocks, warm.baseEval, o.context),
+    allJet,
+    chosen: modelSummary(cfg, choice, await evaluate(ctx, model.params, model.config), o.context),
+    hardware: o.hardware ?? [],
+    seconds: o.seconds,
+  };
+  await ctx.run.writeJson(SUMMARY_FILE, summary);
+  return summary;
 }

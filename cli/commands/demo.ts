@@ -15,7 +15,7 @@ import {
   loadEvalSet,
   trainModel,
 } from "../phases.ts";
-import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
+import { allJetSummary, planPipeline, search, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { FILES, planRunDir } from "../rundir.ts";
 import {
@@ -95,6 +95,8 @@ export const demo = defineCommand({
         const { choice, record } = await search(ctx, warm, o);
 
         phase(3, "post-tune: train the chosen model");
+        // Scored now: post-training the chosen path disposes the supernet tensors it shares with the others.
+        const allJet = await allJetSummary(ctx, warm, o.context);
         const sub = extractSubnet(warm.supernet, choice);
         const before = await evaluate(ctx, sub.params, sub.config);
         say(out, `  before: ${describeEval(before)}`);
@@ -148,11 +150,13 @@ export const demo = defineCommand({
           ["time", `${seconds.toFixed(0)} s`],
           ["run directory", run.dir],
         ];
+        const models = await writeSummary(ctx, warm, choice, { context: o.context, seconds, chosen: model, allJet });
         await writeReport(run, {
           title: `jetfold demo: ${choice.map(blockLabel).join(", ")}`,
           summary,
           search: record,
           sample,
+          comparison: { summary: models, context: o.context },
         });
         console.log(`\n${paint(out, "bold", "summary")}`);
         const w = Math.max(...summary.map(([k]) => k.length));

@@ -7,7 +7,7 @@ import { scaleOut } from "../cluster/search.ts";
 import { interrupts } from "../interrupt.ts";
 import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
 import { type Ctx, loadEvalSet } from "../phases.ts";
-import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
+import { planPipeline, search, SUMMARY_FILE, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
 import { openData } from "../data.ts";
@@ -85,6 +85,7 @@ export const searchCommand = defineCommand({
     const runPlan = await planRunDir(o.out, "search");
 
     return async () => {
+      const t0 = performance.now();
       const out = makeOut(o.quiet);
       const info = await startBackend(out, o.backend);
       if (loaded !== null) checkBuffers(loaded, info, { batch: Math.max(o.batch, o.evalBatch), tokens: o.seqLen });
@@ -115,12 +116,14 @@ export const searchCommand = defineCommand({
           ],
           ["run directory", run.dir],
         ];
+        const seconds = (performance.now() - t0) / 1000;
+        const models = await writeSummary(ctx, warm, choice, { context: o.context, seconds });
         const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
-        await writeReport(run, { title, summary, search: record });
+        await writeReport(run, { title, summary, search: record, comparison: { summary: models, context: o.context } });
         console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
         console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
         console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
-        console.log(`trace: ${run.file(FILES.search)}`);
+        console.log(`trace: ${run.file(FILES.search)}; teacher, all-jet and chosen: ${run.file(SUMMARY_FILE)}`);
       }).finally(() => cluster?.close());
     };
   },
