@@ -9,3 +9,4 @@ export * from "./objectives.ts";
 export * from "./train.ts";
 export * from "./distill.ts";
 export * from "./answers.ts";
+export * from "./hardware.ts";
