@@ -23,7 +23,17 @@ export interface JetGeometryOptions {
   readonly like?: BlockSpec;
 }
 
-/** The jet block spec of a geometry, keeping `like`'s other fields. */
+/**
+ * The jet block spec of a geometry, keeping `like`'s other fields (ffn, conv, generator size, norm epsilon).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { block, jetSpec } from "../mod.ts";
+ * const spec = jetSpec({ heads: 2, keyDim: 8, valueDim: 16 }, block("jet", { conv: true }));
+ * assert.deepEqual(spec, block("jet", { conv: true, heads: 2, keyDim: 8, valueDim: 16 }));
+ * ```
+ */
 export function jetSpec(shape: JetShape, like?: BlockSpec): BlockSpec {
   const base = like?.attn === "jet" ? like : undefined;
   const { attn: _attn, ...rest } = base ?? { attn: "jet" as const };
