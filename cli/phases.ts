@@ -20,6 +20,7 @@ import {
   realize,
   type Supernet,
   supernetTrainer,
+  type Tensor,
   type ToyBatch,
   type TrainStep,
   treeLeaves,
@@ -88,8 +89,8 @@ export async function loadEvalSet(
 }
 
 /** Keys derived from the seed, one per purpose, so changing one use never shifts another. */
-export function keyFor(seed: number, purpose: "init" | "supernet" | "paths"): Key {
-  return foldIn(randomKey(seed), { init: 1, supernet: 2, paths: 3 }[purpose]);
+export function keyFor(seed: number, purpose: "init" | "supernet" | "paths" | "geometry"): Key {
+  return foldIn(randomKey(seed), { init: 1, supernet: 2, paths: 3, geometry: 4 }[purpose]);
 }
 
 /** A learning-rate schedule: linear warmup to `lr`, cosine decay to lr/10 at `decaySteps`. */
@@ -126,6 +127,10 @@ export interface TrainModelOptions extends LrOptions {
   readonly distill?: Distillation;
   /** Keep the MLPs as they are (PostNAS distillation freezes them). */
   readonly freezeMlp?: boolean;
+  /** Tensors the training must never dispose (shared with models trained after this one). */
+  readonly keep?: readonly Tensor[];
+  /** The phase name of its metrics (default: the stream's). */
+  readonly phase?: string;
 }
 
 /** The outcome of a training phase. */
@@ -136,17 +141,24 @@ export interface Trained extends LoopResult {
 
 type Opt = ReturnType<typeof optimizer>;
 
-// makeTrainStep's step with the teacher's loss, never disposing the teacher's tensors: a student taken from a supernet
-// built on the teacher shares some of them.
-function distillStep(opt: Opt, cfg: ModelConfig, distill: Distillation): TrainStep<ModelParams, AdamWState, ToyBatch> {
-  const vg = valueAndGrad((p: ModelParams, b: ToyBatch) => distillLoss(p, b, cfg, distill));
-  const teacher = treeLeaves(distill.teacher.params);
+// makeTrainStep's step, with the teacher's loss where given, never disposing `kept` tensors (the teacher's, those a
+// student taken from a supernet shares with it and with other students).
+function keepingStep(
+  opt: Opt,
+  cfg: ModelConfig,
+  distill: Distillation | undefined,
+  kept: readonly Tensor[],
+): TrainStep<ModelParams, AdamWState, ToyBatch> {
+  const vg = valueAndGrad((p: ModelParams, b: ToyBatch) =>
+    distill ? distillLoss(p, b, cfg, distill) : lossFn(p, b, cfg)
+  );
+  const frozen = [...kept, ...(distill ? treeLeaves(distill.teacher.params) : [])];
   return async (state, batch) => {
     const [value, grads] = vg(state.params, batch);
     const { params, state: next } = opt.update(grads, state.opt, state.params);
     const fresh = treeLeaves([params, next]);
     await realize([...fresh, value]);
-    const keep = new Set([...fresh, ...teacher]);
+    const keep = new Set([...fresh, ...frozen]);
     for (const t of treeLeaves([state.params, state.opt])) if (!keep.has(t)) t.dispose();
     return [{ params, opt: next, step: state.step + 1 }, value];
   };
@@ -156,15 +168,15 @@ function distillStep(opt: Opt, cfg: ModelConfig, distill: Distillation): TrainSt
 export async function trainModel(ctx: Ctx, o: TrainModelOptions): Promise<Trained> {
   const opt = optimizer(o);
   const cfg = o.config;
-  const { distill } = o;
-  const step = distill
-    ? distillStep(opt, cfg, distill)
+  const { distill, keep } = o;
+  const step = distill || keep
+    ? keepingStep(opt, cfg, distill, keep ?? [])
     : makeTrainStep((p: ModelParams, b: ToyBatch) => lossFn(p, b, cfg), opt);
   let state = { params: o.params, opt: o.opt ?? opt.init(o.params), step: o.start };
   const result = await trainLoop({
     out: ctx.out,
     label: o.label,
-    phase: o.stream,
+    phase: o.phase ?? o.stream,
     metrics: (r) => ctx.run.appendMetric(r),
     start: o.start,
     total: o.total,

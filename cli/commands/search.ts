@@ -7,6 +7,7 @@ import { scaleOut } from "../cluster/search.ts";
 import { interrupts } from "../interrupt.ts";
 import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
 import { type Ctx, loadEvalSet } from "../phases.ts";
+import { HARDWARE, hardwareSearch } from "../hardware.ts";
 import { planPipeline, search, SUMMARY_FILE, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
@@ -40,6 +41,7 @@ const specs = {
   ...MODEL,
   ...DATA,
   ...SEARCH,
+  ...HARDWARE,
   ...EVAL,
   ...LOG,
   ...NATS,
@@ -79,6 +81,11 @@ export const searchCommand = defineCommand({
     if (url !== null && o.eval !== null) {
       throw new InputError("--eval is scored in this process only; give --eval or --nats, not both");
     }
+    if (!o.hardwareSearch) {
+      refuseIgnored(given, ["hardwareSteps", "hardwareCandidates", "hardwareTolerance"], "without --hardware-search");
+    } else if (!plan.space.candidates.some((c) => c.attn === "jet")) {
+      throw new InputError(`--hardware-search tries JetBlock geometries, and the ${plan.space.name} space has no jet`);
+    }
     const evalSet = o.eval === null
       ? undefined
       : await loadEvalSet(o.eval, { tokenizer: data.tokenizer, vocab: plan.baseConfig.vocab });
@@ -99,8 +106,14 @@ export const searchCommand = defineCommand({
         say(out, `\n${paint(out, "bold", "warmup")}`);
         const warm = await warmup(ctx, o, plan);
         say(out, `\n${paint(out, "bold", "PostNAS")}`);
-        const { choice, record } = await search(ctx, warm, o, cluster?.scorer);
-        const chosen = extractSubnet(warm.supernet, choice);
+        const searched = await search(ctx, warm, o, cluster?.scorer);
+        const { record } = searched;
+        const hw = o.hardwareSearch ? await hardwareSearch(ctx, warm, searched.choice, { ...o, ...data.meta }) : null;
+        if (hw !== null) {
+          await run.writeJson(FILES.search, { ...record, hardware: { rule: hw.rule, geometries: hw.rows } });
+        }
+        const choice = hw?.choice ?? searched.choice;
+        const chosen = hw?.model ?? extractSubnet(warm.supernet, choice);
         const ckpt = run.file(FILES.checkpoint);
         await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
         releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
@@ -117,7 +130,12 @@ export const searchCommand = defineCommand({
           ["run directory", run.dir],
         ];
         const seconds = (performance.now() - t0) / 1000;
-        const models = await writeSummary(ctx, warm, choice, { context: o.context, seconds });
+        const models = await writeSummary(ctx, warm, choice, {
+          context: o.context,
+          seconds,
+          chosen,
+          ...(hw === null ? {} : { hardware: hw.rows }),
+        });
         const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
         await writeReport(run, { title, summary, search: record, comparison: { summary: models, context: o.context } });
         console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
