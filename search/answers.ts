@@ -7,12 +7,15 @@ import type { Evaluation } from "./objectives.ts";
 
 /** One item of an evaluation set, as token ids: the model reads `prompt` and should continue with `answer`. */
 export interface Answer {
+  /** The ids the model reads. */
   readonly prompt: readonly number[];
+  /** The ids it should continue with. */
   readonly answer: readonly number[];
 }
 
 /** An evaluation set: what `pathObjective` and `evaluateAnswers` score instead of held-out batches. */
 export interface AnswerSet {
+  /** The items. */
   readonly answers: readonly Answer[];
   /** Items per forward pass (default 16). */
   readonly batch?: number;

@@ -19,6 +19,7 @@ export interface DistillWeights {
 export interface Distillation {
   /** The teacher: the model the supernet was built from, never updated. */
   readonly teacher: { readonly config: ModelConfig; readonly params: ModelParams };
+  /** The terms' weights. */
   readonly weights: DistillWeights;
 }
 

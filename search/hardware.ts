@@ -4,8 +4,11 @@ import { block, type BlockSpec, mixer, type ModelConfig } from "../nn/mod.ts";
 
 /** A JetBlock geometry: heads, key (and query) size per head, value size per head. */
 export interface JetShape {
+  /** Heads of the gated delta rule. */
   readonly heads: number;
+  /** Key (and query) size per head. */
   readonly keyDim: number;
+  /** Value size per head. */
   readonly valueDim: number;
 }
 
