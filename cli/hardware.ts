@@ -20,7 +20,9 @@ import {
   treeLeaves,
 } from "../mod.ts";
 import { bool, int, num } from "./args.ts";
-import { blockLabel, stepCount } from "./options.ts";
+import { InputError } from "./input.ts";
+import { blockLabel, refuseIgnored, stepCount } from "./options.ts";
+import type { Space } from "./postnas.ts";
 import { type Ctx, evaluate, keyFor, trainModel } from "./phases.ts";
 import type { Warm } from "./pipeline.ts";
 import { say } from "./progress.ts";
@@ -40,6 +42,15 @@ export const HARDWARE = {
   }),
   hardwareTolerance: num(0.02, "with --hardware-search: loss (nats) a faster geometry may give up", { min: 0 }),
 } as const;
+
+/** Refuses the step's options without --hardware-search, and the step in a space with no JetBlock to reshape. */
+export function checkHardware(o: { readonly hardwareSearch: boolean }, given: ReadonlySet<string>, space: Space): void {
+  if (!o.hardwareSearch) {
+    refuseIgnored(given, ["hardwareSteps", "hardwareCandidates", "hardwareTolerance"], "without --hardware-search");
+  } else if (!space.candidates.some((c) => c.attn === "jet")) {
+    throw new InputError(`--hardware-search tries JetBlock geometries, and the ${space.name} space has no jet`);
+  }
+}
 
 /** Values the step reads. */
 export interface HardwareOptions {

@@ -15,6 +15,7 @@ import {
   loadEvalSet,
   trainModel,
 } from "../phases.ts";
+import { checkHardware, HARDWARE, hardwareSearch } from "../hardware.ts";
 import { allJetSummary, planPipeline, search, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { FILES, planRunDir } from "../rundir.ts";
@@ -41,6 +42,7 @@ const specs = {
   ...MODEL,
   ...DATA,
   ...SEARCH,
+  ...HARDWARE,
   ...EVAL,
   ...SAMPLE,
   ...LOG,
@@ -61,6 +63,7 @@ export const demo = defineCommand({
     const data = await openData(o);
     refuseToyOptions(given, data);
     const plan = planPipeline(o, given, null);
+    checkHardware(o, given, plan.space);
     // The chosen model has the base model's sizes and at most the supernet's mixers.
     checkMemory(
       `post-training (--batch ${o.batch} x --seq-len ${o.seqLen})`,
@@ -92,12 +95,18 @@ export const demo = defineCommand({
         const baseConfig = warm.baseConfig;
 
         phase(2, "PostNAS: choose each layer's block");
-        const { choice, record } = await search(ctx, warm, o);
+        const searched = await search(ctx, warm, o);
+        const hw = o.hardwareSearch ? await hardwareSearch(ctx, warm, searched.choice, { ...o, ...data.meta }) : null;
+        const record = hw === null
+          ? searched.record
+          : { ...searched.record, hardware: { rule: hw.rule, geometries: hw.rows } };
+        if (hw !== null) await run.writeJson(FILES.search, record);
+        const choice = hw?.choice ?? searched.choice;
 
         phase(3, "post-tune: train the chosen model");
         // Scored now: post-training the chosen path disposes the supernet tensors it shares with the others.
         const allJet = await allJetSummary(ctx, warm, o.context);
-        const sub = extractSubnet(warm.supernet, choice);
+        const sub = hw?.model ?? extractSubnet(warm.supernet, choice);
         const before = await evaluate(ctx, sub.params, sub.config);
         say(out, `  before: ${describeEval(before)}`);
         const tuned = await trainModel(ctx, {
@@ -150,7 +159,13 @@ export const demo = defineCommand({
           ["time", `${seconds.toFixed(0)} s`],
           ["run directory", run.dir],
         ];
-        const models = await writeSummary(ctx, warm, choice, { context: o.context, seconds, chosen: model, allJet });
+        const models = await writeSummary(ctx, warm, choice, {
+          context: o.context,
+          seconds,
+          chosen: model,
+          allJet,
+          ...(hw === null ? {} : { hardware: hw.rows }),
+        });
         await writeReport(run, {
           title: `jetfold demo: ${choice.map(blockLabel).join(", ")}`,
           summary,

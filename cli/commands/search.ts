@@ -7,7 +7,7 @@ import { scaleOut } from "../cluster/search.ts";
 import { interrupts } from "../interrupt.ts";
 import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
 import { type Ctx, loadEvalSet } from "../phases.ts";
-import { HARDWARE, hardwareSearch } from "../hardware.ts";
+import { checkHardware, HARDWARE, hardwareSearch } from "../hardware.ts";
 import { planPipeline, search, SUMMARY_FILE, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
@@ -81,11 +81,7 @@ export const searchCommand = defineCommand({
     if (url !== null && o.eval !== null) {
       throw new InputError("--eval is scored in this process only; give --eval or --nats, not both");
     }
-    if (!o.hardwareSearch) {
-      refuseIgnored(given, ["hardwareSteps", "hardwareCandidates", "hardwareTolerance"], "without --hardware-search");
-    } else if (!plan.space.candidates.some((c) => c.attn === "jet")) {
-      throw new InputError(`--hardware-search tries JetBlock geometries, and the ${plan.space.name} space has no jet`);
-    }
+    checkHardware(o, given, plan.space);
     const evalSet = o.eval === null
       ? undefined
       : await loadEvalSet(o.eval, { tokenizer: data.tokenizer, vocab: plan.baseConfig.vocab });

@@ -20,6 +20,11 @@ interface Row {
 Deno.test("--hardware-search options are refused where they cannot apply", async () => {
   await refused(["search", "--hardware-steps", "3"], "--hardware-steps has no effect without --hardware-search");
   await refused(["search", "--hardware-search", "--space", "seed"], "the seed space has no jet");
+  await refused(
+    ["demo", "--hardware-tolerance", "0.1"],
+    "--hardware-tolerance has no effect without --hardware-search",
+  );
+  await refused(["demo", "--hardware-search", "--space", "seed"], "the seed space has no jet");
 });
 
 Deno.test("search --hardware-search tries geometries of equal state, keeps the rule's choice, and repeats from the seed", async () => {
