@@ -13,6 +13,7 @@ import {
   type Visit,
 } from "../mod.ts";
 import { interrupts } from "./interrupt.ts";
+import type { GeometrySummary } from "./report.ts";
 import { blockLabel } from "./options.ts";
 import type { Ctx } from "./phases.ts";
 import { paint, Progress, say } from "./progress.ts";
@@ -90,6 +91,8 @@ export interface SearchRecord {
   readonly score: number;
   readonly layers: readonly { readonly layer: number; readonly chosen: string; readonly cells: readonly Cell[] }[];
   readonly trace: readonly Record<string, unknown>[];
+  /** With --hardware-search: the rule and every geometry tried (the same rows as summary.json's). */
+  readonly hardware?: { readonly rule: string; readonly geometries: readonly GeometrySummary[] };
 }
 
 /** What search.json holds when a signal stopped the search: the trace so far, no choice. */
