@@ -33,6 +33,10 @@ import {
   writeReport,
 } from "../session.ts";
 
+// "273.1x smaller"; a configuration with no state at all (swa:1 keeps no past token) has no ratio.
+const smaller = (all: number, chosen: number) =>
+  chosen === 0 ? "no state at all" : `${(all / chosen).toFixed(1)}x smaller`;
+
 const specs = {
   ...COMMON,
   steps: stepCount(null, "shorthand: every training phase takes this many steps", { defaultText: "per phase" }),
@@ -145,7 +149,7 @@ export const demo = defineCommand({
           ["configuration", choice.map(blockLabel).join(", ")],
           [
             `decoding state at ${o.context} tokens`,
-            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
+            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${smaller(mhaState, chosenState)})`,
           ],
           ["proxy perplexity", `${after.perplexity.toFixed(3)} (before post-tune ${before.perplexity.toFixed(3)})`],
           [

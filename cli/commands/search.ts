@@ -26,6 +26,10 @@ import {
   writeReport,
 } from "../session.ts";
 
+// "273.1x smaller"; a configuration with no state at all (swa:1 keeps no past token) has no ratio.
+const smaller = (all: number, chosen: number) =>
+  chosen === 0 ? "no state at all" : `${(all / chosen).toFixed(1)}x smaller`;
+
 const specs = {
   ...COMMON,
   checkpoint: str(null, "start from this model checkpoint (e.g. from train)", {
@@ -121,7 +125,7 @@ export const searchCommand = defineCommand({
           ["score", `${record.score.toFixed(4)} (${record.objective})`],
           [
             `decoding state at ${o.context} tokens`,
-            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
+            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${smaller(mhaState, chosenState)})`,
           ],
           ["run directory", run.dir],
         ];
