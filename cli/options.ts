@@ -1,6 +1,14 @@
 // Option groups shared by the commands (model sizes, data, search, sampling) and block-list parsing.
 
-import { block, type BlockSpec, type FfnKind, type MixerKind, type ModelConfig, modelConfig } from "../mod.ts";
+import {
+  block,
+  type BlockSpec,
+  type DistillWeights,
+  type FfnKind,
+  type MixerKind,
+  type ModelConfig,
+  modelConfig,
+} from "../mod.ts";
 import { choice, flagOf, InputError, int, num, type Spec, str } from "./args.ts";
 
 /** The most steps a phase may take: data positions are 32-bit, and a billion steps is past any real run. */
@@ -49,6 +57,68 @@ export const SEARCH = {
   maxMha: int(1, "budget: at most this many full-attention (mha) layers", { min: 0 }),
   accuracyWeight: num(1, "score = held-out loss - weight * recall accuracy (seed space: loss only)"),
   context: int(4096, "context length at which decoding state bytes are compared", { min: 1 }),
+} as const;
+
+/** What a student learns from: the frozen teacher's layer outputs or logits, the data's next tokens, or a mix. */
+export const DISTILL = {
+  distill: str(
+    "ce",
+    "loss against the teacher: mse (each layer's output, the paper's choice), kl (its next-token\n" +
+      "distribution), ce (the data's next token: no teacher), or weighted terms such as mse:1,ce:0.5",
+    { meta: "SPEC" },
+  ),
+} as const;
+
+const TERMS = ["mse", "kl", "ce"] as const;
+
+/**
+ * Parses a distillation spec: terms `mse`, `kl`, `ce`, comma-separated, each with an optional weight
+ * (`mse:1,ce:0.5`; a bare term weighs 1). An unknown or repeated term, a weight that is not a non-negative number,
+ * or no positive weight at all is an InputError naming it.
+ */
+export function parseDistill(text: string, where = "--distill"): DistillWeights {
+  const weights: Record<string, number> = {};
+  for (const [i, raw] of text.split(",").entries()) {
+    const part = raw.trim();
+    if (part === "") throw new InputError(`${where}: entry ${i + 1} is empty (a doubled or trailing comma?)`);
+    const [name, w, ...extra] = part.split(":");
+    if (!(TERMS as readonly string[]).includes(name)) {
+      throw new InputError(`${where}: unknown term ${JSON.stringify(name)}; terms are ${TERMS.join(", ")}`);
+    }
+    if (name in weights) throw new InputError(`${where}: ${name} is given twice`);
+    const weight = w === undefined ? 1 : Number(w);
+    if (extra.length > 0 || w === "" || !(Number.isFinite(weight) && weight >= 0)) {
+      throw new InputError(`${where}: the weight of ${name} must be a number >= 0, got ${JSON.stringify(part)}`);
+    }
+    weights[name] = weight;
+  }
+  if (!Object.values(weights).some((w) => w > 0)) throw new InputError(`${where}: give some term a positive weight`);
+  return weights as DistillWeights;
+}
+
+/** True when the weights need a teacher (an mse or kl term); without one, training is plain next-token CE. */
+export function needsTeacher(w: DistillWeights): boolean {
+  return (w.mse ?? 0) > 0 || (w.kl ?? 0) > 0;
+}
+
+/** True for `ce` alone at weight 1: exactly the plain training of runs without --distill. */
+export function plainTraining(w: DistillWeights): boolean {
+  return !needsTeacher(w) && w.ce === 1;
+}
+
+/** `mse:1, ce:0.5` as printed. */
+export function distillLabel(w: DistillWeights): string {
+  return Object.entries(w).filter(([, v]) => v > 0).map(([k, v]) => (v === 1 ? k : `${k}:${v}`)).join(", ");
+}
+
+/** An evaluation set of prompts and answers. */
+export const EVAL = {
+  eval: str(
+    null,
+    'JSON lines {"prompt": ..., "answer": ...}: scored as the loss on the answer tokens and greedy\n' +
+      "exact match (search: in place of the held-out loss and recall)",
+    { meta: "FILE" },
+  ),
 } as const;
 
 /** Sampling. */

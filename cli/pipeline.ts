@@ -4,6 +4,9 @@ import {
   type AttentionGeometry,
   block,
   type BlockSpec,
+  type Distillation,
+  type DistillWeights,
+  type Evaluation,
   extractSubnet,
   initModel,
   initSupernet,
@@ -13,15 +16,43 @@ import {
   type ModelParams,
   paramCount,
   type Supernet,
+  totalStateBytes,
 } from "../mod.ts";
+import type { GeometrySummary, ModelSummary, RunSummary } from "./report.ts";
 import { InputError, int, num } from "./args.ts";
 import type { DataOptions } from "./data.ts";
 import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
 import type { Saved } from "./checkpoint.ts";
 import { FILES } from "./rundir.ts";
-import { blockLabel, configFrom, refuseIgnored, stepCount } from "./options.ts";
-import { type Ctx, describeEval, evaluate, keyFor, trainModel, warmSupernet } from "./phases.ts";
-import { type MakeScorer, makeSpace, runSearch, type SearchOptions, type SearchRecord, type Space } from "./postnas.ts";
+import {
+  blockLabel,
+  configFrom,
+  DISTILL,
+  distillLabel,
+  parseDistill,
+  plainTraining,
+  refuseIgnored,
+  stepCount,
+} from "./options.ts";
+import {
+  type Ctx,
+  describeAnswers,
+  describeEval,
+  evaluate,
+  evaluateEvalSet,
+  keyFor,
+  trainModel,
+  warmSupernet,
+} from "./phases.ts";
+import {
+  type MakeScorer,
+  makeSpace,
+  objectiveOf,
+  runSearch,
+  type SearchOptions,
+  type SearchRecord,
+  type Space,
+} from "./postnas.ts";
 import { Interrupted } from "./interrupt.ts";
 import { paint, say } from "./progress.ts";
 import { stopIfInterrupted } from "./session.ts";
@@ -33,6 +64,7 @@ export const WARMUP = {
   lr: num(3e-3, "peak learning rate of pretraining"),
   supernetLr: num(3e-3, "peak learning rate of supernet training"),
   warmup: int(20, "learning-rate warmup steps of each phase"),
+  ...DISTILL,
 } as const;
 
 /** Values the warmup reads. */
@@ -47,6 +79,8 @@ export interface WarmupOptions extends DataOptions {
   readonly heads: number;
   readonly kvHeads: number | null;
   readonly ffnHidden: number | null;
+  /** The supernet's loss (`--distill`): against the base model as a frozen teacher, or the data's next tokens. */
+  readonly distill: string | null;
 }
 
 /** The checked plan of demo's and search's first two phases. */
@@ -56,6 +90,8 @@ export interface PipelinePlan {
   /** The base model's config: the given model's, or `layers` x mha of the size options. */
   readonly baseConfig: ModelConfig;
   readonly space: Space;
+  /** What the supernet learns from (`--distill`, parsed). */
+  readonly distill: DistillWeights;
 }
 
 // Options that only shape the pretrained base model: a given model makes them meaningless.
@@ -85,6 +121,7 @@ export function planPipeline(
   }
   const space = base === null ? makeSpace(o) : fitSpace(makeSpace(o), base.config);
   if (space.strategy === "greedy") refuseIgnored(given, ["beamWidth"], "with a greedy search (a beam of one)");
+  const distill = parseDistill(o.distill ?? "ce");
   const baseConfig = base?.config ?? configFrom(o, Array.from({ length: o.layers }, () => block("mha")));
   try {
     modelConfig({ ...baseConfig, blocks: space.candidates });
@@ -110,7 +147,7 @@ export function planPipeline(
     evalBytes(baseConfig, { batch: o.evalBatch, seqLen: o.seqLen, mixers }),
     "--eval-batch, --seq-len or the model's sizes",
   );
-  return { base, baseConfig, space };
+  return { base, baseConfig, space, distill };
 }
 
 /**
@@ -152,13 +189,19 @@ export interface Warm {
   readonly baseConfig: ModelConfig;
   readonly baseParams: ModelParams;
   readonly space: Space;
+  /** The frozen teacher and weights the supernet was distilled with; null for plain next-token training. */
+  readonly distill: Distillation | null;
+  /** The base model's held-out scores, taken before supernet training (which may reuse its tensors). */
+  readonly baseEval: Evaluation;
 }
 
 const RESUME_HINT = " (sample from it with generate; only train runs resume)";
 
 // The base model's layout read through the supernet (its attention weights as the supernet trained
 // them); the base model as it was where the supernet holds no such layout.
-function baseLayout(w: Omit<Warm, "space">): { config: ModelConfig; params: ModelParams } {
+function baseLayout(
+  w: Pick<Warm, "supernet" | "baseConfig" | "baseParams">,
+): { config: ModelConfig; params: ModelParams } {
   try {
     return extractSubnet(w.supernet, w.baseConfig.blocks);
   } catch {
@@ -201,18 +244,26 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
     params = plan.base.params;
     say(ctx.out, `  base model: ${config.blocks.map(blockLabel).join(", ")}, ${paramCount(params)} parameters`);
   }
-  say(ctx.out, `  base model: ${describeEval(await evaluate(ctx, params, config))}`);
+  const baseEval = await evaluate(ctx, params, config);
+  say(ctx.out, `  base model: ${describeEval(baseEval)}`);
+  const answers = await evaluateEvalSet(ctx, params, config);
+  if (answers !== null) say(ctx.out, `  base model: ${describeAnswers(answers, ctx.evalSet!.answers.length)}`);
   const { space } = plan;
   const layerSpace = config.blocks.map(() => space.candidates);
   say(ctx.out, `  supernet: ${space.candidates.map(blockLabel).join(" | ")} in each of ${config.blocks.length} layers`);
   const sn0 = initSupernet(keyFor(ctx.seed, "supernet"), config, layerSpace, { from: params });
+  const distill = plainTraining(plan.distill) ? null : { teacher: { config, params }, weights: plan.distill };
+  if (distill !== null) {
+    say(ctx.out, `  supernet loss: ${distillLabel(plan.distill)} against the base model (frozen teacher)`);
+  }
   const w = await warmSupernet(ctx, sn0, {
     steps: o.supernetSteps,
     lr: o.supernetLr,
     warmup: o.warmup,
     decaySteps: o.supernetSteps,
+    ...(distill === null ? {} : { distill }),
   });
-  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, space };
+  const warm = { supernet: w.supernet, baseConfig: config, baseParams: params, baseEval, space, distill };
   await stopIfInterrupted(ctx, "supernet training", () => ({
     ...baseLayout(warm),
     step: w.step,
@@ -239,7 +290,7 @@ export async function search(
   say(
     ctx.out,
     `  ${how} over ${space.name} space, at most ${o.maxMha} mha layer(s); score = ` +
-      (space.accuracyWeight > 0 ? `held-out loss - ${space.accuracyWeight} * recall accuracy` : "held-out loss"),
+      objectiveOf(space, ctx.evalSet !== undefined).replace(" (log perplexity)", ""),
   );
   say(
     ctx.out,
@@ -269,4 +320,59 @@ export async function search(
   await ctx.run.writeJson(FILES.search, record);
   say(ctx.out, `  choice: ${paint(ctx.out, "bold", record.choice.join(", "))} (score ${record.score.toFixed(3)})`);
   return { choice, record };
+}
+
+/** Where summary.json goes in a run directory. */
+export const SUMMARY_FILE = "summary.json";
+
+function modelSummary(cfg: ModelConfig, blocks: readonly BlockSpec[], ev: Evaluation, context: number): ModelSummary {
+  return {
+    blocks: blocks.map(blockLabel),
+    loss: ev.loss,
+    recall: Number.isNaN(ev.accuracy) ? null : ev.accuracy,
+    stateBytes: totalStateBytes(blocks, { cfg, context }),
+  };
+}
+
+/**
+ * Every layer a JetBlock, through the supernet, scored on the held-out proxy; null where the space has no jet. Call
+ * it before post-training a path: that disposes the supernet tensors the path shares (embeddings, norms).
+ */
+export async function allJetSummary(ctx: Ctx, warm: Warm, context: number): Promise<ModelSummary | null> {
+  const jet = warm.space.candidates.find((c) => c.attn === "jet");
+  if (jet === undefined) return null;
+  const blocks = warm.baseConfig.blocks.map(() => jet);
+  const sub = extractSubnet(warm.supernet, blocks);
+  return modelSummary(warm.baseConfig, blocks, await evaluate(ctx, sub.params, sub.config), context);
+}
+
+/**
+ * Writes summary.json: the teacher (the base model, scored before supernet training), every layer a JetBlock
+ * (`allJet`, else `allJetSummary`'s), and the chosen model (`chosen`: e.g. demo's post-tuned one; by default the
+ * supernet's path), each with its held-out loss and recall and its decoding state at `context` tokens.
+ */
+export async function writeSummary(
+  ctx: Ctx,
+  warm: Warm,
+  choice: readonly BlockSpec[],
+  o: {
+    readonly context: number;
+    readonly seconds: number;
+    readonly chosen?: { readonly config: ModelConfig; readonly params: ModelParams };
+    readonly allJet?: ModelSummary | null;
+    readonly hardware?: readonly GeometrySummary[];
+  },
+): Promise<RunSummary> {
+  const cfg = warm.baseConfig;
+  const allJet = o.allJet !== undefined ? o.allJet : await allJetSummary(ctx, warm, o.context);
+  const model = o.chosen ?? extractSubnet(warm.supernet, choice);
+  const summary: RunSummary = {
+    teacher: modelSummary(cfg, cfg.blocks, warm.baseEval, o.context),
+    allJet,
+    chosen: modelSummary(cfg, choice, await evaluate(ctx, model.params, model.config), o.context),
+    hardware: o.hardware ?? [],
+    seconds: o.seconds,
+  };
+  await ctx.run.writeJson(SUMMARY_FILE, summary);
+  return summary;
 }

@@ -13,6 +13,7 @@ import {
   type Visit,
 } from "../mod.ts";
 import { interrupts } from "./interrupt.ts";
+import type { GeometrySummary } from "./report.ts";
 import { blockLabel } from "./options.ts";
 import type { Ctx } from "./phases.ts";
 import { paint, Progress, say } from "./progress.ts";
@@ -55,6 +56,18 @@ export function makeSpace(o: SearchOptions): Space {
   };
 }
 
+/** The objective as printed and recorded: on held-out batches, or on `--eval`'s answers. */
+export function objectiveOf(space: Space, evalSet: boolean): string {
+  if (evalSet) {
+    return space.accuracyWeight > 0
+      ? `--eval answer loss - ${space.accuracyWeight} * exact match`
+      : "--eval answer loss";
+  }
+  return space.accuracyWeight > 0
+    ? `held-out loss - ${space.accuracyWeight} * recall accuracy`
+    : "held-out loss (log perplexity)";
+}
+
 /** One candidate's best score at one layer, as printed and drawn in the heatmap. */
 export interface Cell {
   readonly candidate: string;
@@ -78,6 +91,8 @@ export interface SearchRecord {
   readonly score: number;
   readonly layers: readonly { readonly layer: number; readonly chosen: string; readonly cells: readonly Cell[] }[];
   readonly trace: readonly Record<string, unknown>[];
+  /** With --hardware-search: the rule and every geometry tried (the same rows as summary.json's). */
+  readonly hardware?: { readonly rule: string; readonly geometries: readonly GeometrySummary[] };
 }
 
 /** What search.json holds when a signal stopped the search: the trace so far, no choice. */
@@ -135,16 +150,15 @@ export async function runSearch(
 ): Promise<SearchOutcome> {
   const L = sn.space.length, C = space.candidates.length;
   const weights = { accuracy: space.accuracyWeight };
+  if (ctx.evalSet !== undefined && makeScorer !== undefined) throw new Error("runSearch: --eval is scored here only");
   const objective: Scorer = makeScorer === undefined
-    ? pathObjective(sn, ctx.data.heldOut(), weights)
+    ? pathObjective(sn, ctx.evalSet ?? ctx.data.heldOut(), weights)
     : await makeScorer(sn, ctx.data.heldOut(), weights);
   const progress = new Progress(ctx.out, "search", {
     total: visitBound(L, C, space.strategy === "greedy" ? 1 : o.beamWidth),
   });
   const labels = space.candidates.map(blockLabel);
-  const objectiveText = space.accuracyWeight > 0
-    ? `held-out loss - ${space.accuracyWeight} * recall accuracy`
-    : "held-out loss (log perplexity)";
+  const objectiveText = objectiveOf(space, ctx.evalSet !== undefined);
   const metricsOf = (config: readonly BlockSpec[]) => objective.evaluation(config)!;
   const traced = (v: Visit<BlockSpec>) => {
     const ev = metricsOf(v.config);
@@ -226,11 +240,11 @@ export async function runSearch(
     layers,
     trace: result.trace.map(traced),
   };
-  printLayers(ctx, record);
+  printLayers(ctx, record, ctx.evalSet === undefined ? "recall" : "exact");
   return { done: true, choice: result.choice, record };
 }
 
-function printLayers(ctx: Ctx, record: SearchRecord): void {
+function printLayers(ctx: Ctx, record: SearchRecord, accuracyName: string): void {
   const w = Math.max(...record.candidates.map((c) => c.length));
   for (const { layer, chosen, cells } of record.layers) {
     say(ctx.out, `  layer ${layer}: ${paint(ctx.out, "bold", chosen)}`);
@@ -238,7 +252,7 @@ function printLayers(ctx: Ctx, record: SearchRecord): void {
       const mark = c.candidate === chosen ? paint(ctx.out, "green", "  <- chosen") : "";
       const over = c.score !== null && !c.feasible ? paint(ctx.out, "yellow", "  (over budget)") : "";
       const scores = c.score === null ? "not scored" : `score ${c.score.toFixed(3)}  loss ${c.loss!.toFixed(3)}` +
-        (c.accuracy === null ? "" : `  recall ${c.accuracy.toFixed(3)}`);
+        (c.accuracy === null ? "" : `  ${accuracyName} ${c.accuracy.toFixed(3)}`);
       say(ctx.out, `    ${c.candidate.padEnd(w)}  ${scores}${over}${mark}`);
     }
   }

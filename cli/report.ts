@@ -3,6 +3,38 @@
 import type { MetricRecord } from "./rundir.ts";
 import type { SearchRecord } from "./postnas.ts";
 
+/** One model in summary.json: its blocks, held-out loss and recall, and its decoding state at --context. */
+export interface ModelSummary {
+  readonly blocks: readonly string[];
+  readonly loss: number;
+  /** Recall accuracy on the held-out proxy; null where the data has no recall queries. */
+  readonly recall: number | null;
+  readonly stateBytes: number;
+}
+
+/** One JetBlock geometry of the hardware-aware step. */
+export interface GeometrySummary {
+  readonly heads: number;
+  readonly keyDim: number;
+  readonly valueDim: number;
+  readonly stateBytes: number;
+  readonly tokensPerSecond: number;
+  readonly loss: number;
+  readonly chosen: boolean;
+}
+
+/** What summary.json holds: the teacher, the all-JetBlock model and the chosen one side by side. */
+export interface RunSummary {
+  readonly teacher: ModelSummary;
+  /** Every layer a JetBlock, through the supernet; null where the space has no jet candidate. */
+  readonly allJet: ModelSummary | null;
+  readonly chosen: ModelSummary;
+  /** The hardware-aware geometry search's table (empty without it). */
+  readonly hardware: readonly GeometrySummary[];
+  /** Wall-clock seconds of the run. */
+  readonly seconds: number;
+}
+
 /** Everything a report shows. */
 export interface ReportInput {
   readonly title: string;
@@ -11,6 +43,34 @@ export interface ReportInput {
   readonly metrics: readonly MetricRecord[];
   readonly search: SearchRecord | null;
   readonly sample: { readonly prompt: string; readonly output: string; readonly ids: readonly number[] } | null;
+  /** summary.json's models side by side (search and demo), their state taken at `context` tokens. */
+  readonly comparison?: { readonly summary: RunSummary; readonly context: number } | null;
+}
+
+const bytesText = (n: number) =>
+  n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+
+/** The teacher, all-jet and chosen models side by side, and the geometry table where there is one. */
+export function comparisonTable(c: RunSummary, context: number): string {
+  const models: [string, ModelSummary | null][] = [["teacher", c.teacher], ["all jet", c.allJet], ["chosen", c.chosen]];
+  const shown = models.filter((m): m is [string, ModelSummary] => m[1] !== null);
+  const cell = (f: (m: ModelSummary) => string) => shown.map(([, m]) => `<td>${esc(f(m))}</td>`).join("");
+  const state = `decoding state at ${context} tokens`;
+  const table = `<table><tr><th></th>${shown.map(([name]) => `<th>${esc(name)}</th>`).join("")}</tr>
+<tr><th>blocks</th>${cell((m) => m.blocks.join(", "))}</tr>
+<tr><th>held-out loss</th>${cell((m) => m.loss.toFixed(3))}</tr>
+<tr><th>recall accuracy</th>${cell((m) => (m.recall === null ? "n/a" : m.recall.toFixed(3)))}</tr>
+<tr><th>${esc(state)}</th>${cell((m) => bytesText(m.stateBytes))}</tr></table>`;
+  if (c.hardware.length === 0) return table;
+  const rows = c.hardware.map((g) =>
+    `<tr${g.chosen ? ' style="font-weight:bold"' : ""}><td>${g.heads}</td><td>${g.keyDim}</td><td>${g.valueDim}</td>` +
+    `<td>${esc(bytesText(g.stateBytes))}</td><td>${g.tokensPerSecond.toFixed(1)}</td><td>${g.loss.toFixed(3)}</td>` +
+    `<td>${g.chosen ? "✓" : ""}</td></tr>`
+  ).join("\n");
+  return `${table}
+<h3>JetBlock geometries at equal state</h3>
+<table><tr><th>heads</th><th>key dim</th><th>value dim</th><th>state</th><th>tokens/s</th><th>loss</th><th>chosen</th></tr>
+${rows}</table>`;
 }
 
 const UNIFORM = Math.log(256);
@@ -133,6 +193,11 @@ export function renderReport(r: ReportInput): string {
 <table>${rows}</table>
 <h2>Loss curves</h2>
 ${charts.length ? charts.join("\n") : "<p>No steps were logged.</p>"}
+${
+    r.comparison
+      ? `<h2>Teacher, all-jet and chosen</h2>\n${comparisonTable(r.comparison.summary, r.comparison.context)}`
+      : ""
+  }
 ${r.search ? `<h2>PostNAS search</h2>\n${heatmap(r.search)}` : ""}
 ${sample}
 </body></html>

@@ -7,3 +7,6 @@ export * from "./data.ts";
 export * from "./supernet.ts";
 export * from "./objectives.ts";
 export * from "./train.ts";
+export * from "./distill.ts";
+export * from "./answers.ts";
+export * from "./hardware.ts";

@@ -3,6 +3,7 @@
 import { randint, randomKey, readAll, realize, type Tensor, treeDispose, treeLeaves } from "../core/mod.ts";
 import * as ops from "../ops/mod.ts";
 import { type BlockSpec, decodeStep, forward, type ModelConfig, type ModelParams, prefill } from "../nn/mod.ts";
+import { type AnswerSet, evaluateAnswers } from "./answers.ts";
 import { totalStateBytes } from "./budget.ts";
 import type { ToyBatch } from "./data.ts";
 import { stableKey } from "./postnas.ts";
@@ -81,7 +82,8 @@ export interface PathObjective {
 }
 
 /**
- * The objective of a supernet path on held-out batches:
+ * The objective of a supernet path on held-out batches (loss and recall accuracy as `evaluateModel` gives them) or
+ * on an evaluation set of prompts and answers (answer-token loss and exact match, as `evaluateAnswers` gives them):
  * `loss * w.loss - accuracy * w.accuracy + stateMiB * w.stateMiB.weight`.
  *
  * @example
@@ -99,13 +101,15 @@ export interface PathObjective {
  */
 export function pathObjective(
   sn: Supernet,
-  batches: readonly ToyBatch[],
+  heldOut: readonly ToyBatch[] | AnswerSet,
   weights: ObjectiveWeights = {},
 ): PathObjective {
   const metrics = new Map<string, Evaluation>();
   const f = async (config: readonly BlockSpec[]) => {
     const { config: cfg, params } = extractSubnet(sn, config);
-    const ev = await evaluateModel(params, cfg, batches);
+    const ev = "answers" in heldOut
+      ? await evaluateAnswers(params, cfg, heldOut)
+      : await evaluateModel(params, cfg, heldOut);
     metrics.set(stableKey(config), ev);
     const acc = Number.isNaN(ev.accuracy) ? 0 : ev.accuracy;
     let s = (weights.loss ?? 1) * ev.loss - (weights.accuracy ?? 0) * acc;

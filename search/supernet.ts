@@ -15,19 +15,36 @@ import {
   type ModelParams,
 } from "../nn/mod.ts";
 
-/** Mixer params are shared by kinds with the same shapes: mha and swa differ only in their mask. */
-export type MixerSlot = "attention" | "linear" | "jet";
+/**
+ * Mixer params are shared by kinds with the same shapes: mha and swa differ only in their mask. A spec with its own
+ * geometry (attention's `headDim`/`bias`, a JetBlock's heads and sizes) has params of other shapes, so its slot names
+ * the geometry too (`jet:heads=4,keyDim=16,valueDim=32`), and candidates of one kind but different geometries each
+ * get their own params.
+ */
+export type MixerSlot = "attention" | "linear" | "jet" | `attention:${string}` | `jet:${string}`;
 
 /** The params of each slot: a slot holds the params of the mixer kinds that share it. */
 export type SlotParams = {
   readonly attention: MixerParams<"mha" | "swa">;
   readonly linear: MixerParams<"linear">;
   readonly jet: MixerParams<"jet">;
+  readonly [slot: `attention:${string}`]: MixerParams<"mha" | "swa">;
+  readonly [slot: `jet:${string}`]: MixerParams<"jet">;
 };
 
-/** The slot whose params a block spec uses. */
+const SLOT_GEOMETRY = {
+  attention: ["headDim", "bias"],
+  jet: ["heads", "keyDim", "valueDim", "generatorHidden", "normEps"],
+} as const;
+
+/** The slot whose params a block spec uses: its kind's, plus the geometry fields it gives. */
 export function slotOf(spec: BlockSpec): MixerSlot {
-  return spec.attn === "mha" || spec.attn === "swa" ? "attention" : spec.attn;
+  if (spec.attn === "linear") return "linear";
+  const base = spec.attn === "jet" ? "jet" : "attention";
+  const fields = SLOT_GEOMETRY[base] as readonly string[];
+  const rec = spec as unknown as Record<string, unknown>;
+  const given = fields.filter((f) => rec[f] !== undefined).map((f) => `${f}=${rec[f]}`);
+  return given.length === 0 ? base : `${base}:${given.join(",")}`;
 }
 
 /** One supernet layer: the shared parts and one mixer per slot its candidates use. */

@@ -8,8 +8,10 @@ import {
   type Batch,
   type BlockSpec,
   lossFn,
+  type ModelConfig,
   type ModelParams,
 } from "../nn/mod.ts";
+import { type Distillation, distillLoss } from "./distill.ts";
 import { extractSubnet, mergeSubnet, samplePath, type Supernet } from "./supernet.ts";
 
 /** Trains a supernet path by path, keeping one optimizer state shaped like the supernet. */
@@ -33,9 +35,20 @@ const isMlp = (path: string) => /(^|\.)ffn\./.test(path);
 // type (a plain Tree) does not say so, hence the cast.
 const asParams = (sn: Supernet, tree: Tree): Supernet => ({ ...sn, params: tree as unknown as Supernet["params"] });
 
+/** Options of `supernetTrainer`: AdamW's, and what the MLPs and the loss do. */
+export type SupernetTrainerOptions = Omit<AdamWOptions, "mask"> & {
+  /** Keep the MLPs frozen, as PostNAS does (default true). */
+  readonly freezeMlp?: boolean;
+  /**
+   * Learn from a frozen teacher with `distillLoss` (default: the data's next-token cross entropy). The teacher's
+   * tensors, often shared with the supernet it was built into, are never disposed by the trainer.
+   */
+  readonly distill?: Distillation;
+};
+
 /**
  * A supernet trainer: AdamW with the given options, the MLPs frozen (as PostNAS does) unless
- * `freezeMlp` is false.
+ * `freezeMlp` is false, the loss next-token cross entropy or, with `distill`, a teacher's.
  *
  * @example
  * ```ts
@@ -52,9 +65,12 @@ const asParams = (sn: Supernet, tree: Tree): Supernet => ({ ...sn, params: tree 
  * assert.ok(mlp(supernet).every((t, i) => t === mlp(sn)[i])); // the MLPs stay frozen
  * ```
  */
-export function supernetTrainer(opts: Omit<AdamWOptions, "mask"> & { readonly freezeMlp?: boolean }): SupernetTrainer {
-  const { freezeMlp = true, ...rest } = opts;
+export function supernetTrainer(opts: SupernetTrainerOptions): SupernetTrainer {
+  const { freezeMlp = true, distill, ...rest } = opts;
   const opt = adamw({ ...rest, mask: (path) => !(freezeMlp && isMlp(path)) });
+  const frozen = new Set(distill ? treeLeaves(distill.teacher.params) : []);
+  const objective = (p: ModelParams, batch: Batch, cfg: ModelConfig) =>
+    distill ? distillLoss(p, batch, cfg, distill) : lossFn(p, batch, cfg);
   return {
     init: (sn) => opt.init(sn.params),
     async step(sn, state, batch) {
@@ -62,7 +78,7 @@ export function supernetTrainer(opts: Omit<AdamWOptions, "mask"> & { readonly fr
       const path = batch.path ?? samplePath(batch.key!, sn.space);
       const sub = extractSubnet(sn, path);
       const sub2 = (tree: Tree) => extractSubnet(asParams(sn, tree), path).params as unknown as Tree;
-      const [loss, grads] = valueAndGrad((p: ModelParams) => lossFn(p, batch, sub.config))(sub.params);
+      const [loss, grads] = valueAndGrad((p: ModelParams) => objective(p, batch, sub.config))(sub.params);
       const next = opt.update(grads, { count: state.count, mu: sub2(state.mu), nu: sub2(state.nu) }, sub.params);
       const supernet = mergeSubnet(sn, path, next.params);
       const merge = (tree: Tree, part: unknown) =>
@@ -74,7 +90,7 @@ export function supernetTrainer(opts: Omit<AdamWOptions, "mask"> & { readonly fr
       };
       const fresh = treeLeaves([supernet.params, newState]);
       await realize([...fresh, loss]);
-      const keep = new Set(fresh);
+      const keep = new Set([...fresh, ...frozen]);
       for (const t of treeLeaves([sn.params, state])) if (!keep.has(t)) t.dispose();
       return { supernet, opt: newState, loss, path };
     },

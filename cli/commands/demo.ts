@@ -5,9 +5,18 @@ import { COMMON, num } from "../args.ts";
 import { openData } from "../data.ts";
 import { interrupts } from "../interrupt.ts";
 import { checkMemory, generateBytes, trainBytes } from "../limits.ts";
-import { applySteps, blockLabel, DATA, LOG, MODEL, SAMPLE, SEARCH, stepCount } from "../options.ts";
-import { type Ctx, describeEval, evaluate, trainModel } from "../phases.ts";
-import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
+import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, SAMPLE, SEARCH, stepCount } from "../options.ts";
+import {
+  type Ctx,
+  describeAnswers,
+  describeEval,
+  evaluate,
+  evaluateEvalSet,
+  loadEvalSet,
+  trainModel,
+} from "../phases.ts";
+import { checkHardware, HARDWARE, hardwareSearch } from "../hardware.ts";
+import { allJetSummary, planPipeline, search, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { FILES, planRunDir } from "../rundir.ts";
 import {
@@ -24,6 +33,10 @@ import {
   writeReport,
 } from "../session.ts";
 
+// "273.1x smaller"; a configuration with no state at all (swa:1 keeps no past token) has no ratio.
+const smaller = (all: number, chosen: number) =>
+  chosen === 0 ? "no state at all" : `${(all / chosen).toFixed(1)}x smaller`;
+
 const specs = {
   ...COMMON,
   steps: stepCount(null, "shorthand: every training phase takes this many steps", { defaultText: "per phase" }),
@@ -33,6 +46,8 @@ const specs = {
   ...MODEL,
   ...DATA,
   ...SEARCH,
+  ...HARDWARE,
+  ...EVAL,
   ...SAMPLE,
   ...LOG,
 };
@@ -52,6 +67,7 @@ export const demo = defineCommand({
     const data = await openData(o);
     refuseToyOptions(given, data);
     const plan = planPipeline(o, given, null);
+    checkHardware(o, given, plan.space);
     // The chosen model has the base model's sizes and at most the supernet's mixers.
     checkMemory(
       `post-training (--batch ${o.batch} x --seq-len ${o.seqLen})`,
@@ -64,6 +80,7 @@ export const demo = defineCommand({
       generateBytes(plan.baseConfig, { prompt, tokens: o.tokens }),
       "--tokens",
     );
+    const evalSet = o.eval === null ? undefined : await loadEvalSet(o.eval, { vocab: plan.baseConfig.vocab });
     const runPlan = await planRunDir(o.out, "demo");
 
     return async () => {
@@ -74,7 +91,7 @@ export const demo = defineCommand({
       await inRun(runPlan, o, async (run) => {
         say(out, `data: ${data.label}`);
         say(out, `run directory: ${run.dir}`);
-        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery, ...(evalSet ? { evalSet } : {}) };
         const phase = (n: number, title: string) => say(out, `\n${paint(out, "bold", `[${n}/4] ${title}`)}`);
 
         phase(1, "warmup: pretrain a full-attention model, then a once-for-all supernet over it");
@@ -82,10 +99,18 @@ export const demo = defineCommand({
         const baseConfig = warm.baseConfig;
 
         phase(2, "PostNAS: choose each layer's block");
-        const { choice, record } = await search(ctx, warm, o);
+        const searched = await search(ctx, warm, o);
+        const hw = o.hardwareSearch ? await hardwareSearch(ctx, warm, searched.choice, { ...o, ...data.meta }) : null;
+        const record = hw === null
+          ? searched.record
+          : { ...searched.record, hardware: { rule: hw.rule, geometries: hw.rows } };
+        if (hw !== null) await run.writeJson(FILES.search, record);
+        const choice = hw?.choice ?? searched.choice;
 
         phase(3, "post-tune: train the chosen model");
-        const sub = extractSubnet(warm.supernet, choice);
+        // Scored now: post-training the chosen path disposes the supernet tensors it shares with the others.
+        const allJet = await allJetSummary(ctx, warm, o.context);
+        const sub = hw?.model ?? extractSubnet(warm.supernet, choice);
         const before = await evaluate(ctx, sub.params, sub.config);
         say(out, `  before: ${describeEval(before)}`);
         const tuned = await trainModel(ctx, {
@@ -99,6 +124,8 @@ export const demo = defineCommand({
           lr: o.tuneLr,
           warmup: o.warmup,
           decaySteps: o.tuneSteps,
+          // With --distill, the post-tune learns from the same teacher, MLPs frozen as in the supernet.
+          ...(warm.distill === null ? {} : { distill: warm.distill, freezeMlp: true }),
         });
         const model = { config: sub.config, params: tuned.params };
         const saved = { ...model, step: tuned.step, data: data.meta, opt: null };
@@ -108,6 +135,8 @@ export const demo = defineCommand({
         releaseSaved(`${ckpt} (the post-trained model) and ${run.file(FILES.search)}`);
         const after = await evaluate(ctx, model.params, model.config);
         say(out, `  after:  ${describeEval(after)}`);
+        const answers = await evaluateEvalSet(ctx, model.params, model.config);
+        if (answers !== null) say(out, `  after:  ${describeAnswers(answers, evalSet!.answers.length)}`);
 
         phase(4, "generation: greedy continuation of a held-out prompt");
         const sample = await sampleAndPrint(out, model, await promptOf(data, o.prompt), o.tokens);
@@ -120,22 +149,33 @@ export const demo = defineCommand({
           ["configuration", choice.map(blockLabel).join(", ")],
           [
             `decoding state at ${o.context} tokens`,
-            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
+            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${smaller(mhaState, chosenState)})`,
           ],
           ["proxy perplexity", `${after.perplexity.toFixed(3)} (before post-tune ${before.perplexity.toFixed(3)})`],
           [
             "retrieval accuracy",
             Number.isNaN(after.accuracy) ? "n/a (no recall queries in the data)" : after.accuracy.toFixed(3),
           ],
+          ...(answers === null
+            ? []
+            : [["--eval", describeAnswers(answers, evalSet!.answers.length)] as [string, string]]),
           ["backend", `${info.name}${info.adapter ? ` (${info.adapter})` : ""}`],
           ["time", `${seconds.toFixed(0)} s`],
           ["run directory", run.dir],
         ];
+        const models = await writeSummary(ctx, warm, choice, {
+          context: o.context,
+          seconds,
+          chosen: model,
+          allJet,
+          ...(hw === null ? {} : { hardware: hw.rows }),
+        });
         await writeReport(run, {
           title: `jetfold demo: ${choice.map(blockLabel).join(", ")}`,
           summary,
           search: record,
           sample,
+          comparison: { summary: models, context: o.context },
         });
         console.log(`\n${paint(out, "bold", "summary")}`);
         const w = Math.max(...summary.map(([k]) => k.length));

@@ -5,9 +5,10 @@ import { bool, COMMON, int, str } from "../args.ts";
 import { NATS, natsUrl } from "./worker.ts";
 import { scaleOut } from "../cluster/search.ts";
 import { interrupts } from "../interrupt.ts";
-import { applySteps, blockLabel, DATA, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
-import type { Ctx } from "../phases.ts";
-import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
+import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
+import { type Ctx, loadEvalSet } from "../phases.ts";
+import { checkHardware, HARDWARE, hardwareSearch } from "../hardware.ts";
+import { planPipeline, search, SUMMARY_FILE, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
 import { openData } from "../data.ts";
@@ -25,6 +26,10 @@ import {
   writeReport,
 } from "../session.ts";
 
+// "273.1x smaller"; a configuration with no state at all (swa:1 keeps no past token) has no ratio.
+const smaller = (all: number, chosen: number) =>
+  chosen === 0 ? "no state at all" : `${(all / chosen).toFixed(1)}x smaller`;
+
 const specs = {
   ...COMMON,
   checkpoint: str(null, "start from this model checkpoint (e.g. from train)", {
@@ -40,6 +45,8 @@ const specs = {
   ...MODEL,
   ...DATA,
   ...SEARCH,
+  ...HARDWARE,
+  ...EVAL,
   ...LOG,
   ...NATS,
   ackWait: int(60, "with --nats: seconds a job may go unacknowledged before it goes to another worker", { min: 1 }),
@@ -75,9 +82,17 @@ export const searchCommand = defineCommand({
     const plan = planPipeline({ ...o, ...data.meta, evalBatch: o.evalBatch }, given, base);
     const url = natsUrl(o.nats, false);
     if (url === null) refuseIgnored(given, ["natsRetry", "ackWait", "localFallback"], "without --nats");
+    if (url !== null && o.eval !== null) {
+      throw new InputError("--eval is scored in this process only; give --eval or --nats, not both");
+    }
+    checkHardware(o, given, plan.space);
+    const evalSet = o.eval === null
+      ? undefined
+      : await loadEvalSet(o.eval, { tokenizer: data.tokenizer, vocab: plan.baseConfig.vocab });
     const runPlan = await planRunDir(o.out, "search");
 
     return async () => {
+      const t0 = performance.now();
       const out = makeOut(o.quiet);
       const info = await startBackend(out, o.backend);
       if (loaded !== null) checkBuffers(loaded, info, { batch: Math.max(o.batch, o.evalBatch), tokens: o.seqLen });
@@ -87,12 +102,18 @@ export const searchCommand = defineCommand({
       await inRun(runPlan, o, async (run) => {
         say(out, `data: ${data.label}`);
         say(out, `run directory: ${run.dir}`);
-        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery };
+        const ctx: Ctx = { out, run, data, seed: o.seed, logEvery: o.logEvery, ...(evalSet ? { evalSet } : {}) };
         say(out, `\n${paint(out, "bold", "warmup")}`);
         const warm = await warmup(ctx, o, plan);
         say(out, `\n${paint(out, "bold", "PostNAS")}`);
-        const { choice, record } = await search(ctx, warm, o, cluster?.scorer);
-        const chosen = extractSubnet(warm.supernet, choice);
+        const searched = await search(ctx, warm, o, cluster?.scorer);
+        const { record } = searched;
+        const hw = o.hardwareSearch ? await hardwareSearch(ctx, warm, searched.choice, { ...o, ...data.meta }) : null;
+        if (hw !== null) {
+          await run.writeJson(FILES.search, { ...record, hardware: { rule: hw.rule, geometries: hw.rows } });
+        }
+        const choice = hw?.choice ?? searched.choice;
+        const chosen = hw?.model ?? extractSubnet(warm.supernet, choice);
         const ckpt = run.file(FILES.checkpoint);
         await run.saveCheckpoint({ ...chosen, step: 0, data: data.meta, opt: null });
         releaseSaved(`${ckpt} (the chosen model) and ${run.file(FILES.search)}`);
@@ -104,16 +125,23 @@ export const searchCommand = defineCommand({
           ["score", `${record.score.toFixed(4)} (${record.objective})`],
           [
             `decoding state at ${o.context} tokens`,
-            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${(mhaState / chosenState).toFixed(1)}x smaller)`,
+            `${bytes(chosenState)} vs ${bytes(mhaState)} for all-mha (${smaller(mhaState, chosenState)})`,
           ],
           ["run directory", run.dir],
         ];
+        const seconds = (performance.now() - t0) / 1000;
+        const models = await writeSummary(ctx, warm, choice, {
+          context: o.context,
+          seconds,
+          chosen,
+          ...(hw === null ? {} : { hardware: hw.rows }),
+        });
         const title = `jetfold search: ${choice.map(blockLabel).join(", ")}`;
-        await writeReport(run, { title, summary, search: record });
+        await writeReport(run, { title, summary, search: record, comparison: { summary: models, context: o.context } });
         console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
         console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
         console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
-        console.log(`trace: ${run.file(FILES.search)}`);
+        console.log(`trace: ${run.file(FILES.search)}; teacher, all-jet and chosen: ${run.file(SUMMARY_FILE)}`);
       }).finally(() => cluster?.close());
     };
   },

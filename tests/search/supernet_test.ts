@@ -148,3 +148,28 @@ forEachBackend("decodeLatency measures a positive time per token and pathObjecti
     "context must be a positive integer",
   );
 });
+
+Deno.test("JetBlocks of different geometries in one layer get a slot each, with their own shapes", async () => {
+  const cfg = modelConfig({ vocab: 16, width: 8, heads: 2, blocks: [block("mha")] });
+  const wide = block("jet", { heads: 1, keyDim: 4, valueDim: 6 }), narrow = block("jet", { heads: 4, keyDim: 3 });
+  const space = [[block("jet"), wide, narrow, block("mha", { headDim: 2 })]];
+  const sn = initSupernet(randomKey(7), cfg, space);
+  const slots = Object.keys(sn.params.layers[0].mixers).sort();
+  const want = ["attention:headDim=2", "jet", "jet:heads=1,keyDim=4,valueDim=6", "jet:heads=4,keyDim=3"];
+  if (slots.join(" ") !== want.join(" ")) throw new Error(`slots ${slots}`);
+  const tokens = tensor([[1, 2, 3]], { dtype: "i32" });
+  for (const [spec, wq] of [[wide, [8, 4]], [narrow, [8, 12]], [block("jet"), [8, 8]]] as const) {
+    const { params } = extractSubnet(sn, [spec]);
+    const shape = (params.blocks[0].mixer as { readonly wq: { readonly shape: readonly number[] } }).wq.shape;
+    if (shape.join() !== wq.join()) throw new Error(`${JSON.stringify(spec)}: wq [${shape}], want [${wq}]`);
+    const logits = await values(forwardPath(sn, tokens, [spec]));
+    if (!logits.every(Number.isFinite)) throw new Error("non-finite logits");
+  }
+  // A model whose jet layers have a geometry inherits them into the candidates of the same geometry.
+  const jetCfg = modelConfig({ ...cfg, blocks: [wide] });
+  const trained = initModel(randomKey(8), jetCfg);
+  const inherited = initSupernet(randomKey(9), jetCfg, [[wide, block("mha")]], { from: trained });
+  if (extractSubnet(inherited, [wide]).params.blocks[0].mixer !== trained.blocks[0].mixer) {
+    throw new Error("the trained jet mixer was not inherited");
+  }
+});
