@@ -322,9 +322,6 @@ export async function search(
   return { choice, record };
 }
 
-/** Where summary.json goes in a run directory. */
-export const SUMMARY_FILE = "summary.json";
-
 function modelSummary(cfg: ModelConfig, blocks: readonly BlockSpec[], ev: Evaluation, context: number): ModelSummary {
   return {
     blocks: blocks.map(blockLabel),
@@ -373,6 +370,6 @@ export async function writeSummary(
     hardware: o.hardware ?? [],
     seconds: o.seconds,
   };
-  await ctx.run.writeJson(SUMMARY_FILE, summary);
+  await ctx.run.writeJson(FILES.summary, summary);
   return summary;
 }

@@ -10,6 +10,7 @@ export const FILES = {
   checkpoint: "checkpoint.safetensors",
   metrics: "metrics.jsonl",
   search: "search.json",
+  summary: "summary.json",
   report: "report.html",
 } as const;
 

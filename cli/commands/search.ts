@@ -8,7 +8,7 @@ import { interrupts } from "../interrupt.ts";
 import { applySteps, blockLabel, DATA, EVAL, LOG, MODEL, refuseIgnored, SEARCH, stepCount } from "../options.ts";
 import { type Ctx, loadEvalSet } from "../phases.ts";
 import { checkHardware, HARDWARE, hardwareSearch } from "../hardware.ts";
-import { planPipeline, search, SUMMARY_FILE, WARMUP, warmup, writeSummary } from "../pipeline.ts";
+import { planPipeline, search, WARMUP, warmup, writeSummary } from "../pipeline.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { loadCheckpoint, type Saved } from "../checkpoint.ts";
 import { openData } from "../data.ts";
@@ -141,7 +141,7 @@ export const searchCommand = defineCommand({
         console.log(`chosen: ${choice.map(blockLabel).join(", ")} (score ${record.score.toFixed(4)})`);
         console.log(`decoding state at ${o.context} tokens: ${summary[2][1]}`);
         console.log(`checkpoint: ${ckpt} (post-train it with: deno run -A cli.ts tune --run ${run.dir})`);
-        console.log(`trace: ${run.file(FILES.search)}; teacher, all-jet and chosen: ${run.file(SUMMARY_FILE)}`);
+        console.log(`trace: ${run.file(FILES.search)}; teacher, all-jet and chosen: ${run.file(FILES.summary)}`);
       }).finally(() => cluster?.close());
     };
   },
