@@ -268,7 +268,9 @@ function decode<T>(bytes: Uint8Array, opts: LoadSafetensorsOptions<T>, where: st
   }
   const trie = template === null ? nameTrie(entries.map((e) => e.name), where) : null;
   // Host copies first and tensors only once every check passed, so a failed load creates none.
-  const host = new Map(entries.map((e) => [e.name, hostArray(bytes.slice(start + e.begin, start + e.end), e.dtype)]));
+  // A copy of its own at offset 0 (not `bytes.slice`: a Node Buffer's slice is a view, at any alignment).
+  const copyOf = (e: Entry) => new Uint8Array(bytes.subarray(start + e.begin, start + e.end));
+  const host = new Map(entries.map((e) => [e.name, hostArray(copyOf(e), e.dtype)]));
   if (!opts.allowNonFinite) {
     for (const e of entries) if (e.dtype === "f32") checkFinite(e.name, e.shape, host.get(e.name)!, where);
   }

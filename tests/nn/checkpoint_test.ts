@@ -257,3 +257,34 @@ forEachBackend("a file written by Python's safetensors loads with the expected v
   await assertSameLeaves((await loadSafetensors(FIXTURE, { like: expected, allowNonFinite: true })).tree, expected);
   headerOf(await Deno.readFile(FIXTURE));
 });
+
+// Node's Buffer (which NATS and other npm clients return) is a Uint8Array whose slice() is a view, not a copy.
+class ViewSlicing extends Uint8Array {
+  override slice(start?: number, end?: number): Uint8Array<ArrayBuffer> {
+    return this.subarray(start, end);
+  }
+}
+
+Deno.test("decodeSafetensors reads bytes whose slice() is a view, at any offset, into tensors of their own", async () => {
+  const bytes = await encodeSafetensors({
+    b: tensor([true, false]),
+    w: tensor([1.5, -2, 3]),
+    n: tensor([7, 8], { dtype: "i32" }),
+  });
+  for (const offset of [0, 1, 3]) {
+    const backing = new Uint8Array(bytes.length + offset + 5).fill(0xee);
+    backing.set(bytes, offset);
+    const view = new ViewSlicing(backing.buffer, offset, bytes.length);
+    const { tree } = decodeSafetensors<Record<string, Tensor>>(view);
+    backing.fill(0); // the tensors must not share the caller's memory
+    if (JSON.stringify(await tree.w.array()) !== "[1.5,-2,3]") {
+      throw new Error(`offset ${offset}: w ${await tree.w.array()}`);
+    }
+    if (JSON.stringify(await tree.n.array()) !== "[7,8]") {
+      throw new Error(`offset ${offset}: n ${await tree.n.array()}`);
+    }
+    if (JSON.stringify((await tree.b.array() as unknown[]).map(Number)) !== "[1,0]") {
+      throw new Error(`offset ${offset}: b ${await tree.b.array()}`);
+    }
+  }
+});
