@@ -116,36 +116,21 @@ function packRowsFunc(group: 4 | 8): Func {
   return f;
 }
 
-// packA for A's transpose in memory (K x M row-major at `src`): a strip's k-th vector is 4
-// consecutive elements of row k, so packing is a strided copy.
-function packColsFunc(): Func {
-  const f = new Func(["src", "dst", "k", "strips", "m"]);
-  for (const n of ["s", "kk", "d", "q", "stride"]) f.local(n, I32);
-  f.get("m").i32(4).op(0x6c).set("stride");
-  f.i32(0).set("s").get("dst").set("d");
-  f.whileLt("s", "strips", () => {
-    f.get("src").get("s").i32(16).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
-    f.whileLt("kk", "k", () => {
-      f.get("d").get("q").simd(V128_LOAD, [0, 0]).simd(V128_STORE, MEM16);
-      f.bump("d", 16).bump("q", "stride").bump("kk", 1);
-    });
-    f.bump("s", 1);
-  });
-  return f;
-}
-
-// packB for a row-major K x N matrix in memory: a panel's k-th row is 8 consecutive elements of row k.
-function packPanelsFunc(): Func {
-  const f = new Func(["src", "dst", "k", "panels", "n"]);
+// A strided copy into panels of `vectors` x 4 floats: the k-th row of panel p is that many
+// consecutive elements of row k of the row-major source, whose rows are `width` floats apart.
+// With one vector it packs A from its transpose in memory (K x M); with two, B as it is (K x N).
+function packStridedFunc(vectors: 1 | 2): Func {
+  const f = new Func(["src", "dst", "k", "panels", "width"]);
   for (const n of ["p", "kk", "d", "q", "stride"]) f.local(n, I32);
-  f.get("n").i32(4).op(0x6c).set("stride");
+  f.get("width").i32(4).op(0x6c).set("stride");
   f.i32(0).set("p").get("dst").set("d");
   f.whileLt("p", "panels", () => {
-    f.get("src").get("p").i32(32).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
+    f.get("src").get("p").i32(16 * vectors).op(0x6c).op(0x6a).set("q").i32(0).set("kk");
     f.whileLt("kk", "k", () => {
-      f.get("d").get("q").simd(V128_LOAD, [0, 0]).simd(V128_STORE, MEM16);
-      f.get("d").get("q").simd(V128_LOAD, [0, 16]).simd(V128_STORE, [4, 16]);
-      f.bump("d", 32).bump("q", "stride").bump("kk", 1);
+      for (let v = 0; v < vectors; v++) {
+        f.get("d").get("q").simd(V128_LOAD, [0, 16 * v]).simd(V128_STORE, [4, 16 * v]);
+      }
+      f.bump("d", 16 * vectors).bump("q", "stride").bump("kk", 1);
     });
     f.bump("p", 1);
   });
@@ -159,8 +144,8 @@ export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuff
       ["matmul", kernel(fma)],
       ["pack_rows", packRowsFunc(4)],
       ["pack_rows8", packRowsFunc(8)],
-      ["pack_cols", packColsFunc()],
-      ["pack_panels", packPanelsFunc()],
+      ["pack_cols", packStridedFunc(1)],
+      ["pack_panels", packStridedFunc(2)],
     ],
     1,
     shared,
