@@ -28,3 +28,12 @@ export function randomValues(n: number, seed: number): number[] {
     return s / 2 ** 31 - 1;
   });
 }
+
+const f32 = new Float32Array(1), f32Bits = new Int32Array(f32.buffer);
+/** The f32 ulps between two values of the same sign, both rounded to f32 first. */
+export function ulps(a: number, b: number): number {
+  f32[0] = a;
+  const x = f32Bits[0];
+  f32[0] = b;
+  return Math.abs(x - f32Bits[0]);
+}

@@ -24,8 +24,8 @@ export interface Result {
 
 const text = new TextDecoder();
 
-// `deno run -A cli.ts ...args` in the repository root, output piped.
-function command(args: readonly string[]): Deno.Command {
+/** `deno run -A cli.ts ...args` in the repository root, output piped. */
+export function command(args: readonly string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "cli.ts", ...args],
     cwd: ROOT,

@@ -1,6 +1,6 @@
 // Shared by the scale-out tests: a real nats-server on a free loopback port, and CLI processes whose output is watched.
 
-import { ROOT } from "../helpers.ts";
+import { command } from "../helpers.ts";
 
 const CANDIDATES = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"];
 
@@ -84,14 +84,7 @@ export class Watched {
 
 /** Starts `deno run -A cli.ts ...args` with its output watched. */
 export function watchCli(name: string, ...args: string[]): Watched {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = command(args).spawn();
   return new Watched(child, name);
 }
 

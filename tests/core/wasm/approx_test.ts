@@ -2,16 +2,8 @@
 // arguments over their whole useful range, with the edge values (zeros, infinities, NaN, overflow).
 
 import fc from "fast-check";
+import { ulps } from "../../numeric.ts";
 import { jfExp, jfTanh } from "../../../core/wasm/approx.ts";
-
-const f32 = new Float32Array(1), bits = new Int32Array(f32.buffer);
-// The f32 ulps between two f32 values of the same sign (both rounded first).
-function ulps(a: number, b: number): number {
-  f32[0] = a;
-  const x = bits[0];
-  f32[0] = b;
-  return Math.abs(x - bits[0]);
-}
 
 function check(name: string, fn: (x: number) => number, ref: (x: number) => number, x: number): void {
   const got = Math.fround(fn(x)), want = Math.fround(ref(x));

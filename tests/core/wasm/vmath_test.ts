@@ -2,18 +2,11 @@
 // the edge values kept, any length (not only multiples of four), and large tensors on the backend.
 
 import fc from "fast-check";
+import { ulps } from "../../numeric.ts";
 import { VMath } from "../../../core/wasm/vmath.ts";
 import { VMATH_MIN } from "../../../core/wasm/mod.ts";
 import { grad, normal, randomKey, readAll, setBackend, type Tensor } from "../../../mod.ts";
 import { assertClose } from "../../helpers.ts";
-
-const f32 = new Float32Array(1), bits = new Int32Array(f32.buffer);
-function ulps(a: number, b: number): number {
-  f32[0] = a;
-  const x = bits[0];
-  f32[0] = b;
-  return Math.abs(x - bits[0]);
-}
 
 const vm = VMath.create();
 const REFS = { exp: Math.exp, tanh: Math.tanh } as const;
