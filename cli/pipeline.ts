@@ -1,7 +1,6 @@
 // The Jet-Nemotron pipeline of demo and search: a full-attention base, the supernet warmup, PostNAS.
 
 import {
-  type AttentionGeometry,
   block,
   type BlockSpec,
   type Distillation,
@@ -10,15 +9,12 @@ import {
   extractSubnet,
   initModel,
   initSupernet,
-  type JetGeometry,
   type ModelConfig,
   modelConfig,
   type ModelParams,
   paramCount,
   type Supernet,
-  totalStateBytes,
 } from "../mod.ts";
-import type { GeometrySummary, ModelSummary, RunSummary } from "./report.ts";
 import { InputError, int, num } from "./args.ts";
 import type { DataOptions } from "./data.ts";
 import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
@@ -45,6 +41,7 @@ import {
   warmSupernet,
 } from "./phases.ts";
 import {
+  fitSpace,
   type MakeScorer,
   makeSpace,
   objectiveOf,
@@ -148,39 +145,6 @@ export function planPipeline(
     "--eval-batch, --seq-len or the model's sizes",
   );
   return { base, baseConfig, space, distill };
-}
-
-/**
- * The space's candidates in the given model's geometry: its FFN kind (the MLPs are inherited and frozen), its
- * attention's head size and biases for mha and swa, its JetBlock's heads and head sizes for jet. A model whose
- * layers differ in one of these has no single space to search, and is refused naming the layer.
- */
-function fitSpace(space: Space, cfg: ModelConfig): Space {
-  const one = <T>(what: string, of: (b: BlockSpec) => T | undefined): T | undefined => {
-    const values = cfg.blocks.map(of);
-    const found = values.find((v) => v !== undefined);
-    const i = values.findIndex((v) => v !== undefined && JSON.stringify(v) !== JSON.stringify(found));
-    if (i >= 0) {
-      throw new InputError(`the given model's layers differ in ${what} (layer ${i}), so no one search space fits it`);
-    }
-    return found;
-  };
-  const ffn = one("FFN kind", (b) => b.ffn)!;
-  const attention = one("attention geometry", (b) => b.attn === "mha" || b.attn === "swa" ? attentionOf(b) : undefined);
-  const jet = one("JetBlock geometry", (b) => b.attn === "jet" ? jetOf(b) : undefined);
-  const fit = (c: BlockSpec): BlockSpec => {
-    const geometry = c.attn === "mha" || c.attn === "swa" ? attention : c.attn === "jet" ? jet : undefined;
-    const { attn, ...rest } = { ...c, ...geometry, ffn };
-    return block(attn, rest as Parameters<typeof block>[1]);
-  };
-  const candidates = space.candidates.map(fit);
-  return { ...space, candidates, baseline: candidates[space.candidates.indexOf(space.baseline)] };
-}
-
-const attentionOf = (b: BlockSpec & AttentionGeometry) => pick(b, ["headDim", "bias"]);
-const jetOf = (b: BlockSpec & JetGeometry) => pick(b, ["heads", "keyDim", "valueDim", "generatorHidden", "normEps"]);
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 /** A warmed-up supernet and what it was built from. */
@@ -320,56 +284,4 @@ export async function search(
   await ctx.run.writeJson(FILES.search, record);
   say(ctx.out, `  choice: ${paint(ctx.out, "bold", record.choice.join(", "))} (score ${record.score.toFixed(3)})`);
   return { choice, record };
-}
-
-function modelSummary(cfg: ModelConfig, blocks: readonly BlockSpec[], ev: Evaluation, context: number): ModelSummary {
-  return {
-    blocks: blocks.map(blockLabel),
-    loss: ev.loss,
-    recall: Number.isNaN(ev.accuracy) ? null : ev.accuracy,
-    stateBytes: totalStateBytes(blocks, { cfg, context }),
-  };
-}
-
-/**
- * Every layer a JetBlock, through the supernet, scored on the held-out proxy; null where the space has no jet. Call
- * it before post-training a path: that disposes the supernet tensors the path shares (embeddings, norms).
- */
-export async function allJetSummary(ctx: Ctx, warm: Warm, context: number): Promise<ModelSummary | null> {
-  const jet = warm.space.candidates.find((c) => c.attn === "jet");
-  if (jet === undefined) return null;
-  const blocks = warm.baseConfig.blocks.map(() => jet);
-  const sub = extractSubnet(warm.supernet, blocks);
-  return modelSummary(warm.baseConfig, blocks, await evaluate(ctx, sub.params, sub.config), context);
-}
-
-/**
- * Writes summary.json: the teacher (the base model, scored before supernet training), every layer a JetBlock
- * (`allJet`, else `allJetSummary`'s), and the chosen model (`chosen`: e.g. demo's post-tuned one; by default the
- * supernet's path), each with its held-out loss and recall and its decoding state at `context` tokens.
- */
-export async function writeSummary(
-  ctx: Ctx,
-  warm: Warm,
-  choice: readonly BlockSpec[],
-  o: {
-    readonly context: number;
-    readonly seconds: number;
-    readonly chosen?: { readonly config: ModelConfig; readonly params: ModelParams };
-    readonly allJet?: ModelSummary | null;
-    readonly hardware?: readonly GeometrySummary[];
-  },
-): Promise<RunSummary> {
-  const cfg = warm.baseConfig;
-  const allJet = o.allJet !== undefined ? o.allJet : await allJetSummary(ctx, warm, o.context);
-  const model = o.chosen ?? extractSubnet(warm.supernet, choice);
-  const summary: RunSummary = {
-    teacher: modelSummary(cfg, cfg.blocks, warm.baseEval, o.context),
-    allJet,
-    chosen: modelSummary(cfg, choice, await evaluate(ctx, model.params, model.config), o.context),
-    hardware: o.hardware ?? [],
-    seconds: o.seconds,
-  };
-  await ctx.run.writeJson(FILES.summary, summary);
-  return summary;
 }

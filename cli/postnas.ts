@@ -1,10 +1,13 @@
 // The PostNAS phase: the search space, the budgeted search over a supernet, its printout and trace.
 
 import {
+  type AttentionGeometry,
   block,
   type BlockSpec,
   type Evaluation,
+  type JetGeometry,
   maxCount,
+  type ModelConfig,
   type ObjectiveWeights,
   pathObjective,
   postnas,
@@ -12,6 +15,7 @@ import {
   type ToyBatch,
   type Visit,
 } from "../mod.ts";
+import { InputError } from "./args.ts";
 import { interrupts } from "./interrupt.ts";
 import type { GeometrySummary } from "./report.ts";
 import { blockLabel } from "./options.ts";
@@ -66,6 +70,39 @@ export function objectiveOf(space: Space, evalSet: boolean): string {
   return space.accuracyWeight > 0
     ? `held-out loss - ${space.accuracyWeight} * recall accuracy`
     : "held-out loss (log perplexity)";
+}
+
+/**
+ * The space's candidates in the given model's geometry: its FFN kind (the MLPs are inherited and frozen), its
+ * attention's head size and biases for mha and swa, its JetBlock's heads and head sizes for jet. A model whose
+ * layers differ in one of these has no single space to search, and is refused naming the layer.
+ */
+export function fitSpace(space: Space, cfg: ModelConfig): Space {
+  const one = <T>(what: string, of: (b: BlockSpec) => T | undefined): T | undefined => {
+    const values = cfg.blocks.map(of);
+    const found = values.find((v) => v !== undefined);
+    const i = values.findIndex((v) => v !== undefined && JSON.stringify(v) !== JSON.stringify(found));
+    if (i >= 0) {
+      throw new InputError(`the given model's layers differ in ${what} (layer ${i}), so no one search space fits it`);
+    }
+    return found;
+  };
+  const ffn = one("FFN kind", (b) => b.ffn)!;
+  const attention = one("attention geometry", (b) => b.attn === "mha" || b.attn === "swa" ? attentionOf(b) : undefined);
+  const jet = one("JetBlock geometry", (b) => b.attn === "jet" ? jetOf(b) : undefined);
+  const fit = (c: BlockSpec): BlockSpec => {
+    const geometry = c.attn === "mha" || c.attn === "swa" ? attention : c.attn === "jet" ? jet : undefined;
+    const { attn, ...rest } = { ...c, ...geometry, ffn };
+    return block(attn, rest as Parameters<typeof block>[1]);
+  };
+  const candidates = space.candidates.map(fit);
+  return { ...space, candidates, baseline: candidates[space.candidates.indexOf(space.baseline)] };
+}
+
+const attentionOf = (b: BlockSpec & AttentionGeometry) => pick(b, ["headDim", "bias"]);
+const jetOf = (b: BlockSpec & JetGeometry) => pick(b, ["heads", "keyDim", "valueDim", "generatorHidden", "normEps"]);
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 /** One candidate's best score at one layer, as printed and drawn in the heatmap. */

@@ -16,7 +16,8 @@ import {
   trainModel,
 } from "../phases.ts";
 import { checkHardware, HARDWARE, hardwareSearch } from "../hardware.ts";
-import { allJetSummary, planPipeline, search, WARMUP, warmup, writeSummary } from "../pipeline.ts";
+import { planPipeline, search, WARMUP, warmup } from "../pipeline.ts";
+import { allJetSummary, writeSummary } from "../summary.ts";
 import { makeOut, paint, say } from "../progress.ts";
 import { FILES, planRunDir } from "../rundir.ts";
 import {
