@@ -5,6 +5,7 @@ import { type DType, type Shape, sizeOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
 import type { StridedView } from "./matmul.ts";
 import type { WgslRules } from "./rules.ts";
+import type { MatmulVariant } from "./variants.ts";
 import { scalarBits, STORE_TYPE, zero } from "./wgsl.ts";
 
 export { nest, scalarBits, STORE_TYPE, VALUE_TYPE, zero } from "./wgsl.ts";
@@ -64,11 +65,11 @@ export interface KernelFeatures {
   /** sin and cos come from jetfold's own helper: the device's builtins are coarse. */
   readonly ownTrig: boolean;
   /**
-   * The matmul tile (rows, column groups of 4) measured fastest for a product of this size on the
-   * device (see tune.ts), or undefined for the built-in choice.
+   * The matmul variant measured fastest for a product of this size on the device (see tune.ts),
+   * or undefined for the built-in choice.
    */
-  readonly matmulTile?: (batch: number, M: number, N: number, K: number) => readonly [number, number] | undefined;
-  /** Changes whenever `matmulTile`'s answers do: part of the plan cache's key. */
+  readonly matmulVariant?: (batch: number, M: number, N: number, K: number) => MatmulVariant | undefined;
+  /** Changes whenever `matmulVariant`'s answers do: part of the plan cache's key. */
   readonly tuning?: string;
 }
 

@@ -6,18 +6,7 @@ import { Node } from "../graph.ts";
 import type { KernelBuilder, Sources } from "./emit.ts";
 import { nest } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
-
-/**
- * The output tile each thread computes: rows, and column groups of 4. Bigger tiles mean more FMAs
- * per load (the lever on load-bound adapters) but fewer threads and longer shader compiles, so
- * large products take 16 rows, small ones 8 or 4; 8 columns where N allows (measured on llvmpipe:
- * 1024^3 went from 12 to 25 GFLOP/s; 16 columns gained 5% more for a much slower compile).
- */
-export function tile(batch: number, M: number, N: number): [rows: number, colGroups: number] {
-  const G = N >= 8 ? 2 : 1;
-  const threads = (tm: number) => batch * Math.ceil(M / tm) * Math.ceil(N / (4 * G));
-  return [M >= 16 && threads(16) >= 8192 ? 16 : M >= 8 ? 8 : 4, G];
-}
+import { builtInVariant, type MatmulVariant } from "./variants.ts";
 
 /** A tensor read as `base[offset + sum(index[i] * strides[i])]` from a device buffer. */
 export interface StridedView {
@@ -97,7 +86,7 @@ export function prologueTree(
 }
 
 /** The leaves of a prologue tree: its strided views of buffers, each once. */
-function treeLeaves(tree: Node, src: Pick<Sources, "strided" | "isScalar">): Leaf[] {
+export function treeLeaves(tree: Node, src: Pick<Sources, "strided" | "isScalar">): Leaf[] {
   const out = new Map<Node, StridedView>();
   const visit = (t: Node) => {
     if (out.has(t) || src.isScalar(t)) return;
@@ -109,20 +98,32 @@ function treeLeaves(tree: Node, src: Pick<Sources, "strided" | "isScalar">): Lea
   return [...out].map(([node, view]) => ({ node, view }));
 }
 
-// Z batch, M rows, K contraction, N columns; a thread owns rows row0..row0+TM-1 and columns
-// col0..col0+4G-1 (G groups of 4), accumulating one vec4 per row and column group. An operand with
-// a prologue loads each of its leaves as an operand would be loaded and evaluates the prologue on
-// the loaded elements.
-export function matmulKernel(k: KernelBuilder, out: Node): KernelBody {
+/** The variant a matmul of this product uses: the device's measured choice, else the built-in one. */
+export function variantFor(k: KernelBuilder, out: Node): MatmulVariant {
+  const r = out.ndim, M = out.shape[r - 2], N = out.shape[r - 1], K = out.src[0].shape[r - 1];
+  const Z = sizeOf(out.shape.slice(0, -2));
+  return k.features.matmulVariant?.(Z, M, N, K) ?? builtInVariant(Z, M, N);
+}
+
+/** A matmul's operands as prologue trees with their leaves (throws when one is neither). */
+export function operandTrees(k: KernelBuilder, out: Node): [Node, Leaf[], Node, Leaf[]] {
   const [a, b] = out.src.map((x, side) => prologueTree(x, side as 0 | 1, k.src));
   if (a === null || b === null) {
     throw new Error("webgpu: matmul operands must be strided views of buffers or elementwise prologues of them");
   }
-  const leavesA = treeLeaves(a, k.src), leavesB = treeLeaves(b, k.src);
+  return [a, treeLeaves(a, k.src), b, treeLeaves(b, k.src)];
+}
+
+// Z batch, M rows, K contraction, N columns; a thread owns rows row0..row0+TM-1 and columns
+// col0..col0+4G-1 (G groups of 4), accumulating one vec4 per row and column group. An operand with
+// a prologue loads each of its leaves as an operand would be loaded and evaluates the prologue on
+// the loaded elements.
+export function matmulKernel(k: KernelBuilder, out: Node, v: MatmulVariant = variantFor(k, out)): KernelBody {
+  const [a, leavesA, b, leavesB] = operandTrees(k, out);
   // (A prologue tree may be a bare constant: shapes come from the operands themselves.)
   const r = out.ndim, M = out.shape[r - 2], N = out.shape[r - 1], K = out.src[0].shape[r - 1];
   const batch = out.shape.slice(0, -2), Z = sizeOf(batch);
-  const [TM, G] = k.features.matmulTile?.(Z, M, N, K) ?? tile(Z, M, N), TN = 4 * G;
+  const TM = v.rows, G = v.groups, TN = 4 * G;
   const rowBlocks = Math.ceil(M / TM), colBlocks = Math.ceil(N / TN);
   const threads = Z * rowBlocks * colBlocks;
   if (threads === 0) return { body: [], threads: 0, workgroupSize: 64 };
@@ -176,6 +177,27 @@ export function matmulKernel(k: KernelBuilder, out: Node): KernelBody {
   }
   k.lines.push(`for (var kk = 0u; kk < ${k.u(K)}; kk += ${chunk}u) {`, ...inner.map((l) => `  ${l}`), "}");
 
+  storeTile(k, out, { z, zIdx, row0, col0, rows: TM, cols: TN, whole: N % TN === 0 });
+  return { body: k.lines, threads, workgroupSize: 64 };
+}
+
+/** Where a thread's tile of outputs lies: its batch (linear and unraveled), first row and column. */
+export interface TileAt {
+  readonly z: string;
+  readonly zIdx: readonly string[];
+  readonly row0: string;
+  readonly col0: string;
+  readonly rows: number;
+  /** A multiple of 4: accumulator `acc{i}_{g}` holds columns 4g..4g+3 of row i. */
+  readonly cols: number;
+  /** No thread's columns pass the last one (the column checks can go). */
+  readonly whole: boolean;
+}
+
+/** Stores a thread's accumulators (through the kernel's epilogue, if it has one), skipping edges. */
+export function storeTile(k: KernelBuilder, out: Node, t: TileAt): void {
+  const r = out.ndim, M = out.shape[r - 2], N = out.shape[r - 1];
+  const { z, zIdx, row0, col0 } = t, TM = t.rows, TN = t.cols;
   const n = k.u(N);
   const outRow = k.let(`(${z} * ${k.u(M)} + ${row0}) * ${n} + ${col0}`, "o");
   // With an epilogue, the elementwise consumer is evaluated here with this tile's sums as its input.
@@ -188,11 +210,10 @@ export function matmulKernel(k: KernelBuilder, out: Node): KernelBody {
         k.provide(out, idx, acc);
         k.lines.push(`out[${at}] = ${k.toStore(k.value(epilogue, idx), epilogue.dtype)};`);
       });
-      return N % TN === 0 ? store : nest(`if (${col0} + ${c}u < ${n}) {`, store);
+      return t.whole ? store : nest(`if (${col0} + ${c}u < ${n}) {`, store);
     });
     k.lines.push(...nest(`if (${row0} + ${i}u < ${k.u(M)}) {`, stores));
   }
-  return { body: k.lines, threads, workgroupSize: 64 };
 }
 
 // One operand's side of the tile: A's rows (axisMN = r - 2) or B's columns (axisMN = r - 1).

@@ -4,7 +4,8 @@ import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
 import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, scalarBits, type Sources } from "./emit.ts";
-import { prologueTree, type StridedView, tile } from "./matmul.ts";
+import { prologueTree, type StridedView } from "./matmul.ts";
+import { builtInVariant, variantName } from "./variants.ts";
 import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
@@ -276,8 +277,7 @@ function groupRoots(
 }
 
 function tileName([Z, M, N, K]: readonly number[], features: KernelFeatures): string {
-  const [rows, groups] = features.matmulTile?.(Z, M, N, K) ?? tile(Z, M, N);
-  return `tile ${rows}x${4 * groups}`;
+  return variantName(features.matmulVariant?.(Z, M, N, K) ?? builtInVariant(Z, M, N));
 }
 
 function productOf(m: Node): [number, number, number, number] {

@@ -5,7 +5,8 @@ import type { Prim, PrimParams } from "../prim.ts";
 import { sizeOf } from "../shape.ts";
 import type { KernelBuilder } from "./emit.ts";
 import { nest, VALUE_TYPE, zero } from "./wgsl.ts";
-import { matmulKernel } from "./matmul.ts";
+import { matmulKernel, variantFor } from "./matmul.ts";
+import { workgroupMatmul } from "./matmul_wg.ts";
 import { lseAcc, reduceKernel, simpleAcc, softmaxKernel } from "./reduce.ts";
 import { deltaScanGradKernel, deltaScanKernel } from "./scan.ts";
 
@@ -153,7 +154,13 @@ export const WGSL_RULES: WgslRules = {
       return acc === "" ? zero(out.dtype) : acc;
     },
   },
-  matmul: { kind: "kernel", build: matmulKernel },
+  matmul: {
+    kind: "kernel",
+    build(k, out) {
+      const v = variantFor(k, out);
+      return v.kind === "workgroup" ? workgroupMatmul(k, out, v) : matmulKernel(k, out, v);
+    },
+  },
   gather: {
     kind: "expr",
     emit(k, idx, out, { axis }) {

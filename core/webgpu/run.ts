@@ -1,6 +1,7 @@
 // Executing plans on the device: pipelines cached by WGSL, one encoder and one submit per
 // realization, and the device buffers of realized leaves (owned here, keyed by leaf node).
 
+import { type MatmulVariant, variantName } from "./variants.ts";
 import { type Node, recordComputed } from "../graph.ts";
 import type { Backend, Capabilities } from "../backend.ts";
 import type { CpuArray } from "../prim.ts";
@@ -72,15 +73,15 @@ export class WebGpuRunner implements Backend {
   readonly #checks = new WeakMap<Node, Promise<Error | null>>();
   readonly #poisoned = new WeakMap<Node, Error>();
 
-  /** Chooses matmul tiles on this device by measurement. */
+  /** Chooses matmul variants on this device by measurement. */
   readonly tuner: MatmulTuner;
-  readonly #tile: readonly [number, number] | undefined;
+  readonly #variant: MatmulVariant | undefined;
 
-  /** `tuning` configures the tuner; `tile` forces one matmul tile everywhere (for tests). */
-  constructor(gpu: Gpu, opts: { tuning?: TuneOptions; tile?: readonly [number, number] } = {}) {
+  /** `tuning` configures the tuner; `variant` forces one matmul variant everywhere (for tests). */
+  constructor(gpu: Gpu, opts: { tuning?: TuneOptions; variant?: MatmulVariant } = {}) {
     this.gpu = gpu;
     this.tuner = new MatmulTuner(gpu, opts.tuning);
-    this.#tile = opts.tile;
+    this.#variant = opts.variant;
     this.adapter = gpu.description;
     this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
@@ -198,9 +199,11 @@ export class WebGpuRunner implements Backend {
     };
     let kernels = plan();
     let host = performance.now() - t0;
-    // Matmuls of a size this device has not measured yet: time their candidate tiles, then plan
+    // Matmuls of a size this device has not measured yet: time their candidate variants, then plan
     // again with the choices (only kernels that never ran are looked at).
-    const untuned = this.#tile ? [] : this.tuner.untuned(kernels.filter((k) => !(k.slot && this.#states.has(k.slot))));
+    const untuned = this.#variant
+      ? []
+      : this.tuner.untuned(kernels.filter((k) => !(k.slot && this.#states.has(k.slot))));
     if (untuned.length > 0) {
       await this.tuner.measure(untuned, this.#features());
       const t2 = performance.now();
@@ -261,12 +264,13 @@ export class WebGpuRunner implements Backend {
     });
   }
 
-  // What the WGSL adapts to: the device's trig, and the matmul tiles measured (or forced) here.
+  // What the WGSL adapts to: the device's trig, and the matmul variants measured (or forced) here.
   #features(): KernelFeatures {
     const ownTrig = !this.gpu.accurateTrig;
-    if (this.#tile) return { ownTrig, matmulTile: () => this.#tile, tuning: `forced ${this.#tile}` };
+    const forced = this.#variant;
+    if (forced) return { ownTrig, matmulVariant: () => forced, tuning: `forced ${variantName(forced)}` };
     if (!this.tuner.enabled) return { ownTrig };
-    return { ownTrig, matmulTile: this.tuner.tile, tuning: `${this.tuner.version}` };
+    return { ownTrig, matmulVariant: this.tuner.variant, tuning: `${this.tuner.version}` };
   }
 
   // The pipeline and recent bind groups of a kernel of a cached plan, created on its first run.

@@ -1,15 +1,13 @@
-// Matmul tiles chosen per adapter by measurement: the first product of a size class on a device
-// times a few register tiles (the built-in choice first) within a budget, keeps the fastest, and
-// remembers it per adapter (in a file under Deno when permitted, else for the session).
+// Matmul variants chosen per adapter by measurement: the first product of a size class on a device
+// times the candidate variants (the built-in register tile first, then the other register tiles and
+// the workgroup-memory tiles) within a budget, keeps the fastest, and remembers it per adapter (in a
+// file under Deno when permitted, else for the session).
 
 import { leafNode, Node } from "../graph.ts";
 import type { Gpu } from "./device.ts";
 import type { KernelFeatures } from "./emit.ts";
-import { tile } from "./matmul.ts";
 import { type KernelPlan, planKernels } from "./plan.ts";
-
-/** Register tiles a matmul may use: rows per thread, and column groups of 4. */
-export const TILES: readonly (readonly [number, number])[] = [[4, 1], [4, 2], [8, 1], [8, 2], [16, 1], [16, 2]];
+import { builtInVariant, type MatmulVariant, stagedBytes, variantName, variantNamed, VARIANTS } from "./variants.ts";
 
 // Products smaller than this keep the built-in tile: launch and loop overheads dominate them, and
 // measuring every small shape would slow first runs (and tests) for nothing.
@@ -17,6 +15,11 @@ const MIN_WORK = 2 ** 21;
 // A candidate replaces the built-in tile only when it takes at most this fraction of its time, so
 // noise on a busy machine does not pick a slower one.
 const MARGIN = 0.9;
+// Products above this many multiply-adds are screened on a product with sides capped at PROXY_SIDE
+// first; the SHORTLIST fastest candidates of the screen are then timed at full size.
+const PROXY_WORK = 2 ** 27;
+const PROXY_SIDE = 256;
+const SHORTLIST = 2;
 
 /** How the tuner runs. */
 export interface TuneOptions {
@@ -51,7 +54,7 @@ function defaultCacheFile(): string | null {
   return base ? `${base}/jetfold/webgpu-tiles.json` : null;
 }
 
-/** The tiles one device measured fastest, by size class; measures new classes on request. */
+/** The variants one device measured fastest, by size class; measures new classes on request. */
 export class MatmulTuner {
   readonly enabled: boolean;
   readonly budgetMs: number;
@@ -65,7 +68,7 @@ export class MatmulTuner {
   /** Bumped whenever a choice is added: plans built before it are rebuilt. */
   version = 0;
   readonly #gpu: Gpu;
-  readonly #choices = new Map<string, readonly [number, number]>();
+  readonly #choices = new Map<string, MatmulVariant>();
   #loaded = false;
 
   constructor(gpu: Gpu, opts: TuneOptions = {}) {
@@ -76,13 +79,25 @@ export class MatmulTuner {
     this.adapterKey = `${gpu.description}|${gpu.maxWorkgroupSize}|${gpu.maxStorageBuffers}|${gpu.timestamps}`;
   }
 
-  /** The measured tile for a product of this size, or undefined (use the built-in choice). */
-  readonly tile = (Z: number, M: number, N: number, K: number): readonly [number, number] | undefined =>
+  /** The measured variant for a product of this size, or undefined (use the built-in choice). */
+  readonly variant = (Z: number, M: number, N: number, K: number): MatmulVariant | undefined =>
     this.#choices.get(sizeClass(Z, M, N, K));
 
   /** The choice for a size class, for tests and reports. */
-  choice(cls: string): readonly [number, number] | undefined {
+  choice(cls: string): MatmulVariant | undefined {
     return this.#choices.get(cls);
+  }
+
+  /** The variants this device can run for a product with M rows, the built-in one first. */
+  candidates(Z: number, M: number, N: number): MatmulVariant[] {
+    const builtIn = builtInVariant(Z, M, N), storage = this.#gpu.device.limits.maxComputeWorkgroupStorageSize;
+    return [
+      builtIn,
+      ...VARIANTS.filter((v) =>
+        variantName(v) !== variantName(builtIn) && v.rows <= M &&
+        (v.kind === "register" || (v.wx * v.wy <= this.#gpu.maxWorkgroupSize && stagedBytes(v) <= storage))
+      ),
+    ];
   }
 
   /** The matmul products among `kernels` that are worth measuring and not measured yet. */
@@ -101,16 +116,37 @@ export class MatmulTuner {
     return out;
   }
 
-  /** Times the candidate tiles for each product and keeps the fastest per size class. */
+  /**
+   * Times the candidate variants for each product and keeps the fastest per size class. A product
+   * above PROXY_WORK first screens every candidate on a smaller product of the same shape of
+   * thread (capped sides: a slow candidate on a software adapter would otherwise take seconds per
+   * run), then times the built-in variant and the SHORTLIST fastest of the screen at full size.
+   */
   async measure(products: readonly (readonly [number, number, number, number])[], features: KernelFeatures) {
-    for (const [Z, M, N, K] of products) {
-      const builtIn: readonly [number, number] = tile(Z, M, N);
-      const candidates = [builtIn, ...TILES.filter(([r, g]) => (r !== builtIn[0] || g !== builtIn[1]) && r <= M)];
-      const start = performance.now();
-      let best: readonly [number, number] = builtIn, bestMs = Infinity, builtInMs = Infinity;
-      for (const c of candidates) {
-        if (c !== builtIn && performance.now() - start > this.budgetMs) break;
-        const ms = await this.#time([Z, M, N, K], c, features);
+    for (const p of products) {
+      const [Z, M, N, K] = p;
+      const candidates = this.candidates(Z, M, N), builtIn = candidates[0];
+      const start = performance.now(), within = () => performance.now() - start <= this.budgetMs;
+      let finalists = candidates;
+      if (Z * M * N * K > PROXY_WORK) {
+        const proxy = [
+          Math.min(Z, 2),
+          Math.min(M, PROXY_SIDE),
+          Math.min(N, PROXY_SIDE),
+          Math.min(K, PROXY_SIDE),
+        ] as const;
+        const screened: [MatmulVariant, number][] = [];
+        for (const c of candidates) {
+          if (c !== builtIn && !within()) break;
+          screened.push([c, await this.#time(proxy, c, features)]);
+        }
+        const ranked = screened.filter(([c, ms]) => c !== builtIn && ms < Infinity).sort((x, y) => x[1] - y[1]);
+        finalists = [builtIn, ...ranked.slice(0, SHORTLIST).map(([c]) => c)];
+      }
+      let best = builtIn, bestMs = Infinity, builtInMs = Infinity;
+      for (const c of finalists) {
+        if (c !== builtIn && !within()) break;
+        const ms = await this.#time(p, c, features);
         if (c === builtIn) builtInMs = ms;
         if (ms < bestMs) [best, bestMs] = [c, ms];
       }
@@ -122,14 +158,14 @@ export class MatmulTuner {
     this.#save();
   }
 
-  // Milliseconds of one run of a plain matmul of this size with tile `t` (the least of a few runs,
-  // by timestamp queries where the device has them, else by the wall over several dispatches).
-  async #time(p: readonly [number, number, number, number], t: readonly [number, number], features: KernelFeatures) {
+  // Milliseconds of one run of a plain matmul of this size with variant `t` (the least of a few
+  // runs, by timestamp queries where the device has them, else by the wall over several dispatches).
+  async #time(p: readonly [number, number, number, number], t: MatmulVariant, features: KernelFeatures) {
     const [Z, M, N, K] = p, device = this.#gpu.device;
     const lead = Z > 1 ? [Z] : [];
     const a = leafNode([...lead, M, K], "f32"), b = leafNode([...lead, K, N], "f32");
     const m = new Node("matmul", [...lead, M, N], "f32", [a, b], {});
-    const [kernel] = planKernels([m], this.#gpu.maxStorageBuffers, undefined, { ...features, matmulTile: () => t });
+    const [kernel] = planKernels([m], this.#gpu.maxStorageBuffers, undefined, { ...features, matmulVariant: () => t });
     // The measurement's own errors stay here: left uncaptured, they would fail the user's next
     // realization with a message about a kernel it never asked for.
     device.pushErrorScope("out-of-memory");
@@ -220,9 +256,10 @@ export class MatmulTuner {
     if (file === null || !granted("read", file)) return;
     try {
       const all = JSON.parse(Deno.readTextFileSync(file));
-      for (const [cls, t] of Object.entries(all[this.adapterKey] ?? {})) {
-        const [r, g] = t as [number, number];
-        if (TILES.some(([tr, tg]) => tr === r && tg === g)) this.#choices.set(cls, [r, g]);
+      for (const [cls, name] of Object.entries(all[this.adapterKey] ?? {})) {
+        // (Names of variants this version does not have, or older entries, are measured again.)
+        const v = typeof name === "string" ? variantNamed(name) : undefined;
+        if (v !== undefined) this.#choices.set(cls, v);
       }
       if (this.#choices.size > 0) this.version++;
     } catch {
@@ -235,13 +272,13 @@ export class MatmulTuner {
     const file = this.cacheFile;
     if (file === null || !granted("write", file) || !granted("read", file)) return;
     try {
-      let all: Record<string, Record<string, readonly [number, number]>> = {};
+      let all: Record<string, Record<string, string>> = {};
       try {
         all = JSON.parse(Deno.readTextFileSync(file));
       } catch {
         // a new file
       }
-      all[this.adapterKey] = Object.fromEntries(this.#choices);
+      all[this.adapterKey] = Object.fromEntries([...this.#choices].map(([cls, v]) => [cls, variantName(v)]));
       const dir = file.slice(0, file.lastIndexOf("/"));
       if (dir) Deno.mkdirSync(dir, { recursive: true });
       const tmp = `${file}.${crypto.randomUUID()}.tmp`;
