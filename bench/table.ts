@@ -1,4 +1,4 @@
-// The performance table: matmul, a fused elementwise chain and a training step (with its host
+// The performance table: matmul (with the variant the WebGPU tuner chose), a fused elementwise chain and a training step (with its host
 // encode time on WebGPU), per backend; and the WebGPU profile of a training step and a matmul.
 // Usage: deno run -A bench/table.ts [backends=webgpu,wasm,cpu] [--quick] [--profile]
 
@@ -14,11 +14,17 @@ async function timeIt(make: () => jf.Tensor, reps: number): Promise<number> {
   return (performance.now() - t0) / reps;
 }
 
-async function matmul(n: number): Promise<string> {
+// GFLOP/s of an n^3 matmul; on WebGPU also the kernel variant the device's tuner chose for it.
+async function matmul(n: number, webgpu: boolean): Promise<string> {
   const a = jf.normal(jf.randomKey(1), [n, n]), b = jf.normal(jf.randomKey(2), [n, n]);
   await jf.realize([a, b]);
   const ms = await timeIt(() => a.matmul(b), n >= 4096 ? 1 : n >= 1024 ? 3 : 6);
-  return `${(2 * n ** 3 / ms / 1e6).toFixed(2)} GFLOP/s`;
+  const rate = `${(2 * n ** 3 / ms / 1e6).toFixed(2)} GFLOP/s`;
+  if (!webgpu) return rate;
+  // One more (already tuned and compiled) run, profiled only to read its matmul kernel's variant.
+  const run = await jf.profileKernels(() => a.matmul(b).sum().data());
+  const variants = run.submits.flatMap((s) => s.kernels).flatMap((k) => (k.variant ? [k.variant] : []));
+  return `${rate} (${[...new Set(variants)].join(", ") || "?"})`;
 }
 
 async function elementwise(n: number): Promise<string> {
@@ -51,7 +57,9 @@ export async function perfTable(wanted: readonly jf.BackendName[], opts: { quick
       continue;
     }
     const row = [info.name, info.adapter ?? "-"];
-    for (const n of sizes) row.push(info.name === "cpu" && LARGE.includes(n) ? "-" : await matmul(n));
+    for (const n of sizes) {
+      row.push(info.name === "cpu" && LARGE.includes(n) ? "-" : await matmul(n, info.name === "webgpu"));
+    }
     row.push(await elementwise(quick ? 1 << 20 : 1 << 24));
     const steps = quick ? 2 : 10;
     const step = await trainStep(name, steps);

@@ -10,7 +10,11 @@ export interface ProfiledKernel {
   readonly label: string;
   /** The primitives computed inside the kernel besides its outputs (inlined views, fused prologues). */
   readonly ops: readonly string[];
-  /** Its variant where it has several: a matmul's tile ("tile 16x8", rows x columns per thread). */
+  /**
+   * Its variant where it has several: a matmul's register tile ("tile 16x8", rows x columns per
+   * thread) or workgroup-memory tile ("wg 64x64x16 tile 4x4": the block rows x columns x depth a
+   * workgroup stages, then each thread's tile).
+   */
   readonly variant?: string;
   /** The shapes of the buffers it reads. */
   readonly inputs: readonly (readonly number[])[];
