@@ -1,6 +1,6 @@
-// Fitting a graph to this backend's kernel limits, after autodiff: reductions, contractions, scans
-// and scatters too long for one invocation's loop budget are split into stages, and joins wider
-// than a kernel's bindings into trees. Every split computes the same values as the node it replaces.
+// Fitting a graph to this backend's kernel limits, after autodiff: reductions (logsumexp and
+// softmax rows included), contractions, scans and scatters too long for one invocation's loop
+// budget are split into stages, and joins wider than a kernel's bindings into trees. Every split computes the same values as the node it replaces.
 
 import { constantNode, Node, rewrite } from "../graph.ts";
 import type { Capabilities } from "../backend.ts";
@@ -75,6 +75,29 @@ function reduceStages(n: Node, op: "sum" | "max", axes: readonly number[]): Node
   }
   const blocks = mk(op, [reshape(padded, [...keptDims, nb, c])], { axes: [k + 1] });
   return mk(op, [blocks], { axes: [k] });
+}
+
+// logsumexp of a row longer than one workgroup's budget: of its blocks' logsumexps (blocks of c
+// values, the tail padded with -inf, which adds nothing); softmax of such a row: exp(x - that).
+function lseStages(x: Node): Node | null {
+  const k = x.ndim - 1, R = x.shape[k], c = 64 * LOOP_BUDGET;
+  if (R <= c) return null;
+  const nb = Math.ceil(R / c), lead = x.shape.slice(0, k);
+  let padded = padAxis(x, k, 0, nb * c - R);
+  if (nb * c > R) {
+    const pos = mk("iota", [], { shape: padded.shape, axis: k, dtype: "i32" });
+    const inside = mk("lt", [pos, mk("broadcast", [scalar(R, "i32")], { shape: padded.shape })], {});
+    padded = mk("where", [inside, padded, mk("broadcast", [scalar(-Infinity, "f32")], { shape: padded.shape })], {});
+  }
+  const blocks = mk("logsumexp", [reshape(padded, [...lead, nb, c])], {});
+  return mk("logsumexp", [blocks], {});
+}
+
+function softmaxStages(x: Node): Node | null {
+  const lse = lseStages(x);
+  if (lse === null) return null;
+  const spread = mk("broadcast", [reshape(lse, [...lse.shape, 1])], { shape: x.shape });
+  return mk("exp", [mk("sub", [x, spread], {})], {});
 }
 
 function matmulStages(n: Node): Node | null {
@@ -206,6 +229,10 @@ export function lower(targets: readonly Node[], caps: Capabilities): Node[] {
         return reduceStages(n, n.op, p.axes);
       case "matmul":
         return matmulStages(n);
+      case "logsumexp":
+        return lseStages(n.src[0]);
+      case "softmax":
+        return softmaxStages(n.src[0]);
       case "cumsum":
         return n.shape[p.axis] > LOOP_BUDGET ? cumsumStages(n.src[0], p.axis, p.reverse) : null;
       case "scatterAdd":

@@ -55,3 +55,22 @@ gpuTest("a vocabulary-sized logsumexp, softmax and cross-entropy stay within 1e-
   assertClose(gpu[1], ref[1], { ...TIGHT, msg: "softmax" });
   assertClose(gpu[2], ref[2], { ...TIGHT, msg: "cross-entropy" });
 });
+
+gpuTest(
+  "logsumexp and softmax over rows of 2^20 and 5M entries (staged past the loop budget) match float64",
+  async () => {
+    // 5M entries is past one workgroup's loop budget (64 x 2^15 values): the row goes in blocks.
+    const long = near(5_000_000, 0).map((v, i) => (i === 4_999_999 ? 3 : i === 12_345 ? -Infinity : v));
+    const mid = near(1 << 20, -1);
+    const [gpu, ref] = await both(() => [
+      ops.logsumexp(tensor(long, { shape: [1, long.length] }), { axis: 1 }),
+      ops.logsumexp(tensor(mid, { shape: [1, mid.length] }), { axis: 1 }),
+      ops.softmax(tensor(long, { shape: [1, long.length] })).slice([0, 4_999_990], [1, 5_000_000]),
+      ops.softmax(tensor(long, { shape: [1, long.length] })).slice([0, 12_340], [1, 12_350]),
+    ]);
+    assertClose(gpu[0], ref[0], { ...TIGHT, msg: "logsumexp of 5M" });
+    assertClose(gpu[1], ref[1], { ...TIGHT, msg: "logsumexp of 2^20" });
+    assertClose(gpu[2], ref[2], { rtol: TOL.rtol, atol: 0, msg: "softmax of 5M, its last entries" });
+    assertClose(gpu[3], ref[3], { rtol: TOL.rtol, atol: 0, msg: "softmax of 5M, around a -inf" });
+  },
+);
