@@ -19,14 +19,20 @@ import type { CpuArray } from "../prim.ts";
 import { allocHost, type DType } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 
-// One pooled allocation: its buffer, its size class, and how many holders it has now.
+// One allocation: its size class and how many holders it has now. It does not reference its
+// memory, so that the registry of leaves (which keeps blocks) never keeps a collected value alive.
 interface Block {
-  readonly buffer: ArrayBuffer;
   readonly dtype: DType;
   readonly n: number;
   readonly bytes: number;
   refs: number;
   free: boolean;
+}
+
+// A block with its memory (free lists, scratch of the current step, leaves' values).
+interface Free {
+  readonly block: Block;
+  readonly buffer: ArrayBuffer;
 }
 
 /** Bytes the pool may keep free before it drops the least recently freed arrays. */
@@ -38,12 +44,12 @@ const BYTES: Readonly<Record<DType, number>> = { f32: 4, i32: 4, bool: 1 };
 export class HostArena {
   readonly #limit: number;
   readonly #blocks = new WeakMap<ArrayBufferLike, Block>();
-  // Free blocks by size class, and all of them in the order they were freed (for trimming).
-  readonly #free = new Map<string, Block[]>();
-  readonly #order = new Set<Block>();
-  readonly #owned = new WeakMap<Node, Block>();
-  readonly #collected = new FinalizationRegistry<Block>((b) => this.#drop(b));
-  #fresh: Block[] = [];
+  // Free memory by size class, and all of it in the order it was freed (for trimming).
+  readonly #free = new Map<string, Free[]>();
+  readonly #order = new Set<Free>();
+  readonly #owned = new WeakMap<Node, Free>();
+  readonly #collected = new FinalizationRegistry<Block>((b) => this.#drop(b, null));
+  #fresh: Free[] = [];
   #inUse = 0;
   #pooled = 0;
 
@@ -63,22 +69,22 @@ export class HostArena {
 
   /** A zero-filled array of `n` elements of `dtype`, recycled where the pool has one of that length. */
   alloc(dtype: DType, n: number): CpuArray {
-    const list = this.#free.get(`${dtype}:${n}`);
-    let b = list?.pop();
-    if (b !== undefined) {
-      this.#order.delete(b);
-      this.#pooled -= b.bytes;
-      liveStats.bytesPooled -= b.bytes;
-      b.free = false;
+    const f = this.#free.get(`${dtype}:${n}`)?.pop();
+    let b = f?.block;
+    if (f !== undefined) {
+      this.#order.delete(f);
+      this.#pooled -= f.block.bytes;
+      liveStats.bytesPooled -= f.block.bytes;
+      f.block.free = false;
     }
-    const array = b === undefined ? allocHost(dtype, n) : view(b);
+    const array = f === undefined ? allocHost(dtype, n) : view(dtype, f.buffer);
     if (b === undefined) {
-      b = { buffer: array.buffer as ArrayBuffer, dtype, n, bytes: n * BYTES[dtype], refs: 0, free: false };
-      this.#blocks.set(b.buffer, b);
+      b = { dtype, n, bytes: n * BYTES[dtype], refs: 0, free: false };
+      this.#blocks.set(array.buffer, b);
     } else array.fill(0);
+    this.#fresh.push({ block: b, buffer: array.buffer as ArrayBuffer });
     this.#inUse += b.bytes;
     liveStats.bytesInUse += b.bytes;
-    this.#fresh.push(b);
     return array;
   }
 
@@ -91,65 +97,67 @@ export class HostArena {
   /** Counts one holder less; the memory returns to the pool with its last holder. */
   drop(v: CpuArray): void {
     const b = this.#blocks.get(v.buffer);
-    if (b !== undefined) this.#drop(b);
+    if (b !== undefined) this.#drop(b, v.buffer as ArrayBuffer);
   }
 
   /** Returns arrays allocated since the last sweep that nothing holds (a kernel's scratch). */
   sweep(): void {
-    for (const b of this.#fresh) if (b.refs === 0 && !b.free) this.#release(b);
+    for (const f of this.#fresh) if (f.block.refs === 0 && !f.block.free) this.#release(f.block, f.buffer);
     this.#fresh = [];
   }
 
-  /** Makes `leaf` a holder of `v`'s memory until the leaf is released or collected. */
+  /**
+   * Makes `leaf` a holder of `v`'s memory until the leaf is released (the memory goes back to the
+   * pool) or collected (it goes to the garbage collector, and leaves the count when the collector
+   * reports the leaf).
+   */
   own(leaf: Node, v: CpuArray): void {
     const b = this.#blocks.get(v.buffer);
     if (b === undefined) return;
     this.release(leaf);
     b.refs++;
-    this.#owned.set(leaf, b);
+    this.#owned.set(leaf, { block: b, buffer: v.buffer as ArrayBuffer });
     this.#collected.register(leaf, b, leaf);
   }
 
   /** Ends `leaf`'s hold on its value's memory (released leaves: storage calls this). */
   release(leaf: Node): void {
-    const b = this.#owned.get(leaf);
-    if (b === undefined) return;
+    const o = this.#owned.get(leaf);
+    if (o === undefined) return;
     this.#owned.delete(leaf);
     this.#collected.unregister(leaf);
-    this.#drop(b);
+    this.#drop(o.block, o.buffer);
   }
 
-  #drop(b: Block): void {
+  // One holder less; with `buffer` unknown (a collected leaf) the memory is not pooled.
+  #drop(b: Block, buffer: ArrayBuffer | null): void {
     if (b.refs <= 0) throw new Error("arena: an array was released more often than it was held");
-    if (--b.refs === 0) this.#release(b);
+    if (--b.refs === 0) this.#release(b, buffer);
   }
 
-  #release(b: Block): void {
+  #release(b: Block, buffer: ArrayBuffer | null): void {
     b.free = true;
     this.#inUse -= b.bytes;
     liveStats.bytesInUse -= b.bytes;
-    const key = `${b.dtype}:${b.n}`;
-    (this.#free.get(key) ?? this.#free.set(key, []).get(key)!).push(b);
-    this.#order.add(b);
+    if (buffer === null) return;
+    const key = `${b.dtype}:${b.n}`, f = { block: b, buffer };
+    (this.#free.get(key) ?? this.#free.set(key, []).get(key)!).push(f);
+    this.#order.add(f);
     this.#pooled += b.bytes;
     liveStats.bytesPooled += b.bytes;
     // Over the limit, the least recently freed arrays go to the garbage collector.
     for (const old of this.#order) {
       if (this.#pooled <= this.#limit) break;
       this.#order.delete(old);
-      const list = this.#free.get(`${old.dtype}:${old.n}`)!;
+      const list = this.#free.get(`${old.block.dtype}:${old.block.n}`)!;
       list.splice(list.indexOf(old), 1);
-      this.#pooled -= old.bytes;
-      liveStats.bytesPooled -= old.bytes;
+      this.#pooled -= old.block.bytes;
+      liveStats.bytesPooled -= old.block.bytes;
     }
   }
 }
 
-// A new array object over a pooled block's memory.
-function view(b: Block): CpuArray {
-  return b.dtype === "f32"
-    ? new Float32Array(b.buffer)
-    : b.dtype === "i32"
-    ? new Int32Array(b.buffer)
-    : new Uint8Array(b.buffer);
+// A new array object over pooled memory.
+function view(dtype: DType, buffer: ArrayBuffer): CpuArray {
+  return dtype === "f32" ? new Float32Array(buffer) : dtype === "i32" ? new Int32Array(buffer) : new Uint8Array(buffer);
 }
