@@ -28,7 +28,11 @@ function describeBackend(info) {
     const why = info.requested === "cpu" ? "chosen above" : "this browser offers no WebGPU adapter";
     return `Running on jetfold's CPU backend (${why}). It gives the same numbers as Deno on the CPU, bit for bit.`;
   }
-  if (info.name === "wasm") return `Running on jetfold's Wasm SIMD backend (${info.reason.replace(/^auto: /, "")}).`;
+  if (info.name === "wasm") {
+    // Atomics.wait is not allowed on a page's main thread, so the matmuls do not use workers here.
+    const why = info.requested === "wasm" ? "chosen above" : info.reason.replace(/^auto: /, "");
+    return `Running on jetfold's Wasm SIMD backend (${why}), on one thread. Its numbers are Deno's, bit for bit.`;
+  }
   const soft = info.fallbackAdapter ? ", a software adapter: expect CPU speed, not GPU speed" : "";
   return `Running on WebGPU: ${info.adapter}${soft}.`;
 }
@@ -45,7 +49,7 @@ async function probeAdapter() {
   }
   const i = adapter.info ?? {};
   const name = i.description || [i.vendor, i.architecture].filter(Boolean).join(" ") || "an unnamed adapter";
-  $("adapter").textContent = `WebGPU adapter found: ${name}. Choose "CPU" above to compare.`;
+  $("adapter").textContent = `WebGPU adapter found: ${name}. Choose "Wasm SIMD" or "CPU" above to compare.`;
 }
 
 function markPhase(name) {

@@ -7,8 +7,9 @@ import type { Backend, Capabilities, Precision } from "../backend.ts";
 import type { CpuArray, CpuContext, Prim, PrimDef } from "../prim.ts";
 import { PRIMS } from "../prims/mod.ts";
 import { allocHost, type DType } from "../shape.ts";
-import { hostValue, hostValues, putHost } from "../storage.ts";
+import { addStore, hostValue, hostValues, putHost } from "../storage.ts";
 import { liveStats } from "../stats.ts";
+import { HostArena } from "./arena.ts";
 
 const CAPABILITIES: Capabilities = {
   maxKernelBuffers: Infinity,
@@ -27,8 +28,16 @@ export interface HostStep {
   readonly run: (value: (n: Node) => CpuArray) => CpuArray;
 }
 
-/** Turns a schedule into steps (every node its own step, or fused groups); `keep` must be computed. */
-export type HostPlanner = (order: readonly Node[], keep: ReadonlySet<Node>, rule: (n: Node) => HostRule) => HostStep[];
+/**
+ * Turns a schedule into steps (every node its own step, or fused groups); `keep` must be computed.
+ * Steps allocate their results with `alloc` (the backend's arena, see arena.ts).
+ */
+export type HostPlanner = (
+  order: readonly Node[],
+  keep: ReadonlySet<Node>,
+  rule: (n: Node) => HostRule,
+  alloc: CpuContext["alloc"],
+) => HostStep[];
 
 /** A primitive's host implementation, as the interpreter calls it. */
 export type HostRule = (ins: readonly CpuArray[], n: Node) => CpuArray;
@@ -47,20 +56,41 @@ export class Interpreter implements Backend {
   readonly #kernels: HostKernels;
 
   readonly #plan: HostPlanner;
+  readonly #arena: HostArena | null;
 
+  /**
+   * With `arena`, values live in a pool of recycled arrays (see arena.ts; f32 precision only):
+   * intermediates return to it after their last read, realized values when their leaf is released.
+   */
   constructor(
     precision: Precision,
-    opts: { name?: "cpu" | "wasm"; kernels?: HostKernels; capabilities?: Capabilities; plan?: HostPlanner } = {},
+    opts: {
+      name?: "cpu" | "wasm";
+      kernels?: HostKernels;
+      capabilities?: Capabilities;
+      plan?: HostPlanner;
+      arena?: boolean;
+    } = {},
   ) {
     this.name = opts.name ?? "cpu";
     this.capabilities = opts.capabilities ?? CAPABILITIES;
     this.#kernels = opts.kernels ?? {};
     this.#plan = opts.plan ?? nodeByNode;
     this.precision = precision;
+    if (opts.arena && precision !== "f32") throw new Error("interpreter: an arena holds f32 values only");
+    const arena = this.#arena = opts.arena ? new HostArena() : null;
     this.#ctx = {
-      alloc: (dtype: DType, n: number) =>
-        dtype === "f32" && precision === "f64" ? new Float64Array(n) : allocHost(dtype, n),
+      alloc: arena !== null
+        ? (dtype: DType, n: number) => arena.alloc(dtype, n)
+        : (dtype: DType, n: number) =>
+          dtype === "f32" && precision === "f64" ? new Float64Array(n) : allocHost(dtype, n),
     };
+    if (arena !== null) addStore(this);
+  }
+
+  /** Bytes of the arena's arrays held by values, and kept free for reuse (zero without an arena). */
+  get memory(): { readonly bytesInUse: number; readonly bytesPooled: number } {
+    return { bytesInUse: this.#arena?.bytesInUse ?? 0, bytesPooled: this.#arena?.bytesPooled ?? 0 };
   }
 
   holds(leaf: Node): boolean {
@@ -71,7 +101,10 @@ export class Interpreter implements Backend {
     return hostValues(leaves, "realize");
   }
 
-  release(): void {} // host values are dropped by storage itself
+  /** Returns a released leaf's memory to the arena (storage itself drops the host value). */
+  release(leaf: Node): void {
+    this.#arena?.release(leaf);
+  }
 
   async realize(targets: readonly Node[], leaves: readonly Node[], read: readonly Node[]): Promise<CpuArray[]> {
     const graph = rewrite(targets);
@@ -79,25 +112,42 @@ export class Interpreter implements Backend {
     // Inputs that live elsewhere (a device, or disposed) are fetched or reported before any work.
     const inputs = [...new Set(order.flatMap((n) => n.src.filter((x) => x.op === "data")))];
     const fetched = await hostValues(inputs, "realize");
-    const values = new Map<Node, CpuArray>(inputs.map((x, i) => [x, this.#input(fetched[i])]));
-    const keep = new Set(graph);
-    const steps = this.#plan(order, keep, (n) => this.#rule(n));
-    const uses = new Map<Node, number>();
-    for (const st of steps) for (const x of st.reads) uses.set(x, (uses.get(x) ?? 0) + 1);
-    const valueOf = (x: Node) => values.get(x)!;
-    for (const st of steps) {
-      values.set(st.node, st.run(valueOf));
-      for (const x of st.reads) {
-        const left = uses.get(x)! - 1;
-        uses.set(x, left);
-        if (left === 0 && !keep.has(x) && x.op !== "data") values.delete(x);
+    const values = new Map<Node, CpuArray>();
+    const arena = this.#arena;
+    // Every value in `values` is a holder of its memory in the arena, until it is deleted.
+    const set = (x: Node, v: CpuArray) => (values.set(x, v), arena?.hold(v));
+    try {
+      inputs.forEach((x, i) => set(x, this.#input(fetched[i])));
+      const keep = new Set(graph);
+      const steps = this.#plan(order, keep, (n) => this.#rule(n), this.#ctx.alloc);
+      const uses = new Map<Node, number>();
+      for (const st of steps) for (const x of st.reads) uses.set(x, (uses.get(x) ?? 0) + 1);
+      const valueOf = (x: Node) => values.get(x)!;
+      for (const st of steps) {
+        set(st.node, st.run(valueOf));
+        for (const x of st.reads) {
+          const left = uses.get(x)! - 1;
+          uses.set(x, left);
+          if (left === 0 && !keep.has(x) && x.op !== "data") {
+            arena?.drop(values.get(x)!);
+            values.delete(x);
+          }
+        }
+        arena?.sweep();
+      }
+      if (order.some((n) => n.op !== "data")) liveStats.realizations++;
+      graph.forEach((n, i) => {
+        const v = values.get(n) ?? hostValue(n)!;
+        putHost(leaves[i], v);
+        arena?.own(leaves[i], v);
+        recordComputed(targets[i], leaves[i]);
+      });
+    } finally {
+      if (arena !== null) {
+        for (const v of values.values()) arena.drop(v);
+        arena.sweep();
       }
     }
-    if (order.some((n) => n.op !== "data")) liveStats.realizations++;
-    graph.forEach((n, i) => {
-      putHost(leaves[i], values.get(n) ?? hostValue(n)!);
-      recordComputed(targets[i], leaves[i]);
-    });
     return read.map((l) => hostValue(l)!);
   }
 

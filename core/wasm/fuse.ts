@@ -7,7 +7,7 @@
 import type { Node } from "../graph.ts";
 import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";
 import type { CpuArray, Prim } from "../prim.ts";
-import { allocHost, stridesOf } from "../shape.ts";
+import { stridesOf } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 import { jfExp, jfTanh } from "./approx.ts";
 import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
@@ -231,8 +231,9 @@ export interface OperandLayout {
 }
 
 /**
- * A matmul reading its operands through views, so transposes and slices are never materialized;
- * `bInput` says that b's memory is an input of the realization (a weight, say), not an intermediate.
+ * A matmul reading its operands through views, so transposes and slices are never materialized,
+ * into `out` (the node's value, zero-filled); `bInput` says that b's memory is an input of the
+ * realization (a weight, say), not an intermediate.
  */
 export type ViewMatmul = (
   a: CpuArray,
@@ -241,7 +242,8 @@ export type ViewMatmul = (
   lb: OperandLayout,
   node: Node,
   bInput: boolean,
-) => CpuArray;
+  out: Float32Array,
+) => void;
 
 // The view chain below a matmul operand `n` (permutes, slices, broadcasts, unit reshapes, each
 // used only by the next), as strides into the memory of the node it starts from; null if none.
@@ -390,7 +392,7 @@ export function fusedPlanner(
 ): HostPlanner {
   const ownKernel = opts.ownKernel ?? (() => false);
   const plans = new Map<string, Planned[]>();
-  return (order, keep, rule) => {
+  return (order, keep, rule, alloc) => {
     const { key, nodes } = structure(order, keep);
     let planned = plans.get(key);
     if (planned === undefined) {
@@ -410,19 +412,21 @@ export function fusedPlanner(
       if (p.kind === "matmul") {
         const mm = opts.matmul!, a = nodes[p.a.j], b = nodes[p.b.j];
         const bInput = b.op === "data";
-        return { node, reads: [a, b], run: (value) => mm(value(a), p.a, value(b), p.b, node, bInput) };
+        const run = (value: (n: Node) => CpuArray) => {
+          const out = alloc("f32", node.size) as Float32Array;
+          mm(value(a), p.a, value(b), p.b, node, bInput, out);
+          return out;
+        };
+        return { node, reads: [a, b], run };
       }
       const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims, simd = p.simd;
-      if (simd !== null) return { node, reads, run: (value) => simd.run(node.shape, reads.map(value)) };
-      return {
-        node,
-        reads,
-        run: (value) => {
-          const out = allocHost(node.dtype, node.size);
-          fn(out, dims, ...reads.map(value));
-          return out;
-        },
+      const run = (value: (n: Node) => CpuArray) => {
+        const out = alloc(node.dtype, node.size);
+        if (simd !== null) simd.run(node.shape, reads.map(value), out as Float32Array);
+        else fn(out, dims, ...reads.map(value));
+        return out;
       };
+      return { node, reads, run };
     });
   };
 }

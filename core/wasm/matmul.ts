@@ -279,6 +279,11 @@ export class WasmMatmul {
     return this.#threads?.count ?? 1;
   }
 
+  /** Products split across the threads so far. */
+  get threadedCalls(): number {
+    return this.#threads?.calls ?? 0;
+  }
+
   /** Stops the worker threads, if any. */
   close(): void {
     this.#threads?.stop();

@@ -21,21 +21,47 @@ export const VMATH_MIN = 4096;
 import { PRIMS } from "../prims/mod.ts";
 
 let backend: Interpreter | null = null;
+let chosen: Interpreter | null = null;
 
 /**
  * The Wasm backend (f32 only), its large matmuls on `navigator.hardwareConcurrency` threads where
- * shared memory and workers exist; null where the runtime has no WebAssembly SIMD.
+ * shared memory and workers exist; null where the runtime has no WebAssembly SIMD. One instance is
+ * shared by every caller (see `createWasm` for one of its own).
  */
 export async function openWasm(): Promise<Backend | null> {
+  if (chosen !== null) return chosen;
   if (backend !== null) return backend;
+  const b = await createWasm();
+  backend ??= b;
+  return backend;
+}
+
+/** Options of `createWasm`. */
+export interface WasmOptions {
+  /** Threads of the matmuls (default `navigator.hardwareConcurrency`); 1 runs on this thread only. */
+  readonly threads?: number;
+  /** The least multiply-adds of one product that is split across threads (default THREADED_WORK). */
+  readonly threadedWork?: number;
+  /** Values in a pool of recycled arrays (default true); false allocates each anew. */
+  readonly arena?: boolean;
+}
+
+/**
+ * @internal A Wasm backend of its own, not the shared one (for tests of thread counts): null where
+ * the runtime has no WebAssembly SIMD. `matmul` tells how many threads it really got.
+ */
+export async function createWasm(
+  opts: WasmOptions = {},
+): Promise<(Interpreter & { readonly matmul: WasmMatmul }) | null> {
   let mm: WasmMatmul, vm: VMath;
   try {
-    mm = await WasmMatmul.create({ threads: globalThis.navigator?.hardwareConcurrency ?? 1 });
+    const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
+    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork });
     vm = VMath.create();
   } catch {
     return null; // no WebAssembly, or no SIMD
   }
-  backend = new Interpreter("f32", {
+  const b = new Interpreter("f32", {
     name: "wasm",
     plan: fusedPlanner({
       simd: new SimdLoops(),
@@ -43,14 +69,14 @@ export async function openWasm(): Promise<Backend | null> {
       // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
       ownKernel: (n: Node) =>
         (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN && n.shape[n.ndim - 1] % 4 !== 0,
-      matmul(a, la, b, lb, node, bInput) {
+      matmul(a, la, b, lb, node, bInput, o) {
         const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
-        const batch = node.shape.slice(0, r - 2), o = new Float32Array(sizeOf(node.shape));
+        const batch = node.shape.slice(0, r - 2);
         // A B operand that is an input of the realization (a weight) keeps its packed copy.
         mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, { keepPackedB: bInput });
-        return o;
       },
     }),
+    arena: opts.arena ?? true,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }),
@@ -60,7 +86,15 @@ export async function openWasm(): Promise<Backend | null> {
       tanh: unaryKernel("tanh", vm),
     },
   });
-  return backend;
+  return Object.assign(b, { matmul: mm });
+}
+
+/**
+ * @internal Makes `openWasm` (and so `setBackend("wasm")`) return `b` instead of the shared
+ * backend, until called with null; call setBackend again after each switch.
+ */
+export function useWasm(b: Interpreter | null): void {
+  chosen = b;
 }
 
 // An exp or tanh node on the Wasm SIMD kernel (the planner sends only large f32 ones here).

@@ -105,8 +105,8 @@ type LoopFn = (out: number, rows: number, n4: number, ...regions: number[]) => v
 
 /** A loop compiled for one structure: each read's kind and offset, and the function. */
 export interface SimdLoop {
-  /** Computes the loop over an output of `shape` from its sources' values (a new array). */
-  run(shape: readonly number[], sources: readonly CpuArray[]): Float32Array;
+  /** Computes the loop over an output of `shape` from its sources' values into `out`. */
+  run(shape: readonly number[], sources: readonly CpuArray[], out: Float32Array): void;
 }
 
 /** Compiles fused loops to Wasm SIMD where they qualify, and runs them on one memory. */
@@ -129,7 +129,7 @@ export class SimdLoops {
       this.#compiled.set(key, fn = inst.exports.loop as LoopFn);
       liveStats.shaderModules++;
     }
-    return { run: (sh, srcs) => this.#run(fn!, kinds as ReadKind[], reads, sh, srcs) };
+    return { run: (sh, srcs, out) => this.#run(fn!, kinds as ReadKind[], reads, sh, srcs, out) };
   }
 
   #run(
@@ -138,7 +138,8 @@ export class SimdLoops {
     reads: readonly LoopRead[],
     shape: readonly number[],
     srcs: readonly CpuArray[],
-  ): Float32Array {
+    out: Float32Array,
+  ): void {
     const N = shape[shape.length - 1], size = shape.reduce((p, d) => p * d, 1), rows = size / N;
     const lengths = kinds.map((k) => (k === "same" ? size : k === "row" ? N : k === "col" ? rows : 1));
     const offsets: number[] = [];
@@ -154,7 +155,7 @@ export class SimdLoops {
       else for (let i = 0; i < n; i++) mem[at + i] = src[rd.c + i];
     });
     fn(0, rows, N / 4, ...offsets.slice(1).map((o) => 4 * o));
-    return mem.slice(0, size);
+    out.set(mem.subarray(0, size));
   }
 }
 

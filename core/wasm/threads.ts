@@ -28,6 +28,8 @@ export function share(run: Kernel, ctrl: Int32Array, index: number, count: numbe
 /** Workers started for one shared memory; `call` runs one matmul across all of them and this thread. */
 export class MatmulThreads {
   readonly count: number;
+  /** Calls run across the threads so far. */
+  calls = 0;
   readonly #ctrl: Int32Array;
   readonly #stop: () => void;
 
@@ -95,6 +97,7 @@ export class MatmulThreads {
   /** One matmul: the workers take their shares while this thread computes the first. */
   call(run: Kernel, args: readonly [number, number, number, number, number, number]): void {
     const c = this.#ctrl;
+    this.calls++;
     [c[CTRL.a], c[CTRL.b], c[CTRL.c], c[CTRL.strips], c[CTRL.panels], c[CTRL.k]] = args;
     Atomics.store(c, CTRL.done, 0);
     Atomics.add(c, CTRL.gen, 1);

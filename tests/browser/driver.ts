@@ -221,6 +221,15 @@ async function main(): Promise<void> {
       },
     );
 
+    await step("the demo page on the Wasm backend (one thread) gives Deno's Wasm numbers, bit for bit", async () => {
+      const [demo, demoErrors] = await open(browser!, `${base}/web/`);
+      const page = await clickThrough(demo, "wasm", "Wasm SIMD backend (chosen above), on one thread");
+      const deno = await runDemo({ ...QUICK, backend: "wasm" });
+      expectEqual(comparable(page), comparable(deno), "the page's Wasm run against Deno's");
+      expectEqual(demoErrors, [], "errors on the demo page");
+      await demo.close();
+    });
+
     await step("without WebGPU the demo page says so, runs on the Wasm backend, and stops when asked", async () => {
       const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=50`, () => {
         Object.defineProperty(Object.getPrototypeOf(navigator), "gpu", { get: () => undefined });

@@ -1,0 +1,41 @@
+// Helpers of the Wasm backend tests: running on a backend of one's own, and a small training run.
+
+import { adamw, makeTrainStep, randint, randomKey, setBackend, type Tensor, treeLeaves } from "../../../mod.ts";
+import { block, initModel, lossFn, modelConfig, type ModelParams } from "../../../nn/mod.ts";
+import { useWasm } from "../../../core/wasm/mod.ts";
+import type { Interpreter } from "../../../core/cpu/mod.ts";
+
+/** Runs `fn` on backend `b` (selected through setBackend("wasm")), then restores the shared one. */
+export async function on<R>(b: Interpreter, fn: () => Promise<R>): Promise<R> {
+  useWasm(b);
+  await setBackend("wasm");
+  try {
+    return await fn();
+  } finally {
+    useWasm(null);
+    await setBackend("wasm");
+  }
+}
+
+/** A two-block model (attention, then a JetBlock) and a batch, trained with AdamW. */
+export const CFG = modelConfig({ vocab: 32, width: 16, heads: 2, ffnHidden: 32, blocks: [block("mha"), block("jet")] });
+
+/** `steps` training steps from seed 0; returns each step's loss bits, the final params' bits and the arena's bytes after each step. */
+export async function train(steps: number, memory?: () => { bytesInUse: number; bytesPooled: number }) {
+  const opt = adamw({ lr: 1e-2 });
+  const step = makeTrainStep((p: ModelParams, b: { inputs: Tensor; targets: Tensor }) => lossFn(p, b, CFG), opt);
+  const params = initModel(randomKey(0), CFG);
+  let state = { params, opt: opt.init(params), step: 0 };
+  const tokens = randint(randomKey(1), [2, 13], { maxval: CFG.vocab });
+  const batch = { inputs: tokens.slice([0, 0], [2, 12]), targets: tokens.slice([0, 1], [2, 13]) };
+  const losses: number[] = [], bytes: { bytesInUse: number; bytesPooled: number }[] = [];
+  for (let i = 0; i < steps; i++) {
+    const [next, loss] = await step(state, batch);
+    state = next;
+    losses.push(await loss.item());
+    loss.dispose();
+    if (memory) bytes.push({ ...memory() });
+  }
+  const finals = await Promise.all(treeLeaves(state.params).map((t) => t.data()));
+  return { losses, params: finals, bytes };
+}

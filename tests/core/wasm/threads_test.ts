@@ -1,0 +1,48 @@
+// Determinism across thread counts: a training step and the forward of every mixer give the same
+// bits on one thread and on several (each thread computes whole panels of C, in a fixed order).
+
+import assert from "node:assert/strict";
+import { normal, randomKey } from "../../../mod.ts";
+import { block, mixer, type MixerKind, modelConfig } from "../../../nn/mod.ts";
+import { createWasm } from "../../../core/wasm/mod.ts";
+import { on, train } from "./backend_helpers.ts";
+
+const KINDS: readonly MixerKind[] = ["mha", "swa", "linear", "jet"];
+
+// Every mixer's output on a [2, 24, 32] input (wide enough that its products span several panels).
+async function mixerOutputs(): Promise<Float32Array[]> {
+  const cfg = modelConfig({
+    vocab: 16,
+    width: 32,
+    heads: 4,
+    ffnHidden: 32,
+    blocks: KINDS.map((k) => (k === "swa" ? block("swa", { window: 5 }) : block(k))),
+  });
+  const x = normal(randomKey(7), [2, 24, 32]);
+  const out: Float32Array[] = [];
+  for (const [i, spec] of cfg.blocks.entries()) {
+    const m = mixer(cfg, spec);
+    out.push((await m.apply(m.init(randomKey(10 + i)), x).data()) as Float32Array);
+  }
+  return out;
+}
+
+Deno.test("wasm threads: 1 and 2 threads give bit-identical training steps and mixer outputs", async () => {
+  // threadedWork 1: every product with more than one panel is split, however small.
+  const one = (await createWasm({ threads: 1 }))!, two = (await createWasm({ threads: 2, threadedWork: 1 }))!;
+  if (two.matmul.threads < 2) {
+    one.matmul.close();
+    two.matmul.close();
+    throw new Error("this runtime started no matmul workers; the thread test cannot run");
+  }
+  const a = await on(one, async () => ({ train: await train(3), mixers: await mixerOutputs() }));
+  const b = await on(two, async () => ({ train: await train(3), mixers: await mixerOutputs() }));
+  assert.equal(one.matmul.threadedCalls, 0);
+  assert.ok(two.matmul.threadedCalls > 50, `only ${two.matmul.threadedCalls} products were split`);
+  assert.deepEqual(b.train.losses, a.train.losses);
+  assert.deepEqual(b.train.params, a.train.params);
+  KINDS.forEach((k, i) => assert.deepEqual(b.mixers[i], a.mixers[i], `${k} forward`));
+  assert.ok(a.mixers.every((o) => o.every(Number.isFinite)));
+  one.matmul.close();
+  two.matmul.close();
+});
