@@ -1,6 +1,7 @@
 // Pretrained models in the Hugging Face layout: a directory with config.json and safetensors weights, both ways.
 
-import { readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { readAll, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { Tensor } from "../core/tensor.ts";
 import { fmt } from "../core/shape.ts";
 import { checkFinite } from "./checkpoint_checks.ts";
 import { architectureFor, fromHfConfig, toHfConfig } from "./hf_config.ts";
@@ -188,7 +189,9 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
     if (!opts.allowNonFinite) checkFinite(slot.name, e.shape, values, `${where}: ${e.file}`);
     host.push(slot.transpose ? transposed(values, e.shape[0], e.shape[1]) : values);
   }
-  const params = treeUnflatten<ModelParams>(def, host.map((v, i) => tensor(v, { shape: leaves[i].shape })));
+  // Each array is this function's alone (converted, copied or transposed from the bytes read): the tensors take them
+  // as they are, where tensor() would copy every weight a second time and double the peak while loading.
+  const params = treeUnflatten<ModelParams>(def, host.map((v, i) => Tensor.fromHost(v, leaves[i].shape, "f32")));
   return tokenizer === undefined ? { config: cfg, params } : { config: cfg, params, tokenizer };
 }
 
