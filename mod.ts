@@ -208,6 +208,7 @@ export {
   loadTokenizer,
   type LoadTokenizerOptions,
   type Tokenizer,
+  type TokenizerFiles,
   type TokenizerSource,
 } from "./text/mod.ts";
 export { hubFile, type HubOptions, type HubProgress, hubSnapshot, type HubSnapshotOptions } from "./hub/mod.ts";

@@ -1,8 +1,10 @@
 // Real model geometries with random weights: load time, peak memory, prefill and decode tokens/s per backend.
 // Usage: deno run -A bench/pretrained.ts [--models jet2b,qwen0.5b] [--contexts 256,4096] [--backends cpu,wasm,webgpu]
-//        [--layers N] [--decode-tokens 8] [--keep DIR]
+//        [--layers N] [--decode-tokens 8] [--keep] [--dir DIR]
 // Each (model, backend) runs in a subprocess of its own, so its peak memory (VmHWM) is its own. The full
 // Jet-Nemotron-2B geometry holds 8 GB of f32 weights: scale it down with --layers on a small machine.
+// --dir DIR writes the random-weight directory of one model there (once) and reuses it, so that the
+// writing, whose memory is the parent's, is not repeated; --backends none then only writes it.
 
 import * as jf from "../mod.ts";
 
@@ -84,6 +86,8 @@ interface Row {
   layers: number;
   params: number;
   loadSeconds: number;
+  /** Peak resident memory once loaded, and at the end (after prefill and decode at every context). */
+  loadPeakBytes: number;
   peakBytes: number;
   perContext: { context: number; prefillTps: number; decodeTps: number }[];
 }
@@ -100,7 +104,7 @@ async function measure(
   const t0 = performance.now();
   const { config, params } = await jf.loadPretrained(dir);
   await jf.realize(jf.treeLeaves(params)); // on the device, where the backend has one
-  const loadSeconds = (performance.now() - t0) / 1000;
+  const loadSeconds = (performance.now() - t0) / 1000, loadPeakBytes = peakBytes();
   const perContext = [];
   for (const context of contexts) {
     const prompt = jf.randint(jf.randomKey(context), [1, context], { minval: 0, maxval: config.vocab });
@@ -128,6 +132,7 @@ async function measure(
     layers: config.blocks.length,
     params: count,
     loadSeconds,
+    loadPeakBytes,
     peakBytes: peakBytes(),
     perContext,
   };
@@ -144,17 +149,22 @@ async function main(): Promise<void> {
     return;
   }
   const models = option("models", "jet2b,qwen0.5b").split(",");
-  const backends = option("backends", "cpu,wasm,webgpu").split(",");
+  const backends = option("backends", "cpu,wasm,webgpu").split(",").filter((b) => b !== "none");
+  const given = option("dir", "");
+  if (given !== "" && models.length !== 1) throw new Error("--dir holds one model: name it with --models");
   const layersText = option("layers", "");
   const layers = layersText === "" ? null : Number(layersText);
   const rows: Row[] = [];
   for (const name of models) {
     if (!Object.hasOwn(MODELS, name)) throw new Error(`unknown model ${name} (${Object.keys(MODELS).join(", ")})`);
-    const dir = await Deno.makeTempDir({ prefix: `jetfold-bench-${name}-` });
+    const dir = given !== "" ? given : await Deno.makeTempDir({ prefix: `jetfold-bench-${name}-` });
     try {
       // Random weights of the real geometry, saved as BF16 (as the official checkpoints are).
       const { cfg } = (await import("../nn/hf_config.ts")).fromHfConfig(scaled(MODELS[name], layers), "bench");
-      await jf.savePretrained(dir, { config: cfg, params: jf.initModel(jf.randomKey(0), cfg) }, { dtype: "bf16" });
+      const written = await Deno.stat(`${dir}/config.json`).then(() => true, () => false);
+      if (!written) {
+        await jf.savePretrained(dir, { config: cfg, params: jf.initModel(jf.randomKey(0), cfg) }, { dtype: "bf16" });
+      }
       for (const backend of backends) {
         const args = ["run", "-A", import.meta.filename!, "--one", dir, "--name", name, "--backend", backend];
         const out = await new Deno.Command(Deno.execPath(), {
@@ -168,14 +178,14 @@ async function main(): Promise<void> {
         console.error(`${name} ${backend}: ${JSON.stringify(row)}`);
       }
     } finally {
-      if (option("keep", "") === "") await Deno.remove(dir, { recursive: true });
+      if (given === "" && !Deno.args.includes("--keep")) await Deno.remove(dir, { recursive: true });
     }
   }
   console.log(table(rows, contexts));
 }
 
 function table(rows: Row[], contexts: number[]): string {
-  const head = ["model", "backend", "layers", "parameters", "load", "peak memory"];
+  const head = ["model", "backend", "layers", "parameters", "load", "peak loaded", "peak memory"];
   for (const c of contexts) head.push(`prefill ${c}`, `decode at ${c}`);
   const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
   for (const r of rows) {
@@ -185,6 +195,7 @@ function table(rows: Row[], contexts: number[]): string {
       String(r.layers),
       `${(r.params / 1e6).toFixed(1)}M`,
       `${r.loadSeconds.toFixed(1)} s`,
+      `${(r.loadPeakBytes / 2 ** 30).toFixed(2)} GiB`,
       `${(r.peakBytes / 2 ** 30).toFixed(2)} GiB`,
     ];
     for (const p of r.perContext) cells.push(`${p.prefillTps.toFixed(1)} tok/s`, `${p.decodeTps.toFixed(2)} tok/s`);

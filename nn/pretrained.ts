@@ -1,6 +1,7 @@
 // Pretrained models in the Hugging Face layout: a directory with config.json and safetensors weights, both ways.
 
-import { readAll, tensor, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { readAll, treeFlatten, treePaths, treeUnflatten } from "../core/mod.ts";
+import { Tensor } from "../core/tensor.ts";
 import { fmt } from "../core/shape.ts";
 import { checkFinite } from "./checkpoint_checks.ts";
 import { architectureFor, fromHfConfig, toHfConfig } from "./hf_config.ts";
@@ -188,7 +189,9 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
     if (!opts.allowNonFinite) checkFinite(slot.name, e.shape, values, `${where}: ${e.file}`);
     host.push(slot.transpose ? transposed(values, e.shape[0], e.shape[1]) : values);
   }
-  const params = treeUnflatten<ModelParams>(def, host.map((v, i) => tensor(v, { shape: leaves[i].shape })));
+  // Each array is this function's alone (converted, copied or transposed from the bytes read): the tensors take them
+  // as they are, where tensor() would copy every weight a second time and double the peak while loading.
+  const params = treeUnflatten<ModelParams>(def, host.map((v, i) => Tensor.fromHost(v, leaves[i].shape, "f32")));
   return tokenizer === undefined ? { config: cfg, params } : { config: cfg, params, tokenizer };
 }
 
@@ -235,7 +238,9 @@ export async function pretrainedConfig(source: string, opts: LoadPretrainedOptio
  * `dtype: "bf16"`, BF16; linear weights `[out, in]`, the official names, `format: "pt"`), sharded
  * with an index beyond `maxShardBytes`. A config that the format cannot express
  * (linear attention, gated FFNs, block convs, layers of differing geometry) is an error naming it,
- * before anything is written. Tokenizers are not written (copy their files beside the weights).
+ * before anything is written. A tokenizer given with the model (one `loadPretrained` or `loadTokenizer`
+ * made) is written as `tokenizer.json` and `tokenizer_config.json`, so `loadPretrained` reads it back;
+ * the byte tokenizer has no such files and is refused.
  *
  * @example
  * ```ts
@@ -261,9 +266,10 @@ export async function savePretrained(
     throw new Error(`${where}: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
   }
   checkConfig(cfg);
-  if (model.tokenizer !== undefined) {
+  const tokenizerFiles = model.tokenizer?.files;
+  if (model.tokenizer !== undefined && tokenizerFiles === undefined) {
     throw new Error(
-      `${where}: writing a tokenizer is not supported; pass { config, params } and copy its files (tokenizer.json, ...)`,
+      `${where}: the tokenizer has no Hugging Face files to write (the byte tokenizer has none): leave it out`,
     );
   }
   const json = toHfConfig(cfg, architectureFor(cfg), where);
@@ -299,4 +305,10 @@ export async function savePretrained(
   await writeWeights(dir, [...out.values()], { code, maxShardBytes, where });
   const torchDtype = dtype === "bf16" ? "bfloat16" : "float32";
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, torch_dtype: torchDtype }, null, 2) + "\n");
+  if (tokenizerFiles !== undefined) {
+    // As transformers saves a fast tokenizer: tokenizer.json, and tokenizer_config.json beside it (empty if none was read).
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(tokenizerFiles.tokenizer) + "\n");
+    const config = JSON.stringify(tokenizerFiles.config ?? {}, null, 2) + "\n";
+    await Deno.writeTextFile(`${dir}/tokenizer_config.json`, config);
+  }
 }

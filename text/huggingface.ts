@@ -1,6 +1,6 @@
 // Hugging Face tokenizers (tokenizer.json, or vocab.json + merges.txt) behind jetfold's Tokenizer contract.
 
-import type { DecodeOptions, EncodeOptions, Tokenizer } from "./tokenizer.ts";
+import type { DecodeOptions, EncodeOptions, JsonObject, Tokenizer, TokenizerFiles } from "./tokenizer.ts";
 
 // Loaded on first use, and by a full specifier: importing mod.ts (by path or by URL) stays free of npm packages and
 // needs no permissions; only loading a Hugging Face tokenizer fetches this one (pinned) package.
@@ -8,17 +8,8 @@ let library: Promise<typeof import("npm:@huggingface/tokenizers@0.2.0")> | undef
 // deno-lint-ignore no-import-prefix -- a bare specifier would need the import map, which a URL importer does not have
 const tokenizersLibrary = () => library ??= import("npm:@huggingface/tokenizers@0.2.0");
 
-/** A parsed JSON object (a tokenizer.json or a tokenizer_config.json). */
-export type JsonObject = Readonly<Record<string, unknown>>;
-
 /** What {@linkcode loadTokenizer} reads: a tokenizer.json's bytes or parsed contents, or the files' location. */
 export type TokenizerSource = string | URL | Uint8Array | JsonObject;
-
-/** The files of a tokenizer once read: a tokenizer.json's contents, and its tokenizer_config.json where there is one. */
-export interface TokenizerFiles {
-  readonly tokenizer: JsonObject;
-  readonly config?: JsonObject;
-}
 
 const SPECIAL_NAMES = ["bos", "eos", "pad", "unk"] as const;
 
@@ -115,6 +106,7 @@ export async function huggingFaceTokenizer(files: TokenizerFiles): Promise<Token
     ...(ids.eosId === undefined ? {} : { eosId: ids.eosId }),
     ...(ids.padId === undefined ? {} : { padId: ids.padId }),
     specialTokens,
+    files: Object.freeze(files.config === undefined ? { tokenizer: files.tokenizer } : { ...files }),
     encode: (text: string, options: EncodeOptions = {}) =>
       hf.encode(text, { add_special_tokens: options.addSpecial ?? true }).ids,
     decode: (tokens: readonly number[], options: DecodeOptions = {}) => {
@@ -124,6 +116,7 @@ export async function huggingFaceTokenizer(files: TokenizerFiles): Promise<Token
           `decode: id ${tokens[bad]} at position ${bad} is outside the vocabulary [0, ${vocabSize})`,
         );
       }
+      if (tokens.length === 0) return ""; // the library refuses an empty array
       return hf.decode([...tokens], { skip_special_tokens: options.skipSpecial ?? false });
     },
   });

@@ -2,14 +2,8 @@
 
 import { basename, dirname, fileUrlPath, join } from "../hub/paths.ts";
 import { hubFile, type HubOptions, isRepoId } from "../hub/hub.ts";
-import {
-  byteLevelBpeJson,
-  checkTokenizerJson,
-  huggingFaceTokenizer,
-  type JsonObject,
-  type TokenizerSource,
-} from "./huggingface.ts";
-import type { Tokenizer } from "./tokenizer.ts";
+import { byteLevelBpeJson, checkTokenizerJson, huggingFaceTokenizer, type TokenizerSource } from "./huggingface.ts";
+import type { JsonObject, Tokenizer } from "./tokenizer.ts";
 
 /** Options for {@linkcode loadTokenizer}. */
 export interface LoadTokenizerOptions {

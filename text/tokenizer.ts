@@ -15,6 +15,17 @@ export interface DecodeOptions {
   readonly skipSpecial?: boolean;
 }
 
+/** A parsed JSON object (a tokenizer.json or a tokenizer_config.json). */
+export type JsonObject = Readonly<Record<string, unknown>>;
+
+/** The files of a tokenizer once read: a tokenizer.json's contents, and its tokenizer_config.json where there is one. */
+export interface TokenizerFiles {
+  /** tokenizer.json's contents (for a vocab.json + merges.txt pair, the tokenizer.json built from them). */
+  readonly tokenizer: JsonObject;
+  /** tokenizer_config.json's contents, where there was one. */
+  readonly config?: JsonObject;
+}
+
 /** Text to token ids and back. Implementations are immutable; encode and decode are synchronous. */
 export interface Tokenizer {
   /** One more than the largest id the tokenizer can produce (added tokens included), so ids lie in [0, vocabSize). */
@@ -27,6 +38,11 @@ export interface Tokenizer {
   readonly padId?: number;
   /** Every special token by its text, e.g. `"<|endoftext|>" -> 151643`; empty for the byte tokenizer. */
   readonly specialTokens: ReadonlyMap<string, number>;
+  /**
+   * The Hugging Face files the tokenizer was made from, as `savePretrained` writes them back; absent for the byte
+   * tokenizer, which has none.
+   */
+  readonly files?: TokenizerFiles;
   /** The ids of `text`. */
   encode(text: string, options?: EncodeOptions): number[];
   /** The text of `ids`; bytes that are not valid UTF-8 become U+FFFD. */
