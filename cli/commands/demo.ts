@@ -1,7 +1,7 @@
 // `demo`: the whole Jet-Nemotron story on toy data: warmup, PostNAS, post-tune, generation, summary.
 
 import { block, extractSubnet, totalStateBytes } from "../../mod.ts";
-import { COMMON, int, num } from "../args.ts";
+import { COMMON, num } from "../args.ts";
 import { openData } from "../data.ts";
 import { interrupts } from "../interrupt.ts";
 import { checkMemory, generateBytes, trainBytes } from "../limits.ts";
@@ -38,12 +38,6 @@ import {
 const smaller = (all: number, chosen: number) =>
   chosen === 0 ? "no state at all" : `${(all / chosen).toFixed(1)}x smaller`;
 
-/**
- * The demo's default --queries: as many "?K" + value queries as fit after the pairs and a little text
- * (3 * (pairs + queries) + 4 <= seq-len; 10 for the default 4 pairs in 48 tokens).
- */
-export const fillQueries = (seqLen: number, pairs: number): number => Math.floor((seqLen - 4) / 3) - pairs;
-
 const specs = {
   ...COMMON,
   steps: stepCount(null, "shorthand: every training phase takes this many steps", { defaultText: "per phase" }),
@@ -52,12 +46,6 @@ const specs = {
   tuneLr: num(1e-3, "peak learning rate of post-training"),
   ...MODEL,
   ...DATA,
-  // Dense recall: the queries fill the sequence in place of most of the text, so pretraining sees ten answers per
-  // sequence instead of four and the teacher learns to recall within the demo's few hundred steps.
-  queries: int(null, "toy data: recall queries per sequence (train's default: as many as --pairs)", {
-    min: 1,
-    defaultText: "as many as fit in --seq-len",
-  }),
   ...SEARCH,
   ...HARDWARE,
   ...EVAL,
@@ -77,7 +65,6 @@ export const demo = defineCommand({
   specs,
   async prepare(o, given) {
     applySteps(o, given, ["pretrainSteps", "supernetSteps", "tuneSteps"]);
-    if (o.queries === null && o.data === null) o.queries = Math.max(1, fillQueries(o.seqLen, o.pairs));
     const data = await openData(o);
     refuseToyOptions(given, data);
     const plan = planPipeline(o, given, null);
