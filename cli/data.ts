@@ -20,7 +20,15 @@ import { encodeText } from "./model.ts";
 
 /** What a checkpoint records about its data, enough to rebuild the same batches in the same order. */
 export type DataMeta =
-  | { source: "toy"; seed: number; seqLen: number; batch: number; pairs: number }
+  | {
+    source: "toy";
+    seed: number;
+    seqLen: number;
+    batch: number;
+    pairs: number;
+    /** Recall queries per sequence; absent when it is `pairs` (the default, and every run before the option). */
+    queries?: number;
+  }
   | { source: "text"; file: string; bytes: number; fnv1a: string; seed: number; seqLen: number; batch: number }
   | {
     source: "tokens";
@@ -65,6 +73,8 @@ export interface DataOptions {
   readonly seqLen: number;
   readonly batch: number;
   readonly pairs: number;
+  /** Toy data: recall queries per sequence; null for as many as `pairs`. */
+  readonly queries: number | null;
   readonly evalBatch: number;
 }
 
@@ -87,19 +97,26 @@ export function fnv1a(bytes: Uint8Array): string {
 }
 
 function toySource(o: DataOptions): DataSource {
-  const key = dataKey(o.seed), { seqLen, pairs } = o;
+  const key = dataKey(o.seed), { seqLen, pairs } = o, queries = o.queries ?? pairs;
   if (seqLen < 32) throw new InputError(`--seq-len must be at least 32 for the toy data, got ${seqLen}`);
   if (pairs < 1 || pairs > 10 || 6 * pairs + 8 > seqLen) {
     throw new InputError(`--pairs must be in 1..10 with 6 * pairs + 8 <= seq-len (${seqLen}), got ${pairs}`);
   }
+  if (queries < 1 || 3 * (pairs + queries) + 4 > seqLen) {
+    throw new InputError(
+      `--queries must be at least 1 with 3 * (pairs + queries) + 4 <= seq-len (${seqLen}), got ${queries}`,
+    );
+  }
+  const shape = { seqLen, pairs, queries };
   let held: ToyBatch[] | null = null;
   return {
-    meta: { source: "toy", seed: o.seed, seqLen, batch: o.batch, pairs },
-    label: `toy bytes: ${pairs} key-value pairs, bigram text, then recall queries (${seqLen} tokens per sequence)`,
-    batch: (stream, i) => toyBatch(foldIn(foldIn(key, stream), i), { batch: o.batch, seqLen, pairs }),
-    heldOut: () => (held ??= [toyBatch(foldIn(key, HELD_OUT), { batch: o.evalBatch, seqLen, pairs })]),
+    meta: { source: "toy", seed: o.seed, seqLen, batch: o.batch, pairs, ...(queries === pairs ? {} : { queries }) },
+    label: `toy bytes: ${pairs} key-value pairs, bigram text, then ${queries} recall queries ` +
+      `(${seqLen} tokens per sequence)`,
+    batch: (stream, i) => toyBatch(foldIn(foldIn(key, stream), i), { batch: o.batch, ...shape }),
+    heldOut: () => (held ??= [toyBatch(foldIn(key, HELD_OUT), { batch: o.evalBatch, ...shape })]),
     async prompt() {
-      const b = toyBatch(foldIn(key, PROMPT), { batch: 1, seqLen, pairs });
+      const b = toyBatch(foldIn(key, PROMPT), { batch: 1, ...shape });
       const [inputs, targets] = [Array.from(await b.inputs.data()), Array.from(await b.targets.data())];
       const q = inputs.indexOf(QUERY);
       return { ids: inputs.slice(0, q + 2), expect: targets[q + 1] };
@@ -209,8 +226,10 @@ export function checkDataMeta(value: unknown): DataMeta {
   whole("seed", 0);
   whole("seqLen", 2);
   whole("batch", 1);
-  if (m.source === "toy") whole("pairs", 1);
-  else if (m.source === "text" || m.source === "tokens") {
+  if (m.source === "toy") {
+    whole("pairs", 1);
+    if (m.queries !== undefined) whole("queries", 1);
+  } else if (m.source === "text" || m.source === "tokens") {
     if (typeof m.file !== "string" || m.file === "" || m.file.includes("\0")) fail("file must be a path");
     whole("bytes", 0);
     if (typeof m.fnv1a !== "string" || !/^[0-9a-f]{8}$/.test(m.fnv1a)) fail("fnv1a must be 8 hex digits");
@@ -221,7 +240,7 @@ export function checkDataMeta(value: unknown): DataMeta {
   } else fail('source must be "toy", "text" or "tokens"');
   const text = ["source", "seed", "seqLen", "batch", "file", "bytes", "fnv1a"];
   const known = m.source === "toy"
-    ? ["source", "seed", "seqLen", "batch", "pairs"]
+    ? ["source", "seed", "seqLen", "batch", "pairs", "queries"]
     : m.source === "text"
     ? text
     : [...text, "model", "vocab"];
@@ -233,8 +252,10 @@ export function checkDataMeta(value: unknown): DataMeta {
 /** Reopens the data a checkpoint was trained on, checking that a text file has not changed. */
 export async function reopenData(meta: DataMeta, evalBatch: number): Promise<DataSource> {
   const pairs = meta.source === "toy" ? meta.pairs : 4;
+  const queries = meta.source === "toy" ? meta.queries ?? null : null;
   const codec = meta.source === "tokens" ? await codecOf(meta) : undefined;
-  const source = await openData({ ...meta, data: meta.source === "toy" ? null : meta.file, pairs, evalBatch }, codec);
+  const data = meta.source === "toy" ? null : meta.file;
+  const source = await openData({ ...meta, data, pairs, queries, evalBatch }, codec);
   if (meta.source !== "toy" && source.meta.source !== "toy" && source.meta.fnv1a !== meta.fnv1a) {
     throw new InputError(`--data ${meta.file}: the file changed since the run started (checksum differs)`);
   }

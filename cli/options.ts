@@ -41,6 +41,10 @@ export const DATA = {
   seqLen: int(48, "tokens per sequence", { min: 2 }),
   batch: int(8, "sequences per training batch", { min: 1 }),
   pairs: int(4, "toy data: key-value pairs per sequence to recall", { min: 1 }),
+  queries: int(null, "toy data: recall queries per sequence (more: less text, more answers to learn from)", {
+    min: 1,
+    defaultText: "pairs",
+  }),
   evalBatch: int(32, "held-out sequences for the proxies (loss, perplexity, recall)", { min: 1 }),
 } as const;
 

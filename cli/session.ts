@@ -91,7 +91,7 @@ export async function within<T>(run: RunDir, fn: (run: RunDir) => Promise<T>): P
 
 /**
  * The data of a command that starts from a checkpoint: what the checkpoint was trained on, with any
- * data option given explicitly (--data, --seed, --seq-len, --batch, --pairs) taking precedence.
+ * data option given explicitly (--data, --seed, --seq-len, --batch, --pairs, --queries) taking precedence.
  */
 export async function dataFor(o: DataOptions, given: ReadonlySet<string>, from: DataMeta | null): Promise<DataSource> {
   if (from === null) return openData(o);
@@ -103,6 +103,7 @@ export async function dataFor(o: DataOptions, given: ReadonlySet<string>, from: 
     seqLen: pick("seqLen", from.seqLen),
     batch: pick("batch", from.batch),
     pairs: pick("pairs", from.source === "toy" ? from.pairs : o.pairs),
+    queries: pick("queries", from.source === "toy" ? from.queries ?? null : o.queries),
     evalBatch: o.evalBatch,
   };
   const same = merged.data === file && merged.seed === from.seed && merged.seqLen === from.seqLen;
@@ -111,10 +112,10 @@ export async function dataFor(o: DataOptions, given: ReadonlySet<string>, from: 
   return openData(merged, from.source === "tokens" ? await codecOf(from) : undefined);
 }
 
-/** Refuses `--pairs` where the data is a text file (pairs shape the toy data only). */
+/** Refuses `--pairs` and `--queries` where the data is a text file (pairs shape the toy data only). */
 export function refuseToyOptions(given: ReadonlySet<string>, data: DataSource): void {
   if (data.meta.source !== "toy") {
-    refuseIgnored(given, ["pairs"], `on text data (${data.meta.file}): it shapes the toy data`);
+    refuseIgnored(given, ["pairs", "queries"], `on text data (${data.meta.file}): they shape the toy data`);
   }
 }
 

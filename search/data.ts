@@ -20,6 +20,11 @@ export interface ToyOptions {
   readonly seqLen: number;
   /** Key/value pairs stated at the start of each sequence and queried at the end (default 4). */
   readonly pairs?: number;
+  /**
+   * Recall queries at the end of each sequence (default `pairs`), each asking for a random stated key; more queries
+   * leave less room for the text and give more answer tokens to learn recall from.
+   */
+  readonly queries?: number;
 }
 
 const WORDS = [
@@ -61,7 +66,7 @@ class Stream {
   }
 }
 
-function sequence(key: Key, len: number, pairs: number): [number[], number[]] {
+function sequence(key: Key, len: number, pairs: number, queries: number): [number[], number[]] {
   const r = new Stream(key, 4 * len + 64);
   const chars: string[] = [];
   const isAnswer: number[] = [];
@@ -80,7 +85,7 @@ function sequence(key: Key, len: number, pairs: number): [number[], number[]] {
   keys.forEach((k, i) => push(`${k}${values[i]} `));
   push("| ");
   // Filler text from the bigram chain, leaving room for the queries ("?K" + value, 3 bytes each).
-  const room = len + 1 - chars.length - 3 * pairs;
+  const room = len + 1 - chars.length - 3 * queries;
   let w = r.next(WORDS.length);
   const text: string[] = [];
   while (text.join(" ").length + WORDS[w].length + 1 < room) {
@@ -88,7 +93,7 @@ function sequence(key: Key, len: number, pairs: number): [number[], number[]] {
     w = NEXT[w][r.next(3)];
   }
   push(text.join(" ").padEnd(room, "."));
-  for (let j = 0; j < pairs; j++) {
+  for (let j = 0; j < queries; j++) {
     const i = r.next(pairs);
     push(`?${keys[i]}`);
     push(values[i], true);
@@ -116,7 +121,7 @@ function sequence(key: Key, len: number, pairs: number): [number[], number[]] {
  * ```
  */
 export function toyBatch(key: Key, opts: ToyOptions): ToyBatch {
-  const { batch, seqLen, pairs = 4 } = opts;
+  const { batch, seqLen, pairs = 4, queries = pairs } = opts;
   if (!Number.isInteger(batch) || batch < 1) {
     throw new Error(`toyBatch: batch must be a positive integer, got ${batch}`);
   }
@@ -126,10 +131,15 @@ export function toyBatch(key: Key, opts: ToyOptions): ToyBatch {
   if (!Number.isInteger(pairs) || pairs < 1 || pairs > 10 || 6 * pairs + 8 > seqLen) {
     throw new Error(`toyBatch: pairs must be an integer in 1..10 that fits seqLen ${seqLen}, got ${pairs}`);
   }
+  if (!Number.isInteger(queries) || queries < 1 || 3 * (pairs + queries) + 4 > seqLen) {
+    throw new Error(
+      `toyBatch: queries must be a positive integer with 3 * (pairs + queries) + 4 <= seqLen (${seqLen}), got ${queries}`,
+    );
+  }
   const inputs = new Int32Array(batch * seqLen), targets = new Int32Array(batch * seqLen);
   const answers = new Float32Array(batch * seqLen);
   for (let b = 0; b < batch; b++) {
-    const [bytes, isAnswer] = sequence(foldIn(key, b), seqLen, pairs);
+    const [bytes, isAnswer] = sequence(foldIn(key, b), seqLen, pairs, queries);
     for (let t = 0; t < seqLen; t++) {
       inputs[b * seqLen + t] = bytes[t];
       targets[b * seqLen + t] = bytes[t + 1];

@@ -26,7 +26,7 @@ const { out: _out, ...common } = COMMON;
 
 /** The lowest temperature that samples (0 is greedy). */
 const MIN_TEMPERATURE = 0.001;
-const { data, seqLen, pairs } = DATA;
+const { data, seqLen, pairs, queries } = DATA;
 
 const specs = {
   ...common,
@@ -47,6 +47,7 @@ const specs = {
   data,
   seqLen,
   pairs,
+  queries,
 };
 
 /** The generate command. */
@@ -74,7 +75,11 @@ export const generateCommand = defineCommand({
     refuseIgnored(given, ["stream", "readEvery"], "without --model (they stream a Hugging Face model's text)");
     if (o.prompt !== null) {
       // The data options only choose the default prompt, and at temperature 0 the seed chooses nothing.
-      refuseIgnored(given, ["data", "seqLen", "pairs"], "with --prompt: they only choose the default prompt");
+      refuseIgnored(
+        given,
+        ["data", "seqLen", "pairs", "queries"],
+        "with --prompt: they only choose the default prompt",
+      );
       if (o.temperature === 0) {
         refuseIgnored(given, ["seed"], "with --prompt at temperature 0: greedy decoding draws nothing");
       }
@@ -83,7 +88,7 @@ export const generateCommand = defineCommand({
     // Without --prompt the prompt comes from the data the model was trained on (so it must be there).
     const source = o.prompt === null ? await dataFor({ ...o, batch: 1, evalBatch: 1 }, given, saved.data) : null;
     if (source !== null && source.meta.source !== "toy") {
-      refuseIgnored(given, ["pairs"], "on text data: it shapes the toy data");
+      refuseIgnored(given, ["pairs", "queries"], "on text data: they shape the toy data");
     }
     // A model fine-tuned from a --model reads and writes text through that model's tokenizer.
     const codec = saved.data?.source === "tokens" ? await codecOf(saved.data) : null;
@@ -140,7 +145,7 @@ type Options = {
 // generate --model: the prompt through the model's tokenizer, stopping at its end-of-text token.
 async function prepareModel(o: Options, given: ReadonlySet<string>) {
   if (o.checkpoint !== null || o.run !== null) throw new InputError("give --model, --checkpoint or --run, not two");
-  refuseIgnored(given, ["data", "seqLen", "pairs"], "with --model: the prompt is --prompt");
+  refuseIgnored(given, ["data", "seqLen", "pairs", "queries"], "with --model: the prompt is --prompt");
   if (o.prompt === null) {
     throw new InputError("--model needs --prompt TEXT (there is no training data to take one from)");
   }
