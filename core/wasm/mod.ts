@@ -2,8 +2,7 @@
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
 // the gated delta-rule scan and its reverse scan in Wasm SIMD; host kernels for reductions, softmax
-// and logsumexp; the reference rules for the rest. Plans are
-// cached by graph structure.
+// and logsumexp; the reference rules for the rest. Plans are cached by graph structure.
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
