@@ -1,7 +1,7 @@
 // The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
-// the gated delta-rule scan and its reverse scan in Wasm SIMD, f32 cumsum in Wasm; host kernels for reductions, softmax
+// the gated delta-rule scan and its reverse scan in Wasm SIMD, f32 cumsum, gather and scatter-add in Wasm; host kernels for reductions, softmax
 // and logsumexp; the reference rules for the rest. Plans are cached by graph structure.
 
 import type { Backend } from "../backend.ts";
@@ -14,6 +14,7 @@ import { logsumexp, softmax } from "./softmax.ts";
 import { VMath } from "./vmath.ts";
 import { scanKernels, WasmScan } from "./scan.ts";
 import { cumsumKernel } from "./cumsum.ts";
+import { indexKernels } from "./index.ts";
 import { SimdLoops } from "./simd_loop.ts";
 import type { Node } from "../graph.ts";
 import type { CpuArray, PrimDef } from "../prim.ts";
@@ -62,6 +63,7 @@ export async function openWasm(): Promise<Backend | null> {
       tanh: unaryKernel("tanh", vm),
       ...scanKernels(new WasmScan()),
       cumsum: cumsumKernel(PRIMS.cumsum.cpu),
+      ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
   return backend;
