@@ -1,8 +1,9 @@
 // The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
-// host kernels for reductions, softmax and logsumexp; the reference rules for the rest. Plans are
-// cached by graph structure.
+// the gated delta-rule scan and its reverse scan in Wasm SIMD; f32 cumsum, gather and scatter-add
+// in Wasm; host kernels for reductions, softmax and logsumexp; the reference rules for the rest.
+// Plans are cached by graph structure; values live in the interpreter's arena (core/cpu/arena.ts).
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
@@ -12,6 +13,9 @@ import { WasmMatmul } from "./matmul.ts";
 import { reductionKernels } from "./reduce.ts";
 import { logsumexp, softmax } from "./softmax.ts";
 import { VMath } from "./vmath.ts";
+import { scanKernels, WasmScan } from "./scan.ts";
+import { cumsumKernel } from "./cumsum.ts";
+import { indexKernels } from "./index.ts";
 import { SimdLoops } from "./simd_loop.ts";
 import type { Node } from "../graph.ts";
 import type { CpuArray, PrimDef } from "../prim.ts";
@@ -84,6 +88,9 @@ export async function createWasm(
       logsumexp,
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
+      ...scanKernels(new WasmScan()),
+      cumsum: cumsumKernel(PRIMS.cumsum.cpu),
+      ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
   return Object.assign(b, { matmul: mm });
