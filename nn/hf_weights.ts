@@ -248,8 +248,9 @@ function storedBytes(values: Float32Array, code: "F32" | "BF16"): Uint8Array {
   return out;
 }
 
-// One safetensors file: the header (with `format: "pt"`, which transformers requires, and checksums), then the data.
-async function fileBytes(tensors: readonly WeightOut[], code: "F32" | "BF16"): Promise<Uint8Array> {
+// One safetensors file: the header (with `format: "pt"`, which transformers requires, and checksums), then the data,
+// as chunks written one after another: the whole file is never assembled in memory beside the tensors' bytes.
+async function fileChunks(tensors: readonly WeightOut[], code: "F32" | "BF16"): Promise<Uint8Array[]> {
   const stored = tensors.map((t) => ({ name: t.name, code, shape: t.shape, bytes: storedBytes(t.values, code) }));
   const metadata = { format: "pt", ...await checksums({ format: "pt" }, stored) };
   const header: Record<string, unknown> = { [META]: metadata };
@@ -260,19 +261,22 @@ async function fileBytes(tensors: readonly WeightOut[], code: "F32" | "BF16"): P
   }
   const text = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(text.length / 8) * 8;
-  const out = new Uint8Array(8 + padded + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
-  out.set(text, 8);
-  out.fill(0x20, 8 + text.length, 8 + padded);
-  let at = 8 + padded;
-  for (const t of stored) out.set(t.bytes, at), at += t.bytes.length;
-  return out;
+  const head = new Uint8Array(8 + padded);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(text, 8);
+  head.fill(0x20, 8 + text.length, 8 + padded);
+  return [head, ...stored.map((t) => t.bytes)];
 }
 
-async function writeAtomically(path: string, bytes: Uint8Array, where: string): Promise<void> {
+async function writeAtomically(path: string, chunks: readonly Uint8Array[], where: string): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
-    await Deno.writeFile(tmp, bytes, { createNew: true });
+    {
+      using f = await Deno.open(tmp, { write: true, createNew: true });
+      for (const chunk of chunks) {
+        for (let done = 0; done < chunk.length;) done += await f.write(chunk.subarray(done));
+      }
+    }
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
@@ -299,18 +303,18 @@ export async function writeWeights(
   // The other layout's index or file, left by an earlier save, would otherwise be read instead.
   const drop = (file: string) => Deno.remove(`${dir}/${file}`).catch(() => {});
   if (shards.length === 1) {
-    await writeAtomically(`${dir}/model.safetensors`, await fileBytes(tensors, code), where);
+    await writeAtomically(`${dir}/model.safetensors`, await fileChunks(tensors, code), where);
     return drop("model.safetensors.index.json");
   }
   const n = shards.length, pad = (i: number) => String(i).padStart(5, "0");
   const weightMap: Record<string, string> = {};
   for (const [i, shard] of shards.entries()) {
     const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
-    await writeAtomically(`${dir}/${file}`, await fileBytes(shard, code), where);
+    await writeAtomically(`${dir}/${file}`, await fileChunks(shard, code), where);
     for (const t of shard) weightMap[t.name] = file;
   }
   const total = tensors.reduce((acc, t) => acc + size(t), 0);
   const index = JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + "\n";
-  await writeAtomically(`${dir}/model.safetensors.index.json`, new TextEncoder().encode(index), where);
+  await writeAtomically(`${dir}/model.safetensors.index.json`, [new TextEncoder().encode(index)], where);
   await drop("model.safetensors");
 }

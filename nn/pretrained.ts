@@ -285,7 +285,9 @@ export async function savePretrained(
   const host = await readAll(leaves);
   const out = new Map<string, WeightOut>();
   leaves.forEach((t, i) => {
-    const slot = slotOf(paths[i], cfg), values = Float32Array.from(host[i] as Float32Array);
+    // Only read from: an f32 array is written as it is (a copy would hold the weights once more while writing).
+    const slot = slotOf(paths[i], cfg), h = host[i];
+    const values = h instanceof Float32Array ? h : Float32Array.from(h as ArrayLike<number>);
     const stored = slot.transpose ? transposed(values, t.shape[0], t.shape[1]) : values;
     out.set(slot.name, { name: slot.name, shape: storedShape(t.shape, slot), values: stored });
   });
