@@ -1,7 +1,7 @@
 // The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
-// the gated delta-rule scan and its reverse scan in Wasm SIMD; f32 cumsum, gather and scatter-add
+// the gated delta-rule scan and its reverse scan in Wasm SIMD; cumsum (f32, i32), gather and scatter-add
 // in Wasm; host kernels for reductions, softmax and logsumexp; the reference rules for the rest.
 // Plans are cached by graph structure; values live in the interpreter's arena (core/cpu/arena.ts).
 
