@@ -1,6 +1,17 @@
 // Helpers of the Wasm backend tests: running on a backend of one's own, and a small training run.
 
-import { adamw, makeTrainStep, randint, randomKey, setBackend, type Tensor, treeLeaves } from "../../../mod.ts";
+import {
+  adamw,
+  makeTrainStep,
+  randint,
+  randomKey,
+  readAll,
+  resetStats,
+  setBackend,
+  stats,
+  type Tensor,
+  treeLeaves,
+} from "../../../mod.ts";
 import { block, initModel, lossFn, modelConfig, type ModelParams } from "../../../nn/mod.ts";
 import { useWasm } from "../../../core/wasm/mod.ts";
 import type { Interpreter } from "../../../core/cpu/mod.ts";
@@ -15,6 +26,21 @@ export async function on<R>(b: Interpreter, fn: () => Promise<R>): Promise<R> {
     useWasm(null);
     await setBackend("wasm");
   }
+}
+
+/**
+ * Realizes `make()` on the shared Wasm backend twice (the second time counting the modules it
+ * compiles), then on the reference: the outputs of both and the repeat's compiled modules.
+ */
+export async function wasmAndReference(make: () => Tensor[]) {
+  await setBackend("wasm");
+  await readAll(make());
+  resetStats();
+  const got = await readAll(make());
+  const compiled = stats().shaderModules;
+  await setBackend("cpu");
+  const want = await readAll(make());
+  return { got, want, compiled };
 }
 
 /** A two-block model (attention, then a JetBlock) and a batch, trained with AdamW. */

@@ -5,7 +5,8 @@ import fc from "fast-check";
 import { LINALG } from "../../../core/prims/linalg.ts";
 import type { Aval, CpuContext } from "../../../core/prim.ts";
 import { cumsumKernel } from "../../../core/wasm/cumsum.ts";
-import { readAll, resetStats, setBackend, stats, tensor } from "../../../mod.ts";
+import { tensor } from "../../../mod.ts";
+import { wasmAndReference } from "./backend_helpers.ts";
 
 const ctx = {
   alloc: (d: string, n: number) => (d === "i32" ? new Int32Array(n) : new Float32Array(n)),
@@ -39,13 +40,7 @@ Deno.test("cumsum on the Wasm backend: f32 and i32 as the reference, a repeated 
   const f = tensor(Float32Array.from({ length: 60 }, (_, i) => Math.sin(i) * 3), { shape: [3, 4, 5] });
   const i = tensor(Int32Array.from({ length: 12 }, (_, j) => j * 7 - 30), { shape: [3, 4] });
   const make = () => [f.cumsum(1), f.cumsum(2, { reverse: true }), i.cumsum(0)];
-  await setBackend("wasm");
-  await readAll(make());
-  resetStats();
-  const got = await readAll(make());
-  const compiled = stats().shaderModules;
-  await setBackend("cpu");
-  const want = await readAll(make());
+  const { got, want, compiled } = await wasmAndReference(make);
   got.forEach((g, k) =>
     g.forEach((v, j) => {
       if (!Object.is(v, want[k][j])) throw new Error(`output ${k}[${j}] = ${v}, expected ${want[k][j]}`);

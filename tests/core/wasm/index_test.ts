@@ -7,7 +7,8 @@ import fc from "fast-check";
 import { LINALG } from "../../../core/prims/linalg.ts";
 import type { Aval, CpuArray, CpuContext } from "../../../core/prim.ts";
 import { indexKernels } from "../../../core/wasm/index.ts";
-import { grad, readAll, resetStats, setBackend, stats, type Tensor, tensor } from "../../../mod.ts";
+import { grad, type Tensor, tensor } from "../../../mod.ts";
+import { wasmAndReference } from "./backend_helpers.ts";
 
 const ctx = {
   alloc: (d: string, n: number) =>
@@ -88,13 +89,7 @@ Deno.test("embedding lookup and its gradient on the Wasm backend equal the refer
   const cols = tensor(Int32Array.from([6, 0, 2, 6]), { shape: [2, 2] });
   const loss = (t: Tensor) => t.gather(ids, 0).mul(w).sum();
   const make = () => [table.gather(ids, 0), grad(loss)(table), w.gather(cols, 1)];
-  await setBackend("wasm");
-  await readAll(make());
-  resetStats();
-  const got = await readAll(make());
-  const compiled = stats().shaderModules;
-  await setBackend("cpu");
-  const want = await readAll(make());
+  const { got, want, compiled } = await wasmAndReference(make);
   got.forEach((g, k) => same(g as CpuArray, want[k] as CpuArray, `output ${k}`));
   if (compiled !== 0) throw new Error(`a repeated step compiled ${compiled} modules`);
 });
