@@ -58,8 +58,8 @@ const specs = {
   ...DISTILL,
   teacher: str(
     null,
-    "with --distill mse or kl: the frozen teacher, a checkpoint file or a run directory (e.g. the\n" +
-      "model the search started from)",
+    "with --distill mse or kl: the frozen teacher, a checkpoint file, a run directory (e.g. the model\n" +
+      "the search started from), or a Hugging Face directory or Hub repo id",
     { meta: "PATH" },
   ),
   finetuneSteps: stepCount(0, "after distilling: steps of plain next-token training of every weight"),
@@ -69,10 +69,17 @@ const specs = {
   ...LOG,
 };
 
-// A teacher given as a run directory is its checkpoint.
-async function loadTeacher(path: string): Promise<Saved> {
-  const isDir = await Deno.stat(path).then((s) => s.isDirectory, () => false);
-  return await loadCheckpoint(isDir ? checkpointOf({ checkpoint: null, run: path }) : path);
+// A teacher is a jetfold checkpoint file, a run directory (its checkpoint), or a Hugging Face model: a directory
+// with config.json and no jetfold checkpoint, or a Hub repo id ("org/name[@revision]") that is not a local path.
+async function loadTeacher(path: string, quiet: boolean): Promise<Pick<Saved, "config" | "params">> {
+  const stat = await Deno.stat(path).catch(() => null);
+  const has = (file: string) => Deno.stat(`${path}/${file}`).then((s) => s.isFile, () => false);
+  const hubId = stat === null && /^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(path) && !path.startsWith(".");
+  if (hubId || (stat?.isDirectory && !(await has(FILES.checkpoint)) && (await has("config.json")))) {
+    const m = await loadModel(path, makeOut(quiet));
+    return { config: m.config, params: m.params };
+  }
+  return await loadCheckpoint(stat?.isDirectory ? checkpointOf({ checkpoint: null, run: path }) : path);
 }
 
 function checkTeacher(teacher: ModelConfig, student: ModelConfig, weights: DistillWeights): void {
@@ -117,14 +124,14 @@ export const tune = defineCommand({
     refuseToyOptions(given, data);
     const { config } = base;
     const weights = parseDistill(o.distill ?? "ce");
-    let teacher: Saved | null = null;
+    let teacher: Pick<Saved, "config" | "params"> | null = null;
     if (needsTeacher(weights)) {
       if (o.teacher === null) {
         throw new InputError(
           `--distill ${o.distill} learns from a teacher: give --teacher FILE or DIR (e.g. the model the search started from)`,
         );
       }
-      teacher = await loadTeacher(o.teacher);
+      teacher = await loadTeacher(o.teacher, o.quiet);
       checkTeacher(teacher.config, config, weights);
     } else {
       refuseIgnored(given, ["teacher"], `with --distill ${o.distill}: no term learns from a teacher`);

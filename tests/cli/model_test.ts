@@ -268,6 +268,26 @@ Deno.test("search --model runs PostNAS from a Hugging Face model on --data, and 
   const data = JSON.parse(metadata["jetfold.data"]);
   assert(data.source === "tokens" && data.model === await Deno.realPath(QWEN), `data meta ${JSON.stringify(data)}`);
   ok(await cli("tune", "--run", out, "--steps", "1", "--out", `${TMP}/searched-tuned`, ...common), "tune --run");
+  // The paper's post-search step: the chosen model distills from the Hugging Face model it started from.
+  const distilled = `${TMP}/searched-distilled`;
+  const d = ["--distill", "mse", "--steps", "2", "--log-every", "1", ...common];
+  ok(await cli("tune", "--run", out, "--teacher", QWEN, "--out", distilled, ...d), "tune --teacher HF dir");
+  const lossesOf = async (dir: string) =>
+    (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l).loss);
+  const chosen = await lossesOf(distilled);
+  assert(chosen.length === 2 && chosen.every((l) => Number.isFinite(l) && l > 0), `losses ${chosen}`);
+  // The teacher itself as the student: the first layer-output MSE is exactly 0.
+  const self = `${TMP}/self-distilled`;
+  ok(
+    await cli("tune", "--model", QWEN, "--data", DATA, "--teacher", QWEN, "--out", self, ...d),
+    "tune --model --teacher",
+  );
+  assert((await lossesOf(self))[0] === 0, `self-distillation losses ${await lossesOf(self)}`);
+  badInput(
+    await cli("tune", "--run", out, "--teacher", `${TMP}/no-such-model`, "--distill", "mse"),
+    "no-such-model",
+    "missing teacher",
+  );
   badInput(await cli("search", "--model", QWEN, "--data", DATA, "--width", "8"), "--width has no effect", "sizes");
   badInput(await cli("search", "--model", QWEN), "needs --data FILE", "no data");
   badInput(await cli("search", "--model", QWEN, "--run", out, "--data", DATA), "not two", "two models");
