@@ -198,8 +198,10 @@ async function main(): Promise<void> {
         const args = ["run", "-A", import.meta.filename!, "--one", dir, "--name", name, "--backend", backend];
         const out = await new Deno.Command(Deno.execPath(), {
           args: [...args, "--contexts", contexts.join(","), "--decode-tokens", String(k), "--synthetic", syntheticText],
-          stderr: "inherit",
+          stderr: "piped",
         }).output();
+        const errText = new TextDecoder().decode(out.stderr);
+        await Deno.stderr.write(out.stderr);
         const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
         const row: Row = out.code === 0 ? JSON.parse(line) : {
           model: name,
@@ -210,7 +212,7 @@ async function main(): Promise<void> {
           loadPeakBytes: NaN,
           peakBytes: NaN,
           perContext: [],
-          error: `status ${out.code}: ${line}`,
+          error: /Error: (.*)/.exec(errText)?.[1] ?? `status ${out.code}: ${line}`,
         };
         rows.push(row);
         console.error(`${name} ${backend}: ${JSON.stringify(row)}`);
