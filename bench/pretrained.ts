@@ -1,12 +1,17 @@
 // Real model geometries with random weights: load time, peak memory, prefill and decode tokens/s per backend.
 // Usage: deno run -A bench/pretrained.ts [--models jet2b,qwen0.5b] [--contexts 256,4096] [--backends cpu,wasm,webgpu]
-//        [--layers N] [--decode-tokens 8] [--keep] [--dir DIR]
+//        [--layers N] [--decode-tokens 8] [--keep] [--dir DIR] [--synthetic 4096]
 // Each (model, backend) runs in a subprocess of its own, so its peak memory (VmHWM) is its own. The full
 // Jet-Nemotron-2B geometry holds 8 GB of f32 weights: scale it down with --layers on a small machine.
 // --dir DIR writes the random-weight directory of one model there (once) and reuses it, so that the
 // writing, whose memory is the parent's, is not repeated; --backends none then only writes it.
+// --synthetic C1,C2: those contexts are not prefilled; their decoding state is built directly (a 16-token
+// prefill into caches preallocated for the context, every cache value then replaced by a random one, the
+// position set to the context): a decode step's cost depends on the caches' sizes, not their values.
+// The weights are written streaming (bench/random_weights.ts): one chunk of one tensor in memory at a time.
 
 import * as jf from "../mod.ts";
+import { writeRandomModel } from "./random_weights.ts";
 
 type Json = Record<string, unknown>;
 
@@ -89,7 +94,20 @@ interface Row {
   /** Peak resident memory once loaded, and at the end (after prefill and decode at every context). */
   loadPeakBytes: number;
   peakBytes: number;
-  perContext: { context: number; prefillTps: number; decodeTps: number }[];
+  perContext: { context: number; prefillTps: number | null; decodeTps: number }[];
+  /** Why the run failed, if it did (e.g. WebGPU's refusal of a tensor over its binding limit). */
+  error?: string;
+}
+
+// A decoding state at `context` without its prefill: a short prompt into caches preallocated for the context,
+// every float cache value then random (same shapes, so the same decode cost), the position set to the context.
+function syntheticState(params: jf.ModelParams, config: jf.ModelConfig, context: number, k: number) {
+  const prompt = jf.randint(jf.randomKey(1), [1, 16], { minval: 0, maxval: config.vocab });
+  const [logits, state] = jf.prefill(params, prompt, config, { capacity: context + k });
+  const [leaves, def] = jf.treeFlatten(state.layers);
+  const fresh = leaves.map((t, i) => t.dtype === "f32" ? jf.normal(jf.randomKey(100 + i), t.shape).mul(0.1) : t);
+  const layers = jf.treeUnflatten(def, fresh) as typeof state.layers;
+  return [logits, { ...state, layers, pos: context }] as const;
 }
 
 // One model directory on one backend: load it, then prefill and decode at each context.
@@ -99,6 +117,7 @@ async function measure(
   backend: jf.BackendName,
   contexts: number[],
   k: number,
+  synthetic: number[],
 ): Promise<Row> {
   await jf.setBackend(backend);
   const t0 = performance.now();
@@ -109,9 +128,12 @@ async function measure(
   for (const context of contexts) {
     const prompt = jf.randint(jf.randomKey(context), [1, context], { minval: 0, maxval: config.vocab });
     let t = performance.now();
-    let [logits, state] = jf.prefill(params, prompt, config, { capacity: context + k });
+    const fake = synthetic.includes(context);
+    let [logits, state] = fake
+      ? syntheticState(params, config, context, k)
+      : jf.prefill(params, prompt, config, { capacity: context + k });
     await jf.realize([logits, ...jf.treeLeaves(state.layers)]);
-    const prefillTps = context / ((performance.now() - t) / 1000);
+    const prefillTps = fake ? null : context / ((performance.now() - t) / 1000);
     // Decoding as generate does: argmax on the device, the caches realized every token, no readback.
     let start = 0;
     for (let i = 0; i < k; i++) {
@@ -142,9 +164,12 @@ async function main(): Promise<void> {
   const contexts = option("contexts", "256,4096").split(",").map(Number);
   const k = Number(option("decode-tokens", "8"));
   const one = option("one", "");
+  const syntheticText = option("synthetic", "");
+  const synthetic = syntheticText === "" ? [] : syntheticText.split(",").map(Number);
   if (one !== "") {
     // A child: measure one directory on one backend, and print the row as JSON.
-    const row = await measure(one, option("name", "?"), option("backend", "cpu") as jf.BackendName, contexts, k);
+    const backend = option("backend", "cpu") as jf.BackendName;
+    const row = await measure(one, option("name", "?"), backend, contexts, k, synthetic);
     console.log(JSON.stringify(row));
     return;
   }
@@ -163,17 +188,32 @@ async function main(): Promise<void> {
       const { cfg } = (await import("../nn/hf_config.ts")).fromHfConfig(scaled(MODELS[name], layers), "bench");
       const written = await Deno.stat(`${dir}/config.json`).then(() => true, () => false);
       if (!written) {
-        await jf.savePretrained(dir, { config: cfg, params: jf.initModel(jf.randomKey(0), cfg) }, { dtype: "bf16" });
+        const t = performance.now();
+        await writeRandomModel(dir, cfg, 0);
+        console.error(
+          `${name}: wrote ${dir} in ${((performance.now() - t) / 1000).toFixed(1)} s, peak ${gib(peakBytes())}`,
+        );
       }
       for (const backend of backends) {
         const args = ["run", "-A", import.meta.filename!, "--one", dir, "--name", name, "--backend", backend];
         const out = await new Deno.Command(Deno.execPath(), {
-          args: [...args, "--contexts", contexts.join(","), "--decode-tokens", String(k)],
-          stderr: "inherit",
+          args: [...args, "--contexts", contexts.join(","), "--decode-tokens", String(k), "--synthetic", syntheticText],
+          stderr: "piped",
         }).output();
+        const errText = new TextDecoder().decode(out.stderr);
+        await Deno.stderr.write(out.stderr);
         const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
-        if (out.code !== 0) throw new Error(`${name} on ${backend} failed (status ${out.code}): ${line}`);
-        const row = JSON.parse(line) as Row;
+        const row: Row = out.code === 0 ? JSON.parse(line) : {
+          model: name,
+          backend,
+          layers: cfg.blocks.length,
+          params: 0,
+          loadSeconds: NaN,
+          loadPeakBytes: NaN,
+          peakBytes: NaN,
+          perContext: [],
+          error: /Error: (.*)/.exec(errText)?.[1] ?? `status ${out.code}: ${line}`,
+        };
         rows.push(row);
         console.error(`${name} ${backend}: ${JSON.stringify(row)}`);
       }
@@ -181,24 +221,34 @@ async function main(): Promise<void> {
       if (given === "" && !Deno.args.includes("--keep")) await Deno.remove(dir, { recursive: true });
     }
   }
-  console.log(table(rows, contexts));
+  console.log(table(rows, contexts, synthetic));
 }
 
-function table(rows: Row[], contexts: number[]): string {
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+
+function table(rows: Row[], contexts: number[], synthetic: number[]): string {
   const head = ["model", "backend", "layers", "parameters", "load", "peak loaded", "peak memory"];
-  for (const c of contexts) head.push(`prefill ${c}`, `decode at ${c}`);
+  for (const c of contexts) {
+    head.push(`prefill ${c}`, synthetic.includes(c) ? `decode at ${c} (synthetic context)` : `decode at ${c}`);
+  }
   const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
   for (const r of rows) {
+    if (r.error !== undefined) {
+      lines.push(`| ${r.model} | ${r.backend} | ${r.layers} | failed: ${r.error.replaceAll("|", "/")} |`);
+      continue;
+    }
     const cells = [
       r.model,
       r.backend,
       String(r.layers),
       `${(r.params / 1e6).toFixed(1)}M`,
       `${r.loadSeconds.toFixed(1)} s`,
-      `${(r.loadPeakBytes / 2 ** 30).toFixed(2)} GiB`,
-      `${(r.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      gib(r.loadPeakBytes),
+      gib(r.peakBytes),
     ];
-    for (const p of r.perContext) cells.push(`${p.prefillTps.toFixed(1)} tok/s`, `${p.decodeTps.toFixed(2)} tok/s`);
+    for (const p of r.perContext) {
+      cells.push(p.prefillTps === null ? "-" : `${p.prefillTps.toFixed(1)} tok/s`, `${p.decodeTps.toFixed(2)} tok/s`);
+    }
     lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");

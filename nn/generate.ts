@@ -62,14 +62,11 @@ export interface PrefillOptions {
   readonly capacity?: number;
 }
 
-// The head's logits [B, 1, vocab] of one position's hidden state [B, 1, width]. A tied head is the embedding
-// [vocab, width] used transposed; multiplying it first (embed @ h^T) and transposing the small [vocab, B] result
-// keeps backends that copy a transposed operand (the wasm one does) from copying the whole embedding every token.
-// Each logit is the same dot product over the width, so on the CPU backend the bits equal logitsOf's.
+// The head's logits [B, 1, vocab] of one position's hidden state [B, 1, width]: logitsOf's product. A tied head
+// reads the embedding [vocab, width] transposed; backends multiply a few rows by it in place (the wasm one reads
+// the embedding's rows as they lie, with no packed copy), which is faster than the embed @ h^T this used to do.
 function lastLogits(params: ModelParams, h: Tensor, cfg: ModelConfig): Tensor {
-  if (params.head !== undefined) return logitsOf(params, h, cfg);
-  const [B, , W] = h.shape, normed = ops.rmsNorm(h, { weight: params.normf, eps: cfg.normEps });
-  return params.embed.matmul(normed.reshape([B, W]).transpose()).transpose().reshape([B, 1, cfg.vocab]);
+  return logitsOf(params, h, cfg);
 }
 
 // The last K-1 mixer inputs of a block with `conv`, zero-padded when the prompt is shorter.

@@ -232,6 +232,34 @@ export async function pretrainedConfig(source: string, opts: LoadPretrainedOptio
 }
 
 /**
+ * @internal What `savePretrained` writes for `cfg`, without any values: config.json's object and every
+ * tensor's name and stored shape in file order (the official attention's zero q/k/v biases included), so a
+ * writer can stream tensors one at a time (the benchmark's random weights of the 2B geometry do).
+ */
+export function pretrainedLayout(cfg: ModelConfig): {
+  readonly json: Record<string, unknown>;
+  readonly tensors: readonly { readonly name: string; readonly shape: readonly number[] }[];
+} {
+  checkConfig(cfg);
+  const json = toHfConfig(cfg, architectureFor(cfg), "pretrainedLayout");
+  const template = modelTemplate(cfg), [leaves] = treeFlatten(template), paths = treePaths(template);
+  const tensors = leaves.map((t, i) => {
+    const slot = slotOf(paths[i], cfg);
+    return { name: slot.name, shape: storedShape(t.shape, slot) };
+  });
+  if ((json.architectures as string[])[0] === "JetNemotronForCausalLM") {
+    cfg.blocks.forEach((b, i) => {
+      if ((b.attn !== "mha" && b.attn !== "swa") || b.bias) return;
+      for (const p of ["q", "k", "v"]) {
+        const rows = tensors.find((t) => t.name === `model.layers.${i}.self_attn.${p}_proj.weight`)!.shape[0];
+        tensors.push({ name: `model.layers.${i}.self_attn.${p}_proj.bias`, shape: [rows] });
+      }
+    });
+  }
+  return { json, tensors };
+}
+
+/**
  * Writes a model as a Hugging Face directory that transformers reads: `config.json` (with
  * `architectures`: JetNemotronForCausalLM when there are jet or swa layers, Qwen2ForCausalLM when
  * every layer is mha with biases, LlamaForCausalLM otherwise) and `model.safetensors` (F32 or, with

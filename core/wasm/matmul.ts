@@ -3,6 +3,7 @@
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
 import { MatmulThreads } from "./threads.ts";
+import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
@@ -11,6 +12,9 @@ const MEM16 = [4, 0] as const; // 16-byte aligned, offset 0
 
 /** The least work (multiply-adds of one product) that is split across threads. */
 export const THREADED_WORK = 2 ** 26;
+
+/** Bytes of packed weight panels kept at most by default (see WasmMatmul.create). */
+export const PACKED_BUDGET = 2 ** 30;
 
 /** Rows and columns of the register tile: A is packed in 4-row strips, B in 8-column panels. */
 export const TILE_M = 4, TILE_N = 8;
@@ -239,15 +243,19 @@ export class WasmMatmul {
   readonly #pack: Packers;
   readonly #threads: MatmulThreads | null;
   readonly #threadedWork: number;
+  readonly #few: FewRows;
+  readonly #budget: number;
 
   private constructor(
     fma: boolean,
     memory: WebAssembly.Memory,
     [run, pack]: [Kernel, Packers],
     threads: MatmulThreads | null,
-    threadedWork: number,
+    [threadedWork, budget]: readonly [number, number],
   ) {
     this.#threadedWork = threadedWork;
+    this.#budget = budget;
+    this.#few = new FewRows(fewRowsBytes(fma, threads !== null), memory, (bytes) => this.#reserve(bytes));
     this.fma = fma;
     this.#memory = memory;
     this.#run = run;
@@ -258,10 +266,13 @@ export class WasmMatmul {
   /**
    * The kernel on `threads` threads (workers over shared memory where the runtime has them; a single
    * thread otherwise) for products of at least `threadedWork` multiply-adds. Relaxed-SIMD FMA is used
-   * where the runtime validates it.
+   * where the runtime validates it. Packed copies of weights are kept up to `packedBudget` bytes
+   * (default PACKED_BUDGET); products of at most FEW_ROWS rows never make one.
    */
-  static async create(opts: { readonly threads?: number; readonly threadedWork?: number } = {}): Promise<WasmMatmul> {
-    const work = opts.threadedWork ?? THREADED_WORK;
+  static async create(
+    opts: { readonly threads?: number; readonly threadedWork?: number; readonly packedBudget?: number } = {},
+  ): Promise<WasmMatmul> {
+    const work = [opts.threadedWork ?? THREADED_WORK, opts.packedBudget ?? PACKED_BUDGET] as const;
     const fma = WebAssembly.validate(kernelBytes(true, false));
     const want = opts.threads ?? 1;
     if (want > 1 && typeof SharedArrayBuffer !== "undefined") {
@@ -294,15 +305,28 @@ export class WasmMatmul {
   // packing them again each time cost more than the products.
   // A copy is kept the second time an array is packed the same way (a training step's weights are
   // new arrays every step, and copying them would be wasted).
-  readonly #packed = new WeakMap<object, { key: string; panels: Float32Array | null }>();
+  // Copies are kept while their bytes stay within the budget; a collected array's bytes are freed.
+  readonly #packed = new WeakMap<object, { key: string; panels: Float32Array | null; held: { bytes: number } }>();
+  #packedBytes = 0;
+  readonly #collected = new FinalizationRegistry<{ bytes: number }>((held) => this.#packedBytes -= held.bytes);
+
+  /** Bytes of packed weight panels kept now. */
+  get packedBytes(): number {
+    return this.#packedBytes;
+  }
 
   #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
     const { K, N, rs, cs } = dims;
     const key = `${base},${K},${N},${rs},${cs}`, hit = this.#packed.get(src);
     if (hit?.key === key && hit.panels !== null) return void dst.set(hit.panels);
     this.#packB(dst, src, base, dims, raw);
-    const again = hit?.key === key;
-    this.#packed.set(src, { key, panels: again ? dst.slice(0, Math.ceil(N / TILE_N) * K * TILE_N) : null });
+    const len = Math.ceil(N / TILE_N) * K * TILE_N, held = hit?.held ?? { bytes: 0 };
+    if (hit === undefined) this.#collected.register(src, held);
+    this.#packedBytes -= held.bytes; // a copy packed another way is dropped
+    const keep = hit?.key === key && this.#packedBytes + 4 * len <= this.#budget;
+    held.bytes = keep ? 4 * len : 0;
+    this.#packedBytes += held.bytes;
+    this.#packed.set(src, { key, panels: keep ? dst.slice(0, len) : null, held });
   }
 
   // packB, in Wasm for a contiguous B or B's transpose: copied as it is to `raw` (floats; room for
@@ -339,34 +363,26 @@ export class WasmMatmul {
     if (K === 0) return void out.fill(0);
     const la = layouts?.a ?? rowMajor(M, K), lb = layouts?.b ?? rowMajor(K, N);
     const batch = layouts?.batch ?? [Z], nb = batch.length;
-    const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
-    const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
-    // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
-    // their ends: rows up to the last strip's, columns up to the last panel's).
-    const rawA = aLen + bLen + cLen, rawB = rawA + strips * TILE_M * K + 4;
-    const mem = this.#reserve(4 * (rawB + panels * TILE_N * K + TILE_N));
-    const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
     const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
-    const aF32 = a instanceof Float32Array ? a : null;
+    // Few rows: B is read where it lies (packing it would cost more than the product saves, and a
+    // kept packed copy would double a decoder's memory).
+    const inPlace = M <= FEW_ROWS && b instanceof Float32Array ? inPlaceLayout(K, N, brs, bcs) : null;
+    const packed = inPlace === null ? this.#packedProduct(a, b, out, [M, K, N], [ars, acs, brs, bcs]) : null;
+    const keep = opts.keepPackedB === true && Z === 1;
     const idx = new Array<number>(nb).fill(0);
     let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
-      if (aF32 !== null && acs === 1 && ars === K) {
-        mem.set(aF32.subarray(ao, ao + M * K), rawA);
-        this.#pack.rows(4 * rawA, 0, K, strips);
-      } else if (aF32 !== null && ars === 1 && acs === M) {
-        mem.set(aF32.subarray(ao, ao + M * K), rawA);
-        this.#pack.cols(4 * rawA, 0, K, strips, M);
-      } else packA(A, a, ao, M, K, ars, acs);
-      const bDims = { K, N, rs: brs, cs: bcs };
-      if (opts.keepPackedB && Z === 1) this.#packedB(B, b, bo, bDims, rawB);
-      else this.#packB(B, b, bo, bDims, rawB);
-      const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
-      // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
-      // products of THREADED_WORK multiply-adds or more are worth sharing.
-      if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
-      else this.#run(...args, panels);
-      for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
+      if (packed !== null) packed(ao, bo, z, keep);
+      else {this.#few.run(
+          a,
+          [ao, ars, acs],
+          b as Float32Array,
+          { base: bo, rs: brs, cs: bcs },
+          inPlace!,
+          out,
+          z * M * N,
+          [M, K, N],
+        );}
       // The next batch index, odometer style, and the operands' offsets with it.
       for (let d = nb - 1; d >= 0; d--) {
         ao += la.strides[d], bo += lb.strides[d];
@@ -375,6 +391,41 @@ export class WasmMatmul {
         idx[d] = 0;
       }
     }
+  }
+
+  // One batch element's product on packed operands, as a function of the operands' offsets.
+  #packedProduct(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: Float32Array | Float64Array,
+    [M, K, N]: readonly number[],
+    [ars, acs, brs, bcs]: readonly number[],
+  ): (ao: number, bo: number, z: number, keep: boolean) => void {
+    const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
+    const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
+    // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
+    // their ends: rows up to the last strip's, columns up to the last panel's).
+    const rawA = aLen + bLen + cLen, rawB = rawA + strips * TILE_M * K + 4;
+    const mem = this.#reserve(4 * (rawB + panels * TILE_N * K + TILE_N));
+    const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
+    const aF32 = a instanceof Float32Array ? a : null, bDims = { K, N, rs: brs, cs: bcs };
+    return (ao, bo, z, keep) => {
+      if (aF32 !== null && acs === 1 && ars === K) {
+        mem.set(aF32.subarray(ao, ao + M * K), rawA);
+        this.#pack.rows(4 * rawA, 0, K, strips);
+      } else if (aF32 !== null && ars === 1 && acs === M) {
+        mem.set(aF32.subarray(ao, ao + M * K), rawA);
+        this.#pack.cols(4 * rawA, 0, K, strips, M);
+      } else packA(A, a, ao, M, K, ars, acs);
+      if (keep) this.#packedB(B, b, bo, bDims, rawB);
+      else this.#packB(B, b, bo, bDims, rawB);
+      const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
+      // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
+      // products of THREADED_WORK multiply-adds or more are worth sharing.
+      if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
+      else this.#run(...args, panels);
+      for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
+    };
   }
 }
 

@@ -1,0 +1,231 @@
+// Few-row products (decode's M = 1 and the like) that read B where it lies: B is copied as it is, a
+// cache-sized chunk at a time, and multiplied without packing, so no packed copy of a weight is made.
+
+import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+
+// SIMD opcodes (after the 0xfd prefix).
+const V128_LOAD = 0x00, LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, F32X4_EXTRACT = 0x1f;
+const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105;
+const F32_LOAD = 0x2a, F32_STORE = 0x38, F32_ADD = 0x92, F32_MUL = 0x94;
+
+/** Products of at most this many rows of A take the in-place path. */
+export const FEW_ROWS = 8;
+
+/** Floats of B copied into Wasm memory at a time (a chunk stays in the core's 1 MiB L2 beside A and C). */
+export const CHUNK = 2 ** 16;
+
+// R rows of A (R <= 4) at a time; every pointer and stride is in bytes.
+const rowsOf = (R: number, p: string) => Array.from({ length: R }, (_, r) => `${p}${r}`);
+
+// `acc = x * y + acc` as a relaxed FMA, or as a multiply then an add.
+function madd(f: Func, fma: boolean, x: () => void, y: () => void, acc: string): void {
+  if (fma) {
+    x(), y(), f.get(acc).simd(F32X4_RELAXED_MADD).set(acc);
+  } else {
+    f.get(acc), x(), y(), f.simd(F32X4_MUL).simd(F32X4_ADD).set(acc);
+  }
+}
+
+// K contraction, n columns of C: c[r, j] = sum_k a[r, k] * bt[j, k] for B^T's rows bt[j] (K floats
+// each, one after another): dot products SIMD over k, two accumulators a row, then a scalar tail.
+function dotFunc(R: number, fma: boolean): Func {
+  const f = new Func(["a", "b", "c", "n", "k", "lda", "ldc"]);
+  const ps = rowsOf(R, "p"), ss = rowsOf(R, "s"), accs = rowsOf(R, "u").flatMap((u) => [`${u}x`, `${u}y`]);
+  for (const n of ["j", "kk", "k8", "k4", "pb", "rowb", "cp", ...ps]) f.local(n, I32);
+  for (const n of [...accs, "b0", "b1"]) f.local(n, V128);
+  for (const n of ss) f.local(n, F32);
+  f.get("k").i32(-8).op(0x71).set("k8").get("k").i32(-4).op(0x71).set("k4");
+  f.i32(0).set("j").get("b").set("rowb").get("c").set("cp");
+  f.whileLt("j", "n", () => {
+    for (const acc of accs) f.op(0x43, 0, 0, 0, 0).simd(0x13).set(acc); // f32.const 0; f32x4.splat
+    f.i32(0).set("kk").get("rowb").set("pb");
+    ps.forEach((p, r) => f.get("a").get("lda").i32(r).op(0x6c).op(0x6a).set(p));
+    f.whileLt("kk", "k8", () => {
+      f.get("pb").simd(V128_LOAD, [0, 0]).set("b0").get("pb").simd(V128_LOAD, [0, 16]).set("b1");
+      ps.forEach((p, r) => {
+        madd(f, fma, () => f.get(p).simd(V128_LOAD, [0, 0]), () => f.get("b0"), accs[2 * r]);
+        madd(f, fma, () => f.get(p).simd(V128_LOAD, [0, 16]), () => f.get("b1"), accs[2 * r + 1]);
+      });
+      f.bump("pb", 32).bump("kk", 8);
+      for (const p of ps) f.bump(p, 32);
+    });
+    f.whileLt("kk", "k4", () => {
+      f.get("pb").simd(V128_LOAD, [0, 0]).set("b0");
+      ps.forEach((p, r) => madd(f, fma, () => f.get(p).simd(V128_LOAD, [0, 0]), () => f.get("b0"), accs[2 * r]));
+      f.bump("pb", 16).bump("kk", 4);
+      for (const p of ps) f.bump(p, 16);
+    });
+    ss.forEach((s, r) => {
+      f.get(accs[2 * r]).get(accs[2 * r + 1]).simd(F32X4_ADD).set(accs[2 * r]);
+      f.get(accs[2 * r]).simd(F32X4_EXTRACT).op(0).get(accs[2 * r]).simd(F32X4_EXTRACT).op(1).op(F32_ADD);
+      f.get(accs[2 * r]).simd(F32X4_EXTRACT).op(2).op(F32_ADD);
+      f.get(accs[2 * r]).simd(F32X4_EXTRACT).op(3).op(F32_ADD).set(s);
+    });
+    f.whileLt("kk", "k", () => {
+      ss.forEach((s, r) =>
+        f.get(s).get(ps[r]).op(F32_LOAD, 2, 0).get("pb").op(F32_LOAD, 2, 0).op(F32_MUL, F32_ADD).set(s)
+      );
+      f.bump("pb", 4).bump("kk", 1);
+      for (const p of ps) f.bump(p, 4);
+    });
+    ss.forEach((s, r) => f.get("cp").get("ldc").i32(r).op(0x6c).op(0x6a).get(s).op(F32_STORE, 2, 0));
+    f.get("rowb").get("k").i32(4).op(0x6c).op(0x6a).set("rowb");
+    f.bump("cp", 4).bump("j", 1);
+  });
+  return f;
+}
+
+// K contraction (a chunk of it), n columns: c[r, j] += sum_k a[r, k] * b[k, j] for B's rows `ldb`
+// bytes apart: 8 columns at a time in registers over the chunk's k, then a scalar column tail.
+function axpyFunc(R: number, fma: boolean): Func {
+  const f = new Func(["a", "b", "c", "n", "k", "lda", "ldb", "ldc"]);
+  const ps = rowsOf(R, "p"), cs = rowsOf(R, "q"), ss = rowsOf(R, "s");
+  const accs = rowsOf(R, "u").flatMap((u) => [`${u}x`, `${u}y`]);
+  for (const n of ["j", "n8", "kk", "pb", "cj", ...ps, ...cs]) f.local(n, I32);
+  for (const n of [...accs, "b0", "b1", "x"]) f.local(n, V128);
+  for (const n of [...ss, "bs"]) f.local(n, F32);
+  f.get("n").i32(-8).op(0x71).set("n8");
+  const start = () => {
+    f.i32(0).set("kk").get("b").get("j").i32(4).op(0x6c).op(0x6a).set("pb");
+    f.get("c").get("j").i32(4).op(0x6c).op(0x6a).set("cj");
+    ps.forEach((p, r) => f.get("a").get("lda").i32(r).op(0x6c).op(0x6a).set(p));
+    cs.forEach((q, r) => f.get("cj").get("ldc").i32(r).op(0x6c).op(0x6a).set(q));
+  };
+  f.i32(0).set("j");
+  f.whileLt("j", "n8", () => {
+    start();
+    cs.forEach((q, r) => {
+      f.get(q).simd(V128_LOAD, [0, 0]).set(accs[2 * r]).get(q).simd(V128_LOAD, [0, 16]).set(accs[2 * r + 1]);
+    });
+    f.whileLt("kk", "k", () => {
+      f.get("pb").simd(V128_LOAD, [0, 0]).set("b0").get("pb").simd(V128_LOAD, [0, 16]).set("b1");
+      ps.forEach((p, r) => {
+        f.get(p).simd(LOAD32_SPLAT, [2, 0]).set("x");
+        madd(f, fma, () => f.get("x"), () => f.get("b0"), accs[2 * r]);
+        madd(f, fma, () => f.get("x"), () => f.get("b1"), accs[2 * r + 1]);
+      });
+      f.bump("pb", "ldb").bump("kk", 1);
+      for (const p of ps) f.bump(p, 4);
+    });
+    cs.forEach((q, r) => {
+      f.get(q).get(accs[2 * r]).simd(V128_STORE, [0, 0]).get(q).get(accs[2 * r + 1]).simd(V128_STORE, [0, 16]);
+    });
+    f.bump("j", 8);
+  });
+  f.whileLt("j", "n", () => {
+    start();
+    cs.forEach((q, r) => f.get(q).op(F32_LOAD, 2, 0).set(ss[r]));
+    f.whileLt("kk", "k", () => {
+      f.get("pb").op(F32_LOAD, 2, 0).set("bs");
+      ps.forEach((p, r) => f.get(ss[r]).get(p).op(F32_LOAD, 2, 0).get("bs").op(F32_MUL, F32_ADD).set(ss[r]));
+      f.bump("pb", "ldb").bump("kk", 1);
+      for (const p of ps) f.bump(p, 4);
+    });
+    cs.forEach((q, r) => f.get(q).get(ss[r]).op(F32_STORE, 2, 0));
+    f.bump("j", 1);
+  });
+  return f;
+}
+
+/** The in-place kernels' module bytes: `dot1`..`dot4` and `axpy1`..`axpy4` (R rows of A each). */
+export function fewRowsBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
+  const funcs: [string, Func][] = [];
+  for (let R = 1; R <= 4; R++) funcs.push([`dot${R}`, dotFunc(R, fma)], [`axpy${R}`, axpyFunc(R, fma)]);
+  return moduleBytes(funcs, 1, shared);
+}
+
+type Dot = (a: number, b: number, c: number, n: number, k: number, lda: number, ldc: number) => void;
+type Axpy = (a: number, b: number, c: number, n: number, k: number, lda: number, ldb: number, ldc: number) => void;
+
+/** Where B's elements are: (k, j) at `base + k * rs + j * cs`. */
+export interface Strided {
+  readonly base: number;
+  readonly rs: number;
+  readonly cs: number;
+}
+
+/** How B can be read in place: by rows (contiguous along N), by columns (contiguous along K), or not. */
+export function inPlaceLayout(K: number, N: number, rs: number, cs: number): "rows" | "cols" | null {
+  const rows = (N === 1 || cs === 1) && rs >= 0, cols = (K === 1 || rs === 1) && cs >= 0;
+  if (cols && (N === 1 || !rows)) return "cols";
+  return rows ? "rows" : null;
+}
+
+/** The in-place kernels over one Wasm memory. */
+export class FewRows {
+  readonly #dot: Dot[];
+  readonly #axpy: Axpy[];
+  readonly #reserve: (bytes: number) => Float32Array;
+
+  constructor(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory, reserve: (bytes: number) => Float32Array) {
+    const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+    this.#dot = [1, 2, 3, 4].map((R) => e[`dot${R}`] as Dot);
+    this.#axpy = [1, 2, 3, 4].map((R) => e[`axpy${R}`] as Axpy);
+    this.#reserve = reserve;
+  }
+
+  /**
+   * `out[o .. o + M N] = A @ B` for M <= FEW_ROWS rows of A (element (i, k) at `ao + i * ars + k * acs`)
+   * and B read as `how` says (see inPlaceLayout). Wasm memory holds A, C and one chunk of B.
+   */
+  run(
+    a: ArrayLike<number>,
+    [ao, ars, acs]: readonly [number, number, number],
+    b: Float32Array,
+    lb: Strided,
+    how: "rows" | "cols",
+    out: Float32Array | Float64Array,
+    o: number,
+    [M, K, N]: readonly [number, number, number],
+  ): void {
+    // Floats: A [M, K] at 0, C [M, N] at c0, the chunk of B at b0.
+    const c0 = Math.ceil((M * K) / 4) * 4, b0 = c0 + Math.ceil((M * N) / 4) * 4;
+    const chunkRows = Math.max(1, Math.floor(CHUNK / (how === "cols" ? K : N)));
+    const mem = this.#reserve(4 * (b0 + chunkRows * (how === "cols" ? K : N) + 8));
+    gather(mem, a, ao, ars, acs, M, K);
+    const groups: [number, number][] = []; // [first row, rows] of at most 4
+    for (let i = 0; i < M; i += 4) groups.push([i, Math.min(4, M - i)]);
+    if (how === "cols") {
+      // B^T's rows n (K floats, `cs` apart) are contiguous: a chunk of them, then their dot products.
+      for (let n0 = 0; n0 < N; n0 += chunkRows) {
+        const n = Math.min(chunkRows, N - n0);
+        copyRows(mem, b0, b, lb.base + n0 * lb.cs, n, K, lb.cs);
+        for (const [i, R] of groups) this.#dot[R - 1](4 * i * K, 4 * b0, 4 * (c0 + i * N + n0), n, K, 4 * K, 4 * N);
+      }
+    } else {
+      // B's rows k (N floats, `rs` apart): a chunk of them, added into C row by row of A's columns.
+      mem.fill(0, c0, c0 + M * N);
+      for (let k0 = 0; k0 < K; k0 += chunkRows) {
+        const k = Math.min(chunkRows, K - k0);
+        copyRows(mem, b0, b, lb.base + k0 * lb.rs, k, N, lb.rs);
+        for (const [i, R] of groups) {
+          this.#axpy[R - 1](4 * (i * K + k0), 4 * b0, 4 * (c0 + i * N), N, k, 4 * K, 4 * N, 4 * N);
+        }
+      }
+    }
+    out.set(mem.subarray(c0, c0 + M * N), o);
+  }
+}
+
+// `rows` rows of `len` floats, `stride` apart in src from `base`, to mem[at ..] one after another.
+function copyRows(
+  mem: Float32Array,
+  at: number,
+  src: Float32Array,
+  base: number,
+  rows: number,
+  len: number,
+  stride: number,
+) {
+  if (stride === len) return void mem.set(src.subarray(base, base + rows * len), at);
+  for (let r = 0; r < rows; r++) mem.set(src.subarray(base + r * stride, base + r * stride + len), at + r * len);
+}
+
+// A's M x K into mem[0 ..] row-major.
+function gather(mem: Float32Array, a: ArrayLike<number>, ao: number, ars: number, acs: number, M: number, K: number) {
+  for (let i = 0; i < M; i++) {
+    const row = ao + i * ars;
+    if (acs === 1 && a instanceof Float32Array) mem.set(a.subarray(row, row + K), i * K);
+    else for (let k = 0; k < K; k++) mem[i * K + k] = a[row + k * acs];
+  }
+}
