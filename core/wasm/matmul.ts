@@ -2,7 +2,7 @@
 // contraction, generated as WebAssembly bytes at run time (relaxed-SIMD FMA where the runtime has it).
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
-import { MatmulThreads } from "./threads.ts";
+import { MatmulThreads, type StartFaults } from "./threads.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
@@ -260,14 +260,16 @@ export class WasmMatmul {
    * thread otherwise) for products of at least `threadedWork` multiply-adds. Relaxed-SIMD FMA is used
    * where the runtime validates it.
    */
-  static async create(opts: { readonly threads?: number; readonly threadedWork?: number } = {}): Promise<WasmMatmul> {
+  static async create(
+    opts: { readonly threads?: number; readonly threadedWork?: number; readonly faults?: StartFaults } = {},
+  ): Promise<WasmMatmul> {
     const work = opts.threadedWork ?? THREADED_WORK;
     const fma = WebAssembly.validate(kernelBytes(true, false));
     const want = opts.threads ?? 1;
     if (want > 1 && typeof SharedArrayBuffer !== "undefined") {
       const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
       const bytes = kernelBytes(fma, true);
-      const threads = await MatmulThreads.start(bytes, memory, want);
+      const threads = await MatmulThreads.start(bytes, memory, want, opts.faults);
       if (threads !== null) return new WasmMatmul(fma, memory, instantiate(bytes, memory), threads, work);
     }
     const memory = new WebAssembly.Memory({ initial: 1 });
@@ -282,6 +284,11 @@ export class WasmMatmul {
   /** Products split across the threads so far. */
   get threadedCalls(): number {
     return this.#threads?.calls ?? 0;
+  }
+
+  /** Shares of split products that workers computed (the calling thread computed the rest). */
+  get workerShares(): number {
+    return this.#threads?.workerShares ?? 0;
   }
 
   /** Stops the worker threads, if any. */

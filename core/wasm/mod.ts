@@ -10,6 +10,7 @@ import { Interpreter } from "../cpu/mod.ts";
 import { sizeOf } from "../shape.ts";
 import { fusedPlanner } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
+import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
 import { logsumexp, softmax } from "./softmax.ts";
 import { VMath } from "./vmath.ts";
@@ -48,6 +49,8 @@ export interface WasmOptions {
   readonly threadedWork?: number;
   /** Values in a pool of recycled arrays (default true); false allocates each anew. */
   readonly arena?: boolean;
+  /** @internal Slow or failing matmul workers, for tests of that path. */
+  readonly faults?: StartFaults;
 }
 
 /**
@@ -60,7 +63,7 @@ export async function createWasm(
   let mm: WasmMatmul, vm: VMath;
   try {
     const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
-    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork });
+    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults });
     vm = VMath.create();
   } catch {
     return null; // no WebAssembly, or no SIMD
