@@ -3,6 +3,7 @@
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
 import { MatmulThreads, type StartFaults } from "./threads.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
@@ -267,12 +268,12 @@ export class WasmMatmul {
     const fma = WebAssembly.validate(kernelBytes(true, false));
     const want = opts.threads ?? 1;
     if (want > 1 && typeof SharedArrayBuffer !== "undefined") {
-      const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+      const memory = kernelMemory({ initial: 1, maximum: 65536, shared: true });
       const bytes = kernelBytes(fma, true);
       const threads = await MatmulThreads.start(bytes, memory, want, opts.faults);
       if (threads !== null) return new WasmMatmul(fma, memory, instantiate(bytes, memory), threads, work);
     }
-    const memory = new WebAssembly.Memory({ initial: 1 });
+    const memory = kernelMemory();
     return new WasmMatmul(fma, memory, instantiate(kernelBytes(fma, false), memory), null, work);
   }
 
@@ -324,8 +325,7 @@ export class WasmMatmul {
   }
 
   #reserve(bytes: number): Float32Array {
-    const have = this.#memory.buffer.byteLength;
-    if (bytes > have) this.#memory.grow(Math.ceil((bytes - have) / 65536));
+    reserve(this.#memory, bytes);
     return new Float32Array(this.#memory.buffer);
   }
 
