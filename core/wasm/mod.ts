@@ -12,6 +12,7 @@ import { fusedPlanner } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
 import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
+import { WasmColumnSums } from "./reduce_simd.ts";
 import { logsumexp, softmax } from "./softmax.ts";
 import { VMath } from "./vmath.ts";
 import { scanKernels, WasmScan } from "./scan.ts";
@@ -86,7 +87,7 @@ export async function createWasm(
     arena: opts.arena ?? true,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
-      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }),
+      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, { columns: new WasmColumnSums() }),
       softmax,
       logsumexp,
       exp: unaryKernel("exp", vm),
