@@ -13,7 +13,8 @@ import { WasmMatmul } from "./matmul.ts";
 import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
 import { WasmColumnSums } from "./reduce_simd.ts";
-import { logsumexp, softmax } from "./softmax.ts";
+import { softmaxKernels } from "./softmax.ts";
+import { WasmSoftmax } from "./softmax_simd.ts";
 import { VMath } from "./vmath.ts";
 import { scanKernels, WasmScan } from "./scan.ts";
 import { cumsumKernel } from "./cumsum.ts";
@@ -88,8 +89,7 @@ export async function createWasm(
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, { columns: new WasmColumnSums() }),
-      softmax,
-      logsumexp,
+      ...softmaxKernels(new WasmSoftmax()),
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
       ...scanKernels(new WasmScan()),
