@@ -7,6 +7,7 @@
 import type { PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
 import { Func, I32, moduleBytes } from "./asm.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 const F64 = 0x7c;
 
@@ -50,7 +51,7 @@ type Fn = (at: number, outer: number, n: number, inner: number, rev: number) => 
 
 /** The cumsum kernel for the Wasm backend's `kernels` table, compiled once (sizes are arguments). */
 export function cumsumKernel(reference: PrimDef<"cumsum">["cpu"]): PrimDef<"cumsum">["cpu"] {
-  const memory = new WebAssembly.Memory({ initial: 1 });
+  const memory = kernelMemory();
   let fns: { f32: Fn; i32: Fn } | null = null;
   return (ins, srcs, out, params, ctx) => {
     const x = srcs[0], a = ins[0];
@@ -66,8 +67,8 @@ export function cumsumKernel(reference: PrimDef<"cumsum">["cpu"]): PrimDef<"cums
       fns = { f32: ex.f32 as Fn, i32: ex.i32 as Fn };
       liveStats.shaderModules++;
     }
-    const size = outer * n * inner, have = memory.buffer.byteLength;
-    if (4 * size > have) memory.grow(Math.ceil((4 * size - have) / 65536));
+    const size = outer * n * inner;
+    reserve(memory, 4 * size);
     // Both dtypes are 4-byte words: moved as i32 bits.
     const mem = new Int32Array(memory.buffer, 0, size);
     mem.set(new Int32Array(a.buffer, a.byteOffset, size));

@@ -8,6 +8,7 @@
 import type { CpuArray, PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
 import { Func, I32, moduleBytes } from "./asm.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 // k = clamp(idx[j], 0, lim), reading idx at byte address `ix` + 4 j.
 function clampIndex(f: Func): void {
@@ -86,7 +87,7 @@ const up = (bytes: number, align: number) => Math.ceil(bytes / align) * align;
 export function indexKernels(
   ref: { gather: PrimDef<"gather">["cpu"]; scatterAdd: PrimDef<"scatterAdd">["cpu"] },
 ): { gather: PrimDef<"gather">["cpu"]; scatterAdd: PrimDef<"scatterAdd">["cpu"] } {
-  const memory = new WebAssembly.Memory({ initial: 1 });
+  const memory = kernelMemory();
   let fns: { gather: Fn; scatter: Fn } | null = null;
   const ready = (bytes: number) => {
     if (fns === null) {
@@ -95,8 +96,7 @@ export function indexKernels(
       fns = { gather: ex.gather as Fn, scatter: ex.scatter as Fn };
       liveStats.shaderModules++;
     }
-    const have = memory.buffer.byteLength;
-    if (bytes > have) memory.grow(Math.ceil((bytes - have) / 65536));
+    reserve(memory, bytes);
     return fns;
   };
   return {

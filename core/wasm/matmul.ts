@@ -2,8 +2,9 @@
 // contraction, generated as WebAssembly bytes at run time (relaxed-SIMD FMA where the runtime has it).
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
-import { MatmulThreads } from "./threads.ts";
+import { MatmulThreads, type StartFaults } from "./threads.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
@@ -270,18 +271,23 @@ export class WasmMatmul {
    * (default PACKED_BUDGET); products of at most FEW_ROWS rows never make one.
    */
   static async create(
-    opts: { readonly threads?: number; readonly threadedWork?: number; readonly packedBudget?: number } = {},
+    opts: {
+      readonly threads?: number;
+      readonly threadedWork?: number;
+      readonly packedBudget?: number;
+      readonly faults?: StartFaults;
+    } = {},
   ): Promise<WasmMatmul> {
     const work = [opts.threadedWork ?? THREADED_WORK, opts.packedBudget ?? PACKED_BUDGET] as const;
     const fma = WebAssembly.validate(kernelBytes(true, false));
     const want = opts.threads ?? 1;
     if (want > 1 && typeof SharedArrayBuffer !== "undefined") {
-      const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+      const memory = kernelMemory({ initial: 1, maximum: 65536, shared: true });
       const bytes = kernelBytes(fma, true);
-      const threads = await MatmulThreads.start(bytes, memory, want);
+      const threads = await MatmulThreads.start(bytes, memory, want, opts.faults);
       if (threads !== null) return new WasmMatmul(fma, memory, instantiate(bytes, memory), threads, work);
     }
-    const memory = new WebAssembly.Memory({ initial: 1 });
+    const memory = kernelMemory();
     return new WasmMatmul(fma, memory, instantiate(kernelBytes(fma, false), memory), null, work);
   }
 
@@ -293,6 +299,11 @@ export class WasmMatmul {
   /** Products split across the threads so far. */
   get threadedCalls(): number {
     return this.#threads?.calls ?? 0;
+  }
+
+  /** Shares of split products that workers computed (the calling thread computed the rest). */
+  get workerShares(): number {
+    return this.#threads?.workerShares ?? 0;
   }
 
   /** Stops the worker threads, if any. */
@@ -341,8 +352,7 @@ export class WasmMatmul {
   }
 
   #reserve(bytes: number): Float32Array {
-    const have = this.#memory.buffer.byteLength;
-    if (bytes > have) this.#memory.grow(Math.ceil((bytes - have) / 65536));
+    reserve(this.#memory, bytes);
     return new Float32Array(this.#memory.buffer);
   }
 

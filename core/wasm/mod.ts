@@ -10,8 +10,11 @@ import { Interpreter } from "../cpu/mod.ts";
 import { sizeOf } from "../shape.ts";
 import { fusedPlanner } from "./fuse.ts";
 import { WasmMatmul } from "./matmul.ts";
+import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
-import { logsumexp, softmax } from "./softmax.ts";
+import { WasmColumnSums } from "./reduce_simd.ts";
+import { softmaxKernels } from "./softmax.ts";
+import { WasmSoftmax } from "./softmax_simd.ts";
 import { VMath } from "./vmath.ts";
 import { scanKernels, WasmScan } from "./scan.ts";
 import { cumsumKernel } from "./cumsum.ts";
@@ -48,6 +51,8 @@ export interface WasmOptions {
   readonly threadedWork?: number;
   /** Values in a pool of recycled arrays (default true); false allocates each anew. */
   readonly arena?: boolean;
+  /** @internal Slow or failing matmul workers, for tests of that path. */
+  readonly faults?: StartFaults;
 }
 
 /**
@@ -60,7 +65,7 @@ export async function createWasm(
   let mm: WasmMatmul, vm: VMath;
   try {
     const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
-    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork });
+    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults });
     vm = VMath.create();
   } catch {
     return null; // no WebAssembly, or no SIMD
@@ -83,9 +88,8 @@ export async function createWasm(
     arena: opts.arena ?? true,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
-      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }),
-      softmax,
-      logsumexp,
+      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, { columns: new WasmColumnSums() }),
+      ...softmaxKernels(new WasmSoftmax()),
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
       ...scanKernels(new WasmScan()),

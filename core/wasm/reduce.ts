@@ -4,6 +4,10 @@
 
 import type { CpuArray, CpuContext, PrimDef } from "../prim.ts";
 import type { Shape } from "../shape.ts";
+import type { WasmColumnSums } from "./reduce_simd.ts";
+
+/** The fewest input elements of an f32 column sum that runs in Wasm (below, copying in costs more). */
+export const COLUMN_SUM_MIN = 2048;
 
 /** `[outer, reduced, inner]` sizes when `axes` are one run of adjacent axes of `shape`, else null. */
 export function reductionBlock(shape: Shape, axes: readonly number[]): [number, number, number] | null {
@@ -46,11 +50,17 @@ function maxBlock(a: CpuArray, acc: Float64Array, O: number, R: number, I: numbe
 
 type Reduce = PrimDef<"sum">["cpu"];
 
-function reduceWith(block: typeof sumBlock, fallback: Reduce): Reduce {
+function reduceWith(block: typeof sumBlock, fallback: Reduce, columns?: WasmColumnSums): Reduce {
   return (ins, srcs, out, params, ctx: CpuContext) => {
     const dims = reductionBlock(srcs[0].shape, params.axes);
     if (dims === null) return fallback(ins, srcs, out, params, ctx);
-    const [O, R, I] = dims, acc = new Float64Array(O * I);
+    const [O, R, I] = dims, a = ins[0];
+    if (columns && I > 1 && a instanceof Float32Array && out.dtype === "f32" && O * R * I >= COLUMN_SUM_MIN) {
+      const o = ctx.alloc("f32", O * I) as Float32Array;
+      columns.run(a, o, O, R, I);
+      return o;
+    }
+    const acc = new Float64Array(O * I);
     block(ins[0], acc, O, R, I);
     const o = ctx.alloc(out.dtype, acc.length);
     o.set(acc);
@@ -58,9 +68,13 @@ function reduceWith(block: typeof sumBlock, fallback: Reduce): Reduce {
   };
 }
 
-/** The sum and max kernels, falling back to `reference`'s rules where the axes are not adjacent. */
+/**
+ * The sum and max kernels, falling back to `reference`'s rules where the axes are not adjacent;
+ * large f32 sums over an axis that is not the last run on `columns` (Wasm SIMD) where given.
+ */
 export function reductionKernels(
   reference: { readonly sum: Reduce; readonly max: Reduce },
+  opts: { readonly columns?: WasmColumnSums } = {},
 ): { readonly sum: Reduce; readonly max: Reduce } {
-  return { sum: reduceWith(sumBlock, reference.sum), max: reduceWith(maxBlock, reference.max) };
+  return { sum: reduceWith(sumBlock, reference.sum, opts.columns), max: reduceWith(maxBlock, reference.max) };
 }

@@ -7,6 +7,7 @@
 import type { CpuArray, PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
 import { Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const LOAD = 0x00, SPLAT = 0x09, STORE = 0x0b, CONST = 0x0c;
@@ -184,7 +185,7 @@ type Fn = (...args: number[]) => void;
 
 /** The two scan kernels on one growable memory, compiled once (sizes are arguments). */
 export class WasmScan {
-  readonly #memory = new WebAssembly.Memory({ initial: 1 });
+  readonly #memory = kernelMemory();
   #fns: { forward: Fn; backward: Fn } | null = null;
 
   #kernels(): { forward: Fn; backward: Fn } {
@@ -258,8 +259,7 @@ export class WasmScan {
     const at: number[] = [];
     let end = 0;
     for (const n of sizes) at.push(4 * end), end += Math.ceil(n / 4) * 4;
-    const have = this.#memory.buffer.byteLength;
-    if (4 * end > have) this.#memory.grow(Math.ceil((4 * end - have) / 65536));
+    reserve(this.#memory, 4 * end);
     return { at, mem: new Float32Array(this.#memory.buffer) };
   }
 }

@@ -11,6 +11,7 @@ import { liveStats } from "../stats.ts";
 import { Func, I32, moduleBytes, V128 } from "./asm.ts";
 import type { Expr, LoopRead } from "./fuse.ts";
 import { emitExp, emitTanh, SCRATCH } from "./vmath.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const LOAD = 0x00, LOAD32_SPLAT = 0x09, STORE = 0x0b;
@@ -111,7 +112,7 @@ export interface SimdLoop {
 
 /** Compiles fused loops to Wasm SIMD where they qualify, and runs them on one memory. */
 export class SimdLoops {
-  readonly #memory = new WebAssembly.Memory({ initial: 1 });
+  readonly #memory = kernelMemory();
   readonly #compiled = new Map<string, LoopFn>();
 
   /** The Wasm loop for `root`'s fused expression, or null where it does not qualify. */
@@ -145,8 +146,7 @@ export class SimdLoops {
     const offsets: number[] = [];
     let end = 0; // in floats, each region 16-byte aligned
     for (const n of [size, ...lengths]) offsets.push(end), end += Math.ceil(n / 4) * 4;
-    const have = this.#memory.buffer.byteLength;
-    if (4 * end > have) this.#memory.grow(Math.ceil((4 * end - have) / 65536));
+    reserve(this.#memory, 4 * end);
     const mem = new Float32Array(this.#memory.buffer);
     // Every kind's values are contiguous in its source from the read's offset (see kindOf).
     reads.forEach((rd, r) => {

@@ -1,8 +1,10 @@
 // softmax and logsumexp over the last axis on the Wasm backend's host side: the reference's loops
-// with the polynomial exp (approx.ts), which costs a few nanoseconds where Math.exp costs 15-30.
+// with the polynomial exp (approx.ts), which costs a few nanoseconds where Math.exp costs 15-30;
+// large ones run on the Wasm SIMD rows kernel (softmax_simd.ts).
 
 import type { PrimDef } from "../prim.ts";
 import { jfExp } from "./approx.ts";
+import type { WasmSoftmax } from "./softmax_simd.ts";
 
 /** softmax(x) along the last axis: max, then exp(x - max) summed in float64, then divided. */
 export const softmax: PrimDef<"softmax">["cpu"] = ([a], [x], _out, _p, ctx) => {
@@ -33,3 +35,28 @@ export const logsumexp: PrimDef<"logsumexp">["cpu"] = ([a], [x], out, _p, ctx) =
   }
   return o;
 };
+
+/** The fewest elements of a softmax or logsumexp that runs in Wasm (below, the host loop is as fast). */
+export const SOFTMAX_SIMD_MIN = 1024;
+
+/** softmax and logsumexp running large inputs on `k` (Wasm SIMD), small ones on the host loops above. */
+export function softmaxKernels(
+  k: WasmSoftmax,
+): { readonly softmax: PrimDef<"softmax">["cpu"]; readonly logsumexp: PrimDef<"logsumexp">["cpu"] } {
+  return {
+    softmax(ins, srcs, out, p, ctx) {
+      const [a] = ins, x = srcs[0], n = x.shape[x.shape.length - 1];
+      if (n === 0 || a.length < SOFTMAX_SIMD_MIN) return softmax(ins, srcs, out, p, ctx);
+      const o = ctx.alloc("f32", a.length) as Float32Array;
+      k.softmax(a, o, a.length / n, n);
+      return o;
+    },
+    logsumexp(ins, srcs, out, p, ctx) {
+      const [a] = ins, x = srcs[0], n = x.shape[x.shape.length - 1];
+      if (n === 0 || a.length < SOFTMAX_SIMD_MIN) return logsumexp(ins, srcs, out, p, ctx);
+      const o = ctx.alloc("f32", a.length / n) as Float32Array;
+      k.logsumexp(a, o, a.length / n, n);
+      return o;
+    },
+  };
+}

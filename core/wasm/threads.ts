@@ -1,5 +1,8 @@
-// Matmul threads: workers that run the kernel over shared Wasm memory, each on its own contiguous
-// range of C's 8-column panels, so results are the same bits whatever the thread count.
+// Matmul threads: workers that run the kernel over shared Wasm memory. A call is cut into one
+// share per thread (a fixed contiguous range of C's 8-column panels, so results are the same bits
+// whatever the thread count or whoever computes a share); the threads claim shares from a counter,
+// and the calling thread takes every share no worker has claimed, so a worker that is late, slow to
+// start or dead can delay nothing but a share it already holds, and never leaves C unwritten.
 
 import type { Kernel } from "./matmul.ts";
 
@@ -9,14 +12,19 @@ const NODE_WORKERS = "node:worker_threads";
 interface NodeWorker {
   postMessage(message: unknown): void;
   once(event: "message" | "error", listener: (value: unknown) => void): void;
+  on(event: "error", listener: (value: unknown) => void): void;
   unref(): void;
   terminate(): void;
 }
 
-/** Words of the control block: generation, finished workers, then the call's arguments. */
-export const CTRL = { gen: 0, done: 1, a: 2, b: 3, c: 4, strips: 5, panels: 6, k: 7 } as const;
+/**
+ * Words of the control block: generation (negative: stop), next share to claim, shares finished,
+ * shares computed by workers (a counter for tests), then the call's arguments.
+ */
+export const CTRL = { gen: 0, next: 1, done: 2, byWorkers: 3, a: 4, b: 5, c: 6, strips: 7, panels: 8, k: 9 } as const;
+const WORDS = 10;
 
-/** Computes thread `index`'s share (of `count`) of the call described in `ctrl`. */
+/** Computes share `index` (of `count`) of the call described in `ctrl`. */
 export function share(run: Kernel, ctrl: Int32Array, index: number, count: number): void {
   const panels = ctrl[CTRL.panels], k = ctrl[CTRL.k];
   const p0 = Math.floor((panels * index) / count), p1 = Math.floor((panels * (index + 1)) / count);
@@ -25,7 +33,35 @@ export function share(run: Kernel, ctrl: Int32Array, index: number, count: numbe
   }
 }
 
-/** Workers started for one shared memory; `call` runs one matmul across all of them and this thread. */
+/**
+ * Claims and computes shares of the current call until none is left; returns how many it computed.
+ * The arguments are read after a claim, and a claim can only succeed once the caller has written
+ * the current call's arguments and reset the counter, so a thread that woke for an older
+ * generation either gets nothing or a share of the current call with its arguments.
+ */
+export function claimShares(run: Kernel, ctrl: Int32Array, count: number, worker: boolean): number {
+  let n = 0;
+  for (let i = Atomics.add(ctrl, CTRL.next, 1); i < count; i = Atomics.add(ctrl, CTRL.next, 1)) {
+    share(run, ctrl, i, count);
+    n++;
+    if (worker) Atomics.add(ctrl, CTRL.byWorkers, 1);
+    Atomics.add(ctrl, CTRL.done, 1);
+    Atomics.notify(ctrl, CTRL.done);
+  }
+  return n;
+}
+
+/** @internal Ways to start workers badly, for tests of the late-worker path. */
+export interface StartFaults {
+  /** Milliseconds each worker waits before it instantiates its kernel. */
+  readonly startDelayMs?: number;
+  /** Workers throw instead of serving. */
+  readonly fail?: boolean;
+  /** How long start waits for the workers to say they are ready (default 10 s). */
+  readonly startTimeoutMs?: number;
+}
+
+/** Workers started for one shared memory; `call` runs one matmul across them and this thread. */
 export class MatmulThreads {
   readonly count: number;
   /** Calls run across the threads so far. */
@@ -41,12 +77,15 @@ export class MatmulThreads {
 
   /**
    * Starts `count - 1` workers (Deno: node:worker_threads, unreferenced so they never keep the process
-   * alive), or returns null where workers or shared memory are unavailable.
+   * alive), or returns null where workers or shared memory are unavailable. It waits up to 10 s for
+   * them to be ready; workers that are not ready by then join whenever they are (until then this
+   * thread computes their shares).
    */
   static async start(
     bytes: Uint8Array<ArrayBuffer>,
     memory: WebAssembly.Memory,
     count: number,
+    faults: StartFaults = {},
   ): Promise<MatmulThreads | null> {
     if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
     // Workers come from node:worker_threads (Deno, Node); a browser would log the failed import of
@@ -54,61 +93,69 @@ export class MatmulThreads {
     // deno-lint-ignore no-explicit-any
     const g = globalThis as any;
     if (g.Deno === undefined && typeof g.process?.versions?.node !== "string") return null;
+    let Worker: new (url: URL) => NodeWorker;
     try {
-      const ctrl = new SharedArrayBuffer(4 * 8);
       // Named through a variable: bundlers for browsers (where workers come from elsewhere) leave it alone.
-      const { Worker } = (await import(NODE_WORKERS)) as { Worker: new (url: URL) => NodeWorker };
-      const url = new URL("./matmul_worker.ts", import.meta.url);
-      const workers = Array.from({ length: count - 1 }, (_, i) => {
-        const w = new Worker(url);
-        w.postMessage({ bytes, memory, ctrl, index: i + 1, count });
-        w.unref();
-        return w;
-      });
-      // Each worker says when its kernel is instantiated; one that cannot start would hang every
-      // call, so after 10 s without word the threads are not used.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const ready = Promise.all(
-        workers.map((w) => new Promise((ok, fail) => (w.once("message", ok), w.once("error", fail)))),
-      );
-      const late = new Promise((
-        _,
-        fail,
-      ) => (timer = setTimeout(() => fail(new Error("workers did not start")), 10_000)));
-      try {
-        await Promise.race([ready, late]);
-      } catch (e) {
-        for (const w of workers) w.terminate();
-        throw e;
-      } finally {
-        clearTimeout(timer);
-      }
-      const words = new Int32Array(ctrl);
-      return new MatmulThreads(count, words, () => {
-        Atomics.store(words, CTRL.gen, -1);
-        Atomics.notify(words, CTRL.gen);
-        for (const w of workers) w.terminate();
-      });
+      ({ Worker } = (await import(NODE_WORKERS)) as { Worker: new (url: URL) => NodeWorker });
     } catch {
       return null;
     }
+    const ctrl = new SharedArrayBuffer(4 * WORDS), words = new Int32Array(ctrl);
+    // No call is running: every share counts as claimed until the first call resets the counter.
+    words[CTRL.next] = count;
+    const url = new URL("./matmul_worker.ts", import.meta.url);
+    const workers: NodeWorker[] = [];
+    const ready: Promise<unknown>[] = [];
+    for (let i = 1; i < count; i++) {
+      try {
+        const w = new Worker(url);
+        // A worker that fails only stops helping; the listener keeps its error from being thrown here.
+        ready.push(new Promise((ok) => (w.once("message", ok), w.on("error", ok))));
+        w.postMessage({ bytes, memory, ctrl, index: i, count, ...faults });
+        w.unref();
+        workers.push(w);
+      } catch {
+        break;
+      }
+    }
+    if (workers.length === 0) return null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((ok) => (timer = setTimeout(ok, faults.startTimeoutMs ?? 10_000)));
+    await Promise.race([Promise.all(ready), late]);
+    clearTimeout(timer);
+    return new MatmulThreads(count, words, () => {
+      Atomics.store(words, CTRL.gen, -1);
+      Atomics.notify(words, CTRL.gen);
+      for (const w of workers) w.terminate();
+    });
   }
 
-  /** One matmul: the workers take their shares while this thread computes the first. */
+  /** Shares of the calls so far that workers computed (the rest ran on this thread). */
+  get workerShares(): number {
+    return Atomics.load(this.#ctrl, CTRL.byWorkers);
+  }
+
+  /** One matmul: this thread and the workers claim its shares; returns once all are computed. */
   call(run: Kernel, args: readonly [number, number, number, number, number, number]): void {
     const c = this.#ctrl;
     this.calls++;
+    // Arguments first, then the counters, then the generation: a claim sees this call's arguments.
     [c[CTRL.a], c[CTRL.b], c[CTRL.c], c[CTRL.strips], c[CTRL.panels], c[CTRL.k]] = args;
     Atomics.store(c, CTRL.done, 0);
-    Atomics.add(c, CTRL.gen, 1);
-    Atomics.notify(c, CTRL.gen);
-    share(run, c, 0, this.count);
-    for (let d = Atomics.load(c, CTRL.done); d < this.count - 1; d = Atomics.load(c, CTRL.done)) {
+    Atomics.store(c, CTRL.next, 0);
+    const gen = Atomics.load(c, CTRL.gen);
+    if (gen >= 0) {
+      Atomics.store(c, CTRL.gen, gen >= 2 ** 30 ? 1 : gen + 1);
+      Atomics.notify(c, CTRL.gen);
+    }
+    claimShares(run, c, this.count, false);
+    // Only shares that a worker has claimed (and so is computing) are waited for.
+    for (let d = Atomics.load(c, CTRL.done); d < this.count; d = Atomics.load(c, CTRL.done)) {
       Atomics.wait(c, CTRL.done, d);
     }
   }
 
-  /** Stops the workers. */
+  /** Stops the workers (later calls run on this thread alone). */
   stop(): void {
     this.#stop();
   }

@@ -3,6 +3,7 @@
 // tolerance allows far more). The engine's Math.exp and Math.tanh cost 10-30 ns an element here.
 
 import { Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const LOAD = 0x00, STORE = 0x0b, CONST = 0x0c, AND = 0x4e, OR = 0x50, BITSELECT = 0x52;
@@ -134,7 +135,7 @@ export class VMath {
 
   /** Compiles the module; throws where the runtime has no WebAssembly SIMD. */
   static create(): VMath {
-    const memory = new WebAssembly.Memory({ initial: 1 });
+    const memory = kernelMemory();
     const bytes = moduleBytes([["exp", expFunc()], ["tanh", tanhFunc()]], 1, false);
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } });
     const e = inst.exports as unknown as Record<VOp, (p: number, n: number) => void>;
@@ -144,8 +145,7 @@ export class VMath {
   /** `out[i] = op(x[i])`, rounded to f32 (out may be x). */
   run(op: VOp, x: ArrayLike<number>, out: Float32Array): void {
     const n = out.length, vectors = Math.ceil(n / 4), bytes = 16 * vectors;
-    const have = this.#memory.buffer.byteLength;
-    if (bytes > have) this.#memory.grow(Math.ceil((bytes - have) / 65536));
+    reserve(this.#memory, bytes);
     const mem = new Float32Array(this.#memory.buffer, 0, 4 * vectors);
     if (x instanceof Float32Array) mem.set(x);
     else for (let i = 0; i < n; i++) mem[i] = x[i];

@@ -3,7 +3,8 @@
 
 import fc from "fast-check";
 import { normal, randint, randomKey, readAll, setBackend, type Tensor, tensor } from "../../../mod.ts";
-import { reductionBlock } from "../../../core/wasm/reduce.ts";
+import { COLUMN_SUM_MIN, reductionBlock } from "../../../core/wasm/reduce.ts";
+import { WasmColumnSums } from "../../../core/wasm/reduce_simd.ts";
 import { assertClose } from "../../helpers.ts";
 
 async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
@@ -53,4 +54,38 @@ Deno.test("max on Wasm propagates NaN as the reference does", async () => {
   const { wasm, cpu } = await onBoth(() => [x.max({ axis: 1 }), x.max({ axis: 0 })]);
   wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i}` }));
   if (!Number.isNaN(wasm[0][0]) || wasm[0][1] !== 6) throw new Error(`got ${Array.from(wasm[0])}`);
+});
+
+Deno.test("large f32 sums over a non-last axis (Wasm SIMD column sums) equal the reference bit for bit", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 2, max: 67 })),
+      fc.nat(1000),
+      async ([o, r, i], seed) => {
+        // At least COLUMN_SUM_MIN elements, so the Wasm kernel runs; odd inner sizes included.
+        const R = Math.max(r, Math.ceil(COLUMN_SUM_MIN / (o * i)));
+        const x = normal(randomKey(seed), [o, R, i]).mul(100);
+        const { wasm, cpu } = await onBoth(() => [x.sum({ axis: 1 }), x.reshape([o * R, i]).sum({ axis: 0 })]);
+        wasm.forEach((w, j) => assertClose(w, cpu[j], { rtol: 0, atol: 0, msg: `output ${j}, [${o}, ${R}, ${i}]` }));
+      },
+    ),
+    { numRuns: 30 },
+  );
+});
+
+Deno.test("the Wasm column sum equals float64 sums in order, rounded once, with odd inner sizes", () => {
+  const cols = new WasmColumnSums();
+  for (const [O, R, I] of [[1, 1, 2], [2, 3, 3], [3, 700, 5], [1, 2048, 2], [2, 33, 64]]) {
+    const a = Float32Array.from({ length: O * R * I }, (_, k) => Math.fround(Math.sin(k * 1.7) * 10 ** (k % 7)));
+    const got = new Float32Array(O * I), want = new Float32Array(O * I);
+    cols.run(a, got, O, R, I);
+    for (let o = 0; o < O; o++) {
+      for (let j = 0; j < I; j++) {
+        let s = 0;
+        for (let k = 0; k < R; k++) s += a[(o * R + k) * I + j];
+        want[o * I + j] = s;
+      }
+    }
+    assertClose(got, want, { rtol: 0, atol: 0, msg: `[${O}, ${R}, ${I}]` });
+  }
 });
