@@ -4,13 +4,15 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { WasmMatmul } from "../../../core/wasm/matmul.ts";
+import { FEW_ROWS } from "../../../core/wasm/few_rows.ts";
 import type { StartFaults } from "../../../core/wasm/threads.ts";
 import { createWasm } from "../../../core/wasm/mod.ts";
 import { on, train } from "./backend_helpers.ts";
 
 const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed + i * 12.9898) * 3);
 
-// A product of M x K by K x N (N above one 8-column panel, so it is split) on `mm`.
+// A product of M x K by K x N on `mm`: N above one 8-column panel and M above FEW_ROWS (products of fewer rows read
+// B in place on the calling thread), so it is split.
 function product(mm: WasmMatmul, [M, K, N]: readonly number[], seed: number): Float32Array {
   const out = new Float32Array(M * N);
   mm.run(rand(M * K, seed), rand(K * N, seed + 1), out, [1, M, K, N]);
@@ -18,7 +20,7 @@ function product(mm: WasmMatmul, [M, K, N]: readonly number[], seed: number): Fl
 }
 
 const dims = fc.tuple(
-  fc.integer({ min: 1, max: 40 }),
+  fc.integer({ min: FEW_ROWS + 1, max: 40 }),
   fc.integer({ min: 1, max: 40 }),
   fc.integer({ min: 9, max: 70 }),
 );
