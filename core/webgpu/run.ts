@@ -189,6 +189,8 @@ export class WebGpuRunner implements Backend {
       const e = this.#poisoned.get(t);
       if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
     }
+    // The tuner's stored choices, read once before the first plan (IndexedDB reads are async).
+    if (!this.#variant && this.tuner.enabled && !this.tuner.loaded) await this.tuner.load();
     const t0 = performance.now();
     const graph = lower(targets, this.capabilities);
     const plan = () => {
