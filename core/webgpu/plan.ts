@@ -3,7 +3,7 @@
 import { type Node, schedule, useCounts } from "../graph.ts";
 import { sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { hostValue } from "../storage.ts";
-import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, scalarBits, type Sources } from "./emit.ts";
+import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, type Sources } from "./emit.ts";
 import { prologueTree, type StridedView } from "./matmul.ts";
 import { builtInVariant, variantName } from "./variants.ts";
 import type { Prim } from "../prim.ts";
@@ -380,71 +380,4 @@ function limitBindings(
     }
   }
   return deps;
-}
-
-// A plan with tensors replaced by their positions: pending nodes in schedule order (>= 0) and leaves
-// in first-use order (< 0, as ~index), so one compiled plan serves every graph of the same structure.
-interface CachedKernel extends Omit<KernelPlan, "inputs" | "outputs" | "scalars"> {
-  readonly inputs: readonly number[];
-  readonly outputs: readonly number[];
-  readonly scalars: readonly (readonly [number, number])[];
-}
-
-const CACHE_LIMIT = 128;
-const cache = new Map<string, readonly CachedKernel[]>();
-
-/** Structural key of a pending graph: ops, params, shapes, dtypes, wiring and the kind of each leaf. */
-function signature(order: readonly Node[], targets: readonly Node[]): [string, Node[]] {
-  const pos = new Map<Node, number>();
-  order.forEach((t, i) => pos.set(t, i));
-  const leaves: Node[] = [];
-  const parts: string[] = [];
-  const ref = (x: Node): string => {
-    const p = pos.get(x);
-    if (p !== undefined) return `${p}`;
-    pos.set(x, ~leaves.length);
-    leaves.push(x);
-    const kind = x.size === 1 && hostValue(x) !== undefined ? "s" : "b";
-    return `L${kind}${x.dtype}[${x.shape}]`;
-  };
-  for (const t of order) {
-    parts.push(`${t.op}${JSON.stringify(t.params)}${t.dtype}[${t.shape}](${t.src.map(ref).join(",")})`);
-  }
-  parts.push(`->${targets.map((t) => pos.get(t)).join(",")}`);
-  return [parts.join(";"), leaves];
-}
-
-/** Like `planKernels`, but reuses the compiled plan of an earlier graph with the same structure. */
-export function planCached(
-  targets: readonly Node[],
-  maxBuffers: number,
-  features: KernelFeatures = DEFAULT_FEATURES,
-): KernelPlan[] {
-  const order = schedule(targets);
-  const [structure, leaves] = signature(order, targets);
-  const key = `${maxBuffers};${features.ownTrig};${features.tuning ?? 0};${structure}`;
-  const at = (i: number) => (i >= 0 ? order[i] : leaves[~i]);
-  const hit = cache.get(key);
-  if (hit !== undefined) {
-    return hit.map((c) => {
-      const uniforms = [...c.uniforms];
-      const scalars = c.scalars.map(([w, i]) => [w, at(i)] as const);
-      for (const [w, t] of scalars) uniforms[w] = scalarBits(hostValue(t)![0], t.dtype);
-      return { ...c, uniforms, scalars, inputs: c.inputs.map(at), outputs: c.outputs.map(at) };
-    });
-  }
-  const kernels = planKernels(targets, maxBuffers, order, features);
-  const index = new Map<Node, number>();
-  order.forEach((t, i) => index.set(t, i));
-  leaves.forEach((t, i) => index.set(t, ~i));
-  const compiled = kernels.map((k) => ({
-    ...k,
-    slot: {},
-    inputs: k.inputs.map((t) => index.get(t)!),
-    outputs: k.outputs.map((t) => index.get(t)!),
-    scalars: k.scalars.map(([w, t]) => [w, index.get(t)!] as const),
-  }));
-  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
-  cache.set(key, compiled);
-  return kernels.map((k, i) => ({ ...k, slot: compiled[i].slot }));
 }

@@ -11,7 +11,8 @@ import { deviceOf, hostValue, hostValues, putDevice } from "../storage.ts";
 import { compileKernels } from "./compile.ts";
 import { checkHealth, type Gpu, scopedCheck } from "./device.ts";
 import { lower } from "./lower.ts";
-import { type KernelPlan, planCached } from "./plan.ts";
+import type { KernelPlan } from "./plan.ts";
+import { planCached } from "./plan_cache.ts";
 import { BufferPool } from "./pool.ts";
 import type { ProfileRecord } from "./profile.ts";
 import type { KernelFeatures } from "./emit.ts";
@@ -189,6 +190,8 @@ export class WebGpuRunner implements Backend {
       const e = this.#poisoned.get(t);
       if (e) throw new Error(`webgpu: this tensor [${t.shape}] was never computed: ${e.message}`);
     }
+    // The tuner's stored choices, read once before the first plan (IndexedDB reads are async).
+    if (!this.#variant && this.tuner.enabled && !this.tuner.loaded) await this.tuner.load();
     const t0 = performance.now();
     const graph = lower(targets, this.capabilities);
     const plan = () => {

@@ -1,12 +1,13 @@
 // Matmul variants chosen per adapter by measurement: the first product of a size class on a device
 // times the candidate variants (the built-in register tile first, then the other register tiles and
 // the workgroup-memory tiles) within a budget, keeps the fastest, and remembers it per adapter (in a
-// file under Deno when permitted, else for the session).
+// file under Deno when permitted, in IndexedDB in a browser, else for the session: tune_store.ts).
 
 import { leafNode, Node } from "../graph.ts";
 import type { Gpu } from "./device.ts";
 import type { KernelFeatures } from "./emit.ts";
 import { type KernelPlan, planKernels } from "./plan.ts";
+import { type ChoiceStore, choiceStore, envFlag } from "./tune_store.ts";
 import { builtInVariant, type MatmulVariant, stagedBytes, variantName, variantNamed, VARIANTS } from "./variants.ts";
 
 // Products smaller than this keep the built-in tile: launch and loop overheads dominate them, and
@@ -23,11 +24,17 @@ const SHORTLIST = 2;
 
 /** How the tuner runs. */
 export interface TuneOptions {
-  /** Measure at all (default true; `JETFOLD_TUNE=0` turns it off where env access is granted). */
+  /**
+   * Measure at all (default true; `JETFOLD_TUNE=0` turns it off where env access is granted, and
+   * so does `globalThis.JETFOLD_TUNE = "0"` in a browser).
+   */
   readonly enabled?: boolean;
   /** Milliseconds one size class may spend compiling and timing candidates (default 1500). */
   readonly budgetMs?: number;
-  /** Where choices are kept across runs; null keeps them in memory only. Default: a file under the user's cache. */
+  /**
+   * Where choices are kept across runs; null keeps them in memory only. Default: a file under the
+   * user's cache under Deno, IndexedDB in a browser.
+   */
   readonly cacheFile?: string | null;
 }
 
@@ -37,28 +44,12 @@ export function sizeClass(Z: number, M: number, N: number, K: number): string {
   return `${p(Z)}x${p(M)}x${p(N)}x${p(K)}`;
 }
 
-function granted(name: "env" | "read" | "write", what?: string): boolean {
-  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
-  if (deno?.permissions?.querySync === undefined) return false;
-  const desc = name === "env" ? { name, variable: what } : { name, path: what };
-  return deno.permissions.querySync(desc as Deno.PermissionDescriptor).state === "granted";
-}
-
-function envFlag(name: string): string | undefined {
-  return granted("env", name) ? Deno.env.get(name) : undefined;
-}
-
-// The default cache file: $XDG_CACHE_HOME/jetfold or ~/.cache/jetfold, where env access allows.
-function defaultCacheFile(): string | null {
-  const base = envFlag("XDG_CACHE_HOME") ?? (envFlag("HOME") ? `${envFlag("HOME")}/.cache` : undefined);
-  return base ? `${base}/jetfold/webgpu-tiles.json` : null;
-}
-
 /** The variants one device measured fastest, by size class; measures new classes on request. */
 export class MatmulTuner {
   readonly enabled: boolean;
   readonly budgetMs: number;
-  readonly cacheFile: string | null;
+  /** Where the choices are kept across sessions. */
+  readonly store: ChoiceStore;
   /** Identifies the adapter in the cache file. */
   readonly adapterKey: string;
   /** Size classes measured by this tuner (not read from the cache): for tests. */
@@ -69,13 +60,14 @@ export class MatmulTuner {
   version = 0;
   readonly #gpu: Gpu;
   readonly #choices = new Map<string, MatmulVariant>();
+  #loading: Promise<void> | null = null;
   #loaded = false;
 
   constructor(gpu: Gpu, opts: TuneOptions = {}) {
     this.#gpu = gpu;
     this.enabled = opts.enabled ?? envFlag("JETFOLD_TUNE") !== "0";
     this.budgetMs = opts.budgetMs ?? 1500;
-    this.cacheFile = opts.cacheFile === undefined ? defaultCacheFile() : opts.cacheFile;
+    this.store = choiceStore(opts.cacheFile);
     this.adapterKey = `${gpu.description}|${gpu.maxWorkgroupSize}|${gpu.maxStorageBuffers}|${gpu.timestamps}`;
   }
 
@@ -102,8 +94,7 @@ export class MatmulTuner {
 
   /** The matmul products among `kernels` that are worth measuring and not measured yet. */
   untuned(kernels: readonly KernelPlan[]): (readonly [number, number, number, number])[] {
-    if (!this.enabled) return [];
-    this.#load();
+    if (!this.enabled || !this.#loaded) return [];
     const seen = new Set<string>(), out: (readonly [number, number, number, number])[] = [];
     for (const k of kernels) {
       const p = k.matmul;
@@ -155,7 +146,10 @@ export class MatmulTuner {
       this.measured++;
     }
     this.version++;
-    this.#save();
+    await this.store.write(
+      this.adapterKey,
+      Object.fromEntries([...this.#choices].map(([c, v]) => [c, variantName(v)])),
+    );
   }
 
   // Milliseconds of one run of a plain matmul of this size with variant `t` (the least of a few
@@ -248,44 +242,21 @@ export class MatmulTuner {
     return Infinity;
   }
 
-  // Choices of this adapter from the cache file, once.
-  #load(): void {
-    if (this.#loaded) return;
-    this.#loaded = true;
-    const file = this.cacheFile;
-    if (file === null || !granted("read", file)) return;
-    try {
-      const all = JSON.parse(Deno.readTextFileSync(file));
-      for (const [cls, name] of Object.entries(all[this.adapterKey] ?? {})) {
-        // (Names of variants this version does not have, or older entries, are measured again.)
-        const v = typeof name === "string" ? variantNamed(name) : undefined;
-        if (v !== undefined) this.#choices.set(cls, v);
-      }
-      if (this.#choices.size > 0) this.version++;
-    } catch {
-      // No file yet, or one another version wrote: measure again.
-    }
+  /** True once the stored choices were read (`load`): until then `untuned` reports nothing. */
+  get loaded(): boolean {
+    return this.#loaded;
   }
 
-  // Writes this adapter's choices into the cache file (beside other adapters'), atomically.
-  #save(): void {
-    const file = this.cacheFile;
-    if (file === null || !granted("write", file) || !granted("read", file)) return;
-    try {
-      let all: Record<string, Record<string, string>> = {};
-      try {
-        all = JSON.parse(Deno.readTextFileSync(file));
-      } catch {
-        // a new file
+  /** Reads this adapter's stored choices, once (later calls return the same promise). */
+  load(): Promise<void> {
+    return this.#loading ??= this.store.read(this.adapterKey).then((stored) => {
+      for (const [cls, name] of Object.entries(stored)) {
+        // (Names of variants this version does not have, or older entries, are measured again.)
+        const v = typeof name === "string" ? variantNamed(name) : undefined;
+        if (v !== undefined && !this.#choices.has(cls)) this.#choices.set(cls, v);
       }
-      all[this.adapterKey] = Object.fromEntries([...this.#choices].map(([cls, v]) => [cls, variantName(v)]));
-      const dir = file.slice(0, file.lastIndexOf("/"));
-      if (dir) Deno.mkdirSync(dir, { recursive: true });
-      const tmp = `${file}.${crypto.randomUUID()}.tmp`;
-      Deno.writeTextFileSync(tmp, JSON.stringify(all, null, 1));
-      Deno.renameSync(tmp, file);
-    } catch {
-      // The cache is an optimization: a read-only disk only means measuring again next run.
-    }
+      if (Object.keys(stored).length > 0) this.version++;
+      this.#loaded = true;
+    });
   }
 }

@@ -17,6 +17,7 @@ import { checkCompileError, checkValidationError, INFINITE_CONSTANT } from "../c
 import { checkSpecTable, onBoth, type SpecTableRuns } from "../core/webgpu/spec_checks.ts";
 import type { CorpusKernel } from "../core/webgpu/corpus.ts";
 import { assertClose } from "../numeric.ts";
+import { checkTuning } from "./tuning_checks.ts";
 
 /** The WebGPU device's limits that shape the kernels, and its adapter's name. */
 async function limits(): Promise<{ adapter: string; maxStorageBuffers: number; maxBindingSize: number }> {
@@ -90,6 +91,7 @@ const checks = {
   checkSpecTable: (o: SpecTableRuns) => checkSpecTable(o),
   checkCompileError: () => checkCompileError(INFINITE_CONSTANT, "bitcast<f32>(0x7f800000u)"),
   checkValidationError,
+  checkTuning,
 };
 
 /** The checks, as the test calls them through `page.evaluate`. */
