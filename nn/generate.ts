@@ -62,13 +62,6 @@ export interface PrefillOptions {
   readonly capacity?: number;
 }
 
-// The head's logits [B, 1, vocab] of one position's hidden state [B, 1, width]: logitsOf's product. A tied head
-// reads the embedding [vocab, width] transposed; backends multiply a few rows by it in place (the wasm one reads
-// the embedding's rows as they lie, with no packed copy), which is faster than the embed @ h^T this used to do.
-function lastLogits(params: ModelParams, h: Tensor, cfg: ModelConfig): Tensor {
-  return logitsOf(params, h, cfg);
-}
-
 // The last K-1 mixer inputs of a block with `conv`, zero-padded when the prompt is shorter.
 function convTail(a: Tensor, K: number): Tensor {
   const T = a.shape[1], keep = Math.min(T, K - 1);
@@ -115,7 +108,7 @@ export function prefill(
   });
   const T = tokens.shape[1];
   const state = opts.capacity === undefined ? { layers, pos: T } : { layers, pos: T, capacity: opts.capacity };
-  return [lastLogits(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), state];
+  return [logitsOf(params, h.slice([0, T - 1, 0]), cfg).squeeze(1), state];
 }
 
 /**
@@ -159,7 +152,7 @@ export function decodeStep(
     const K = cfg.convWidth, conv = ops.concat([layer.conv!, normed], { axis: 1 });
     return { mixer: cache, conv: conv.slice([0, 1, 0], [h.shape[0], K, cfg.width]) };
   });
-  return [lastLogits(params, h, cfg).squeeze(1), { ...state, layers, pos: state.pos + 1 }];
+  return [logitsOf(params, h, cfg).squeeze(1), { ...state, layers, pos: state.pos + 1 }];
 }
 
 /** Picks the next token from logits `[B, vocab]`: greedy at temperature 0, else sampled. */
