@@ -236,17 +236,18 @@ export async function pretrainedConfig(source: string, opts: LoadPretrainedOptio
  * tensor's name and stored shape in file order (the official attention's zero q/k/v biases included), so a
  * writer can stream tensors one at a time (the benchmark's random weights of the 2B geometry do).
  */
-export function pretrainedLayout(cfg: ModelConfig): {
+export function pretrainedLayout(cfg: ModelConfig, where = "pretrainedLayout"): {
   readonly json: Record<string, unknown>;
   readonly tensors: readonly { readonly name: string; readonly shape: readonly number[] }[];
 } {
   checkConfig(cfg);
-  const json = toHfConfig(cfg, architectureFor(cfg), "pretrainedLayout");
+  const json = toHfConfig(cfg, architectureFor(cfg), where);
   const template = modelTemplate(cfg), [leaves] = treeFlatten(template), paths = treePaths(template);
   const tensors = leaves.map((t, i) => {
     const slot = slotOf(paths[i], cfg);
     return { name: slot.name, shape: storedShape(t.shape, slot) };
   });
+  // The official attention always has q/k/v biases: zeros stand in for blocks without them.
   if ((json.architectures as string[])[0] === "JetNemotronForCausalLM") {
     cfg.blocks.forEach((b, i) => {
       if ((b.attn !== "mha" && b.attn !== "swa") || b.bias) return;
@@ -293,14 +294,13 @@ export async function savePretrained(
   if (!(Number.isSafeInteger(maxShardBytes) && maxShardBytes > 0)) {
     throw new Error(`${where}: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
   }
-  checkConfig(cfg);
   const tokenizerFiles = model.tokenizer?.files;
   if (model.tokenizer !== undefined && tokenizerFiles === undefined) {
     throw new Error(
       `${where}: the tokenizer has no Hugging Face files to write (the byte tokenizer has none): leave it out`,
     );
   }
-  const json = toHfConfig(cfg, architectureFor(cfg), where);
+  const { json, tensors } = pretrainedLayout(cfg, where);
   const template = modelTemplate(cfg);
   const [want] = treeFlatten(template), paths = treePaths(template);
   const [leaves] = treeFlatten(params, { op: where }), given = treePaths(params);
@@ -311,28 +311,21 @@ export async function savePretrained(
     );
   }
   const host = await readAll(leaves);
-  const out = new Map<string, WeightOut>();
-  leaves.forEach((t, i) => {
+  // The layout lists the params' tensors in order, then the zero biases the official attention needs.
+  const out: WeightOut[] = tensors.map(({ name, shape }, i) => {
+    if (i >= leaves.length) return { name, shape, values: new Float32Array(shape[0]) };
     // Only read from: an f32 array is written as it is (a copy would hold the weights once more while writing).
-    const slot = slotOf(paths[i], cfg), h = host[i];
-    const values = h instanceof Float32Array ? h : Float32Array.from(h as ArrayLike<number>);
-    const stored = slot.transpose ? transposed(values, t.shape[0], t.shape[1]) : values;
-    out.set(slot.name, { name: slot.name, shape: storedShape(t.shape, slot), values: stored });
+    const h = host[i], values = h instanceof Float32Array ? h : Float32Array.from(h as ArrayLike<number>);
+    const t = leaves[i];
+    return {
+      name,
+      shape,
+      values: slotOf(paths[i], cfg).transpose ? transposed(values, t.shape[0], t.shape[1]) : values,
+    };
   });
-  // The official attention always has q/k/v biases: zeros stand in for blocks without them.
-  if ((json.architectures as string[])[0] === "JetNemotronForCausalLM") {
-    cfg.blocks.forEach((b, i) => {
-      if ((b.attn !== "mha" && b.attn !== "swa") || b.bias) return;
-      for (const p of ["q", "k", "v"]) {
-        const rows = out.get(`model.layers.${i}.self_attn.${p}_proj.weight`)!.shape[0];
-        const name = `model.layers.${i}.self_attn.${p}_proj.bias`;
-        out.set(name, { name, shape: [rows], values: new Float32Array(rows) });
-      }
-    });
-  }
   const code = dtype === "bf16" ? "BF16" : "F32";
   await Deno.mkdir(dir, { recursive: true });
-  await writeWeights(dir, [...out.values()], { code, maxShardBytes, where });
+  await writeWeights(dir, out, { code, maxShardBytes, where });
   const torchDtype = dtype === "bf16" ? "bfloat16" : "float32";
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, torch_dtype: torchDtype }, null, 2) + "\n");
   if (tokenizerFiles !== undefined) {
