@@ -5,6 +5,7 @@ import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
 import { MatmulThreads, type StartFaults } from "./threads.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 import { kernelMemory, reserve } from "./memory.ts";
+import { PackedCache } from "./packed_cache.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
@@ -245,7 +246,7 @@ export class WasmMatmul {
   readonly #threads: MatmulThreads | null;
   readonly #threadedWork: number;
   readonly #few: FewRows;
-  readonly #budget: number;
+  readonly #packed: PackedCache;
 
   private constructor(
     fma: boolean,
@@ -255,7 +256,7 @@ export class WasmMatmul {
     [threadedWork, budget]: readonly [number, number],
   ) {
     this.#threadedWork = threadedWork;
-    this.#budget = budget;
+    this.#packed = new PackedCache(budget);
     this.#few = new FewRows(fewRowsBytes(fma, threads !== null), memory, (bytes) => this.#reserve(bytes));
     this.fma = fma;
     this.#memory = memory;
@@ -311,33 +312,15 @@ export class WasmMatmul {
     this.#threads?.stop();
   }
 
-  // Packed copies of long-lived B operands (weights) by their arrays, which are never written
-  // once they hold a tensor's value: decoding one token multiplies by every weight once, and
-  // packing them again each time cost more than the products.
-  // A copy is kept the second time an array is packed the same way (a training step's weights are
-  // new arrays every step, and copying them would be wasted).
-  // Copies are kept while their bytes stay within the budget; a collected array's bytes are freed.
-  readonly #packed = new WeakMap<object, { key: string; panels: Float32Array | null; held: { bytes: number } }>();
-  #packedBytes = 0;
-  readonly #collected = new FinalizationRegistry<{ bytes: number }>((held) => this.#packedBytes -= held.bytes);
-
   /** Bytes of packed weight panels kept now. */
   get packedBytes(): number {
-    return this.#packedBytes;
+    return this.#packed.bytes;
   }
 
+  // B packed through the cache of weights' packed panels (packed_cache.ts).
   #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
-    const { K, N, rs, cs } = dims;
-    const key = `${base},${K},${N},${rs},${cs}`, hit = this.#packed.get(src);
-    if (hit?.key === key && hit.panels !== null) return void dst.set(hit.panels);
-    this.#packB(dst, src, base, dims, raw);
-    const len = Math.ceil(N / TILE_N) * K * TILE_N, held = hit?.held ?? { bytes: 0 };
-    if (hit === undefined) this.#collected.register(src, held);
-    this.#packedBytes -= held.bytes; // a copy packed another way is dropped
-    const keep = hit?.key === key && this.#packedBytes + 4 * len <= this.#budget;
-    held.bytes = keep ? 4 * len : 0;
-    this.#packedBytes += held.bytes;
-    this.#packed.set(src, { key, panels: keep ? dst.slice(0, len) : null, held });
+    const { K, N, rs, cs } = dims, len = Math.ceil(N / TILE_N) * K * TILE_N;
+    this.#packed.fill(dst, src, `${base},${K},${N},${rs},${cs}`, len, () => this.#packB(dst, src, base, dims, raw));
   }
 
   // packB, in Wasm for a contiguous B or B's transpose: copied as it is to `raw` (floats; room for
@@ -377,22 +360,16 @@ export class WasmMatmul {
     // Few rows: B is read where it lies (packing it would cost more than the product saves, and a
     // kept packed copy would double a decoder's memory).
     const inPlace = M <= FEW_ROWS && b instanceof Float32Array ? inPlaceLayout(K, N, brs, bcs) : null;
-    const packed = inPlace === null ? this.#packedProduct(a, b, out, [M, K, N], [ars, acs, brs, bcs]) : null;
+    const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
+    const product = inPlace === null
+      ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs])
+      : (ao: number, bo: number, z: number) =>
+        this.#few.run(a, [ao, ars, acs], b as Float32Array, bAt(bo), inPlace, out, z * M * N, mkn);
     const keep = opts.keepPackedB === true && Z === 1;
     const idx = new Array<number>(nb).fill(0);
     let ao = la.c, bo = lb.c;
     for (let z = 0; z < Z; z++) {
-      if (packed !== null) packed(ao, bo, z, keep);
-      else {this.#few.run(
-          a,
-          [ao, ars, acs],
-          b as Float32Array,
-          { base: bo, rs: brs, cs: bcs },
-          inPlace!,
-          out,
-          z * M * N,
-          [M, K, N],
-        );}
+      product(ao, bo, z, keep);
       // The next batch index, odometer style, and the operands' offsets with it.
       for (let d = nb - 1; d >= 0; d--) {
         ao += la.strides[d], bo += lb.strides[d];
