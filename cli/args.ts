@@ -13,6 +13,8 @@ export interface Spec<T> {
   readonly defaultText?: string;
   /** The value's name in help (FILE, DIR, 0|1|2). */
   readonly meta?: string;
+  /** A switch that is on by default: its flag is `--no-<name>` and turns it off. */
+  readonly negated?: boolean;
   /** Reads a flag's text (bool flags get "true"). */
   fromFlag(text: string, where: string): T;
   /** Reads a value from a JSON config file. */
@@ -104,13 +106,14 @@ export function str(
   return { kind: "string", default: def, help, ...opts, fromFlag: check, fromJson };
 }
 
-/** A switch: `--quiet` sets it. */
-export function bool(help: string): Spec<boolean> {
+/** A switch: `--quiet` sets it. With `on`, it is on by default and `--no-<name>` turns it off. */
+export function bool(help: string, opts: { readonly on?: boolean } = {}): Spec<boolean> {
   const fromJson = (v: unknown, where: string) => {
     if (typeof v === "boolean") return v;
     throw new InputError(`${where} must be true or false, got ${show(v)}`);
   };
-  return { kind: "bool", default: false, help, fromFlag: () => true, fromJson };
+  const on = opts.on ?? false;
+  return { kind: "bool", default: on, help, fromFlag: () => !on, fromJson, ...(on ? { negated: true } : {}) };
 }
 
 /** One of a fixed set of words. */
@@ -131,6 +134,9 @@ export function choice<const C extends string>(
 export function flagOf(key: string): string {
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
+
+// The flag that sets an option: `--no-hardware-search` for a switch that is on by default.
+const flagFor = (key: string, spec: Spec<unknown>) => (spec.negated ? `--no-${flagOf(key).slice(2)}` : flagOf(key));
 
 /** The options every command takes. */
 export const COMMON = {
@@ -160,7 +166,7 @@ export interface Parsed<S extends Specs> {
  * included.
  */
 export async function parse<S extends Specs>(command: string, argv: readonly string[], specs: S): Promise<Parsed<S>> {
-  const byFlag = new Map(Object.keys(specs).map((k) => [flagOf(k), k]));
+  const byFlag = new Map(Object.entries(specs).map(([k, spec]) => [flagFor(k, spec), k]));
   const fromFlags: Record<string, unknown> = {};
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -226,12 +232,13 @@ export async function readConfig(path: string, specs: Specs): Promise<Record<str
 export function helpText(command: string, summary: string, specs: Specs): string {
   const rows = Object.entries(specs).map(([key, s]) => {
     const meta = s.meta ?? (s.kind === "int" ? "N" : s.kind === "number" ? "X" : "VALUE");
-    const flag = s.kind === "bool" ? flagOf(key) : `${flagOf(key)} ${meta}`;
+    const flag = s.kind === "bool" ? flagFor(key, s) : `${flagOf(key)} ${meta}`;
     const def = s.defaultText ?? (s.kind === "bool" ? null : s.default === null ? null : String(s.default));
     return [flag, def === null ? s.help : `${s.help} (default ${def})`];
   });
   const width = Math.max(...rows.map(([f]) => f.length)) + 2;
-  const lines = rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`);
+  // A help text of several lines continues under its first line, not at the left margin.
+  const lines = rows.map(([f, h]) => `  ${f.padEnd(width)}${h.replaceAll("\n", `\n${" ".repeat(width + 2)}`)}`);
   return [
     `Usage: deno run -A cli.ts ${command} [options]`,
     "",

@@ -43,11 +43,14 @@ export const HARDWARE = {
   hardwareTolerance: num(0.02, "with --hardware-search: loss (nats) a faster geometry may give up", { min: 0 }),
 } as const;
 
-/** Refuses the step's options without --hardware-search, and the step in a space with no JetBlock to reshape. */
+/**
+ * Refuses the step's options without --hardware-search, and the step asked for in a space with no JetBlock to
+ * reshape (where it is on by default, as in demo, such a space just has nothing to try).
+ */
 export function checkHardware(o: { readonly hardwareSearch: boolean }, given: ReadonlySet<string>, space: Space): void {
   if (!o.hardwareSearch) {
     refuseIgnored(given, ["hardwareSteps", "hardwareCandidates", "hardwareTolerance"], "without --hardware-search");
-  } else if (!space.candidates.some((c) => c.attn === "jet")) {
+  } else if (given.has("hardwareSearch") && !space.candidates.some((c) => c.attn === "jet")) {
     throw new InputError(`--hardware-search tries JetBlock geometries, and the ${space.name} space has no jet`);
   }
 }

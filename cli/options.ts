@@ -59,6 +59,7 @@ export const SEARCH = {
   strategy: choice(["beam", "greedy"], null, "search strategy", { defaultText: "beam for paper, greedy for seed" }),
   beamWidth: int(2, "configurations kept per layer by beam search", { min: 1 }),
   maxMha: int(1, "budget: at most this many full-attention (mha) layers", { min: 0 }),
+  maxSwa: int(null, "budget: at most this many sliding-window (swa) layers", { min: 0, defaultText: "no limit" }),
   accuracyWeight: num(1, "score = held-out loss - weight * recall accuracy (seed space: loss only)"),
   context: int(4096, "context length at which decoding state bytes are compared", { min: 1 }),
 } as const;

@@ -15,7 +15,7 @@ import {
   paramCount,
   type Supernet,
 } from "../mod.ts";
-import { InputError, int, num } from "./args.ts";
+import { choice, InputError, int, num } from "./args.ts";
 import type { DataOptions } from "./data.ts";
 import { checkMemory, evalBytes, trainBytes } from "./limits.ts";
 import type { Saved } from "./checkpoint.ts";
@@ -41,6 +41,7 @@ import {
   warmSupernet,
 } from "./phases.ts";
 import {
+  budgetText,
   fitSpace,
   type MakeScorer,
   makeSpace,
@@ -61,6 +62,12 @@ export const WARMUP = {
   lr: num(3e-3, "peak learning rate of pretraining"),
   supernetLr: num(3e-3, "peak learning rate of supernet training"),
   warmup: int(20, "learning-rate warmup steps of each phase"),
+  base: choice(
+    ["mha", "mha+conv"],
+    "mha+conv",
+    "block of every layer of the pretrained base model; +conv puts a short causal conv before attention,\n" +
+      "with which a small model learns recall in hundreds of steps, not thousands (the candidates keep it)",
+  ),
   ...DISTILL,
 } as const;
 
@@ -71,6 +78,8 @@ export interface WarmupOptions extends DataOptions {
   readonly lr: number;
   readonly supernetLr: number;
   readonly warmup: number;
+  /** The pretrained base model's block (`--base`); null reads as the default, mha+conv. */
+  readonly base: "mha" | "mha+conv" | null;
   readonly layers: number;
   readonly width: number;
   readonly heads: number;
@@ -92,7 +101,7 @@ export interface PipelinePlan {
 }
 
 // Options that only shape the pretrained base model: a given model makes them meaningless.
-const BASE_ONLY = ["width", "heads", "kvHeads", "ffnHidden", "layers", "pretrainSteps", "lr"] as const;
+const BASE_ONLY = ["base", "width", "heads", "kvHeads", "ffnHidden", "layers", "pretrainSteps", "lr"] as const;
 
 /**
  * Checks the warmup and search options before any work: nothing given may go unused (model sizes
@@ -113,13 +122,14 @@ export function planPipeline(
     );
   }
   if (o.space === "seed") {
-    refuseIgnored(given, ["window"], "with --space seed: it has no swa candidate");
+    refuseIgnored(given, ["window", "maxSwa"], "with --space seed: it has no swa candidate");
     refuseIgnored(given, ["accuracyWeight"], "with --space seed: it scores by held-out loss only");
   }
-  const space = base === null ? makeSpace(o) : fitSpace(makeSpace(o), base.config);
+  const conv = (o.base ?? "mha+conv") === "mha+conv";
+  const space = base === null ? makeSpace(o, { conv }) : fitSpace(makeSpace(o), base.config);
   if (space.strategy === "greedy") refuseIgnored(given, ["beamWidth"], "with a greedy search (a beam of one)");
   const distill = parseDistill(o.distill ?? "ce");
-  const baseConfig = base?.config ?? configFrom(o, Array.from({ length: o.layers }, () => block("mha")));
+  const baseConfig = base?.config ?? configFrom(o, Array.from({ length: o.layers }, () => block("mha", { conv })));
   try {
     modelConfig({ ...baseConfig, blocks: space.candidates });
   } catch (e) {
@@ -183,7 +193,8 @@ export async function warmup(ctx: Ctx, o: WarmupOptions & SearchOptions, plan: P
   let params: ModelParams;
   if (plan.base === null) {
     const fresh = initModel(keyFor(ctx.seed, "init"), config);
-    say(ctx.out, `  base model: ${o.layers} x mha, width ${config.width}, ${paramCount(fresh)} parameters`);
+    const kind = blockLabel(config.blocks[0]);
+    say(ctx.out, `  base model: ${o.layers} x ${kind}, width ${config.width}, ${paramCount(fresh)} parameters`);
     const r = await trainModel(ctx, {
       label: "pretrain",
       stream: "pretrain",
@@ -253,7 +264,7 @@ export async function search(
   const how = space.strategy === "beam" ? `beam search (width ${o.beamWidth})` : "greedy search";
   say(
     ctx.out,
-    `  ${how} over ${space.name} space, at most ${o.maxMha} mha layer(s); score = ` +
+    `  ${how} over ${space.name} space, ${budgetText(o)}; score = ` +
       objectiveOf(space, ctx.evalSet !== undefined).replace(" (log perplexity)", ""),
   );
   say(

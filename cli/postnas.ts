@@ -28,6 +28,8 @@ export interface SearchOptions {
   readonly strategy: "beam" | "greedy" | null;
   readonly beamWidth: number;
   readonly maxMha: number;
+  /** At most this many swa layers; null: no limit. */
+  readonly maxSwa: number | null;
   readonly accuracyWeight: number;
   readonly window: number;
 }
@@ -42,15 +44,18 @@ export interface Space {
   readonly accuracyWeight: number;
 }
 
-/** paper: mha | swa | jet per layer, beam search; seed: attention x FFN x conv, greedy by perplexity. */
-export function makeSpace(o: SearchOptions): Space {
+/**
+ * paper: mha | swa | jet per layer, beam search, each with a causal conv before the mixer when `conv` (a base
+ * model built with one keeps it whatever the mixer); seed: attention x FFN x conv, greedy by perplexity.
+ */
+export function makeSpace(o: SearchOptions, { conv = false }: { readonly conv?: boolean } = {}): Space {
   if (o.space === "seed") {
     const candidates = (["mha", "linear"] as const).flatMap((attn) =>
       (["swiglu", "gated"] as const).flatMap((ffn) => [false, true].map((conv) => block(attn, { ffn, conv })))
     );
     return { name: "seed", candidates, baseline: candidates[4], strategy: o.strategy ?? "greedy", accuracyWeight: 0 };
   }
-  const candidates = [block("mha"), block("swa", { window: o.window }), block("jet")];
+  const candidates = [block("mha", { conv }), block("swa", { window: o.window, conv }), block("jet", { conv })];
   return {
     name: "paper",
     candidates,
@@ -58,6 +63,18 @@ export function makeSpace(o: SearchOptions): Space {
     strategy: o.strategy ?? "beam",
     accuracyWeight: o.accuracyWeight,
   };
+}
+
+/** The budget: at most `maxMha` mha layers and, where given, at most `maxSwa` swa layers. */
+export function budgetOf(o: Pick<SearchOptions, "maxMha" | "maxSwa">): (config: readonly BlockSpec[]) => boolean {
+  const mha = maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha);
+  const swa = o.maxSwa === null ? () => true : maxCount((b: BlockSpec) => b.attn === "swa", o.maxSwa);
+  return (config) => mha(config) && swa(config);
+}
+
+/** The budget as printed: "at most 1 mha layer(s), at most 1 swa layer(s)". */
+export function budgetText(o: Pick<SearchOptions, "maxMha" | "maxSwa">): string {
+  return `at most ${o.maxMha} mha layer(s)` + (o.maxSwa === null ? "" : `, at most ${o.maxSwa} swa layer(s)`);
 }
 
 /** The objective as printed and recorded: on held-out batches, or on `--eval`'s answers. */
@@ -73,9 +90,10 @@ export function objectiveOf(space: Space, evalSet: boolean): string {
 }
 
 /**
- * The space's candidates in the given model's geometry: its FFN kind (the MLPs are inherited and frozen), its
- * attention's head size and biases for mha and swa, its JetBlock's heads and head sizes for jet. A model whose
- * layers differ in one of these has no single space to search, and is refused naming the layer.
+ * The space's candidates in the given model's geometry: its FFN kind (the MLPs are inherited and frozen), in the
+ * paper space its conv before the mixer, its attention's head size and biases for mha and swa, its JetBlock's heads
+ * and head sizes for jet. A model whose layers differ in one of these has no single space to search, and is refused
+ * naming the layer.
  */
 export function fitSpace(space: Space, cfg: ModelConfig): Space {
   const one = <T>(what: string, of: (b: BlockSpec) => T | undefined): T | undefined => {
@@ -88,11 +106,14 @@ export function fitSpace(space: Space, cfg: ModelConfig): Space {
     return found;
   };
   const ffn = one("FFN kind", (b) => b.ffn)!;
+  // The paper space's candidates keep the model's conv before the mixer (inherited, like the MLPs); the seed space
+  // searches the conv itself.
+  const conv = space.name === "paper" ? one("conv before the mixer", (b) => b.conv ?? false) : undefined;
   const attention = one("attention geometry", (b) => b.attn === "mha" || b.attn === "swa" ? attentionOf(b) : undefined);
   const jet = one("JetBlock geometry", (b) => b.attn === "jet" ? jetOf(b) : undefined);
   const fit = (c: BlockSpec): BlockSpec => {
     const geometry = c.attn === "mha" || c.attn === "swa" ? attention : c.attn === "jet" ? jet : undefined;
-    const { attn, ...rest } = { ...c, ...geometry, ffn };
+    const { attn, ...rest } = { ...c, ...geometry, ffn, ...(conv === undefined ? {} : { conv }) };
     return block(attn, rest as Parameters<typeof block>[1]);
   };
   const candidates = space.candidates.map(fit);
@@ -121,6 +142,8 @@ export interface SearchRecord {
   readonly strategy: string;
   readonly beamWidth: number;
   readonly maxMha: number;
+  /** The swa budget; null: none. */
+  readonly maxSwa: number | null;
   readonly objective: string;
   readonly baseline: string;
   readonly candidates: readonly string[];
@@ -226,7 +249,7 @@ export async function runSearch(
       strategy: space.strategy,
       beamWidth: o.beamWidth,
       baseline: sn.space.map(() => space.baseline),
-      feasible: maxCount((b: BlockSpec) => b.attn === "mha", o.maxMha),
+      feasible: budgetOf(o),
       onVisit: (v) => progress.update(visits.push(v)),
       evaluateMany: many && (async (configs) => {
         await stopHere();
@@ -269,6 +292,7 @@ export async function runSearch(
     strategy: space.strategy,
     beamWidth: space.strategy === "beam" ? o.beamWidth : 1,
     maxMha: o.maxMha,
+    maxSwa: o.maxSwa,
     objective: objectiveText,
     baseline: blockLabel(space.baseline),
     candidates: labels,

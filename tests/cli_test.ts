@@ -24,13 +24,22 @@ Deno.test("demo prints its four phases and writes a run directory whose files pa
   assert(r.stdout.includes(dir), "demo did not print the run directory");
   const config = await readJson(`${dir}/config.json`);
   assert(config.command === "demo" && config.width === 16, `config.json: ${JSON.stringify(config)}`);
+  // The demo's own defaults: a conv base, one swa layer at most, and as many queries as 32 tokens leave room for.
+  assert(config.base === "mha+conv" && config.maxSwa === 1 && config.queries === 5, JSON.stringify(config));
   const metrics = await readLines(`${dir}/metrics.jsonl`);
   const phases = new Set(metrics.map((m) => m.phase));
   for (const p of ["pretrain", "supernet", "tune"]) assert(phases.has(p), `metrics.jsonl has no ${p} lines`);
   assert(metrics.every((m) => Number.isFinite(m.loss) && Number.isInteger(m.step)), "a metrics line lacks loss/step");
   const search = await readJson(`${dir}/search.json`);
   assert(search.choice.length === 2 && search.trace.length >= 3, `search.json: ${JSON.stringify(search.choice)}`);
-  assert(search.candidates.join() === "mha,swa:16,jet" && search.strategy === "beam", "search.json: space/strategy");
+  const candidates = search.candidates.join();
+  assert(candidates === "mha+conv,swa:16+conv,jet+conv" && search.strategy === "beam", `search.json: ${candidates}`);
+  assert(search.maxMha === 1 && search.maxSwa === 1, `search.json budget: ${search.maxMha}, ${search.maxSwa}`);
+  // The hardware-aware step is on in the demo: it reshapes the chosen JetBlocks, or says there are none.
+  assert(r.stdout.includes("hardware-aware step"), `demo did not print the hardware-aware step:\n${r.stdout}`);
+  const metricsPhases = [...phases].join();
+  const hasJet = search.choice.some((b: string) => b.startsWith("jet"));
+  assert(!hasJet || metricsPhases.includes("geometry "), `no geometry phase in metrics: ${metricsPhases}`);
   const { tree, metadata } = await loadSafetensors<{ embed: Tensor }>(`${dir}/checkpoint.safetensors`);
   const cfg = JSON.parse(metadata["jetfold.config"]);
   assert(cfg.blocks.length === 2 && cfg.width === 16, `checkpoint config: ${metadata["jetfold.config"]}`);

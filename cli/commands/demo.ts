@@ -1,7 +1,7 @@
 // `demo`: the whole Jet-Nemotron story on toy data: warmup, PostNAS, post-tune, generation, summary.
 
-import { block, extractSubnet, totalStateBytes } from "../../mod.ts";
-import { COMMON, num } from "../args.ts";
+import { extractSubnet, totalStateBytes } from "../../mod.ts";
+import { bool, COMMON, int, num } from "../args.ts";
 import { openData } from "../data.ts";
 import { interrupts } from "../interrupt.ts";
 import { checkMemory, generateBytes, trainBytes } from "../limits.ts";
@@ -38,16 +38,39 @@ import {
 const smaller = (all: number, chosen: number) =>
   chosen === 0 ? "no state at all" : `${(all / chosen).toFixed(1)}x smaller`;
 
+// The demo's own defaults, chosen so that its few minutes show the story (README, "The demo"): 3 layers, so one
+// full-attention layer is a third of the state; 8 recall queries per sequence, twice the answers `train`'s default
+// data has, with which the teacher learns recall within its 600 steps; at most one swa layer, as the paper budgets
+// its few swa layers, so the rest are JetBlocks and the hardware-aware step, on by default, has them to reshape.
+const DEMO_QUERIES = 8;
+
+// The demo's queries when none are given: DEMO_QUERIES, or fewer where a short --seq-len has no room for them (the
+// toy data needs 3 bytes per pair and per query and 4 more).
+const queriesFor = (o: { seqLen: number; pairs: number }) =>
+  Math.max(1, Math.min(DEMO_QUERIES, Math.floor((o.seqLen - 4) / 3) - o.pairs));
+
 const specs = {
   ...COMMON,
   steps: stepCount(null, "shorthand: every training phase takes this many steps", { defaultText: "per phase" }),
   ...WARMUP,
+  lr: num(5e-3, "peak learning rate of pretraining"),
   tuneSteps: stepCount(100, "steps of post-training the chosen model"),
   tuneLr: num(1e-3, "peak learning rate of post-training"),
   ...MODEL,
+  layers: int(3, "number of layers", { min: 1, max: 1024 }),
   ...DATA,
+  queries: int(null, "toy data: recall queries per sequence (more: less text, more answers to learn from)", {
+    min: 1,
+    defaultText: `${DEMO_QUERIES}, or as many as --seq-len leaves room for`,
+  }),
   ...SEARCH,
+  maxSwa: int(1, "budget: at most this many sliding-window (swa) layers", { min: 0 }),
   ...HARDWARE,
+  hardwareSearch: bool(
+    "skip the hardware-aware step after the search (JetBlock geometries of the chosen placement's decoding state,\n" +
+      "each trained briefly; the fastest within --hardware-tolerance of the best loss is kept)",
+    { on: true },
+  ),
   ...EVAL,
   ...SAMPLE,
   ...LOG,
@@ -64,7 +87,8 @@ export const demo = defineCommand({
     "stops at the next step or scored configuration and saves the model so far as the checkpoint.",
   specs,
   async prepare(o, given) {
-    applySteps(o, given, ["pretrainSteps", "supernetSteps", "tuneSteps"]);
+    applySteps(o, given, ["pretrainSteps", "supernetSteps", "tuneSteps", "hardwareSteps"]);
+    if (o.data === null && o.queries === null) o.queries = queriesFor(o);
     const data = await openData(o);
     refuseToyOptions(given, data);
     const plan = planPipeline(o, given, null);
@@ -143,7 +167,7 @@ export const demo = defineCommand({
         const sample = await sampleAndPrint(out, model, await promptOf(data, o.prompt), o.tokens);
 
         const stateOf = (blocks: typeof choice) => totalStateBytes(blocks, { cfg: baseConfig, context: o.context });
-        const mhaState = stateOf(baseConfig.blocks.map(() => block("mha")));
+        const mhaState = stateOf(baseConfig.blocks);
         const chosenState = stateOf(choice);
         const seconds = (performance.now() - t0) / 1000;
         const summary: [string, string][] = [

@@ -20,11 +20,13 @@ interface Row {
 Deno.test("--hardware-search options are refused where they cannot apply", async () => {
   await refused(["search", "--hardware-steps", "3"], "--hardware-steps has no effect without --hardware-search");
   await refused(["search", "--hardware-search", "--space", "seed"], "the seed space has no jet");
+  // demo runs the step by default; --no-hardware-search turns it off, and then its options mean nothing.
   await refused(
-    ["demo", "--hardware-tolerance", "0.1"],
+    ["demo", "--no-hardware-search", "--hardware-tolerance", "0.1"],
     "--hardware-tolerance has no effect without --hardware-search",
   );
-  await refused(["demo", "--hardware-search", "--space", "seed"], "the seed space has no jet");
+  await refused(["demo", "--hardware-search"], "unknown option --hardware-search for demo");
+  await refused(["search", "--no-hardware-search"], "unknown option --no-hardware-search for search");
 });
 
 Deno.test("search --hardware-search tries geometries of equal state, keeps the rule's choice, and repeats from the seed", async () => {

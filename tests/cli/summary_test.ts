@@ -7,6 +7,8 @@ const SEARCH = ["--backend", "cpu", ...MODEL, ...DATA, "--log-every", "1"];
 
 // TINY's model: 2 layers, 2 KV heads of 8 dims: an mha layer's KV cache is 2 (k, v) x 2 x 8 x context x 4 bytes.
 const mhaBytes = (context: number) => 2 * 2 * 8 * context * 4;
+// The base model's conv before attention (search's default --base mha+conv) keeps its last 3 inputs of width 16.
+const convBytes = 3 * 16 * 4;
 
 interface Model {
   blocks: string[];
@@ -29,8 +31,11 @@ Deno.test("search writes summary.json: teacher, all-jet and chosen, matching the
     for (const m of [teacher, allJet, chosen]) {
       assert(JSON.stringify(Object.keys(m)) === '["blocks","loss","recall","stateBytes"]', JSON.stringify(m));
     }
-    assert(teacher.blocks.join() === "mha,mha" && allJet.blocks.join() === "jet,jet", JSON.stringify(s));
-    assert(teacher.stateBytes === 2 * mhaBytes(64), `teacher state ${teacher.stateBytes}`);
+    assert(
+      teacher.blocks.join() === "mha+conv,mha+conv" && allJet.blocks.join() === "jet+conv,jet+conv",
+      JSON.stringify(s),
+    );
+    assert(teacher.stateBytes === 2 * (mhaBytes(64) + convBytes), `teacher state ${teacher.stateBytes}`);
     assert(allJet.stateBytes > 0 && allJet.stateBytes < teacher.stateBytes, `all-jet state ${allJet.stateBytes}`);
     // The printed base model's loss, to its three decimals.
     const printed = r.stdout.match(/base model: held-out loss (\d+\.\d+)/)![1];
@@ -40,7 +45,7 @@ Deno.test("search writes summary.json: teacher, all-jet and chosen, matching the
     assert(chosen.blocks.join() === search.choice.join(), `${chosen.blocks} vs ${search.choice}`);
     const visit = search.trace.find((v: { config: string[] }) => v.config.join() === search.choice.join());
     assert(visit.loss === chosen.loss && visit.accuracy === chosen.recall, `${JSON.stringify(visit)} vs chosen`);
-    const mhaLayers = chosen.blocks.filter((b) => b === "mha").length;
+    const mhaLayers = chosen.blocks.filter((b) => b.startsWith("mha")).length;
     assert(chosen.stateBytes >= mhaLayers * mhaBytes(64), `chosen state ${chosen.stateBytes}`);
     assert(Array.isArray(s.hardware) && s.hardware.length === 0 && s.seconds > 0, JSON.stringify(s));
     const html = await Deno.readTextFile(`${out}/report.html`);
@@ -53,13 +58,18 @@ Deno.test("search writes summary.json: teacher, all-jet and chosen, matching the
   }
 });
 
-Deno.test("summary.json of the seed space has no all-jet model", async () => {
+Deno.test("summary.json of the seed space has no all-jet model; --base mha pretrains plain attention", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jetfold-summary-" });
   try {
     const out = `${dir}/run`;
-    ok(await cli("search", ...SEARCH, "--steps", "1", "--space", "seed", "--out", out), "search --space seed");
+    const args = ["--steps", "1", "--space", "seed", "--base", "mha", "--out", out];
+    ok(await cli("search", ...SEARCH, ...args), "search --space seed");
     const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
-    assert(s.allJet === null && s.teacher.blocks.length === 2 && s.chosen.blocks.length === 2, JSON.stringify(s));
+    assert(
+      s.allJet === null && s.teacher.blocks.join() === "mha,mha" && s.chosen.blocks.length === 2,
+      JSON.stringify(s),
+    );
+    assert(s.teacher.stateBytes === 2 * mhaBytes(4096), `teacher state ${s.teacher.stateBytes}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -73,7 +83,7 @@ Deno.test("demo's summary.json scores the post-tuned model as chosen", async () 
     const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
     const after = r.stdout.match(/after: +held-out loss (\d+\.\d+)/)![1];
     assert(s.chosen.loss.toFixed(3) === after, `chosen loss ${s.chosen.loss} vs the printed after-tune ${after}`);
-    assert(s.allJet.blocks.join() === "jet,jet", JSON.stringify(s.allJet));
+    assert(s.allJet.blocks.join() === "jet+conv,jet+conv", JSON.stringify(s.allJet));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

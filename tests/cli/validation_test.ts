@@ -122,6 +122,11 @@ Deno.test("options that would be silently dropped are errors", async () => {
     "--width has no effect with --checkpoint, --run or --model",
   );
   await refused(["search", "--checkpoint", F.checkpoint, "--pretrain-steps", "5"], "--pretrain-steps has no effect");
+  await refused(
+    ["search", "--run", F.run, "--base", "mha"],
+    "--base has no effect with --checkpoint, --run or --model",
+  );
+  await refused(["demo", "--base", "swa"], "--base must be one of mha, mha+conv");
   await refused(["search", "--space", "seed", "--accuracy-weight", "2"], "--accuracy-weight has no effect");
   await refused(["demo", "--space", "seed", "--window", "8"], "--window has no effect with --space seed");
   await refused(["demo", "--strategy", "greedy", "--beam-width", "3"], "--beam-width has no effect");
