@@ -69,6 +69,7 @@ export function comparisonTable(c: RunSummary, context: number): string {
   ).join("\n");
   return `${table}
 <h3>JetBlock geometries at equal state</h3>
+${geometryPlot(c.hardware)}
 <table><tr><th>heads</th><th>key dim</th><th>value dim</th><th>state</th><th>tokens/s</th><th>loss</th><th>chosen</th></tr>
 ${rows}</table>`;
 }
@@ -88,15 +89,37 @@ function ticks(lo: number, hi: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => lo + i * step);
 }
 
-/** An SVG line chart of one phase's logged losses, with the uniform-guess level for reference. */
-export function lossChart(phase: string, points: readonly (readonly [number, number])[]): string {
+/** One line of a loss chart: a label (shown in a legend where there are several) and its (step, loss) points. */
+export interface Series {
+  readonly label: string;
+  readonly points: readonly (readonly [number, number])[];
+}
+
+const PALETTE = [BLUE, "#d9822b", "#3a9e4f", "#a447b8", "#c43c3c", "#6d6d6d", "#1f9aa8", "#8a6d1f"];
+
+/**
+ * An SVG line chart of logged losses, with the uniform-guess level for reference: one phase, or several phases over
+ * the same steps (the hardware-aware step's geometries), each its own colour, drawn from their first step on.
+ */
+export function lossChart(title: string, series: readonly Series[]): string {
   const W = 360, H = 200, left = 44, right = 10, top = 24, bottom = 30;
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-  const x0 = Math.min(...xs, 0), x1 = Math.max(...xs, x0 + 1);
+  const all = series.flatMap((s) => s.points);
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const x0 = series.length > 1 ? Math.min(...xs) : Math.min(...xs, 0), x1 = Math.max(...xs, x0 + 1);
   const y0 = Math.min(0, ...ys), y1 = Math.max(UNIFORM * 1.05, ...ys);
   const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * (W - left - right);
   const sy = (y: number) => top + (1 - (y - y0) / (y1 - y0)) * (H - top - bottom);
-  const path = points.map(([x, y], i) => `${i === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+  const lines = series.map((s, k) => {
+    const c = PALETTE[k % PALETTE.length];
+    const d = s.points.map(([x, y], i) => `${i === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    const dots = s.points.length === 1
+      ? `<circle cx="${sx(s.points[0][0])}" cy="${sy(s.points[0][1])}" r="3" fill="${c}"/>`
+      : "";
+    const legend = series.length > 1
+      ? `<text x="${W - right}" y="${top + 14 + 13 * k}" text-anchor="end" fill="${c}">${esc(s.label)}</text>`
+      : "";
+    return `<path d="${d}" stroke="${c}" stroke-width="2" fill="none"/>${dots}${legend}`;
+  });
   const yTicks = ticks(y0, y1, 5).map((y) =>
     `<line x1="${left}" x2="${W - right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e4e4e4"/>` +
     `<text x="${left - 4}" y="${sy(y) + 4}" text-anchor="end">${fmt(y)}</text>`
@@ -104,18 +127,65 @@ export function lossChart(phase: string, points: readonly (readonly [number, num
   const xTicks = ticks(x0, x1, 5).map((x) =>
     `<text x="${sx(x)}" y="${H - bottom + 16}" text-anchor="middle">${Math.round(x)}</text>`
   );
-  const dots = points.length === 1 ? `<circle cx="${sx(xs[0])}" cy="${sy(ys[0])}" r="3" fill="${BLUE}"/>` : "";
+  const last = series.length === 1 && ys.length ? ` (last ${fmt(ys[ys.length - 1])})` : "";
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${
-    esc(phase)
+    esc(title)
   } loss" font-family="sans-serif" font-size="11">
-<text x="${left}" y="14" font-weight="bold">${esc(phase)}: loss by step (last ${
-    points.length ? fmt(ys[ys.length - 1]) : "-"
-  })</text>
+<text x="${left}" y="14" font-weight="bold">${esc(title)}: loss by step${last}</text>
 ${yTicks.join("\n")}
 ${xTicks.join("\n")}
 <line x1="${left}" x2="${W - right}" y1="${sy(UNIFORM)}" y2="${sy(UNIFORM)}" stroke="#c55" stroke-dasharray="4 3"/>
 <text x="${W - right}" y="${sy(UNIFORM) - 4}" text-anchor="end" fill="#777">uniform guess ln 256</text>
-<path d="${path}" stroke="${BLUE}" stroke-width="2" fill="none"/>${dots}
+${lines.join("\n")}
+</svg>`;
+}
+
+/**
+ * The hardware-aware step as a plot: each JetBlock geometry (all of equal decoding state) at its measured decode
+ * tokens/s (x) and held-out loss (y, lower is better), the kept one filled and outlined.
+ */
+export function geometryPlot(rows: readonly GeometrySummary[]): string {
+  const W = 460, H = 260, left = 54, right = 20, top = 28, bottom = 44;
+  const xs = rows.map((g) => g.tokensPerSecond), ys = rows.map((g) => g.loss);
+  const pad = (lo: number, hi: number) => (hi > lo ? (hi - lo) * 0.12 : Math.max(Math.abs(hi) * 0.05, 1e-3));
+  const xPad = pad(Math.min(...xs), Math.max(...xs)), yPad = pad(Math.min(...ys), Math.max(...ys));
+  const x0 = Math.max(0, Math.min(...xs) - xPad), x1 = Math.max(...xs) + xPad;
+  const y0 = Math.min(...ys) - yPad, y1 = Math.max(...ys) + yPad;
+  const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * (W - left - right);
+  const sy = (y: number) => top + (1 - (y - y0) / (y1 - y0)) * (H - top - bottom);
+  // Enough decimals that the five loss ticks read apart (losses of close geometries differ in the 4th place).
+  const decimals = Math.min(6, Math.max(2, Math.ceil(-Math.log10((y1 - y0) / 4)) + 1));
+  const grid = ticks(y0, y1, 5).map((y) =>
+    `<line x1="${left}" x2="${W - right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e4e4e4"/>` +
+    `<text x="${left - 4}" y="${sy(y) + 4}" text-anchor="end">${y.toFixed(decimals)}</text>`
+  );
+  const xTicks = ticks(x0, x1, 5).map((x) =>
+    `<text x="${sx(x)}" y="${H - bottom + 16}" text-anchor="middle">${fmt(x)}</text>`
+  );
+  const points = rows.map((g) => {
+    const name = `${g.heads}x${g.keyDim}x${g.valueDim}`, x = sx(g.tokensPerSecond), y = sy(g.loss);
+    const tip = `${name}: ${g.tokensPerSecond.toFixed(1)} tokens/s, loss ${g.loss.toFixed(4)}${
+      g.chosen ? ", kept" : ""
+    }`;
+    const dot = g.chosen
+      ? `<circle cx="${x}" cy="${y}" r="6" fill="#3a9e4f" stroke="#111" stroke-width="2"/>`
+      : `<circle cx="${x}" cy="${y}" r="4.5" fill="#fff" stroke="${BLUE}" stroke-width="2"/>`;
+    return `<g class="geometry"><title>${esc(tip)}</title>${dot}` +
+      `<text x="${x + 8}" y="${y - 7}"${g.chosen ? ' font-weight="bold"' : ""}>${esc(name)}${
+        g.chosen ? " ✓" : ""
+      }</text></g>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="JetBlock geometries" font-family="sans-serif" font-size="11">
+<text x="8" y="14" font-weight="bold">JetBlock geometries (heads x key x value) at equal state: speed and loss</text>
+${grid.join("\n")}
+${xTicks.join("\n")}
+<text x="${(left + W - right) / 2}" y="${
+    H - 8
+  }" text-anchor="middle" fill="#555">decode tokens/s (right is faster)</text>
+<text x="12" y="${(top + H - bottom) / 2}" text-anchor="middle" fill="#555" transform="rotate(-90 12 ${
+    (top + H - bottom) / 2
+  })">held-out loss</text>
+${points.join("\n")}
 </svg>`;
 }
 
@@ -177,10 +247,17 @@ pre{background:#f6f6f6;padding:.8em;white-space:pre-wrap;word-break:break-all}.g
 
 /** The whole page. */
 export function renderReport(r: ReportInput): string {
+  // The hardware-aware step's geometries train over the same steps: one chart, a line each.
   const phases = [...new Set(r.metrics.map((m) => m.phase))];
-  const charts = phases.map((p) =>
-    lossChart(p, r.metrics.filter((m) => m.phase === p).map((m) => [m.step, m.loss] as const))
-  );
+  const seriesOf = (p: string): Series => ({
+    label: p.replace(/^geometry /, ""),
+    points: r.metrics.filter((m) => m.phase === p).map((m) => [m.step, m.loss] as const),
+  });
+  const geometries = phases.filter((p) => p.startsWith("geometry "));
+  const charts = [
+    ...phases.filter((p) => !geometries.includes(p)).map((p) => lossChart(p, [seriesOf(p)])),
+    ...(geometries.length ? [lossChart("geometries", geometries.map(seriesOf))] : []),
+  ];
   const rows = r.summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("\n");
   const sample = r.sample === null ? "" : `<h2>Generated sample</h2>
 <p>Greedy continuation; the highlighted part is generated.</p>

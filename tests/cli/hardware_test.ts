@@ -72,6 +72,17 @@ Deno.test("search --hardware-search tries geometries of equal state, keeps the r
     assert(a.summary.chosen.loss === a.rows[picked].loss, "summary's chosen loss is not its geometry's");
     const html = await Deno.readTextFile(`${dir}/a/report.html`);
     assert(html.includes("JetBlock geometries at equal state"), "the report lacks the geometry table");
+    // The table as a plot: one point per geometry, labelled with its shape, the kept one (only) marked.
+    const plot = html.slice(html.indexOf('aria-label="JetBlock geometries"'));
+    const points = [...plot.slice(0, plot.indexOf("</svg>")).matchAll(/<g class="geometry"><title>([^<]*)<\/title>/g)];
+    const shapes = points.map((m) => m[1].split(":")[0]).sort().join();
+    assert(shapes === a.rows.map((r) => `${r.heads}x${r.keyDim}x${r.valueDim}`).sort().join(), `plotted ${shapes}`);
+    const kept = points.filter((m) => m[1].endsWith(", kept")).map((m) => m[1].split(":")[0]);
+    const want = a.rows[picked];
+    assert(kept.join() === `${want.heads}x${want.keyDim}x${want.valueDim}`, `kept in the plot: ${kept}`);
+    // Their training shares one loss chart, a line per geometry.
+    const charts = html.match(/aria-label="[^"]* loss"/g) ?? [];
+    assert(charts.filter((c) => c.includes("geometr")).join() === 'aria-label="geometries loss"', charts.join());
     // The same seed: the same geometries and losses (throughput is measured, so it differs).
     const b = await run("b");
     const scores = (rows: Row[]) =>
