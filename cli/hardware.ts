@@ -22,7 +22,7 @@ import {
 import { bool, int, num } from "./args.ts";
 import { InputError } from "./input.ts";
 import { blockLabel, refuseIgnored, stepCount } from "./options.ts";
-import type { Space } from "./postnas.ts";
+import type { Space } from "./space.ts";
 import { type Ctx, evaluate, keyFor, trainModel } from "./phases.ts";
 import type { Warm } from "./pipeline.ts";
 import { say } from "./progress.ts";

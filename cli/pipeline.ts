@@ -40,17 +40,8 @@ import {
   trainModel,
   warmSupernet,
 } from "./phases.ts";
-import {
-  budgetText,
-  fitSpace,
-  type MakeScorer,
-  makeSpace,
-  objectiveOf,
-  runSearch,
-  type SearchOptions,
-  type SearchRecord,
-  type Space,
-} from "./postnas.ts";
+import { type MakeScorer, runSearch, type SearchRecord } from "./postnas.ts";
+import { budgetText, fitSpace, makeSpace, objectiveOf, type SearchOptions, type Space } from "./space.ts";
 import { Interrupted } from "./interrupt.ts";
 import { paint, say } from "./progress.ts";
 import { stopIfInterrupted } from "./session.ts";

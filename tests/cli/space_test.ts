@@ -4,7 +4,7 @@
 import { block, extractSubnet, initModel, initSupernet, modelConfig, randomKey } from "../../mod.ts";
 import { InputError } from "../../cli/args.ts";
 import { blockLabel } from "../../cli/options.ts";
-import { fitSpace, makeSpace, type SearchOptions } from "../../cli/postnas.ts";
+import { fitSpace, makeSpace, type SearchOptions } from "../../cli/space.ts";
 import { assert } from "./helpers.ts";
 
 const O: SearchOptions = {
