@@ -2,7 +2,7 @@
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
 // the gated delta-rule scan and its reverse scan in Wasm SIMD; cumsum (f32, i32), gather and scatter-add
-// in Wasm; host kernels for reductions, softmax and logsumexp; the reference rules for the rest.
+// in Wasm; sums, maxima, softmax and logsumexp in Wasm SIMD when large; the reference rules for the rest.
 // Plans are cached by graph structure; values live in the interpreter's arena (core/cpu/arena.ts).
 
 import type { Backend } from "../backend.ts";
@@ -13,6 +13,8 @@ import { WasmMatmul } from "./matmul.ts";
 import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
 import { WasmColumnSums } from "./reduce_simd.ts";
+import { WasmRowSums } from "./reduce_rows.ts";
+import { WasmMax } from "./reduce_max.ts";
 import { softmaxKernels } from "./softmax.ts";
 import { WasmSoftmax } from "./softmax_simd.ts";
 import { VMath } from "./vmath.ts";
@@ -88,7 +90,11 @@ export async function createWasm(
     arena: opts.arena ?? true,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
-      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, { columns: new WasmColumnSums() }),
+      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, {
+        columns: new WasmColumnSums(),
+        rows: new WasmRowSums(),
+        max: new WasmMax(),
+      }),
       ...softmaxKernels(new WasmSoftmax()),
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
