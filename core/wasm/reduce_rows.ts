@@ -12,7 +12,7 @@ import { kernelMemory, reserve } from "./memory.ts";
 import { liveStats } from "../stats.ts";
 
 const LOAD = 0x00, SHUFFLE = 0x0d, F64X2_SPLAT = 0x14, F64X2_EXTRACT = 0x21, F64X2_REPLACE = 0x22;
-const PROMOTE = 0x5f, F64X2_ADD = 0xf0, F64 = 0x7c, MEM16 = [4, 0] as const;
+const PROMOTE = 0x5f, F64X2_ADD = 0xf0, F64 = 0x7c, MEM1 = [0, 0] as const;
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]; // lanes 2, 3 moved down
 const LOW_PAIRS = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23]; // a0 b0 a1 b1
 const HIGH_PAIRS = [8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31]; // a2 b2 a3 b3
@@ -37,7 +37,7 @@ function rows8(): Func {
     f.whileLt("j", "r4", () => {
       for (let k = 0; k < 4; k++) {
         const acc = `a${k}`;
-        f.get(`p${2 * k}`).simd(LOAD, [0, 0]).set("va").get(`p${2 * k + 1}`).simd(LOAD, [0, 0]).set("vb");
+        f.get(`p${2 * k}`).simd(LOAD, MEM1).set("va").get(`p${2 * k + 1}`).simd(LOAD, MEM1).set("vb");
         for (const pairs of [LOW_PAIRS, HIGH_PAIRS]) {
           f.get("va").get("vb").simd(SHUFFLE).op(...pairs).tee("t").simd(PROMOTE);
           addTo(f, acc);
@@ -79,7 +79,7 @@ function blocked(): Func {
     for (let k = 0; k < 4; k++) zero64(f, `a${k}`);
     f.i32(0).set("j");
     f.whileLt("j", "r8", () => {
-      f.get("src").simd(LOAD, [0, 0]).tee("v").simd(PROMOTE);
+      f.get("src").simd(LOAD, MEM1).tee("v").simd(PROMOTE);
       addTo(f, "a0");
       f.get("v").get("v").simd(SHUFFLE).op(...HIGH_HALF).simd(PROMOTE);
       addTo(f, "a1");

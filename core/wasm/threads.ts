@@ -4,7 +4,7 @@
 // and the calling thread takes every share no worker has claimed, so a worker that is late, slow to
 // start or dead can delay nothing but a share it already holds, and never leaves C unwritten.
 
-import type { Kernel } from "./matmul.ts";
+import type { Kernel } from "./matmul_kernel.ts";
 
 const NODE_WORKERS = "node:worker_threads";
 
