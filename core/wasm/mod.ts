@@ -51,6 +51,8 @@ export interface WasmOptions {
   readonly threads?: number;
   /** The least multiply-adds of one product that is split across threads (default THREADED_WORK). */
   readonly threadedWork?: number;
+  /** The least work (B H T K V) of a delta-rule scan split across threads (default SCAN_THREADED_WORK). */
+  readonly scanThreadedWork?: number;
   /** Values in a pool of recycled arrays (default true); false allocates each anew. */
   readonly arena?: boolean;
   /** @internal Slow or failing matmul workers, for tests of that path. */
@@ -63,12 +65,13 @@ export interface WasmOptions {
  */
 export async function createWasm(
   opts: WasmOptions = {},
-): Promise<(Interpreter & { readonly matmul: WasmMatmul }) | null> {
-  let mm: WasmMatmul, vm: VMath;
+): Promise<(Interpreter & { readonly matmul: WasmMatmul; readonly scan: WasmScan }) | null> {
+  let mm: WasmMatmul, vm: VMath, scan: WasmScan;
   try {
     const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
     mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults });
     vm = VMath.create();
+    scan = await WasmScan.create({ threads, threadedWork: opts.scanThreadedWork });
   } catch {
     return null; // no WebAssembly, or no SIMD
   }
@@ -98,12 +101,12 @@ export async function createWasm(
       ...softmaxKernels(new WasmSoftmax()),
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
-      ...scanKernels(new WasmScan()),
+      ...scanKernels(scan),
       cumsum: cumsumKernel(PRIMS.cumsum.cpu),
       ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
-  return Object.assign(b, { matmul: mm });
+  return Object.assign(b, { matmul: mm, scan });
 }
 
 /**
