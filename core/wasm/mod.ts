@@ -1,9 +1,10 @@
 // The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
-// the gated delta-rule scan and its reverse scan in Wasm SIMD; cumsum (f32, i32), gather and scatter-add
-// in Wasm; sums, maxima, softmax and logsumexp in Wasm SIMD when large; the reference rules for the rest.
-// Plans are cached by graph structure; values live in the interpreter's arena (core/cpu/arena.ts).
+// the gated delta-rule scan and its reverse scan in Wasm SIMD (which can be split over threads,
+// off by default); cumsum (f32, i32), gather and scatter-add in Wasm; sums, maxima, softmax and
+// logsumexp in Wasm SIMD when large; the reference rules for the rest. Plans are cached by graph
+// structure; values live in the interpreter's arena (core/cpu/arena.ts).
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
@@ -47,7 +48,7 @@ export async function openWasm(): Promise<Backend | null> {
 
 /** Options of `createWasm`. */
 export interface WasmOptions {
-  /** Threads of the matmuls (default `navigator.hardwareConcurrency`); 1 runs on this thread only. */
+  /** Threads of the matmuls and scans (default `navigator.hardwareConcurrency`); 1: this thread only. */
   readonly threads?: number;
   /** The least multiply-adds of one product that is split across threads (default THREADED_WORK). */
   readonly threadedWork?: number;
