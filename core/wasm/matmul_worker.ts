@@ -1,7 +1,7 @@
 // A matmul worker: the same kernel on the same shared memory, claiming shares of C's panels each
 // time the main thread bumps the generation word of the control block.
 
-import type { Kernel } from "./matmul.ts";
+import type { Kernel } from "./matmul_kernel.ts";
 import { claimShares, CTRL, type StartFaults } from "./threads.ts";
 
 /** What the main thread sends once. */

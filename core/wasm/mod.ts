@@ -1,9 +1,10 @@
 // The Wasm backend: the host interpreter with WebAssembly SIMD generated at run time for what
 // dominates training: matmuls (operands read through views, packed in Wasm), fused elementwise
 // loops (Wasm SIMD where their reads are simple, generated JavaScript otherwise), exp and tanh;
-// the gated delta-rule scan and its reverse scan in Wasm SIMD; cumsum (f32, i32), gather and scatter-add
-// in Wasm; host kernels for reductions, softmax and logsumexp; the reference rules for the rest.
-// Plans are cached by graph structure; values live in the interpreter's arena (core/cpu/arena.ts).
+// the gated delta-rule scan and its reverse scan in Wasm SIMD (which can be split over threads,
+// off by default); cumsum (f32, i32), gather and scatter-add in Wasm; sums, maxima, softmax and
+// logsumexp in Wasm SIMD when large; the reference rules for the rest. Plans are cached by graph
+// structure; values live in the interpreter's arena (core/cpu/arena.ts).
 
 import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
@@ -13,6 +14,8 @@ import { WasmMatmul } from "./matmul.ts";
 import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
 import { WasmColumnSums } from "./reduce_simd.ts";
+import { WasmRowSums } from "./reduce_rows.ts";
+import { WasmMax } from "./reduce_max.ts";
 import { softmaxKernels } from "./softmax.ts";
 import { WasmSoftmax } from "./softmax_simd.ts";
 import { VMath } from "./vmath.ts";
@@ -45,10 +48,12 @@ export async function openWasm(): Promise<Backend | null> {
 
 /** Options of `createWasm`. */
 export interface WasmOptions {
-  /** Threads of the matmuls (default `navigator.hardwareConcurrency`); 1 runs on this thread only. */
+  /** Threads of the matmuls and scans (default `navigator.hardwareConcurrency`); 1: this thread only. */
   readonly threads?: number;
   /** The least multiply-adds of one product that is split across threads (default THREADED_WORK). */
   readonly threadedWork?: number;
+  /** The least work (B H T K V) of a delta-rule scan split across threads (default SCAN_THREADED_WORK). */
+  readonly scanThreadedWork?: number;
   /** Values in a pool of recycled arrays (default true); false allocates each anew. */
   readonly arena?: boolean;
   /** @internal Slow or failing matmul workers, for tests of that path. */
@@ -61,12 +66,13 @@ export interface WasmOptions {
  */
 export async function createWasm(
   opts: WasmOptions = {},
-): Promise<(Interpreter & { readonly matmul: WasmMatmul }) | null> {
-  let mm: WasmMatmul, vm: VMath;
+): Promise<(Interpreter & { readonly matmul: WasmMatmul; readonly scan: WasmScan }) | null> {
+  let mm: WasmMatmul, vm: VMath, scan: WasmScan;
   try {
     const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
     mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults });
     vm = VMath.create();
+    scan = await WasmScan.create({ threads, threadedWork: opts.scanThreadedWork });
   } catch {
     return null; // no WebAssembly, or no SIMD
   }
@@ -88,16 +94,20 @@ export async function createWasm(
     arena: opts.arena ?? true,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
-      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, { columns: new WasmColumnSums() }),
+      ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, {
+        columns: new WasmColumnSums(),
+        rows: new WasmRowSums(),
+        max: new WasmMax(),
+      }),
       ...softmaxKernels(new WasmSoftmax()),
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
-      ...scanKernels(new WasmScan()),
+      ...scanKernels(scan),
       cumsum: cumsumKernel(PRIMS.cumsum.cpu),
       ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
-  return Object.assign(b, { matmul: mm });
+  return Object.assign(b, { matmul: mm, scan });
 }
 
 /**

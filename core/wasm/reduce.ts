@@ -1,13 +1,20 @@
-// Reductions on the Wasm backend's host side: sum and max over one run of adjacent axes as three
-// nested loops (outer x reduced x inner) instead of the reference's per-element offset table. Each
-// output accumulates its inputs in the reference's order, in float64, so results equal it bit for bit.
+// Reductions on the Wasm backend: sum and max over one run of adjacent axes as three nested loops
+// (outer x reduced x inner) instead of the reference's per-element offset table. Each output
+// accumulates its inputs in the reference's order, in float64, so results equal it bit for bit;
+// large f32 ones run in Wasm SIMD (reduce_simd.ts, reduce_rows.ts, reduce_max.ts), bit for bit too
+// except row sums of fewer than eight rows, which add in a fixed blocked order (reduce_rows.ts).
 
 import type { CpuArray, CpuContext, PrimDef } from "../prim.ts";
 import type { Shape } from "../shape.ts";
 import type { WasmColumnSums } from "./reduce_simd.ts";
+import type { WasmRowSums } from "./reduce_rows.ts";
+import type { WasmMax } from "./reduce_max.ts";
 
 /** The fewest input elements of an f32 column sum that runs in Wasm (below, copying in costs more). */
 export const COLUMN_SUM_MIN = 2048;
+
+/** The fewest input elements of an f32 row sum or max reduction that runs in Wasm. */
+export const REDUCE_SIMD_MIN = 2048;
 
 /** `[outer, reduced, inner]` sizes when `axes` are one run of adjacent axes of `shape`, else null. */
 export function reductionBlock(shape: Shape, axes: readonly number[]): [number, number, number] | null {
@@ -50,14 +57,28 @@ function maxBlock(a: CpuArray, acc: Float64Array, O: number, R: number, I: numbe
 
 type Reduce = PrimDef<"sum">["cpu"];
 
-function reduceWith(block: typeof sumBlock, fallback: Reduce, columns?: WasmColumnSums): Reduce {
+/** The Wasm SIMD kernels of `reductionKernels` (each optional: without it, the host loop). */
+export interface ReductionSimd {
+  /** f32 sums over a non-last axis. */
+  readonly columns?: WasmColumnSums;
+  /** f32 sums over the last axis. */
+  readonly rows?: WasmRowSums;
+  /** f32 maxima. */
+  readonly max?: WasmMax;
+}
+
+// The Wasm kernel of a large f32 block where `simd` has one (it writes the [O][I] result), else null.
+type Simd = (a: Float32Array, O: number, R: number, I: number) => ((out: Float32Array) => void) | null;
+
+function reduceWith(block: typeof sumBlock, fallback: Reduce, simd: Simd): Reduce {
   return (ins, srcs, out, params, ctx: CpuContext) => {
     const dims = reductionBlock(srcs[0].shape, params.axes);
     if (dims === null) return fallback(ins, srcs, out, params, ctx);
     const [O, R, I] = dims, a = ins[0];
-    if (columns && I > 1 && a instanceof Float32Array && out.dtype === "f32" && O * R * I >= COLUMN_SUM_MIN) {
+    const kernel = a instanceof Float32Array && out.dtype === "f32" && R > 0 ? simd(a, O, R, I) : null;
+    if (kernel !== null) {
       const o = ctx.alloc("f32", O * I) as Float32Array;
-      columns.run(a, o, O, R, I);
+      kernel(o);
       return o;
     }
     const acc = new Float64Array(O * I);
@@ -70,11 +91,21 @@ function reduceWith(block: typeof sumBlock, fallback: Reduce, columns?: WasmColu
 
 /**
  * The sum and max kernels, falling back to `reference`'s rules where the axes are not adjacent;
- * large f32 sums over an axis that is not the last run on `columns` (Wasm SIMD) where given.
+ * large f32 ones run on the Wasm SIMD kernels of `simd` where given.
  */
 export function reductionKernels(
   reference: { readonly sum: Reduce; readonly max: Reduce },
-  opts: { readonly columns?: WasmColumnSums } = {},
+  simd: ReductionSimd = {},
 ): { readonly sum: Reduce; readonly max: Reduce } {
-  return { sum: reduceWith(sumBlock, reference.sum, opts.columns), max: reduceWith(maxBlock, reference.max) };
+  const { columns, rows, max } = simd;
+  const sum: Simd = (a, O, R, I) => {
+    if (I > 1 && columns && O * R * I >= COLUMN_SUM_MIN) return (o) => columns.run(a, o, O, R, I);
+    if (I === 1 && rows && O * R >= REDUCE_SIMD_MIN) return (o) => rows.run(a, o, O, R);
+    return null;
+  };
+  const maxes: Simd = (a, O, R, I) => {
+    if (!max || O * R * I < REDUCE_SIMD_MIN) return null;
+    return I === 1 ? (o) => max.rows(a, o, O, R) : (o) => max.columns(a, o, O, R, I);
+  };
+  return { sum: reduceWith(sumBlock, reference.sum, sum), max: reduceWith(maxBlock, reference.max, maxes) };
 }

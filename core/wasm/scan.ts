@@ -6,191 +6,75 @@
 
 import type { CpuArray, PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
-import { Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { moduleBytes } from "./asm.ts";
+import { scanFuncs } from "./scan_kernel.ts";
 import { kernelMemory, reserve } from "./memory.ts";
-
-// SIMD opcodes (after the 0xfd prefix).
-const LOAD = 0x00, SPLAT = 0x09, STORE = 0x0b, CONST = 0x0c;
-const ADD = 0xe4, SUB = 0xe5, MUL = 0xe6, NEG = 0xe1;
-const MEM = [4, 0] as const, MEM4 = [2, 0] as const;
-const I_ADD = 0x6a, I_SUB = 0x6b, I_MUL = 0x6c;
-
-function zero(f: Func): Func {
-  return f.simd(CONST).op(...new Array(16).fill(0));
-}
-
-// Stores zero vectors at `n` vectors from local `p` (clobbers `p` and `jb`).
-function zeroVectors(f: Func, p: string, n: string): void {
-  f.i32(0).set("jb").whileLt("jb", n, () => {
-    f.get(p);
-    zero(f).simd(STORE, MEM).bump(p, 16).bump("jb", 1);
-  });
-}
-
-// (k, v, a, beta, s0, out, scratch, BH, T, K, NV): byte addresses of k [BH,T,K], v [BH,T,NV*4],
-// a and beta [BH,T], s0 [BH,K,NV*4], out [BH,T,K,NV*4] and NV vectors of scratch; sizes in elements.
-function forward(): Func {
-  const f = new Func(["k", "v", "a", "b", "s0", "out", "p", "BH", "T", "K", "NV"]);
-  for (const l of ["bh", "t", "i", "jb", "prev", "cur", "q", "c", "pp", "kt", "row"]) f.local(l, I32);
-  for (const l of ["av", "bv", "kv", "x"]) f.local(l, V128);
-  // row = K * NV * 16, the bytes of one state.
-  f.get("K").get("NV").op(I_MUL).i32(16).op(I_MUL).set("row");
-  f.get("out").set("cur");
-  f.i32(0).set("bh").whileLt("bh", "BH", () => {
-    f.i32(0).set("t").whileLt("t", "T", () => {
-      // prev = t == 0 ? s0 + bh * row : cur - row
-      f.get("t").op(0x45, 0x04, 0x40); // i32.eqz; if
-      f.get("s0").get("bh").get("row").op(I_MUL).op(I_ADD).set("prev");
-      f.op(0x05).get("cur").get("row").op(I_SUB).set("prev").op(0x0b);
-      f.get("a").simd(SPLAT, MEM4).set("av").get("b").simd(SPLAT, MEM4).set("bv");
-      f.get("p").set("pp");
-      zeroVectors(f, "pp", "NV");
-      // p = sum_i (a s_i) k_i
-      f.get("prev").set("q").get("k").set("kt");
-      f.i32(0).set("i").whileLt("i", "K", () => {
-        f.get("kt").simd(SPLAT, MEM4).set("kv").get("p").set("pp");
-        f.i32(0).set("jb").whileLt("jb", "NV", () => {
-          f.get("pp").get("pp").simd(LOAD, MEM).get("av").get("q").simd(LOAD, MEM).simd(MUL).get("kv").simd(MUL);
-          f.simd(ADD).simd(STORE, MEM).bump("pp", 16).bump("q", 16).bump("jb", 1);
-        });
-        f.bump("kt", 4).bump("i", 1);
-      });
-      // u = beta (v - p), in place of p
-      f.get("p").set("pp");
-      f.i32(0).set("jb").whileLt("jb", "NV", () => {
-        f.get("pp").get("bv").get("v").simd(LOAD, MEM).get("pp").simd(LOAD, MEM).simd(SUB).simd(MUL);
-        f.simd(STORE, MEM).bump("pp", 16).bump("v", 16).bump("jb", 1);
-      });
-      // s_i = a s_i + k_i u
-      f.get("prev").set("q").get("cur").set("c").get("k").set("kt");
-      f.i32(0).set("i").whileLt("i", "K", () => {
-        f.get("kt").simd(SPLAT, MEM4).set("kv").get("p").set("pp");
-        f.i32(0).set("jb").whileLt("jb", "NV", () => {
-          f.get("c").get("av").get("q").simd(LOAD, MEM).simd(MUL).get("kv").get("pp").simd(LOAD, MEM).simd(MUL);
-          f.simd(ADD).simd(STORE, MEM).bump("c", 16).bump("pp", 16).bump("q", 16).bump("jb", 1);
-        });
-        f.bump("kt", 4).bump("i", 1);
-      });
-      f.get("kt").set("k").get("c").set("cur").bump("a", 4).bump("b", 4).bump("t", 1);
-    });
-    f.bump("bh", 1);
-  });
-  return f;
-}
-
-// (dS, k, v, a, beta, s0, S, dk, dv, db, dg, ds, scratch, BH, T, K, NV): as forward, with dS and S
-// [BH,T,K,NV*4], outputs dk [BH,T,K,NV*4], dv, db, dg [BH,T,NV*4], ds [BH,K,NV*4] (ds0 at the end)
-// and 3 NV vectors of scratch.
-function backward(): Func {
-  const f = new Func(["dS", "k", "v", "a", "b", "s0", "S", "dk", "dv", "db", "dg", "ds", "p", "BH", "T", "K", "NV"]);
-  const ints = ["bh", "t", "bt", "i", "jb", "sp", "q", "d", "e", "pp", "du", "da", "kt", "row", "vrow", "o"];
-  for (const l of ints) f.local(l, I32);
-  for (const l of ["av", "bv", "kv", "x", "y", "z", "w"]) f.local(l, V128);
-  f.get("K").get("NV").op(I_MUL).i32(16).op(I_MUL).set("row");
-  f.get("NV").i32(16).op(I_MUL).set("vrow");
-  const at = (base: string, n: string, stride: string) => f.get(base).get(n).get(stride).op(I_MUL).op(I_ADD);
-  f.i32(0).set("bh").whileLt("bh", "BH", () => {
-    at("ds", "bh", "row").set("d");
-    f.get("d").set("e");
-    f.i32(0).set("i").whileLt("i", "K", () => {
-      zeroVectors(f, "e", "NV");
-      f.bump("i", 1);
-    });
-    f.get("T").set("t");
-    f.whileLt("bh", "BH", () => { // while t > 0 (bh < BH holds here): t counts down
-      f.get("t").op(0x45, 0x0d, 1); // i32.eqz; br_if 1 (out)
-      f.bump("t", -1);
-      f.get("bh").get("T").op(I_MUL).get("t").op(I_ADD).set("bt");
-      f.get("t").op(0x45, 0x04, 0x40);
-      at("s0", "bh", "row").set("sp");
-      f.op(0x05);
-      f.get("S").get("bt").i32(1).op(I_SUB).get("row").op(I_MUL).op(I_ADD).set("sp").op(0x0b);
-      f.get("a").get("bt").i32(4).op(I_MUL).op(I_ADD).simd(SPLAT, MEM4).set("av");
-      f.get("b").get("bt").i32(4).op(I_MUL).op(I_ADD).simd(SPLAT, MEM4).set("bv");
-      f.get("k").get("bt").get("K").op(I_MUL).i32(4).op(I_MUL).op(I_ADD).set("kt");
-      f.get("p").get("vrow").op(I_ADD).set("du");
-      f.get("du").get("vrow").op(I_ADD).set("da");
-      f.get("p").set("pp");
-      f.get("NV").i32(2).op(I_MUL).set("o");
-      zeroVectors(f, "pp", "o"); // p and du
-      // ds_i += dS_i; p += (a sp_i) k_i; du += ds_i k_i
-      f.get("d").set("e").get("sp").set("q");
-      at("dS", "bt", "row").set("o");
-      f.i32(0).set("i").whileLt("i", "K", () => {
-        f.get("kt").get("i").i32(4).op(I_MUL).op(I_ADD).simd(SPLAT, MEM4).set("kv");
-        f.get("p").set("pp").get("p").get("vrow").op(I_ADD).set("du");
-        f.i32(0).set("jb").whileLt("jb", "NV", () => {
-          f.get("e").simd(LOAD, MEM).get("o").simd(LOAD, MEM).simd(ADD).set("x");
-          f.get("e").get("x").simd(STORE, MEM);
-          f.get("pp").get("pp").simd(LOAD, MEM).get("av").get("q").simd(LOAD, MEM).simd(MUL).get("kv").simd(MUL);
-          f.simd(ADD).simd(STORE, MEM);
-          f.get("du").get("du").simd(LOAD, MEM).get("x").get("kv").simd(MUL).simd(ADD).simd(STORE, MEM);
-          for (const l of ["e", "o", "pp", "q", "du"]) f.bump(l, 16);
-          f.bump("jb", 1);
-        });
-        f.bump("i", 1);
-      });
-      // u = beta (v - p) into p; dv = du beta; dbeta = du (v - p); dp = -(du beta) into du; da = 0
-      f.get("p").set("pp").get("p").get("vrow").op(I_ADD).set("du");
-      f.get("du").get("vrow").op(I_ADD).set("da");
-      at("v", "bt", "vrow").set("q");
-      at("dv", "bt", "vrow").set("o");
-      at("db", "bt", "vrow").set("e");
-      f.i32(0).set("jb").whileLt("jb", "NV", () => {
-        f.get("q").simd(LOAD, MEM).get("pp").simd(LOAD, MEM).simd(SUB).set("x"); // v - p
-        f.get("du").simd(LOAD, MEM).set("y");
-        f.get("y").get("bv").simd(MUL).set("z");
-        f.get("pp").get("bv").get("x").simd(MUL).simd(STORE, MEM);
-        f.get("o").get("z").simd(STORE, MEM);
-        f.get("e").get("y").get("x").simd(MUL).simd(STORE, MEM);
-        f.get("du").get("z").simd(NEG).simd(STORE, MEM);
-        f.get("da");
-        zero(f).simd(STORE, MEM);
-        for (const l of ["q", "o", "e", "pp", "du", "da"]) f.bump(l, 16);
-        f.bump("jb", 1);
-      });
-      // dk_i = ds_i u + (dp a) sp_i; dsd = ds_i + dp k_i; da += dsd sp_i; ds_i = a dsd
-      f.get("d").set("e").get("sp").set("q");
-      at("dk", "bt", "row").set("o");
-      f.i32(0).set("i").whileLt("i", "K", () => {
-        f.get("kt").get("i").i32(4).op(I_MUL).op(I_ADD).simd(SPLAT, MEM4).set("kv");
-        f.get("p").set("pp").get("p").get("vrow").op(I_ADD).set("du");
-        f.get("du").get("vrow").op(I_ADD).set("da");
-        f.i32(0).set("jb").whileLt("jb", "NV", () => {
-          f.get("e").simd(LOAD, MEM).set("x").get("q").simd(LOAD, MEM).set("y").get("du").simd(LOAD, MEM).set("w");
-          f.get("o").get("x").get("pp").simd(LOAD, MEM).simd(MUL).get("w").get("av").simd(MUL).get("y").simd(MUL);
-          f.simd(ADD).simd(STORE, MEM);
-          f.get("x").get("w").get("kv").simd(MUL).simd(ADD).set("z");
-          f.get("da").get("da").simd(LOAD, MEM).get("z").get("y").simd(MUL).simd(ADD).simd(STORE, MEM);
-          f.get("e").get("av").get("z").simd(MUL).simd(STORE, MEM);
-          for (const l of ["e", "q", "o", "pp", "du", "da"]) f.bump(l, 16);
-          f.bump("jb", 1);
-        });
-        f.bump("i", 1);
-      });
-      // dg = da a
-      f.get("p").get("vrow").op(I_ADD).get("vrow").op(I_ADD).set("da");
-      at("dg", "bt", "vrow").set("o");
-      f.i32(0).set("jb").whileLt("jb", "NV", () => {
-        f.get("o").get("da").simd(LOAD, MEM).get("av").simd(MUL).simd(STORE, MEM);
-        f.bump("o", 16).bump("da", 16).bump("jb", 1);
-      });
-    });
-    f.bump("bh", 1);
-  });
-  return f;
-}
+import { KernelPool } from "./pool.ts";
 
 type Fn = (...args: number[]) => void;
 
-/** The two scan kernels on one growable memory, compiled once (sizes are arguments). */
+/**
+ * The least work (B H T K V) of a scan that is split across threads: none by default, since on 2
+ * shared cores two threads did not make scans measurably faster (their host-side copies dominate).
+ */
+export const SCAN_THREADED_WORK = Infinity;
+
+const NAMES = ["forward", "backward"];
+
+/**
+ * The two scan kernels on one growable memory, compiled once (sizes are arguments). With a pool,
+ * large scans run split over batch x heads (independent recurrences): share i takes the i-th
+ * contiguous range of them with its own scratch, so results are the same bits on any thread count.
+ */
 export class WasmScan {
-  readonly #memory = kernelMemory();
+  readonly #memory: WebAssembly.Memory;
+  #pool: KernelPool | null;
+  readonly #threadedWork: number;
   #fns: { forward: Fn; backward: Fn } | null = null;
+  /** Scans split across the pool so far. */
+  threadedCalls = 0;
+
+  /** Single-threaded; see `create` for threads. */
+  constructor(
+    memory: WebAssembly.Memory = kernelMemory(),
+    pool: KernelPool | null = null,
+    threadedWork = SCAN_THREADED_WORK,
+  ) {
+    this.#memory = memory;
+    this.#pool = pool;
+    this.#threadedWork = threadedWork;
+  }
+
+  /** Scans on `threads` threads where workers and shared memory exist (else on this one). */
+  static async create(opts: { readonly threads?: number; readonly threadedWork?: number } = {}): Promise<WasmScan> {
+    const threads = opts.threads ?? 1, work = opts.threadedWork ?? SCAN_THREADED_WORK;
+    if (threads > 1 && work < Infinity && typeof SharedArrayBuffer !== "undefined") {
+      const memory = kernelMemory({ initial: 1, maximum: 65536, shared: true });
+      const pool = await KernelPool.start(moduleBytes(scanFuncs(), 1, true), memory, NAMES, threads);
+      if (pool !== null) return new WasmScan(memory, pool, work);
+    }
+    return new WasmScan(undefined, null, work);
+  }
+
+  /** Threads of the scans (1 without a pool). */
+  get threads(): number {
+    return this.#pool?.count ?? 1;
+  }
+
+  /** Stops the pool's workers (later scans run on this thread). */
+  close(): void {
+    this.#pool?.close();
+    this.#pool = null;
+  }
+
+  /** @internal Shares of threaded scans that workers ran (0 without a pool). */
+  get workerShares(): number {
+    return this.#pool?.workerShares ?? 0;
+  }
 
   #kernels(): { forward: Fn; backward: Fn } {
     if (this.#fns === null) {
-      const bytes = moduleBytes([["forward", forward()], ["backward", backward()]], 1, false);
+      const bytes = moduleBytes(scanFuncs(), 1, this.#memory.buffer instanceof SharedArrayBuffer);
       const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: this.#memory } });
       this.#fns = { forward: inst.exports.forward as Fn, backward: inst.exports.backward as Fn };
       liveStats.shaderModules++;
@@ -198,22 +82,56 @@ export class WasmScan {
     return this.#fns;
   }
 
+  // The shares of a scan of `BH` recurrences: the pool's count when it is worth it, else one.
+  #shares(BH: number, work: number): number {
+    return this.#pool !== null && BH > 1 && work >= this.#threadedWork ? this.#pool.count : 1;
+  }
+
+  // Runs kernel `fn` over all BH, or across the pool: `args(bh0, n, share)` are a range's arguments.
+  #run(fn: 0 | 1, shares: number, BH: number, args: (bh0: number, n: number, share: number) => number[]): void {
+    if (shares === 1) return void (fn === 0 ? this.#kernels().forward : this.#kernels().backward)(...args(0, BH, 0));
+    this.#kernels();
+    this.threadedCalls++;
+    const list = Array.from({ length: shares }, (_, i) => {
+      const bh0 = Math.floor((BH * i) / shares), bh1 = Math.floor((BH * (i + 1)) / shares);
+      return args(bh0, bh1 - bh0, i);
+    });
+    this.#pool!.call(fn, list);
+  }
+
   /** All states of the scan, as deltaScan returns them ([BH, T, K, V] in `out`). */
   forward(ins: readonly ArrayLike<number>[], [BH, T, K, V]: readonly number[], out: Float32Array): void {
-    const [k, v, g, beta, s0] = ins, NV = Math.ceil(V / 4), V4 = 4 * NV, fn = this.#kernels().forward;
-    const { at, mem } = this.#layout([BH * T * K, BH * T * V4, BH * T, BH * T, BH * K * V4, BH * T * K * V4, V4]);
+    const [k, v, g, beta, s0] = ins, NV = Math.ceil(V / 4), V4 = 4 * NV, shares = this.#shares(BH, BH * T * K * V);
+    const sizes = [BH * T * K, BH * T * V4, BH * T, BH * T, BH * K * V4, BH * T * K * V4, shares * V4];
+    const { at, mem } = this.#layout(sizes);
     put(mem, at[0], k, BH * T * K);
     padIn(mem, at[1], v, BH * T, V, V4);
     for (let r = 0, o = at[2] / 4; r < BH * T; r++) mem[o + r] = Math.exp(g[r]);
     put(mem, at[3], beta, BH * T);
     padIn(mem, at[4], s0, BH * K, V, V4);
-    fn(...at, BH, T, K, NV);
+    const row = 4 * K * V4; // bytes of one state
+    this.#run(0, shares, BH, (b, n, i) => [
+      at[0] + 4 * b * T * K,
+      at[1] + 4 * b * T * V4,
+      at[2] + 4 * b * T,
+      at[3] + 4 * b * T,
+      at[4] + b * row,
+      at[5] + b * T * row,
+      at[6] + 16 * NV * i,
+      n,
+      T,
+      K,
+      NV,
+    ]);
     padOut(mem, at[5], out, BH * T * K, V, V4);
   }
 
   /** The reverse scan, packed per value column as deltaScanGrad returns it ([BH, V, L] in `out`). */
   backward(ins: readonly ArrayLike<number>[], [BH, T, K, V]: readonly number[], out: Float32Array): void {
-    const [dS, k, v, g, beta, s0, S] = ins, NV = Math.ceil(V / 4), V4 = 4 * NV, fn = this.#kernels().backward;
+    const [dS, k, v, g, beta, s0, S] = ins,
+      NV = Math.ceil(V / 4),
+      V4 = 4 * NV,
+      shares = this.#shares(BH, BH * T * K * V);
     const st = BH * T * K * V4, col = BH * T * V4;
     const { at, mem } = this.#layout([
       st,
@@ -228,7 +146,7 @@ export class WasmScan {
       col,
       col,
       BH * K * V4,
-      3 * V4,
+      shares * 3 * V4,
     ]);
     padIn(mem, at[0], dS, BH * T * K, V, V4);
     put(mem, at[1], k, BH * T * K);
@@ -237,7 +155,26 @@ export class WasmScan {
     put(mem, at[4], beta, BH * T);
     padIn(mem, at[5], s0, BH * K, V, V4);
     padIn(mem, at[6], S, BH * T * K, V, V4);
-    fn(...at, BH, T, K, NV);
+    const row = 4 * K * V4, vrow = 4 * V4; // bytes of one state, of one value row
+    this.#run(1, shares, BH, (b, n, i) => [
+      at[0] + b * T * row,
+      at[1] + 4 * b * T * K,
+      at[2] + b * T * vrow,
+      at[3] + 4 * b * T,
+      at[4] + 4 * b * T,
+      at[5] + b * row,
+      at[6] + b * T * row,
+      at[7] + b * T * row,
+      at[8] + b * T * vrow,
+      at[9] + b * T * vrow,
+      at[10] + b * T * vrow,
+      at[11] + b * row,
+      at[12] + 3 * vrow * i,
+      n,
+      T,
+      K,
+      NV,
+    ]);
     const L = T * (K + 3) + K, [dk, dv, db, dg, ds] = at.slice(7, 12).map((b) => b / 4);
     for (let bh = 0; bh < BH; bh++) {
       for (let j = 0; j < V; j++) {

@@ -9,7 +9,7 @@ import type { CpuArray } from "../prim.ts";
 import { stridesOf } from "../shape.ts";
 import { liveStats } from "../stats.ts";
 import { Func, I32, moduleBytes, V128 } from "./asm.ts";
-import type { Expr, LoopRead } from "./fuse.ts";
+import type { Expr, LoopRead } from "./fuse_loop.ts";
 import { emitExp, emitTanh, SCRATCH } from "./vmath.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 

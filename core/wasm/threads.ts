@@ -4,18 +4,8 @@
 // and the calling thread takes every share no worker has claimed, so a worker that is late, slow to
 // start or dead can delay nothing but a share it already holds, and never leaves C unwritten.
 
-import type { Kernel } from "./matmul.ts";
-
-const NODE_WORKERS = "node:worker_threads";
-
-// What is used of node:worker_threads' Worker.
-interface NodeWorker {
-  postMessage(message: unknown): void;
-  once(event: "message" | "error", listener: (value: unknown) => void): void;
-  on(event: "error", listener: (value: unknown) => void): void;
-  unref(): void;
-  terminate(): void;
-}
+import type { Kernel } from "./matmul_kernel.ts";
+import { spawnWorkers } from "./workers.ts";
 
 /**
  * Words of the control block: generation (negative: stop), next share to claim, shares finished,
@@ -88,41 +78,13 @@ export class MatmulThreads {
     faults: StartFaults = {},
   ): Promise<MatmulThreads | null> {
     if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
-    // Workers come from node:worker_threads (Deno, Node); a browser would log the failed import of
-    // it as an error, so there the matmuls run on one thread.
-    // deno-lint-ignore no-explicit-any
-    const g = globalThis as any;
-    if (g.Deno === undefined && typeof g.process?.versions?.node !== "string") return null;
-    let Worker: new (url: URL) => NodeWorker;
-    try {
-      // Named through a variable: bundlers for browsers (where workers come from elsewhere) leave it alone.
-      ({ Worker } = (await import(NODE_WORKERS)) as { Worker: new (url: URL) => NodeWorker });
-    } catch {
-      return null;
-    }
     const ctrl = new SharedArrayBuffer(4 * WORDS), words = new Int32Array(ctrl);
     // No call is running: every share counts as claimed until the first call resets the counter.
     words[CTRL.next] = count;
     const url = new URL("./matmul_worker.ts", import.meta.url);
-    const workers: NodeWorker[] = [];
-    const ready: Promise<unknown>[] = [];
-    for (let i = 1; i < count; i++) {
-      try {
-        const w = new Worker(url);
-        // A worker that fails only stops helping; the listener keeps its error from being thrown here.
-        ready.push(new Promise((ok) => (w.once("message", ok), w.on("error", ok))));
-        w.postMessage({ bytes, memory, ctrl, index: i, count, ...faults });
-        w.unref();
-        workers.push(w);
-      } catch {
-        break;
-      }
-    }
-    if (workers.length === 0) return null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise((ok) => (timer = setTimeout(ok, faults.startTimeoutMs ?? 10_000)));
-    await Promise.race([Promise.all(ready), late]);
-    clearTimeout(timer);
+    const message = (index: number) => ({ bytes, memory, ctrl, index, count, ...faults });
+    const workers = await spawnWorkers(url, count, message, faults.startTimeoutMs ?? 10_000);
+    if (workers === null) return null;
     return new MatmulThreads(count, words, () => {
       Atomics.store(words, CTRL.gen, -1);
       Atomics.notify(words, CTRL.gen);

@@ -1,5 +1,6 @@
 // Determinism across thread counts: a training step and the forward of every mixer give the same
-// bits on one thread and on several (each thread computes whole panels of C, in a fixed order).
+// bits on one thread and on several (each thread computes whole panels of C, in a fixed order, and
+// whole batch x head recurrences of the delta-rule scans).
 
 import assert from "node:assert/strict";
 import { normal, randomKey } from "../../../mod.ts";
@@ -28,8 +29,10 @@ async function mixerOutputs(): Promise<Float32Array[]> {
 }
 
 Deno.test("wasm threads: 1 and 2 threads give bit-identical training steps and mixer outputs", async () => {
-  // threadedWork 1: every product with more than one panel is split, however small.
-  const one = (await createWasm({ threads: 1 }))!, two = (await createWasm({ threads: 2, threadedWork: 1 }))!;
+  // threadedWork 1: every product with more than one panel is split, however small; scanThreadedWork
+  // 0: every delta-rule scan over more than one batch x head too.
+  const one = (await createWasm({ threads: 1 }))!;
+  const two = (await createWasm({ threads: 2, threadedWork: 1, scanThreadedWork: 0 }))!;
   if (two.matmul.threads < 2) {
     one.matmul.close();
     two.matmul.close();
@@ -39,10 +42,13 @@ Deno.test("wasm threads: 1 and 2 threads give bit-identical training steps and m
   const b = await on(two, async () => ({ train: await train(3), mixers: await mixerOutputs() }));
   assert.equal(one.matmul.threadedCalls, 0);
   assert.ok(two.matmul.threadedCalls > 50, `only ${two.matmul.threadedCalls} products were split`);
+  assert.equal(one.scan.threadedCalls, 0);
+  assert.ok(two.scan.threadedCalls > 0, "no scan was split");
   assert.deepEqual(b.train.losses, a.train.losses);
   assert.deepEqual(b.train.params, a.train.params);
   KINDS.forEach((k, i) => assert.deepEqual(b.mixers[i], a.mixers[i], `${k} forward`));
   assert.ok(a.mixers.every((o) => o.every(Number.isFinite)));
   one.matmul.close();
   two.matmul.close();
+  two.scan.close();
 });

@@ -1,0 +1,101 @@
+// Threads for Wasm kernels other than the matmul (the delta-rule scans): workers instantiate the
+// same module over the same shared memory, and a call runs one exported function once per share,
+// each share with its own arguments, written by the caller in the control block. Shares are fixed
+// by the caller (the thread count of the pool), claimed from a counter as the matmul's are
+// (threads.ts): the calling thread takes every share no worker has claimed, so a late or dead
+// worker never leaves a share undone, and a result does not depend on who computed which share.
+
+import { type NodeWorker, spawnWorkers } from "./workers.ts";
+
+/** Words of the control block: generation (negative: stop), next share, shares done, by workers, function, then arguments. */
+export const POOL = { gen: 0, next: 1, done: 2, byWorkers: 3, fn: 4, args: 5 } as const;
+
+/** The most arguments of one share. */
+export const POOL_ARGS = 20;
+
+type Fn = (...args: number[]) => void;
+
+/**
+ * Claims shares of the current call and runs `fns[fn]` on each share's arguments until none is left;
+ * returns how many it ran. Arguments are read after a successful claim (see threads.ts's claimShares).
+ */
+export function claimPoolShares(fns: readonly Fn[], ctrl: Int32Array, count: number, worker: boolean): number {
+  let n = 0;
+  for (let i = Atomics.add(ctrl, POOL.next, 1); i < count; i = Atomics.add(ctrl, POOL.next, 1)) {
+    const at = POOL.args + i * POOL_ARGS;
+    fns[ctrl[POOL.fn]](...ctrl.subarray(at + 1, at + 1 + ctrl[at]));
+    n++;
+    if (worker) Atomics.add(ctrl, POOL.byWorkers, 1);
+    Atomics.add(ctrl, POOL.done, 1);
+    Atomics.notify(ctrl, POOL.done);
+  }
+  return n;
+}
+
+/** Workers running `names` of one module over one shared memory; `call` splits one call into shares. */
+export class KernelPool {
+  /** Threads, this one included: the shares of every call. */
+  readonly count: number;
+  readonly #ctrl: Int32Array;
+  readonly #fns: readonly Fn[];
+  readonly #workers: readonly NodeWorker[];
+
+  private constructor(count: number, ctrl: Int32Array, fns: readonly Fn[], workers: readonly NodeWorker[]) {
+    this.count = count;
+    this.#ctrl = ctrl;
+    this.#fns = fns;
+    this.#workers = workers;
+  }
+
+  /** Starts `count - 1` workers (see spawnWorkers), or null where there are none. */
+  static async start(
+    bytes: Uint8Array<ArrayBuffer>,
+    memory: WebAssembly.Memory,
+    names: readonly string[],
+    count: number,
+  ): Promise<KernelPool | null> {
+    if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
+    const ctrl = new SharedArrayBuffer(4 * (POOL.args + count * POOL_ARGS)), words = new Int32Array(ctrl);
+    words[POOL.next] = count; // no call is running: every share counts as claimed
+    const url = new URL("./pool_worker.ts", import.meta.url);
+    const workers = await spawnWorkers(url, count, () => ({ bytes, memory, ctrl, names, count }), 10_000);
+    if (workers === null) return null;
+    const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+    return new KernelPool(count, words, names.map((n) => e[n] as Fn), workers);
+  }
+
+  /** Shares of the calls so far that workers ran. */
+  get workerShares(): number {
+    return Atomics.load(this.#ctrl, POOL.byWorkers);
+  }
+
+  /** Runs function `fn` (an index into the pool's names) once per share, share i on `shares[i]`. */
+  call(fn: number, shares: readonly (readonly number[])[]): void {
+    const c = this.#ctrl;
+    if (shares.length !== this.count) throw new Error(`pool: ${shares.length} shares for ${this.count} threads`);
+    // Arguments first, then the counters, then the generation: a claim sees this call's arguments.
+    c[POOL.fn] = fn;
+    shares.forEach((args, i) => {
+      const at = POOL.args + i * POOL_ARGS;
+      c[at] = args.length;
+      c.set(args, at + 1);
+    });
+    Atomics.store(c, POOL.done, 0);
+    Atomics.store(c, POOL.next, 0);
+    const gen = Atomics.load(c, POOL.gen);
+    if (gen < 0) throw new Error("pool: closed");
+    Atomics.store(c, POOL.gen, gen >= 2 ** 30 ? 1 : gen + 1);
+    Atomics.notify(c, POOL.gen);
+    claimPoolShares(this.#fns, c, this.count, false);
+    for (let d = Atomics.load(c, POOL.done); d < this.count; d = Atomics.load(c, POOL.done)) {
+      Atomics.wait(c, POOL.done, d);
+    }
+  }
+
+  /** Stops the workers; the pool takes no more calls. */
+  close(): void {
+    Atomics.store(this.#ctrl, POOL.gen, -1);
+    Atomics.notify(this.#ctrl, POOL.gen);
+    for (const w of this.#workers) w.terminate();
+  }
+}
