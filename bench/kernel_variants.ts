@@ -32,7 +32,7 @@ const f = (...shape: number[]) => leafNode(shape, "f32");
 const cases: [string, Tunable, Node][] = [
   [
     "bias grad sum [4096,256] axis 0",
-    { kind: "reduce", op: "sum", nOut: 256, nr: 4096 },
+    { kind: "reduce", op: "sum outer", nOut: 256, nr: 4096 },
     node("sum", [f(4096, 256)], { axes: [0] }),
   ],
   [

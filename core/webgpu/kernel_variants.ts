@@ -118,7 +118,8 @@ const REDUCING = new Set(["sum", "max", "logsumexp", "softmax"]);
 export function tunableOf(t: Node): Tunable | undefined {
   if (REDUCING.has(t.op) && t.dtype === "f32") {
     const x = t.src[0], nOut = t.op === "softmax" ? t.size / x.shape[x.ndim - 1] : t.size;
-    return { kind: "reduce", op: t.op, nOut, nr: x.size / nOut };
+    const axes = (t.params as { axes?: readonly number[] }).axes;
+    return { kind: "reduce", op: reductionOp(t.op, x.ndim, axes), nOut, nr: x.size / nOut };
   }
   if (t.op === "deltaScan" || t.op === "deltaScanGrad") {
     const [kk, v] = t.op === "deltaScan" ? t.src : t.src.slice(1);
@@ -126,6 +127,17 @@ export function tunableOf(t: Node): Tunable | undefined {
     return { kind: "scan", op: t.op, dims: [B, H, T, K, v.shape[3]] };
   }
   return undefined;
+}
+
+/**
+ * A reduction's op as variants are looked up and classed: "sum" when the reduced axes are the
+ * innermost (each output reads a contiguous run), "sum outer" otherwise (bias gradients: outputs
+ * side by side, values a row apart), since the best variant differs between the two.
+ */
+export function reductionOp(op: string, ndim: number, axes?: readonly number[]): string {
+  const sorted = axes && [...axes].sort((a, b) => a - b);
+  const inner = sorted === undefined || sorted.every((a, i) => a === ndim - sorted.length + i);
+  return inner ? op : `${op} outer`;
 }
 
 /** A tunable kernel's size class. */

@@ -6,7 +6,7 @@ import type { Node } from "../graph.ts";
 import type { KernelBuilder } from "./emit.ts";
 import { nest, VALUE_TYPE, zero } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
-import { type ReduceVariant, reduceVariantFor } from "./kernel_variants.ts";
+import { type ReduceVariant, reduceVariantFor, reductionOp } from "./kernel_variants.ts";
 
 // -Infinity at run time: a constant expression may not evaluate to it (see jf_f32bits).
 const NEG_INF = "jf_f32bits(0xff800000u)";
@@ -213,7 +213,7 @@ export function reduceKernel(k: KernelBuilder, out: Node, axes: readonly number[
     let i = 0, j = 0;
     return x.shape.map((_, a) => (axes.includes(a) ? rIdx[j++] : oIdx[i++]));
   };
-  const v = variantOf(k, out.op, nOut, nr);
+  const v = variantOf(k, reductionOp(out.op, x.ndim, axes), nOut, nr);
   const { at, o } = rowsFrame(k, acc, v, nOut, nr, ({ o, start, bound, step }) => {
     const oIdx = k.unravel(o, out.shape);
     k.lines.push(...blockedLoop(

@@ -42,8 +42,12 @@ function workOf(u: Tunable): number {
   return B * H * T * K * V;
 }
 
-function mk(op: "sum" | "max" | "logsumexp" | "softmax" | "deltaScan" | "deltaScanGrad", src: Node[]): Node {
-  const params = op === "sum" || op === "max" ? { axes: [1] } : {};
+function mk(
+  op: "sum" | "max" | "logsumexp" | "softmax" | "deltaScan" | "deltaScanGrad",
+  src: Node[],
+  axes?: number[],
+): Node {
+  const params = op === "sum" || op === "max" ? { axes } : {};
   // deno-lint-ignore no-explicit-any
   const aval = (PRIMS[op] as any).shape(src, params);
   return new Node(op, aval.shape, aval.dtype, src, params);
@@ -53,7 +57,10 @@ function mk(op: "sum" | "max" | "logsumexp" | "softmax" | "deltaScan" | "deltaSc
 function timingNode(u: Tunable): Node {
   if (u.kind === "reduce") {
     const rows = Math.max(1, Math.min(u.nOut, Math.floor(MAX_TIMED / u.nr)));
-    return mk(u.op as "sum", [leafNode([rows, u.nr], "f32")]);
+    // "sum outer": outputs side by side, each reading a column.
+    const [op, outer] = u.op.split(" ");
+    if (outer) return mk(op as "sum", [leafNode([u.nr, rows], "f32")], [0]);
+    return mk(op as "sum", [leafNode([rows, u.nr], "f32")], [1]);
   }
   const [B, H, T0, K, V] = u.dims, T = Math.min(T0, MAX_TOKENS);
   const f = (...shape: number[]) => leafNode(shape, "f32");
