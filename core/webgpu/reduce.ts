@@ -123,7 +123,8 @@ export const lseAcc: Accumulator = {
   merge: (d, o) => [
     // (A block, so merges in one loop body do not redeclare mm.)
     ...nest("{", [
-      `let mm = max(shm[${d}], shm[${o}]);`,
+      // (jf_max: a NaN state stays NaN, which max() need not keep.)
+      `let mm = jf_max(shm[${d}], shm[${o}]);`,
       // exp(a - mm) with equal terms is 1 even when both are +inf (where the subtraction gives NaN).
       `if (mm > ${NEG_INF}) { shs[${d}] = shs[${d}] * select(exp(shm[${d}] - mm), 1.0, shm[${d}] == mm) + shs[${o}] * select(exp(shm[${o}] - mm), 1.0, shm[${o}] == mm); }`,
       `shm[${d}] = mm;`,

@@ -50,6 +50,7 @@ const REDUCTIONS = {
     const d = wave(33 * 1000, 30);
     for (let i = 0; i < 1000; i++) d[i] = -Infinity; // row 0: logsumexp -inf
     d[1500] = Infinity; // row 1: +inf
+    d[2700] = NaN; // row 2: NaN
     const x = tensor(c, { shape: [40, 513] }), y = tensor(d, { shape: [33, 1000] });
     const e = tensor(wave(17 * 777, 20), { shape: [17, 777] });
     const long = tensor(near(3 * 150_000), { shape: [3, 150_000] });
