@@ -41,7 +41,7 @@ type Window = { jetfoldChecks: Checks; jetfoldDemo?: { state: string; error: str
 type DemoResult = Awaited<ReturnType<typeof runDemo>>;
 
 // Serves the fresh bundle as /dist/jetfold.js, the checks page under /checks/, and web/ as is.
-export async function site(dir: string): Promise<Deno.HttpServer<Deno.NetAddr>> {
+async function site(dir: string): Promise<Deno.HttpServer<Deno.NetAddr>> {
   await Deno.mkdir(`${dir}/dist`);
   await Deno.mkdir(`${dir}/checks`);
   await Promise.all([
@@ -55,7 +55,7 @@ export async function site(dir: string): Promise<Deno.HttpServer<Deno.NetAddr>> 
   return serveFiles({ "/web/": new URL("web/", ROOT), "/dist/": dirUrl("dist"), "/checks/": dirUrl("checks") });
 }
 
-export async function launch(): Promise<Browser> {
+async function launch(): Promise<Browser> {
   try {
     const { chromium } = await import("playwright-core");
     return await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true, timeout: 60_000 });
@@ -65,7 +65,7 @@ export async function launch(): Promise<Browser> {
 }
 
 // A page that collects its uncaught errors and console errors, so a step can say none happened.
-export async function open(browser: Browser, url: string, init?: () => void): Promise<[Page, string[]]> {
+async function open(browser: Browser, url: string, init?: () => void): Promise<[Page, string[]]> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
@@ -85,7 +85,7 @@ function expectEqual(actual: unknown, expected: unknown, what: string): void {
 }
 
 // Clicks through the demo page with the quick settings on `backend` and returns the run's numbers.
-export async function clickThrough(page: Page, backend: string, says: string): Promise<DemoResult> {
+async function clickThrough(page: Page, backend: string, says: string): Promise<DemoResult> {
   const ready = () => !["loading", "running"].includes(document.body.dataset.state ?? "loading");
   await page.waitForFunction(ready, null, { timeout: 60_000 });
   await page.selectOption("#backend", backend);
