@@ -23,7 +23,9 @@ async function matmul(n: number, webgpu: boolean): Promise<string> {
   if (!webgpu) return rate;
   // One more (already tuned and compiled) run, profiled only to read its matmul kernel's variant.
   const run = await jf.profileKernels(() => a.matmul(b).sum().data());
-  const variants = run.submits.flatMap((s) => s.kernels).flatMap((k) => (k.variant ? [k.variant] : []));
+  // (The sum's kernel has a variant too: only the matmul's is wanted.)
+  const kernels = run.submits.flatMap((s) => s.kernels).filter((k) => k.label.startsWith("matmul"));
+  const variants = kernels.flatMap((k) => (k.variant ? [k.variant] : []));
   return `${rate} (${[...new Set(variants)].join(", ") || "?"})`;
 }
 

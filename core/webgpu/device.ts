@@ -21,6 +21,8 @@ export interface Gpu {
   readonly accurateTrig: boolean;
   /** The device was opened with `timestamp-query`: the profiler times each kernel on the device. */
   readonly timestamps: boolean;
+  /** The device was opened with `subgroups`: kernels may use subgroup operations. */
+  readonly subgroups: boolean;
   /** Set when the device is lost; every later use throws it. */
   lost: Error | null;
   /** The first asynchronous device error not yet reported to the user. */
@@ -42,8 +44,13 @@ async function open(): Promise<Gpu | null> {
   const want = (name: keyof GPUSupportedLimits): number => adapter.limits[name] as number;
   // Only the profiler writes timestamps; asking for the feature costs nothing where it exists.
   const timestamps = adapter.features.has("timestamp-query");
+  // Subgroup reductions are variants the tuner may choose, only where the adapter offers them.
+  const subgroups = adapter.features.has("subgroups" as GPUFeatureName);
+  const features: GPUFeatureName[] = [];
+  if (timestamps) features.push("timestamp-query");
+  if (subgroups) features.push("subgroups" as GPUFeatureName);
   const device = await adapter.requestDevice({
-    requiredFeatures: timestamps ? ["timestamp-query"] : [],
+    requiredFeatures: features,
     requiredLimits: {
       maxStorageBuffersPerShaderStage: want("maxStorageBuffersPerShaderStage"),
       maxStorageBufferBindingSize: want("maxStorageBufferBindingSize"),
@@ -65,6 +72,7 @@ async function open(): Promise<Gpu | null> {
     maxWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
     accurateTrig: await accurateTrig(device),
     timestamps,
+    subgroups,
     lost: null,
     pending: null,
   };

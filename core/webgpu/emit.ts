@@ -6,6 +6,7 @@ import { hostValue } from "../storage.ts";
 import type { StridedView } from "./matmul.ts";
 import type { WgslRules } from "./rules.ts";
 import type { MatmulVariant } from "./variants.ts";
+import type { ReduceVariant, ScanVariant } from "./kernel_variants.ts";
 import { scalarBits, STORE_TYPE, zero } from "./wgsl.ts";
 
 export { nest, scalarBits, STORE_TYPE, VALUE_TYPE, zero } from "./wgsl.ts";
@@ -69,7 +70,13 @@ export interface KernelFeatures {
    * or undefined for the built-in choice.
    */
   readonly matmulVariant?: (batch: number, M: number, N: number, K: number) => MatmulVariant | undefined;
-  /** Changes whenever `matmulVariant`'s answers do: part of the plan cache's key. */
+  /** The reduction variant measured fastest for a size (kernel_variants.ts), or undefined. */
+  readonly reduceVariant?: (op: string, nOut: number, nr: number) => ReduceVariant | undefined;
+  /** The delta-rule scan variant measured fastest for a size, or undefined. */
+  readonly scanVariant?: (op: string, columns: number, T: number, K: number) => ScanVariant | undefined;
+  /** The device was opened with `subgroups`: kernels may use subgroup operations. */
+  readonly subgroups?: boolean;
+  /** Changes whenever the variant functions' answers do: part of the plan cache's key. */
   readonly tuning?: string;
 }
 
@@ -100,6 +107,10 @@ export class KernelBuilder {
   readonly bindings: Binding[] = [];
   readonly helpers = new Set<string>();
   readonly workgroup: string[] = [];
+  /** WGSL extensions the kernel enables ("subgroups"). */
+  readonly enables = new Set<string>();
+  /** Extra builtin parameters of the entry point ("@builtin(subgroup_invocation_id) sgi: u32"). */
+  readonly builtins = new Set<string>();
   /** Uniform words that hold a scalar leaf's value: they change between runs of a cached plan. */
   readonly scalars: [number, Node][] = [];
   lines: string[] = [];
@@ -309,10 +320,11 @@ export class KernelBuilder {
     }
     for (const h of [...used].sort()) decl.push(HELPERS[h]);
     return [
+      ...[...this.enables].map((e) => `enable ${e};`),
       ...decl,
       `@compute @workgroup_size(${workgroupSize})`,
       "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
-      "        @builtin(local_invocation_id) lid: vec3<u32>) {",
+      `        @builtin(local_invocation_id) lid: vec3<u32>${[...this.builtins].map((b) => `, ${b}`).join("")}) {`,
       `  let wg = wid.x + wid.y * nwg.x;`,
       `  let tid = wg * ${workgroupSize}u + lid.x;`,
       ...body.map((l) => `  ${l}`),

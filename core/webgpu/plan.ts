@@ -6,6 +6,7 @@ import { hostValue } from "../storage.ts";
 import { DEFAULT_FEATURES, KernelBuilder, type KernelFeatures, type Sources } from "./emit.ts";
 import { prologueTree, type StridedView } from "./matmul.ts";
 import { builtInVariant, variantName } from "./variants.ts";
+import { type Tunable, tunableOf, tunableVariantName } from "./kernel_variants.ts";
 import type { Prim } from "../prim.ts";
 import { type KernelBody, WGSL_RULES } from "./rules.ts";
 
@@ -26,7 +27,12 @@ export interface KernelPlan {
   readonly ops?: readonly string[];
   /** For a matmul kernel: its product's batch, M, N and K (what the tuner measures). */
   readonly matmul?: readonly [number, number, number, number];
-  /** The kernel's variant where it has several (a matmul's tile, "tile 16x8": rows x columns). */
+  /** For a reduction or scan kernel: what the tuner measures (kernel_variants.ts). */
+  readonly tunable?: Tunable;
+  /**
+   * The kernel's variant where it has several (a matmul's tile, "tile 16x8": rows x columns; a
+   * reduction's "lanes 64 wg 64"; a scan's "cols 1 wg 64").
+   */
   readonly variant?: string;
   /**
    * The same object each time a cached plan runs this kernel, so the runner can keep its pipeline
@@ -179,7 +185,7 @@ export function planKernels(
   const emit = (group: readonly Node[], outputs: readonly Node[]) => {
     const mm = epilogues.get(group[0]);
     const k = new KernelBuilder(WGSL_RULES, mm ? [mm, ...group] : group, sources, outputs, features);
-    const t = mm ?? group[0], rule = WGSL_RULES[t.op as Prim];
+    const t = mm ?? group[0], rule = WGSL_RULES[t.op as Prim], tunable = tunableOf(t);
     // deno-lint-ignore no-explicit-any
     const body = rule.kind === "kernel" ? rule.build(k, t, t.params as any) : elementwise(k);
     kernels.push({
@@ -193,7 +199,8 @@ export function planKernels(
       workgroupSize: body.workgroupSize,
       ops: mm ? ["matmul", ...k.fused] : [...k.fused], // an epilogue's kernel computes its matmul too
       matmul: t.op === "matmul" ? productOf(t) : undefined,
-      variant: t.op === "matmul" ? tileName(productOf(t), features) : undefined,
+      tunable,
+      variant: t.op === "matmul" ? tileName(productOf(t), features) : tunable && tunableVariantName(tunable, features),
     });
   };
   // What a root's kernel reads: an epilogue's kernel also reads what its matmul reads.

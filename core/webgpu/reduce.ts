@@ -6,14 +6,10 @@ import type { Node } from "../graph.ts";
 import type { KernelBuilder } from "./emit.ts";
 import { nest, VALUE_TYPE, zero } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
+import { type ReduceVariant, reduceVariantFor, reductionOp } from "./kernel_variants.ts";
 
 // -Infinity at run time: a constant expression may not evaluate to it (see jf_f32bits).
 const NEG_INF = "jf_f32bits(0xff800000u)";
-
-// Reductions go wide (a workgroup per output) only when outputs are few and each reduces many values.
-// Software adapters also cap the loop iterations of one invocation (llvmpipe: 65535 over all loops),
-// so long reductions always go wide: 64 threads share them.
-const wide = (nr: number, nOut: number) => nr >= 256 && (nOut < 4096 || nr > 8192);
 
 // A reduction's running state: how it starts, absorbs a value, merges in workgroup memory, ends.
 export interface Accumulator {
@@ -23,10 +19,17 @@ export interface Accumulator {
   readonly block?: { readonly open: string[]; readonly close: string[] };
   /** Lines after the last update, before the result is read or shared (folds partial sums in). */
   readonly finish: string[];
-  readonly shared: string[];
-  readonly toShared: string[];
-  merge(other: string): string[];
-  result(fromShared: boolean): string;
+  /** Workgroup arrays of `n` partial states. */
+  shared(n: number): string[];
+  /** Stores this thread's state at index `at` of the arrays; `identity`, the empty state there. */
+  toShared(at: string): string[];
+  identity(at: string): string[];
+  /** Merges the state at `src` into the one at `dst`. */
+  merge(dst: string, src: string): string[];
+  /** Replaces this thread's state by its subgroup's merged state (subgroup operations). */
+  readonly subgroup: string[];
+  /** The result from this thread's state (null) or from the shared state at `at`. */
+  result(at: string | null): string;
 }
 
 // Long f32 sums are blocked: values go into a sum of at most BLOCK (acc0), those into a sum of at
@@ -66,11 +69,18 @@ export function simpleAcc(k: KernelBuilder, op: "sum" | "max", dtype: DType): Ac
   const init = op === "sum" ? zero(dtype) : dtype === "f32" ? NEG_INF : "bitcast<i32>(0x80000000u)";
   const combine = (a: string, b: string) =>
     op === "sum" ? `${a} + ${b}` : dtype === "f32" ? `${k.helper("jf_max")}(${a}, ${b})` : `max(${a}, ${b})`;
+  // A NaN anywhere makes a float maximum NaN (subgroupMax need not say so).
+  const nanMax = [
+    "let anyNan = subgroupAny(jf_isnan(acc));",
+    "acc = select(subgroupMax(acc), jf_f32bits(0x7fc00000u), anyNan);",
+  ];
   const shared = {
-    shared: [`var<workgroup> sh: array<${T}, 64>;`],
-    toShared: ["sh[lid.x] = acc;"],
-    merge: (o: string) => [`sh[lid.x] = ${combine("sh[lid.x]", `sh[${o}]`)};`],
-    result: (fromShared: boolean) => (fromShared ? "sh[0]" : "acc"),
+    shared: (n: number) => [`var<workgroup> sh: array<${T}, ${n}>;`],
+    toShared: (at: string) => [`sh[${at}] = acc;`],
+    identity: (at: string) => [`sh[${at}] = ${init};`],
+    merge: (dst: string, src: string) => [`sh[${dst}] = ${combine(`sh[${dst}]`, `sh[${src}]`)};`],
+    subgroup: op === "sum" ? ["acc = subgroupAdd(acc);"] : dtype === "f32" ? nanMax : ["acc = subgroupMax(acc);"],
+    result: (at: string | null) => (at === null ? "acc" : `sh[${at}]`),
   };
   if (op === "max" || dtype !== "f32") {
     // Maxima round nothing, and integer sums are exact (modulo 2^32, as on the CPU).
@@ -107,16 +117,94 @@ export const lseAcc: Accumulator = {
   ],
   block: { open: ["var acc0: f32 = 0.0;"], close: CARRY },
   finish: ["acc = acc + acc1;"],
-  shared: ["var<workgroup> shm: array<f32, 64>;", "var<workgroup> shs: array<f32, 64>;"],
-  toShared: ["shm[lid.x] = m;", "shs[lid.x] = acc;"],
-  merge: (o) => [
-    `let mm = max(shm[lid.x], shm[${o}]);`,
-    // exp(a - mm) with equal terms is 1 even when both are +inf (where the subtraction gives NaN).
-    `if (mm > ${NEG_INF}) { shs[lid.x] = shs[lid.x] * select(exp(shm[lid.x] - mm), 1.0, shm[lid.x] == mm) + shs[${o}] * select(exp(shm[${o}] - mm), 1.0, shm[${o}] == mm); }`,
-    "shm[lid.x] = mm;",
+  shared: (n) => [`var<workgroup> shm: array<f32, ${n}>;`, `var<workgroup> shs: array<f32, ${n}>;`],
+  toShared: (at) => [`shm[${at}] = m;`, `shs[${at}] = acc;`],
+  identity: (at) => [`shm[${at}] = ${NEG_INF};`, `shs[${at}] = 0.0;`],
+  merge: (d, o) => [
+    // (A block, so merges in one loop body do not redeclare mm.)
+    ...nest("{", [
+      // (jf_max: a NaN state stays NaN, which max() need not keep.)
+      `let mm = jf_max(shm[${d}], shm[${o}]);`,
+      // exp(a - mm) with equal terms is 1 even when both are +inf (where the subtraction gives NaN).
+      `if (mm > ${NEG_INF}) { shs[${d}] = shs[${d}] * select(exp(shm[${d}] - mm), 1.0, shm[${d}] == mm) + shs[${o}] * select(exp(shm[${o}] - mm), 1.0, shm[${o}] == mm); }`,
+      `shm[${d}] = mm;`,
+    ]),
   ],
-  result: (fromShared) => (fromShared ? "shm[0] + log(shs[0])" : "m + log(acc)"),
+  // The subgroup's maximum, every sum rescaled to it and added; NaN anywhere makes it NaN.
+  subgroup: [
+    "let anyNan = subgroupAny(jf_isnan(m));",
+    "let sm = subgroupMax(m);",
+    "acc = subgroupAdd(acc * select(exp(m - sm), 1.0, m == sm));",
+    "m = select(sm, jf_f32bits(0x7fc00000u), anyNan);",
+  ],
+  result: (at) => (at === null ? "m + log(acc)" : `shm[${at}] + log(shs[${at}])`),
 };
+
+const variantOf = (k: KernelBuilder, op: string, nOut: number, nr: number) =>
+  reduceVariantFor(k.features, op, nOut, nr);
+
+// Where a row's values are: output index `o`, the lane's first value and step, the row's bound.
+interface Rows {
+  readonly o: string;
+  readonly start: string;
+  readonly bound: string;
+  readonly step: string;
+}
+
+/**
+ * The frame of a reduction with variant `v`: `accumulate(rows)` emits the accumulation (after
+ * `acc.init`), then the lanes' states merge; returns the shared index of the row's merged state
+ * (null: one thread per row, the state is its own). `valid` guards rows past the end.
+ */
+function rowsFrame(
+  k: KernelBuilder,
+  acc: Accumulator,
+  v: ReduceVariant,
+  nOut: number,
+  nr: number,
+  accumulate: (rows: Rows) => void,
+): { at: string | null; o: string } {
+  if (v.lanes === 1) {
+    // One thread per output: enough parallelism already, no synchronization.
+    k.lines.push(`if (tid >= ${k.u(nOut)}) { return; }`, ...acc.init);
+    accumulate({ o: "tid", start: "0u", bound: k.u(nr), step: "1u" });
+    k.lines.push(...acc.finish);
+    return { at: null, o: "tid" };
+  }
+  // `lanes` threads per output: strided partial states, then merged in workgroup memory.
+  const L = v.lanes, per = v.wg / L;
+  k.workgroup.push(...acc.shared(v.wg));
+  if (per === 1) k.lines.push("let lane = lid.x;", "let base = 0u;", "let o = wg;");
+  else k.lines.push(`let lane = lid.x % ${L}u;`, "let base = lid.x - lane;", `let o = wg * ${per}u + lid.x / ${L}u;`);
+  k.lines.push(`let valid = o < ${k.u(nOut)};`, ...acc.init);
+  accumulate({ o: "o", start: "lane", bound: `select(0u, ${k.u(nr)}, valid)`, step: `${L}u` });
+  k.lines.push(...acc.finish);
+  if (v.subgroup) {
+    // Subgroups merge first; their first invocations' states then fold in order on thread 0
+    // (the others contribute the empty state, as nothing says how subgroups are laid out).
+    k.enables.add("subgroups");
+    k.builtins.add("@builtin(subgroup_invocation_id) sgi: u32");
+    k.lines.push(...acc.subgroup, ...nest("if (sgi == 0u) {", acc.toShared("lid.x")));
+    k.lines.push(...nest("if (sgi != 0u) {", acc.identity("lid.x")), "workgroupBarrier();");
+    k.lines.push(...nest("if (lid.x == 0u) {", nest(`for (var q = 1u; q < ${v.wg}u; q++) {`, acc.merge("0u", "q"))));
+    k.lines.push("workgroupBarrier();");
+    return { at: "0u", o: "o" };
+  }
+  k.lines.push(
+    ...acc.toShared("lid.x"),
+    "workgroupBarrier();",
+    ...nest(`for (var w = ${L / 2}u; w > 0u; w >>= 1u) {`, [
+      ...nest("if (lane < w) {", acc.merge("lid.x", "lid.x + w")),
+      "workgroupBarrier();",
+    ]),
+  );
+  return { at: "base", o: "o" };
+}
+
+const launch = (v: ReduceVariant, nOut: number, body: string[]): KernelBody =>
+  v.lanes === 1
+    ? { body, threads: nOut, workgroupSize: v.wg }
+    : { body, threads: Math.ceil(nOut / (v.wg / v.lanes)) * v.wg, workgroupSize: v.wg };
 
 export function reduceKernel(k: KernelBuilder, out: Node, axes: readonly number[], acc: Accumulator): KernelBody {
   const x = out.src[0];
@@ -126,73 +214,46 @@ export function reduceKernel(k: KernelBuilder, out: Node, axes: readonly number[
     let i = 0, j = 0;
     return x.shape.map((_, a) => (axes.includes(a) ? rIdx[j++] : oIdx[i++]));
   };
-  const loop = (oIdx: string[], start: string, bound: string, step: string) =>
-    blockedLoop(
+  const v = variantOf(k, reductionOp(out.op, x.ndim, axes), nOut, nr);
+  const { at, o } = rowsFrame(k, acc, v, nOut, nr, ({ o, start, bound, step }) => {
+    const oIdx = k.unravel(o, out.shape);
+    k.lines.push(...blockedLoop(
       acc,
       start,
       bound,
       step,
       k.block(() => k.lines.push(...acc.update(k.value(x, inputIndex(oIdx, k.unravel("r", red)))))),
-    );
-  if (!wide(nr, nOut)) {
-    // One thread per output: enough parallelism already, no synchronization.
-    k.lines.push(`if (tid >= ${k.u(nOut)}) { return; }`);
-    const oIdx = k.unravel("tid", out.shape);
-    k.lines.push(...acc.init, ...loop(oIdx, "0u", k.u(nr), "1u"), ...acc.finish);
-    k.lines.push(`out[tid] = ${k.toStore(acc.result(false), out.dtype)};`);
-    return { body: k.lines, threads: nOut, workgroupSize: 64 };
-  }
-  // One workgroup of 64 per output: strided partial results, then a tree in workgroup memory.
-  k.workgroup.push(...acc.shared);
-  k.lines.push(`let valid = wg < ${k.u(nOut)};`);
-  const oIdx = k.unravel("wg", out.shape);
-  k.lines.push(...acc.init, ...loop(oIdx, "lid.x", `select(0u, ${k.u(nr)}, valid)`, "64u"), ...acc.finish);
-  k.lines.push(
-    ...acc.toShared,
-    "workgroupBarrier();",
-    ...nest("for (var w = 32u; w > 0u; w >>= 1u) {", [
-      ...nest("if (lid.x < w) {", acc.merge("lid.x + w")),
-      "workgroupBarrier();",
-    ]),
-    `if (valid && lid.x == 0u) { out[wg] = ${k.toStore(acc.result(true), out.dtype)}; }`,
-  );
-  return { body: k.lines, threads: nOut * 64, workgroupSize: 64 };
+    ));
+  });
+  const store = `out[${o}] = ${k.toStore(acc.result(at), out.dtype)};`;
+  k.lines.push(at === null ? store : `if (valid && lid.x == ${at === "0u" ? "0u" : "base"}) { ${store} }`);
+  return launch(v, nOut, k.lines);
 }
 
 // Softmax rows: one pass for (max, sum), a second that writes exp(x - max) / sum.
 export function softmaxKernel(k: KernelBuilder, out: Node): KernelBody {
   const x = out.src[0];
   const n = x.shape[x.ndim - 1], rows = sizeOf(out.shape.slice(0, -1)), lead = out.shape.slice(0, -1);
-  // The first pass sums (blocked, as lseAcc wants); the second only writes.
-  const sums = (v: string) => lseAcc.update(v);
-  const pass = (row: string, start: string, bound: string, step: string, body: (v: string, at: string) => string[]) =>
-    blockedLoop(
-      body === sums ? lseAcc : { ...lseAcc, block: undefined },
+  const pass = (acc: Accumulator, { o, start, bound, step }: Rows, body: (v: string, at: string) => string[]) => {
+    const rIdx = k.unravel(o, lead);
+    return blockedLoop(
+      acc,
       start,
       bound,
       step,
-      k.block(() => k.lines.push(...body(k.value(x, [...k.unravel(row, lead), "r"]), `${row} * ${k.u(n)} + r`))),
+      k.block(() => k.lines.push(...body(k.value(x, [...rIdx, "r"]), `${o} * ${k.u(n)} + r`))),
     );
-  const write = (m: string, s: string) => (v: string, at: string) => [`out[${at}] = exp(${v} - ${m}) / ${s};`];
-  if (!wide(n, rows)) {
-    k.lines.push(`if (tid >= ${k.u(rows)}) { return; }`, ...lseAcc.init);
-    k.lines.push(...pass("tid", "0u", k.u(n), "1u", sums), ...lseAcc.finish);
-    k.lines.push(...pass("tid", "0u", k.u(n), "1u", write("m", "acc")));
-    return { body: k.lines, threads: rows, workgroupSize: 64 };
-  }
-  k.workgroup.push(...lseAcc.shared);
-  k.lines.push(`let valid = wg < ${k.u(rows)};`, `let lim = select(0u, ${k.u(n)}, valid);`, ...lseAcc.init);
-  k.lines.push(...pass("wg", "lid.x", "lim", "64u", sums), ...lseAcc.finish);
-  k.lines.push(
-    ...lseAcc.toShared,
-    "workgroupBarrier();",
-    ...nest("for (var w = 32u; w > 0u; w >>= 1u) {", [
-      ...nest("if (lid.x < w) {", lseAcc.merge("lid.x + w")),
-      "workgroupBarrier();",
-    ]),
-    "let rm = shm[0];",
-    "let rs = shs[0];",
-  );
-  k.lines.push(...pass("wg", "lid.x", "lim", "64u", write("rm", "rs")));
-  return { body: k.lines, threads: rows * 64, workgroupSize: 64 };
+  };
+  const v = variantOf(k, "softmax", rows, n);
+  let rows0: Rows | null = null;
+  // The first pass sums (blocked, as lseAcc wants); the second only writes.
+  const { at } = rowsFrame(k, lseAcc, v, rows, n, (r) => {
+    rows0 = r;
+    k.lines.push(...pass(lseAcc, r, (x) => lseAcc.update(x)));
+  });
+  const [m, s] = at === null ? ["m", "acc"] : ["rm", "rs"];
+  if (at !== null) k.lines.push(`let rm = shm[${at}];`, `let rs = shs[${at}];`);
+  const write = (x: string, i: string) => [`out[${i}] = exp(${x} - ${m}) / ${s};`];
+  k.lines.push(...pass({ ...lseAcc, block: undefined }, rows0!, write));
+  return launch(v, rows, k.lines);
 }

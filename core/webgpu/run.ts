@@ -2,6 +2,14 @@
 // realization, and the device buffers of realized leaves (owned here, keyed by leaf node).
 
 import { type MatmulVariant, variantName } from "./variants.ts";
+import { reduceName, type ReduceVariant, scanName, type ScanVariant } from "./kernel_variants.ts";
+
+/** Variants a runner uses wherever they apply instead of measured ones (for tests). */
+interface Forced {
+  readonly variant?: MatmulVariant;
+  readonly reduce?: ReduceVariant;
+  readonly scan?: ScanVariant;
+}
 import { type Node, recordComputed } from "../graph.ts";
 import type { Backend, Capabilities } from "../backend.ts";
 import type { CpuArray } from "../prim.ts";
@@ -76,13 +84,18 @@ export class WebGpuRunner implements Backend {
 
   /** Chooses matmul variants on this device by measurement. */
   readonly tuner: MatmulTuner;
-  readonly #variant: MatmulVariant | undefined;
+  readonly #forced: Forced;
+  readonly #variant: boolean;
 
-  /** `tuning` configures the tuner; `variant` forces one matmul variant everywhere (for tests). */
-  constructor(gpu: Gpu, opts: { tuning?: TuneOptions; variant?: MatmulVariant } = {}) {
+  /**
+   * `tuning` configures the tuner; `variant`, `reduce` and `scan` force one matmul, reduction or
+   * scan variant wherever it applies (for tests; nothing is then measured).
+   */
+  constructor(gpu: Gpu, opts: { tuning?: TuneOptions } & Forced = {}) {
     this.gpu = gpu;
     this.tuner = new MatmulTuner(gpu, opts.tuning);
-    this.#variant = opts.variant;
+    this.#forced = { variant: opts.variant, reduce: opts.reduce, scan: opts.scan };
+    this.#variant = Object.values(this.#forced).some((v) => v !== undefined);
     this.adapter = gpu.description;
     this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
@@ -269,11 +282,29 @@ export class WebGpuRunner implements Backend {
 
   // What the WGSL adapts to: the device's trig, and the matmul variants measured (or forced) here.
   #features(): KernelFeatures {
-    const ownTrig = !this.gpu.accurateTrig;
-    const forced = this.#variant;
-    if (forced) return { ownTrig, matmulVariant: () => forced, tuning: `forced ${variantName(forced)}` };
-    if (!this.tuner.enabled) return { ownTrig };
-    return { ownTrig, matmulVariant: this.tuner.variant, tuning: `${this.tuner.version}` };
+    const ownTrig = !this.gpu.accurateTrig, subgroups = this.gpu.subgroups;
+    const { variant, reduce, scan } = this.#forced;
+    if (this.#variant) {
+      const names = [variant && variantName(variant), reduce && reduceName(reduce), scan && scanName(scan)];
+      return {
+        ownTrig,
+        subgroups,
+        matmulVariant: variant && (() => variant),
+        reduceVariant: reduce && (() => reduce),
+        scanVariant: scan && (() => scan),
+        tuning: `forced ${names.join(", ")}`,
+      };
+    }
+    if (!this.tuner.enabled) return { ownTrig, subgroups };
+    const { reduceVariant, scanVariant } = this.tuner.kernels;
+    return {
+      ownTrig,
+      subgroups,
+      matmulVariant: this.tuner.variant,
+      reduceVariant,
+      scanVariant,
+      tuning: `${this.tuner.version}`,
+    };
   }
 
   // The pipeline and recent bind groups of a kernel of a cached plan, created on its first run.

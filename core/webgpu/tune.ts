@@ -9,6 +9,12 @@ import type { KernelFeatures } from "./emit.ts";
 import { type KernelPlan, planKernels } from "./plan.ts";
 import { type ChoiceStore, choiceStore, envFlag } from "./tune_store.ts";
 import { builtInVariant, type MatmulVariant, stagedBytes, variantName, variantNamed, VARIANTS } from "./variants.ts";
+import { type Tunable, tunableClass } from "./kernel_variants.ts";
+import { KernelTuner } from "./tune_kernels.ts";
+import { timeKernel } from "./tune_time.ts";
+
+/** Something to measure: a matmul product (batch, M, N, K), or a reduction or scan. */
+export type TuneJob = readonly [number, number, number, number] | Tunable;
 
 // Products smaller than this keep the built-in tile: launch and loop overheads dominate them, and
 // measuring every small shape would slow first runs (and tests) for nothing.
@@ -52,8 +58,10 @@ export class MatmulTuner {
   readonly store: ChoiceStore;
   /** Identifies the adapter in the cache file. */
   readonly adapterKey: string;
-  /** Size classes measured by this tuner (not read from the cache): for tests. */
+  /** Matmul size classes measured by this tuner (not read from the cache): for tests. */
   measured = 0;
+  /** The reductions' and scans' variants (measured here; stored with the matmul choices). */
+  readonly kernels: KernelTuner;
   /** Candidate runs the device reported an error for (their times are not trusted): for tests. */
   rejected = 0;
   /** Bumped whenever a choice is added: plans built before it are rebuilt. */
@@ -68,7 +76,9 @@ export class MatmulTuner {
     this.enabled = opts.enabled ?? envFlag("JETFOLD_TUNE") !== "0";
     this.budgetMs = opts.budgetMs ?? 1500;
     this.store = choiceStore(opts.cacheFile);
-    this.adapterKey = `${gpu.description}|${gpu.maxWorkgroupSize}|${gpu.maxStorageBuffers}|${gpu.timestamps}`;
+    this.kernels = new KernelTuner(gpu, this.budgetMs);
+    this.adapterKey =
+      `${gpu.description}|${gpu.maxWorkgroupSize}|${gpu.maxStorageBuffers}|${gpu.timestamps}|${gpu.subgroups}`;
   }
 
   /** The measured variant for a product of this size, or undefined (use the built-in choice). */
@@ -92,12 +102,17 @@ export class MatmulTuner {
     ];
   }
 
-  /** The matmul products among `kernels` that are worth measuring and not measured yet. */
-  untuned(kernels: readonly KernelPlan[]): (readonly [number, number, number, number])[] {
+  /** The products, reductions and scans among `kernels` worth measuring and not measured yet. */
+  untuned(kernels: readonly KernelPlan[]): TuneJob[] {
     if (!this.enabled || !this.#loaded) return [];
-    const seen = new Set<string>(), out: (readonly [number, number, number, number])[] = [];
+    const seen = new Set<string>(), out: TuneJob[] = [];
     for (const k of kernels) {
-      const p = k.matmul;
+      const p = k.matmul, u = k.tunable;
+      if (u !== undefined && this.kernels.wants(u)) {
+        const cls = tunableClass(u);
+        if (!seen.has(cls)) out.push(u);
+        seen.add(cls);
+      }
       if (p === undefined || p[0] * p[1] * p[2] * p[3] < MIN_WORK) continue;
       const cls = sizeClass(...p);
       if (this.#choices.has(cls) || seen.has(cls)) continue;
@@ -113,8 +128,13 @@ export class MatmulTuner {
    * thread (capped sides: a slow candidate on a software adapter would otherwise take seconds per
    * run), then times the built-in variant and the SHORTLIST fastest of the screen at full size.
    */
-  async measure(products: readonly (readonly [number, number, number, number])[], features: KernelFeatures) {
-    for (const p of products) {
+  async measure(jobs: readonly TuneJob[], features: KernelFeatures) {
+    for (const job of jobs) {
+      if ("kind" in job) {
+        await this.kernels.measure(job, features);
+        continue;
+      }
+      const p = job;
       const [Z, M, N, K] = p;
       const candidates = this.candidates(Z, M, N), builtIn = candidates[0];
       const start = performance.now(), within = () => performance.now() - start <= this.budgetMs;
@@ -148,98 +168,20 @@ export class MatmulTuner {
     this.version++;
     await this.store.write(
       this.adapterKey,
-      Object.fromEntries([...this.#choices].map(([c, v]) => [c, variantName(v)])),
+      Object.fromEntries([...[...this.#choices].map(([c, v]) => [c, variantName(v)]), ...this.kernels.entries()]),
     );
   }
 
-  // Milliseconds of one run of a plain matmul of this size with variant `t` (the least of a few
-  // runs, by timestamp queries where the device has them, else by the wall over several dispatches).
+  // Milliseconds of one run of a plain matmul of this size with variant `t` (Infinity: rejected).
   async #time(p: readonly [number, number, number, number], t: MatmulVariant, features: KernelFeatures) {
-    const [Z, M, N, K] = p, device = this.#gpu.device;
+    const [Z, M, N, K] = p;
     const lead = Z > 1 ? [Z] : [];
     const a = leafNode([...lead, M, K], "f32"), b = leafNode([...lead, K, N], "f32");
     const m = new Node("matmul", [...lead, M, N], "f32", [a, b], {});
     const [kernel] = planKernels([m], this.#gpu.maxStorageBuffers, undefined, { ...features, matmulVariant: () => t });
-    // The measurement's own errors stay here: left uncaptured, they would fail the user's next
-    // realization with a message about a kernel it never asked for.
-    device.pushErrorScope("out-of-memory");
-    device.pushErrorScope("internal");
-    device.pushErrorScope("validation");
-    const made: GPUBuffer[] = [];
-    const buffer = (bytes: number, usage: number) => {
-      const buf = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
-      made.push(buf);
-      return buf;
-    };
-    const measure = async (): Promise<number> => {
-      const module = device.createShaderModule({ code: kernel.wgsl, label: `tuning ${kernel.label}` });
-      const pipeline = await device.createComputePipelineAsync({
-        layout: "auto",
-        compute: { module, entryPoint: "main" },
-      });
-      const bufs = new Map<Node, GPUBuffer>([[a, buffer(4 * a.size, 0x80)], [b, buffer(4 * b.size, 0x80)]]);
-      const out = buffer(4 * m.size, 0x80);
-      const entries: GPUBindGroupEntry[] = kernel.inputs.map((x, j) => ({
-        binding: j + 1,
-        resource: { buffer: bufs.get(x)! },
-      }));
-      entries.push({ binding: kernel.inputs.length + 1, resource: { buffer: out } });
-      if (kernel.uniforms.length > 0) {
-        const words = new Uint32Array(Math.ceil(kernel.uniforms.length / 4) * 4);
-        words.set(kernel.uniforms);
-        const uniform = buffer(words.byteLength, 0x40 | 0x8);
-        device.queue.writeBuffer(uniform, 0, words);
-        entries.push({ binding: 0, resource: { buffer: uniform } });
-      }
-      const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-      const groups = Math.ceil(kernel.threads / kernel.workgroupSize);
-      const x = Math.min(groups, this.#gpu.maxWorkgroupsPerDimension), y = Math.ceil(groups / x);
-      const run = (reps: number, set: GPUQuerySet | null) => {
-        const encoder = device.createCommandEncoder();
-        for (let i = 0; i < reps; i++) {
-          const writes = set
-            ? { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 }
-            : undefined;
-          const pass = encoder.beginComputePass(writes ? { timestampWrites: writes } : {});
-          pass.setPipeline(pipeline);
-          pass.setBindGroup(0, group);
-          pass.dispatchWorkgroups(x, y);
-          pass.end();
-        }
-        return encoder;
-      };
-      const t0 = performance.now();
-      device.queue.submit([run(1, null).finish()]); // warm up
-      await device.queue.onSubmittedWorkDone();
-      const once = performance.now() - t0;
-      const reps = Math.max(1, Math.min(3, Math.floor(this.budgetMs / 8 / Math.max(once, 1e-3))));
-      if (!this.#gpu.timestamps) {
-        const t1 = performance.now();
-        device.queue.submit([run(reps, null).finish()]);
-        await device.queue.onSubmittedWorkDone();
-        return (performance.now() - t1) / reps;
-      }
-      const set = device.createQuerySet({ type: "timestamp", count: 2 * reps });
-      const resolved = buffer(16 * reps, 0x200 | 0x4), staging = buffer(16 * reps, 0x1 | 0x8);
-      const encoder = run(reps, set);
-      encoder.resolveQuerySet(set, 0, 2 * reps, resolved, 0);
-      encoder.copyBufferToBuffer(resolved, 0, staging, 0, 16 * reps);
-      device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(1 /* READ */);
-      const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
-      staging.unmap();
-      set.destroy();
-      let least = Infinity;
-      for (let i = 0; i < reps; i++) least = Math.min(least, Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
-      return least;
-    };
-    // A candidate this device cannot run (or reports an error for) is simply not chosen.
-    const ms = await measure().catch(() => Infinity);
-    for (const buf of made) buf.destroy();
-    const errors = await Promise.all([0, 1, 2].map(() => device.popErrorScope().catch(() => null)));
-    if (errors.every((e) => e === null)) return ms;
-    this.rejected++;
-    return Infinity;
+    const ms = await timeKernel(this.#gpu, kernel, this.budgetMs);
+    if (ms === null) this.rejected++;
+    return ms ?? Infinity;
   }
 
   /** True once the stored choices were read (`load`): until then `untuned` reports nothing. */
@@ -251,6 +193,7 @@ export class MatmulTuner {
   load(): Promise<void> {
     return this.#loading ??= this.store.read(this.adapterKey).then((stored) => {
       for (const [cls, name] of Object.entries(stored)) {
+        if (this.kernels.adopt(cls, name)) continue;
         // (Names of variants this version does not have, or older entries, are measured again.)
         const v = typeof name === "string" ? variantNamed(name) : undefined;
         if (v !== undefined && !this.#choices.has(cls)) this.#choices.set(cls, v);

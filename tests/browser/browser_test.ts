@@ -6,7 +6,7 @@
 const CHROMIUM = "/usr/bin/chromium";
 const REQUIRED = Deno.env.get("JETFOLD_REQUIRE_BROWSER") === "1";
 const PRESENT = await Deno.stat(CHROMIUM).then(() => true, () => false);
-// The whole suite takes about a minute and a half on 2 cores; a hung browser must not hang the tests.
+// The whole suite takes about a minute on 2 shared cores; a hung browser must not hang the tests.
 const LIMIT_MS = 8 * 60_000;
 
 interface Report {

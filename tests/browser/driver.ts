@@ -146,6 +146,69 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({ fatal: (e as Error).message }));
       return;
     }
+    // Deno's runs of the demo, to compare with the pages', go on while the browser runs its pages
+    // (the driver waits on the browser most of the time). One after the other: they share the
+    // process's backend choice.
+    const cpuRun = runDemo({ ...QUICK, backend: "cpu" });
+    const denoRuns = { cpu: cpuRun, wasm: cpuRun.then(() => runDemo({ ...QUICK, backend: "wasm" })) };
+    for (const run of [denoRuns.cpu, denoRuns.wasm]) run.catch(() => {}); // reported by the steps that await them
+    // The demo pages run at once, each in a page of its own, beside the checks page: the CPU run
+    // keeps one renderer busy, the WebGPU run mostly the GPU process compiling shaders. One after
+    // the other they took 100 s of the suite's 135.
+    const tuneOff = () => {
+      // The tuner is off on the WebGPU page: timing its candidates on SwiftShader took a quarter
+      // of the page's WebGPU run, and its choice never changes a result (its own check tests it).
+      (globalThis as { JETFOLD_TUNE?: string }).JETFOLD_TUNE = "0";
+    };
+    const demoRun = async (backend: string, says: string, init?: () => void) => {
+      const [demo, demoErrors] = await open(browser!, `${base}/web/`, init);
+      const result = await clickThrough(demo, backend, says);
+      expectEqual(demoErrors, [], `errors on the demo page (${backend})`);
+      await demo.close();
+      return result;
+    };
+    const pageCpu = demoRun("cpu", "CPU backend (chosen above)");
+    pageCpu.catch(() => {}); // reported by the step that awaits it
+    const demos = Promise.all([
+      step(
+        "the demo page trains, searches and samples: on the CPU with Deno's numbers, on WebGPU within f32 tolerances",
+        async () => {
+          const gpu = await demoRun("webgpu", "Running on WebGPU: google swiftshader", tuneOff);
+          const cpu = await pageCpu;
+          expectEqual(comparable(cpu), comparable(await denoRuns.cpu), "the page's CPU run against Deno's");
+          // Within the spec table's f32 tolerances even after training (measured: 1e-7 relative).
+          for (const phase of ["pretrain", "supernet", "tune"] as const) {
+            assertClose(gpu.losses[phase], cpu.losses[phase], { ...TOL, msg: `${phase} losses` });
+          }
+          assertClose(gpu.visits.map((v) => v.score), cpu.visits.map((v) => v.score), { ...TOL, msg: "scores" });
+          expectEqual([gpu.choice, gpu.sample.ids], [cpu.choice, cpu.sample.ids], "the choice and the sample");
+        },
+      ),
+      step("the demo page on the Wasm backend (one thread) gives Deno's Wasm numbers, bit for bit", async () => {
+        const page = await demoRun("wasm", "Wasm SIMD backend (chosen above), on one thread");
+        expectEqual(comparable(page), comparable(await denoRuns.wasm), "the page's Wasm run against Deno's");
+      }),
+      step("without WebGPU the demo page says so, runs on the Wasm backend, and stops when asked", async () => {
+        const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=50`, () => {
+          Object.defineProperty(Object.getPrototypeOf(navigator), "gpu", { get: () => undefined });
+        });
+        await demo.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 60_000 });
+        const adapter = await demo.textContent("#adapter");
+        if (!adapter?.includes("no WebGPU")) throw new Error(`the page says: ${adapter}`);
+        await demo.click("#run");
+        const firstLoss = () =>
+          (globalThis as unknown as { jetfoldDemo?: { chart: { points: number } } })
+            .jetfoldDemo?.chart.points! > 0;
+        await demo.waitForFunction(firstLoss, null, { timeout: 60_000 });
+        const line = await demo.textContent("#backend-line");
+        if (!line?.includes("Wasm SIMD backend (no WebGPU adapter found")) throw new Error(`it says: ${line}`);
+        await demo.click("#stop");
+        await demo.waitForFunction(() => document.body.dataset.state === "stopped", null, { timeout: 60_000 });
+        expectEqual(demoErrors, [], "errors on the demo page");
+        await demo.close();
+      }),
+    ]);
+
     const [page, errors] = await open(browser, `${base}/checks/`);
     await page.waitForFunction(() => "jetfoldChecks" in globalThis, null, { timeout: 60_000 });
     const call = <K extends keyof Checks>(name: K, ...args: Parameters<Checks[K]>) =>
@@ -199,6 +262,14 @@ async function main(): Promise<void> {
       async () => void await call("checkTuning"),
     );
 
+    await step(
+      "the subgroup reduction variants match float64 (sums, maxima, logsumexp, softmax, long rows)",
+      async () => {
+        const ran = await call("checkVariants");
+        if (ran.length < 2) throw new Error(`the subgroup variants that ran: ${ran}`);
+      },
+    );
+
     await step("a shader Tint rejects, and a rejected submit, fail with their root cause", async () => {
       const compile = await call("checkCompileError");
       if (!compile.includes("google swiftshader")) throw new Error(`the compile error does not name the adapter`);
@@ -206,64 +277,7 @@ async function main(): Promise<void> {
     });
     await step("the checks page logs no errors", () => Promise.resolve(expectEqual(errors, [], "errors")));
     await page.close();
-
-    // Deno's runs of the demo, to compare with the page's, go on while the browser runs the page
-    // (the driver waits on the browser most of the time). One after the other: they share the
-    // process's backend choice.
-    const cpuRun = runDemo({ ...QUICK, backend: "cpu" });
-    const denoRuns = { cpu: cpuRun, wasm: cpuRun.then(() => runDemo({ ...QUICK, backend: "wasm" })) };
-    for (const run of [denoRuns.cpu, denoRuns.wasm]) run.catch(() => {}); // reported by the steps that await them
-    await step(
-      "the demo page trains, searches and samples: on the CPU with Deno's numbers, on WebGPU within f32 tolerances",
-      async () => {
-        // The tuner is off on this page: timing its candidates on SwiftShader took a quarter of the
-        // page's WebGPU run, and its choice never changes a result (the check above tests it).
-        const [demo, demoErrors] = await open(browser!, `${base}/web/`, () => {
-          (globalThis as { JETFOLD_TUNE?: string }).JETFOLD_TUNE = "0";
-        });
-        const cpu = await clickThrough(demo, "cpu", "CPU backend (chosen above)");
-        const deno = await denoRuns.cpu;
-        expectEqual(comparable(cpu), comparable(deno), "the page's CPU run against Deno's");
-        const gpu = await clickThrough(demo, "webgpu", "Running on WebGPU: google swiftshader");
-        // Within the spec table's f32 tolerances even after training (measured: 1e-7 relative).
-        for (const phase of ["pretrain", "supernet", "tune"] as const) {
-          assertClose(gpu.losses[phase], cpu.losses[phase], { ...TOL, msg: `${phase} losses` });
-        }
-        assertClose(gpu.visits.map((v) => v.score), cpu.visits.map((v) => v.score), { ...TOL, msg: "scores" });
-        expectEqual([gpu.choice, gpu.sample.ids], [cpu.choice, cpu.sample.ids], "the choice and the sample");
-        expectEqual(demoErrors, [], "errors on the demo page");
-        await demo.close();
-      },
-    );
-
-    await step("the demo page on the Wasm backend (one thread) gives Deno's Wasm numbers, bit for bit", async () => {
-      const [demo, demoErrors] = await open(browser!, `${base}/web/`);
-      const page = await clickThrough(demo, "wasm", "Wasm SIMD backend (chosen above), on one thread");
-      const deno = await denoRuns.wasm;
-      expectEqual(comparable(page), comparable(deno), "the page's Wasm run against Deno's");
-      expectEqual(demoErrors, [], "errors on the demo page");
-      await demo.close();
-    });
-
-    await step("without WebGPU the demo page says so, runs on the Wasm backend, and stops when asked", async () => {
-      const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=50`, () => {
-        Object.defineProperty(Object.getPrototypeOf(navigator), "gpu", { get: () => undefined });
-      });
-      await demo.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 60_000 });
-      const adapter = await demo.textContent("#adapter");
-      if (!adapter?.includes("no WebGPU")) throw new Error(`the page says: ${adapter}`);
-      await demo.click("#run");
-      const firstLoss = () =>
-        (globalThis as unknown as { jetfoldDemo?: { chart: { points: number } } })
-          .jetfoldDemo?.chart.points! > 0;
-      await demo.waitForFunction(firstLoss, null, { timeout: 60_000 });
-      const line = await demo.textContent("#backend-line");
-      if (!line?.includes("Wasm SIMD backend (no WebGPU adapter found")) throw new Error(`it says: ${line}`);
-      await demo.click("#stop");
-      await demo.waitForFunction(() => document.body.dataset.state === "stopped", null, { timeout: 60_000 });
-      expectEqual(demoErrors, [], "errors on the demo page");
-      await demo.close();
-    });
+    await demos;
   } finally {
     await browser?.close();
     await server.shutdown();

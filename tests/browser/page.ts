@@ -18,6 +18,15 @@ import { checkSpecTable, onBoth, type SpecTableRuns } from "../core/webgpu/spec_
 import type { CorpusKernel } from "../core/webgpu/corpus.ts";
 import { assertClose } from "../numeric.ts";
 import { checkTuning } from "./tuning_checks.ts";
+import { checkReduceVariants } from "../core/webgpu/variant_checks.ts";
+
+/**
+ * The subgroup reduction variants, which SwiftShader can run and llvmpipe cannot (Deno's tests
+ * run every other variant; compiling them all here cost 10 s).
+ */
+function checkVariants(): Promise<string[]> {
+  return checkReduceVariants(true, (v) => v.subgroup);
+}
 
 /** The WebGPU device's limits that shape the kernels, and its adapter's name. */
 async function limits(): Promise<{ adapter: string; maxStorageBuffers: number; maxBindingSize: number }> {
@@ -92,6 +101,7 @@ const checks = {
   checkCompileError: () => checkCompileError(INFINITE_CONSTANT, "bitcast<f32>(0x7f800000u)"),
   checkValidationError,
   checkTuning,
+  checkVariants,
 };
 
 /** The checks, as the test calls them through `page.evaluate`. */

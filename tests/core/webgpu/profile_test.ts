@@ -49,7 +49,7 @@ gpuTest("a profile names each kernel by its ops and shapes and times it where th
     if (!s.gpuMs.every((ms) => ms >= 0 && ms < 60_000)) throw new Error(`kernel times: ${s.gpuMs}`);
   }
   const text = formatProfile(p);
-  for (const want of ["matmul [64,48]", "sum [64] (fuses exp) <- [64,48]", "1 submits, 2 kernels"]) {
+  for (const want of ["matmul [64,48]", "sum [64] (thread wg 64; fuses exp) <- [64,48]", "1 submits, 2 kernels"]) {
     if (!text.includes(want)) throw new Error(`the table lacks ${JSON.stringify(want)}:\n${text}`);
   }
 });
