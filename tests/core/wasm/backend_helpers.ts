@@ -15,6 +15,7 @@ import {
 import { block, initModel, lossFn, modelConfig, type ModelParams } from "../../../nn/mod.ts";
 import { useWasm } from "../../../core/wasm/mod.ts";
 import type { Interpreter } from "../../../core/cpu/mod.ts";
+import type { Aval, CpuContext } from "../../../core/prim.ts";
 
 /** Runs `fn` on backend `b` (selected through setBackend("wasm")), then restores the shared one. */
 export async function on<R>(b: Interpreter, fn: () => Promise<R>): Promise<R> {
@@ -41,6 +42,30 @@ export async function wasmAndReference(make: () => Tensor[]) {
   await setBackend("cpu");
   const want = await readAll(make());
   return { got, want, compiled };
+}
+
+/** Realizes `make()` on the shared Wasm backend, then on the reference: the outputs of both. */
+export async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
+  await setBackend("wasm");
+  const wasm = await readAll(make());
+  await setBackend("cpu");
+  const cpu = await readAll(make());
+  return { wasm, cpu };
+}
+
+/** A context for calling a kernel directly: fresh f32 arrays. */
+export const kernelCtx = { alloc: (_d: string, n: number) => new Float32Array(n) } as unknown as CpuContext;
+
+/** An f32 abstract value of `shape`. */
+export const f32Aval = (...shape: number[]): Aval => ({ shape, dtype: "f32" }) as Aval;
+
+/** Deterministic values in [lo, hi) from a seed (xorshift). */
+export function seededValues(seed: number, n: number, lo: number, hi: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
+    return lo + ((s >>> 0) / 2 ** 32) * (hi - lo);
+  });
 }
 
 /** A two-block model (attention, then a JetBlock) and a batch, trained with AdamW. */

@@ -4,11 +4,12 @@
 // NaN, infinities and signed zeros included.
 
 import fc from "fast-check";
-import { normal, randomKey, readAll, setBackend, type Tensor, tensor } from "../../../mod.ts";
+import { normal, randomKey, tensor } from "../../../mod.ts";
 import { REDUCE_SIMD_MIN } from "../../../core/wasm/reduce.ts";
 import { WasmRowSums } from "../../../core/wasm/reduce_rows.ts";
 import { WasmMax } from "../../../core/wasm/reduce_max.ts";
 import { assertClose } from "../../helpers.ts";
+import { onBoth } from "./backend_helpers.ts";
 
 const rowSums = new WasmRowSums(), maxes = new WasmMax();
 
@@ -95,14 +96,6 @@ Deno.test("Wasm row and column maxima equal the reference's rule bit for bit, ze
     }
   }
 });
-
-async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
-  await setBackend("wasm");
-  const wasm = await readAll(make());
-  await setBackend("cpu");
-  const cpu = await readAll(make());
-  return { wasm, cpu };
-}
 
 Deno.test("large sums and maxima on the Wasm backend match the reference on random shapes", async () => {
   await fc.assert(

@@ -2,18 +2,11 @@
 // on the reference rule; both equal the reference bit for bit, f32 and i32, with size-1 and empty axes.
 
 import fc from "fast-check";
-import { normal, randint, randomKey, readAll, setBackend, type Tensor, tensor } from "../../../mod.ts";
+import { normal, randint, randomKey, tensor } from "../../../mod.ts";
 import { COLUMN_SUM_MIN, reductionBlock } from "../../../core/wasm/reduce.ts";
 import { WasmColumnSums } from "../../../core/wasm/reduce_simd.ts";
 import { assertClose } from "../../helpers.ts";
-
-async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
-  await setBackend("wasm");
-  const wasm = await readAll(make());
-  await setBackend("cpu");
-  const cpu = await readAll(make());
-  return { wasm, cpu };
-}
+import { onBoth } from "./backend_helpers.ts";
 
 Deno.test("reductionBlock splits adjacent axes into outer, reduced and inner sizes and rejects the rest", () => {
   const eq = (a: unknown, b: unknown) => {

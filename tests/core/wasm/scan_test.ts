@@ -4,23 +4,13 @@
 
 import fc from "fast-check";
 import { SCAN } from "../../../core/prims/scan.ts";
-import type { Aval, CpuContext } from "../../../core/prim.ts";
 import { apply } from "../../../core/tensor.ts";
 import { WasmScan } from "../../../core/wasm/scan.ts";
 import { grad, readAll, resetStats, setBackend, stats, type Tensor, tensor } from "../../../mod.ts";
 import { assertClose } from "../../helpers.ts";
+import { f32Aval, kernelCtx, seededValues } from "./backend_helpers.ts";
 
-const ctx = { alloc: (_d: string, n: number) => new Float32Array(n) } as unknown as CpuContext;
-const aval = (...shape: number[]): Aval => ({ shape, dtype: "f32" }) as Aval;
-
-// Deterministic values in [lo, hi) from a seed.
-function values(seed: number, n: number, lo: number, hi: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
-    return lo + ((s >>> 0) / 2 ** 32) * (hi - lo);
-  });
-}
+const ctx = kernelCtx, aval = f32Aval, values = seededValues;
 
 function inputs(seed: number, B: number, H: number, T: number, K: number, V: number) {
   const k = values(seed, B * H * T * K, -1, 1), v = values(seed + 1, B * H * T * V, -2, 2);

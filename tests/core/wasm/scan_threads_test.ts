@@ -6,20 +6,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SCAN } from "../../../core/prims/scan.ts";
-import type { Aval, CpuContext } from "../../../core/prim.ts";
 import { WasmScan } from "../../../core/wasm/scan.ts";
 import { assertClose } from "../../helpers.ts";
+import { f32Aval, kernelCtx, seededValues } from "./backend_helpers.ts";
 
-const ctx = { alloc: (_d: string, n: number) => new Float32Array(n) } as unknown as CpuContext;
-const aval = (...shape: number[]): Aval => ({ shape, dtype: "f32" }) as Aval;
-
-function values(seed: number, n: number, lo: number, hi: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
-    return lo + ((s >>> 0) / 2 ** 32) * (hi - lo);
-  });
-}
+const ctx = kernelCtx, aval = f32Aval, values = seededValues;
 
 Deno.test("wasm scan threads: 1 and 2 threads give the same bits, forward and backward", async () => {
   const one = new WasmScan(), two = await WasmScan.create({ threads: 2, threadedWork: 0 });
