@@ -1,9 +1,11 @@
 // Reduction and scan variants on this WebGPU adapter: each variant's time (the tuner's own timing:
 // the least of a few runs) on a few typical shapes, and the variant the tuner keeps.
 // Usage: deno run -A bench/kernel_variants.ts
+// (bench/kernel_variants_browser.ts imports the cases and the forcing below, for SwiftShader.)
 
 import { leafNode, Node } from "../core/graph.ts";
 import { requestGpu } from "../core/webgpu/device.ts";
+import type { KernelFeatures } from "../core/webgpu/emit.ts";
 import { planKernels } from "../core/webgpu/plan.ts";
 import { timeKernel } from "../core/webgpu/tune_time.ts";
 import { KernelTuner } from "../core/webgpu/tune_kernels.ts";
@@ -17,9 +19,6 @@ import {
 } from "../core/webgpu/kernel_variants.ts";
 import { PRIMS } from "../core/prims/mod.ts";
 
-const gpu = await requestGpu();
-if (gpu === null) throw new Error("no WebGPU adapter");
-
 const node = (op: string, src: Node[], params: object = {}) => {
   // deno-lint-ignore no-explicit-any
   const aval = (PRIMS as any)[op].shape(src, params);
@@ -27,9 +26,11 @@ const node = (op: string, src: Node[], params: object = {}) => {
 };
 const f = (...shape: number[]) => leafNode(shape, "f32");
 
-// Shapes a training step of the nn/ models meets: bias gradients (a sum over the batch), losses
-// over a vocabulary, attention rows, a long sum; the scan of a small delta-rule layer.
-const cases: [string, Tunable, Node][] = [
+/**
+ * Shapes a training step of the nn/ models meets: bias gradients (a sum over the batch), losses
+ * over a vocabulary, attention rows, a long sum; the scan of a small delta-rule layer.
+ */
+export const CASES: [string, Tunable, Node][] = [
   [
     "bias grad sum [4096,256] axis 0",
     { kind: "reduce", op: "sum outer", nOut: 256, nr: 4096 },
@@ -54,20 +55,32 @@ const cases: [string, Tunable, Node][] = [
   ],
 ];
 
-const tuner = new KernelTuner(gpu, 1500);
-console.log(`${gpu.description} (subgroups: ${gpu.subgroups}, timestamps: ${gpu.timestamps})\n`);
-for (const [label, u, n] of cases) {
-  const cells: string[] = [];
-  for (const v of tuner.candidates(u, gpu.subgroups)) {
-    const forced = u.kind === "reduce"
-      ? { ownTrig: false, subgroups: gpu.subgroups, reduceVariant: () => v as ReduceVariant }
-      : { ownTrig: false, scanVariant: () => v as ScanVariant };
-    const [k] = planKernels([n], gpu.maxStorageBuffers, undefined, forced);
-    const runs = [];
-    for (let i = 0; i < 3; i++) runs.push(await timeKernel(gpu, k, 1500) ?? Infinity);
-    const name = u.kind === "reduce" ? reduceName(v as ReduceVariant) : scanName(v as ScanVariant);
-    cells.push(`${name} ${Math.min(...runs).toFixed(2)} ms`);
+/** Kernel features that force variant `v` on every kernel of `u`'s kind. */
+export function forcing(u: Tunable, v: ReduceVariant | ScanVariant, subgroups: boolean): KernelFeatures {
+  return u.kind === "reduce"
+    ? { ownTrig: false, subgroups, reduceVariant: () => v as ReduceVariant }
+    : { ownTrig: false, scanVariant: () => v as ScanVariant };
+}
+
+/** A variant's name, as the tuner stores it. */
+export function variantLabel(u: Tunable, v: ReduceVariant | ScanVariant): string {
+  return u.kind === "reduce" ? reduceName(v as ReduceVariant) : scanName(v as ScanVariant);
+}
+
+if (import.meta.main) {
+  const gpu = await requestGpu();
+  if (gpu === null) throw new Error("no WebGPU adapter");
+  const tuner = new KernelTuner(gpu, 1500);
+  console.log(`${gpu.description} (subgroups: ${gpu.subgroups}, timestamps: ${gpu.timestamps})\n`);
+  for (const [label, u, n] of CASES) {
+    const cells: string[] = [];
+    for (const v of tuner.candidates(u, gpu.subgroups)) {
+      const [k] = planKernels([n], gpu.maxStorageBuffers, undefined, forcing(u, v, gpu.subgroups));
+      const runs = [];
+      for (let i = 0; i < 3; i++) runs.push(await timeKernel(gpu, k, 1500) ?? Infinity);
+      cells.push(`${variantLabel(u, v)} ${Math.min(...runs).toFixed(2)} ms`);
+    }
+    await tuner.measure(u, { ownTrig: false, subgroups: gpu.subgroups });
+    console.log(`${label}: tuner keeps ${tuner.choice(tunableClass(u))}\n  ${cells.join(" | ")}`);
   }
-  await tuner.measure(u, { ownTrig: false, subgroups: gpu.subgroups });
-  console.log(`${label}: tuner keeps ${tuner.choice(tunableClass(u))}\n  ${cells.join(" | ")}`);
 }
