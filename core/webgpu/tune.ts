@@ -11,7 +11,7 @@ import { type ChoiceStore, choiceStore, envFlag } from "./tune_store.ts";
 import { builtInVariant, type MatmulVariant, stagedBytes, variantName, variantNamed, VARIANTS } from "./variants.ts";
 import { type Tunable, tunableClass } from "./kernel_variants.ts";
 import { KernelTuner } from "./tune_kernels.ts";
-import { timeKernel } from "./tune_time.ts";
+import { confirmChoice, timeKernel } from "./tune_time.ts";
 
 /** Something to measure: a matmul product (batch, M, N, K), or a reduction or scan. */
 export type TuneJob = readonly [number, number, number, number] | Tunable;
@@ -161,7 +161,12 @@ export class MatmulTuner {
         if (c === builtIn) builtInMs = ms;
         if (ms < bestMs) [best, bestMs] = [c, ms];
       }
-      if (bestMs > MARGIN * builtInMs) best = builtIn;
+      best = await confirmChoice(
+        { variant: builtIn, ms: builtInMs },
+        { variant: best, ms: bestMs },
+        (v) => this.#time(p, v, features),
+        MARGIN,
+      );
       this.#choices.set(sizeClass(Z, M, N, K), best);
       this.measured++;
     }

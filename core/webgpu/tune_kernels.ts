@@ -23,7 +23,7 @@ import {
   tunableClass,
 } from "./kernel_variants.ts";
 import { planKernels } from "./plan.ts";
-import { timeKernel } from "./tune_time.ts";
+import { confirmChoice, timeKernel } from "./tune_time.ts";
 import { reduceClass, scanClass } from "./kernel_variants.ts";
 
 // Kernels reading fewer values than this keep the built-in variant (launch overhead dominates).
@@ -130,20 +130,23 @@ export class KernelTuner {
     const candidates = this.candidates(u, features.subgroups ?? false), builtIn = candidates[0];
     const node = timingNode(u);
     const start = performance.now();
-    let best = builtIn, bestMs = Infinity, builtInMs = Infinity;
-    for (const c of candidates) {
-      if (c !== builtIn && performance.now() - start > this.#budgetMs) break;
+    const time = async (c: ReduceVariant | ScanVariant) => {
       const forced: KernelFeatures = u.kind === "reduce"
         ? { ...features, reduceVariant: () => c as ReduceVariant }
         : { ...features, scanVariant: () => c as ScanVariant };
       const [kernel] = planKernels([node], this.#gpu.maxStorageBuffers, undefined, forced);
       const got = await timeKernel(this.#gpu, kernel, this.#budgetMs);
       if (got === null) this.rejected++;
-      const ms = got ?? Infinity;
+      return got ?? Infinity;
+    };
+    let best = builtIn, bestMs = Infinity, builtInMs = Infinity;
+    for (const c of candidates) {
+      if (c !== builtIn && performance.now() - start > this.#budgetMs) break;
+      const ms = await time(c);
       if (c === builtIn) builtInMs = ms;
       if (ms < bestMs) [best, bestMs] = [c, ms];
     }
-    if (bestMs > MARGIN * builtInMs) best = builtIn;
+    best = await confirmChoice({ variant: builtIn, ms: builtInMs }, { variant: best, ms: bestMs }, time, MARGIN);
     const name = u.kind === "reduce" ? reduceName(best as ReduceVariant) : scanName(best as ScanVariant);
     this.#choices.set(tunableClass(u), name);
     this.measured++;

@@ -87,3 +87,25 @@ export async function timeKernel(gpu: Gpu, kernel: KernelPlan, budgetMs: number)
   const errors = await Promise.all([0, 1, 2].map(() => device.popErrorScope().catch(() => null)));
   return errors.every((e) => e === null) ? ms : null;
 }
+
+/**
+ * The rule both tuners keep a variant by: the fastest challenger replaces the built-in variant only if, after the
+ * two are timed again in turn `rounds` more times, the challenger's least time is at most `margin` of the built-in's.
+ * One timing each is not enough on a busy machine: the built-in, timed first, may run cold, and a slower challenger
+ * would then win on noise. `time` gives one measurement (Infinity for a rejected variant).
+ */
+export async function confirmChoice<V>(
+  builtIn: { readonly variant: V; readonly ms: number },
+  best: { readonly variant: V; readonly ms: number },
+  time: (v: V) => Promise<number>,
+  margin: number,
+  rounds = 2,
+): Promise<V> {
+  if (best.variant === builtIn.variant || !(best.ms <= margin * builtIn.ms)) return builtIn.variant;
+  let builtInMs = builtIn.ms, bestMs = best.ms;
+  for (let i = 0; i < rounds; i++) {
+    builtInMs = Math.min(builtInMs, await time(builtIn.variant));
+    bestMs = Math.min(bestMs, await time(best.variant));
+  }
+  return bestMs <= margin * builtInMs ? best.variant : builtIn.variant;
+}
