@@ -6,16 +6,8 @@
 
 import { bundle } from "../tools/build.ts";
 import { serveFiles } from "../tools/serve.ts";
+import { CHROMIUM, CHROMIUM_FLAGS } from "../tools/chromium.ts";
 
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--enable-unsafe-webgpu",
-];
 const TIMEOUT_MS = 20 * 60_000;
 
 const dir = await Deno.makeTempDir({ prefix: "jetfold-kv-" });
@@ -26,7 +18,7 @@ await Deno.writeTextFile(
 );
 const server = serveFiles({ "/kv/": new URL(`file://${dir}/`) }, { home: "/kv/" });
 const { chromium } = await import("playwright-core");
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS, headless: true });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_FLAGS], headless: true });
 try {
   const page = await browser.newPage();
   const finished = new Promise<boolean>((resolve) => {

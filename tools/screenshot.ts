@@ -3,6 +3,7 @@
 
 import { BUNDLE, bundle } from "./build.ts";
 import { serveFiles, SITE } from "./serve.ts";
+import { CHROMIUM, CHROMIUM_FLAGS } from "./chromium.ts";
 
 const OUT = new URL("../docs/page.png", import.meta.url);
 
@@ -10,8 +11,8 @@ await bundle("mod.ts", BUNDLE);
 const server = serveFiles(SITE);
 const { chromium } = await import("playwright-core");
 const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu-sandbox", "--no-first-run", "--enable-unsafe-webgpu"],
+  executablePath: CHROMIUM,
+  args: [...CHROMIUM_FLAGS],
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

@@ -14,16 +14,8 @@ import { assertClose } from "../numeric.ts";
 import type { Checks } from "./page.ts";
 // The demo page's pipeline, run here on the CPU backend to compare with the page's numbers.
 import { runDemo } from "../../web/demo.js";
+import { CHROMIUM, CHROMIUM_FLAGS } from "../../tools/chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--enable-unsafe-webgpu",
-];
 const ROOT = new URL("../../", import.meta.url);
 // The demo page's quick run: every phase, a few steps each.
 const QUICK = { seed: 3, pretrain: 4, supernet: 3, tune: 2 };
@@ -58,7 +50,12 @@ async function site(dir: string): Promise<Deno.HttpServer<Deno.NetAddr>> {
 async function launch(): Promise<Browser> {
   try {
     const { chromium } = await import("playwright-core");
-    return await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true, timeout: 60_000 });
+    return await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [...CHROMIUM_FLAGS],
+      headless: true,
+      timeout: 60_000,
+    });
   } catch (e) {
     throw new Error(`${CHROMIUM} does not start: ${(e as Error).message}`, { cause: e });
   }
