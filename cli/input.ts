@@ -1,7 +1,26 @@
 // What the user gives beyond flags: the error that reports bad input, and bounded reads of regular files.
 
-/** A problem with what the user gave (flags, files, configs): printed as one line, exit status 2. */
-export class InputError extends Error {}
+/**
+ * A problem with what the user gave (flags, files, configs): printed as one line, exit status 2. Messages quote what
+ * the user typed, so control characters in them (a newline in a path, a terminal escape) are written as escapes
+ * (`\n`, `\u001b`): the message stays one line and cannot drive the terminal.
+ */
+export class InputError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(escapeControls(message), options);
+  }
+}
+
+const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with each C0 control character, DEL and C1 control written as an escape. */
+export function escapeControls(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
 
 /** Reads a JSON file of at most `limit` bytes; a missing, unreadable or malformed file is an InputError. */
 export async function readJsonFile(path: string, what: string, limit: number): Promise<unknown> {

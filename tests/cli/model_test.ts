@@ -79,6 +79,8 @@ Deno.test("--model refuses what it cannot use, in one line", async () => {
   badInput(await cli("generate", "--model", QWEN), "--model needs --prompt TEXT", "no prompt");
   badInput(await cli("generate", "--model", QWEN, "--prompt", "x", "--run", TMP), "not two", "two models");
   badInput(await cli("generate", "--model", `${TMP}/none`, "--prompt", "x"), "is neither a directory nor", "missing");
+  // A name with a newline and a terminal escape is echoed escaped, still on one line.
+  badInput(await cli("generate", "--model", "a\nb\u001b[2J", "--prompt", "x"), "--model a\\nb\\u001b[2J: ", "controls");
   badInput(await cli("generate", "--checkpoint", "x", "--stream"), "--stream has no effect without --model", "stream");
   badInput(
     await cli("train", "--model", QWEN, "--width", "8", "--data", DATA),
