@@ -1,13 +1,26 @@
 // Fused loops in Wasm SIMD (rows a multiple of four, 1024 elements or more): every kind of read (the
-// output's layout, one value, a repeated row, a value per row) and every arithmetic operation equal
-// the reference bit for bit; exp and tanh and float64 constants within a few ulps; none recompiles.
+// output's layout, one value, a repeated row, a value per row, a repeated block of rows), bool
+// masks, comparisons and every arithmetic operation equal the reference bit for bit; exp and tanh
+// and float64 constants within a few ulps; loops that only copy or fill equal it for every dtype;
+// none recompiles.
 
 import fc from "fast-check";
-import { normal, randomKey, readAll, resetStats, setBackend, stats, type Tensor, tensor } from "../../../mod.ts";
+import {
+  normal,
+  ops,
+  randint,
+  randomKey,
+  readAll,
+  resetStats,
+  setBackend,
+  stats,
+  type Tensor,
+  tensor,
+} from "../../../mod.ts";
 import { SIMD_LOOP_MIN } from "../../../core/wasm/simd_loop.ts";
 import { assertClose } from "../../helpers.ts";
 
-async function onBoth(make: () => Tensor[]): Promise<{ wasm: Float32Array[]; cpu: Float32Array[] }> {
+async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
   await setBackend("wasm");
   const wasm = (await readAll(make())) as Float32Array[];
   await setBackend("cpu");
@@ -37,6 +50,53 @@ Deno.test("Wasm SIMD loops equal the reference bit for bit on every kind of read
       ]);
       wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${M}, ${N}]` }));
     }),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("Wasm SIMD loops read bool masks, repeated blocks of rows and comparisons bit for bit", async () => {
+  await fc.assert(
+    fc.asyncProperty(shapes, fc.integer({ min: 1, max: 3 }), fc.nat(1000), async ([B, M, N], H, seed) => {
+      const x = normal(randomKey(seed), [B, H, M, N]), y = normal(randomKey(seed + 1), [B, H, M, N]);
+      const tile = normal(randomKey(seed + 2), [M, N]), col = normal(randomKey(seed + 3), [B, H, M, 1]);
+      const mask = ops.tril(tensor(new Float32Array(M * N).fill(1), { shape: [M, N] })).gt(0); // bool [M, N]
+      const full = x.lt(y); // bool, the output's layout
+      const nan = x.div(x.gt(0).where(x, 0)); // NaN where x <= 0
+      const { wasm, cpu } = await onBoth(() => [
+        mask.where(x.mul(0.5), -1e9), // a bool tile, a value
+        full.where(x, y).add(tile), // a bool of the output's layout, an f32 tile
+        x.lt(tile).where(col, x.mul(y)), // a comparison as the mask
+        nan.lt(0.25).where(1, nan.eq(nan).where(2, 3)), // comparisons with NaN are false
+        mask.broadcastTo([B, H, M, N]).where(y, x).mul(col), // a broadcast bool, a value per row
+      ]);
+      wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${H}, ${M}, ${N}]` }));
+    }),
+    { numRuns: 30 },
+  );
+});
+
+Deno.test("loops that only copy or fill one source equal the reference for f32, i32 and bool of any size", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 7 })),
+      fc.nat(1000),
+      async ([B, M, N], seed) => {
+        const f = normal(randomKey(seed), [M, N]), i = randint(randomKey(seed + 1), [M, N], { maxval: 50 });
+        const b = f.gt(0),
+          row = normal(randomKey(seed + 2), [N]),
+          col = randint(randomKey(seed + 3), [M, 1], { maxval: 9 });
+        const { wasm, cpu } = await onBoth(() => [
+          f.broadcastTo([B, M, N]), // a tile (or the output's layout when B is 1)
+          i.broadcastTo([B, M, N]),
+          b.broadcastTo([B, M, N]),
+          row.broadcastTo([B, M, N]), // a row
+          col.broadcastTo([M, N]), // a value per row
+          tensor(2.5).broadcastTo([M, N]), // one value
+          b.reshape([N, M]).broadcastTo([B, N, M]),
+        ]);
+        wasm.forEach((w, k) => assertClose(w, cpu[k], { rtol: 0, atol: 0, msg: `output ${k} [${B}, ${M}, ${N}]` }));
+      },
+    ),
     { numRuns: 40 },
   );
 });
