@@ -9,7 +9,7 @@ import { kernelMemory, reserve } from "./memory.ts";
 import { PackedCache } from "./packed_cache.ts";
 
 /** The least work (multiply-adds of one product) that is split across threads. */
-export const THREADED_WORK = 2 ** 26;
+export const THREADED_WORK = 2 ** 22;
 
 /** Bytes of packed weight panels kept at most by default (see WasmMatmul.create). */
 export const PACKED_BUDGET = 2 ** 30;
@@ -204,8 +204,9 @@ export class WasmMatmul {
       if (keep) this.#packedB(B, b, bo, bDims, rawB);
       else this.#packB(B, b, bo, bDims, rawB);
       const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
-      // Waking the workers costs tens of microseconds to a millisecond here (more under load): only
-      // products of THREADED_WORK multiply-adds or more are worth sharing.
+      // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
+      // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
+      // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
       if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
       else this.#run(...args, panels);
       for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
