@@ -58,8 +58,11 @@ export type CpuArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 /** What a CPU implementation receives besides its inputs. */
 export interface CpuContext {
-  /** Allocates zeroed output storage in the backend's precision. */
-  alloc(dtype: DType, n: number): CpuArray;
+  /**
+   * Allocates zeroed output storage in the backend's precision; with `zeroed` false its contents are
+   * unspecified, for a kernel that writes every element.
+   */
+  alloc(dtype: DType, n: number, zeroed?: boolean): CpuArray;
 }
 
 /**

@@ -9,7 +9,7 @@ import { PRIMS } from "../prims/mod.ts";
 import { allocHost, type DType } from "../shape.ts";
 import { addStore, hostValue, hostValues, putHost } from "../storage.ts";
 import { liveStats } from "../stats.ts";
-import { HostArena } from "./arena.ts";
+import { type ArenaHeap, HostArena, POOL_LIMIT } from "./arena.ts";
 
 const CAPABILITIES: Capabilities = {
   maxKernelBuffers: Infinity,
@@ -61,6 +61,7 @@ export class Interpreter implements Backend {
   /**
    * With `arena`, values live in a pool of recycled arrays (see arena.ts; f32 precision only):
    * intermediates return to it after their last read, realized values when their leaf is released.
+   * With `heap` as well, the arena places them in that memory (the Wasm backend's).
    */
   constructor(
     precision: Precision,
@@ -70,6 +71,7 @@ export class Interpreter implements Backend {
       capabilities?: Capabilities;
       plan?: HostPlanner;
       arena?: boolean;
+      heap?: ArenaHeap | null;
     } = {},
   ) {
     this.name = opts.name ?? "cpu";
@@ -78,19 +80,23 @@ export class Interpreter implements Backend {
     this.#plan = opts.plan ?? nodeByNode;
     this.precision = precision;
     if (opts.arena && precision !== "f32") throw new Error("interpreter: an arena holds f32 values only");
-    const arena = this.#arena = opts.arena ? new HostArena() : null;
+    const arena = this.#arena = opts.arena ? new HostArena(POOL_LIMIT, opts.heap ?? null) : null;
     this.#ctx = {
       alloc: arena !== null
-        ? (dtype: DType, n: number) => arena.alloc(dtype, n)
+        ? (dtype: DType, n: number, zeroed?: boolean) => arena.alloc(dtype, n, zeroed)
         : (dtype: DType, n: number) =>
           dtype === "f32" && precision === "f64" ? new Float64Array(n) : allocHost(dtype, n),
     };
     if (arena !== null) addStore(this);
   }
 
-  /** Bytes of the arena's arrays held by values, and kept free for reuse (zero without an arena). */
-  get memory(): { readonly bytesInUse: number; readonly bytesPooled: number } {
-    return { bytesInUse: this.#arena?.bytesInUse ?? 0, bytesPooled: this.#arena?.bytesPooled ?? 0 };
+  /**
+   * Bytes of the arena's arrays held by values, and kept free for reuse (zero without an arena), and
+   * how many of either are blocks of a heap (see HostArena.bytesInHeap).
+   */
+  get memory(): { readonly bytesInUse: number; readonly bytesPooled: number; readonly bytesInHeap: number } {
+    const a = this.#arena;
+    return { bytesInUse: a?.bytesInUse ?? 0, bytesPooled: a?.bytesPooled ?? 0, bytesInHeap: a?.bytesInHeap ?? 0 };
   }
 
   holds(leaf: Node): boolean {

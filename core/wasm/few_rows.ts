@@ -151,7 +151,7 @@ export function inPlaceLayout(K: number, N: number, rs: number, cs: number): "ro
   return rows ? "rows" : null;
 }
 
-/** The in-place kernels over one Wasm memory. */
+/** The in-place kernels over one Wasm memory; `reserve` gives floats of their scratch (its byteOffset its address). */
 export class FewRows {
   readonly #dot: Dot[];
   readonly #axpy: Axpy[];
@@ -181,7 +181,7 @@ export class FewRows {
     // Floats: A [M, K] at 0, C [M, N] at c0, the chunk of B at b0.
     const c0 = Math.ceil((M * K) / 4) * 4, b0 = c0 + Math.ceil((M * N) / 4) * 4;
     const chunkRows = Math.max(1, Math.floor(CHUNK / (how === "cols" ? K : N)));
-    const mem = this.#reserve(4 * (b0 + chunkRows * (how === "cols" ? K : N) + 8));
+    const mem = this.#reserve(4 * (b0 + chunkRows * (how === "cols" ? K : N) + 8)), at = mem.byteOffset;
     gather(mem, a, ao, ars, acs, M, K);
     const groups: [number, number][] = []; // [first row, rows] of at most 4
     for (let i = 0; i < M; i += 4) groups.push([i, Math.min(4, M - i)]);
@@ -190,7 +190,9 @@ export class FewRows {
       for (let n0 = 0; n0 < N; n0 += chunkRows) {
         const n = Math.min(chunkRows, N - n0);
         copyRows(mem, b0, b, lb.base + n0 * lb.cs, n, K, lb.cs);
-        for (const [i, R] of groups) this.#dot[R - 1](4 * i * K, 4 * b0, 4 * (c0 + i * N + n0), n, K, 4 * K, 4 * N);
+        for (const [i, R] of groups) {
+          this.#dot[R - 1](at + 4 * i * K, at + 4 * b0, at + 4 * (c0 + i * N + n0), n, K, 4 * K, 4 * N);
+        }
       }
     } else {
       // B's rows k (N floats, `rs` apart): a chunk of them, added into C row by row of A's columns.
@@ -199,7 +201,7 @@ export class FewRows {
         const k = Math.min(chunkRows, K - k0);
         copyRows(mem, b0, b, lb.base + k0 * lb.rs, k, N, lb.rs);
         for (const [i, R] of groups) {
-          this.#axpy[R - 1](4 * (i * K + k0), 4 * b0, 4 * (c0 + i * N), N, k, 4 * K, 4 * N, 4 * N);
+          this.#axpy[R - 1](at + 4 * (i * K + k0), at + 4 * b0, at + 4 * (c0 + i * N), N, k, 4 * K, 4 * N, 4 * N);
         }
       }
     }

@@ -217,7 +217,7 @@ export function fusedPlanner(
         const mm = opts.matmul!, a = nodes[p.a.j], b = nodes[p.b.j];
         const bInput = b.op === "data";
         const run = (value: (n: Node) => CpuArray) => {
-          const out = alloc("f32", node.size) as Float32Array;
+          const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
           mm(value(a), p.a, value(b), p.b, node, bInput, out);
           return out;
         };
@@ -225,7 +225,7 @@ export function fusedPlanner(
       }
       const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims, simd = p.simd;
       const run = (value: (n: Node) => CpuArray) => {
-        const out = alloc(node.dtype, node.size);
+        const out = alloc(node.dtype, node.size, false); // every loop writes all of it
         if (simd !== null) simd.run(node.shape, reads.map(value), out as Float32Array);
         else fn(out, dims, ...reads.map(value));
         return out;

@@ -5,7 +5,8 @@
 import { type Kernel, kernelBytes, packA, packB, TILE_M, TILE_N } from "./matmul_kernel.ts";
 import { MatmulThreads, type StartFaults } from "./threads.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
-import { kernelMemory, reserve } from "./memory.ts";
+import { kernelMemory } from "./memory.ts";
+import { Scratch, type WasmHeap } from "./heap.ts";
 import { PackedCache } from "./packed_cache.ts";
 
 /** The least work (multiply-adds of one product) that is split across threads. */
@@ -34,10 +35,15 @@ interface PackDims {
   readonly cs: number;
 }
 
-/** Runs matmuls on the kernel: owns its memory, and packs operands into it per batch element. */
+/**
+ * Runs matmuls on the kernel: packs operands into its scratch per batch element. Over a heap, the
+ * operands that lie in it are packed from where they are and C is written in place when it fits the
+ * tiles; other operands are copied in first.
+ */
 export class WasmMatmul {
   readonly fma: boolean;
-  readonly #memory: WebAssembly.Memory;
+  readonly #scratch: Scratch;
+  readonly #heap: WasmHeap | null;
   readonly #run: Kernel;
   readonly #pack: Packers;
   readonly #threads: MatmulThreads | null;
@@ -47,16 +53,18 @@ export class WasmMatmul {
 
   private constructor(
     fma: boolean,
-    memory: WebAssembly.Memory,
+    [scratch, heap]: [Scratch, WasmHeap | null],
     [run, pack]: [Kernel, Packers],
     threads: MatmulThreads | null,
     [threadedWork, budget]: readonly [number, number],
   ) {
     this.#threadedWork = threadedWork;
     this.#packed = new PackedCache(budget);
-    this.#few = new FewRows(fewRowsBytes(fma, threads !== null), memory, (bytes) => this.#reserve(bytes));
+    const shared = heap !== null || threads !== null;
+    this.#few = new FewRows(fewRowsBytes(fma, shared), scratch.memory, (bytes) => scratch.floats(bytes));
     this.fma = fma;
-    this.#memory = memory;
+    this.#scratch = scratch;
+    this.#heap = heap;
     this.#run = run;
     this.#pack = pack;
     this.#threads = threads;
@@ -66,7 +74,8 @@ export class WasmMatmul {
    * The kernel on `threads` threads (workers over shared memory where the runtime has them; a single
    * thread otherwise) for products of at least `threadedWork` multiply-adds. Relaxed-SIMD FMA is used
    * where the runtime validates it. Packed copies of weights are kept up to `packedBudget` bytes
-   * (default PACKED_BUDGET); products of at most FEW_ROWS rows never make one.
+   * (default PACKED_BUDGET); products of at most FEW_ROWS rows never make one. With `heap`, the
+   * kernel runs on the heap's memory (see the class).
    */
   static async create(
     opts: {
@@ -74,19 +83,22 @@ export class WasmMatmul {
       readonly threadedWork?: number;
       readonly packedBudget?: number;
       readonly faults?: StartFaults;
+      readonly heap?: WasmHeap | null;
     } = {},
   ): Promise<WasmMatmul> {
     const work = [opts.threadedWork ?? THREADED_WORK, opts.packedBudget ?? PACKED_BUDGET] as const;
     const fma = WebAssembly.validate(kernelBytes(true, false));
-    const want = opts.threads ?? 1;
-    if (want > 1 && typeof SharedArrayBuffer !== "undefined") {
-      const memory = kernelMemory({ initial: 1, maximum: 65536, shared: true });
+    const want = opts.threads ?? 1, heap = opts.heap ?? null;
+    if (heap !== null || (want > 1 && typeof SharedArrayBuffer !== "undefined")) {
+      const scratch = new Scratch(heap, () => kernelMemory({ initial: 1, maximum: 65536, shared: true }));
       const bytes = kernelBytes(fma, true);
-      const threads = await MatmulThreads.start(bytes, memory, want, opts.faults);
-      if (threads !== null) return new WasmMatmul(fma, memory, instantiate(bytes, memory), threads, work);
+      const threads = want > 1 ? await MatmulThreads.start(bytes, scratch.memory, want, opts.faults) : null;
+      if (threads !== null || heap !== null) {
+        return new WasmMatmul(fma, [scratch, heap], instantiate(bytes, scratch.memory), threads, work);
+      }
     }
-    const memory = kernelMemory();
-    return new WasmMatmul(fma, memory, instantiate(kernelBytes(fma, false), memory), null, work);
+    const scratch = new Scratch(null, () => kernelMemory());
+    return new WasmMatmul(fma, [scratch, null], instantiate(kernelBytes(fma, false), scratch.memory), null, work);
   }
 
   /** Threads a call uses. */
@@ -120,20 +132,21 @@ export class WasmMatmul {
     this.#packed.fill(dst, src, `${base},${K},${N},${rs},${cs}`, len, () => this.#packB(dst, src, base, dims, raw));
   }
 
-  // packB, in Wasm for a contiguous B or B's transpose: copied as it is to `raw` (floats; room for
-  // the panels' full width, plus 8) first. `dst` is the B region of memory.
+  // packB, in Wasm for a contiguous B or B's transpose: read where it lies in the heap, or copied as
+  // it is to `raw` (floats of `mem`; room for the panels' full width, plus 8) first. `dst` is the B
+  // region of memory.
   #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
     const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N);
     const rows = cs === 1 && rs === N, cols = rs === 1 && cs === K;
     if (!(src instanceof Float32Array) || !(rows || cols)) return packB(dst, src, base, K, N, rs, cs);
-    new Float32Array(this.#memory.buffer).set(src.subarray(base, base + K * N), raw);
-    if (rows) this.#pack.panels(4 * raw, dst.byteOffset, K, panels, N);
-    else this.#pack.rows8(4 * raw, dst.byteOffset, K, panels);
-  }
-
-  #reserve(bytes: number): Float32Array {
-    reserve(this.#memory, bytes);
-    return new Float32Array(this.#memory.buffer);
+    const mem = this.#scratch.floats(0);
+    const inHeap = this.#heap?.offsetOf(src) ?? -1;
+    // Read in place only where the packer's reads past the end (to the last panel) stay inside B.
+    const at = inHeap >= 0 && N % TILE_N === 0 ? inHeap + 4 * base : -1;
+    if (at < 0) mem.set(src.subarray(base, base + K * N), raw);
+    const from = at >= 0 ? at : mem.byteOffset + 4 * raw;
+    if (rows) this.#pack.panels(from, dst.byteOffset, K, panels, N);
+    else this.#pack.rows8(from, dst.byteOffset, K, panels);
   }
 
   /**
@@ -190,26 +203,32 @@ export class WasmMatmul {
     // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
     // their ends: rows up to the last strip's, columns up to the last panel's).
     const rawA = aLen + bLen + cLen, rawB = rawA + strips * TILE_M * K + 4;
-    const mem = this.#reserve(4 * (rawB + panels * TILE_N * K + TILE_N));
+    const mem = this.#scratch.floats(4 * (rawB + panels * TILE_N * K + TILE_N)), base = mem.byteOffset;
     const A = mem.subarray(0, aLen), B = mem.subarray(aLen, aLen + bLen), C = mem.subarray(aLen + bLen);
     const aF32 = a instanceof Float32Array ? a : null, bDims = { K, N, rs: brs, cs: bcs };
+    // Operands in the heap are packed from where they lie when the packers' reads (whole strips of
+    // A's rows) stay inside them; C is written in place when its rows fill whole tiles.
+    const heapA = M % TILE_M === 0 && aF32 !== null ? this.#heap?.offsetOf(aF32) ?? -1 : -1;
+    const heapC = M % TILE_M === 0 && N === Np && out instanceof Float32Array ? this.#heap?.offsetOf(out) ?? -1 : -1;
+    const rawAt = (ao: number) => {
+      if (heapA >= 0) return heapA + 4 * ao;
+      mem.set(aF32!.subarray(ao, ao + M * K), rawA);
+      return base + 4 * rawA;
+    };
     return (ao, bo, z, keep) => {
-      if (aF32 !== null && acs === 1 && ars === K) {
-        mem.set(aF32.subarray(ao, ao + M * K), rawA);
-        this.#pack.rows(4 * rawA, 0, K, strips);
-      } else if (aF32 !== null && ars === 1 && acs === M) {
-        mem.set(aF32.subarray(ao, ao + M * K), rawA);
-        this.#pack.cols(4 * rawA, 0, K, strips, M);
-      } else packA(A, a, ao, M, K, ars, acs);
+      if (aF32 !== null && acs === 1 && ars === K) this.#pack.rows(rawAt(ao), base, K, strips);
+      else if (aF32 !== null && ars === 1 && acs === M) this.#pack.cols(rawAt(ao), base, K, strips, M);
+      else packA(A, a, ao, M, K, ars, acs);
       if (keep) this.#packedB(B, b, bo, bDims, rawB);
       else this.#packB(B, b, bo, bDims, rawB);
-      const args = [0, 4 * aLen, 4 * (aLen + bLen), strips, panels, K] as const;
+      const c = heapC >= 0 ? heapC + 4 * z * M * N : base + 4 * (aLen + bLen);
+      const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
       // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
       // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
       // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
       if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
       else this.#run(...args, panels);
-      for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N);
+      if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
     };
   }
 }

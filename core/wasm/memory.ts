@@ -16,7 +16,8 @@ const collected = new FinalizationRegistry<Counted>((c) => {
   liveStats.bytesPooled -= c.bytes;
 });
 
-function recount(memory: WebAssembly.Memory): void {
+/** Counts `memory`'s size again after it grew outside `reserve`. */
+export function recount(memory: WebAssembly.Memory): void {
   const c = counted.get(memory);
   if (c === undefined) return;
   const now = memory.buffer.byteLength;

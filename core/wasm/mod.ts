@@ -23,6 +23,7 @@ import { scanKernels, WasmScan } from "./scan.ts";
 import { cumsumKernel } from "./cumsum.ts";
 import { indexKernels } from "./index.ts";
 import { SimdLoops } from "./simd_loop.ts";
+import { WasmHeap } from "./heap.ts";
 import type { Node } from "../graph.ts";
 import type { CpuArray, PrimDef } from "../prim.ts";
 
@@ -56,6 +57,12 @@ export interface WasmOptions {
   readonly scanThreadedWork?: number;
   /** Values in a pool of recycled arrays (default true); false allocates each anew. */
   readonly arena?: boolean;
+  /**
+   * Values and kernels' scratch in one shared Wasm memory, read and written in place (default true
+   * where shared memory exists and the arena is on); false keeps values in host arrays, copied in
+   * and out of the kernels' memories.
+   */
+  readonly heap?: boolean;
   /** @internal Slow or failing matmul workers, for tests of that path. */
   readonly faults?: StartFaults;
 }
@@ -66,11 +73,14 @@ export interface WasmOptions {
  */
 export async function createWasm(
   opts: WasmOptions = {},
-): Promise<(Interpreter & { readonly matmul: WasmMatmul; readonly scan: WasmScan }) | null> {
-  let mm: WasmMatmul, vm: VMath, scan: WasmScan;
+): Promise<
+  (Interpreter & { readonly matmul: WasmMatmul; readonly scan: WasmScan; readonly heap: WasmHeap | null }) | null
+> {
+  let mm: WasmMatmul, vm: VMath, scan: WasmScan, heap: WasmHeap | null;
   try {
     const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
-    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults });
+    heap = opts.heap !== false && opts.arena !== false ? WasmHeap.create() : null;
+    mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults, heap });
     vm = VMath.create();
     scan = await WasmScan.create({ threads, threadedWork: opts.scanThreadedWork });
   } catch {
@@ -79,7 +89,7 @@ export async function createWasm(
   const b = new Interpreter("f32", {
     name: "wasm",
     plan: fusedPlanner({
-      simd: new SimdLoops(),
+      simd: new SimdLoops(heap),
       // Large exps and tanhs in loops that stay JavaScript (rows not a multiple of four lanes) are
       // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
       ownKernel: (n: Node) =>
@@ -92,6 +102,7 @@ export async function createWasm(
       },
     }),
     arena: opts.arena ?? true,
+    heap,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, {
@@ -107,7 +118,7 @@ export async function createWasm(
       ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
-  return Object.assign(b, { matmul: mm, scan });
+  return Object.assign(b, { matmul: mm, scan, heap });
 }
 
 /**

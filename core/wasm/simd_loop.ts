@@ -1,8 +1,8 @@
 // Fused f32 elementwise loops compiled to Wasm SIMD, four lanes at a time, where their reads are
 // simple: the output's own layout, one value, a row repeated down the rows, a value per row, or a
 // block of rows repeated; f32 and bool sources (bools as lane masks, for where and comparisons).
-// Sources are copied into the module's memory and the result copied out; a loop that only reads
-// one source is a plain copy or fill. add, sub, mul, div, neg,
+// Over the backend's heap, sources and the result that lie in it are read and written in place;
+// others are copied into scratch and out of it. A loop that only reads one source is a plain copy or fill. add, sub, mul, div, neg,
 // sqrt and maximum round as the reference does (f32 operations are correctly rounded); exp and tanh
 // are polynomials (vmath.ts); one-element float64 constants are rounded to f32 first, as a device does.
 
@@ -13,7 +13,8 @@ import { liveStats } from "../stats.ts";
 import { Func, I32, moduleBytes, V128 } from "./asm.ts";
 import type { Expr, LoopRead } from "./fuse_loop.ts";
 import { emitExp, emitTanh, SCRATCH } from "./vmath.ts";
-import { kernelMemory, reserve } from "./memory.ts";
+import { kernelMemory } from "./memory.ts";
+import { Scratch, type WasmHeap } from "./heap.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const LOAD = 0x00, LOAD8_SPLAT = 0x07, LOAD32_SPLAT = 0x09, STORE = 0x0b, CONST = 0x0c, BITSELECT = 0x52;
@@ -167,10 +168,16 @@ export interface SimdLoop {
   run(shape: readonly number[], sources: readonly CpuArray[], out: CpuArray): void;
 }
 
-/** Compiles fused loops to Wasm SIMD where they qualify, and runs them on one memory. */
+/** Compiles fused loops to Wasm SIMD where they qualify, and runs them on one memory (the heap's, given one). */
 export class SimdLoops {
-  readonly #memory = kernelMemory();
+  readonly #heap: WasmHeap | null;
+  readonly #scratch: Scratch;
   readonly #compiled = new Map<string, LoopFn>();
+
+  constructor(heap: WasmHeap | null = null) {
+    this.#heap = heap;
+    this.#scratch = new Scratch(heap, () => kernelMemory());
+  }
 
   /**
    * The Wasm loop for `root`'s fused expression, or null where it does not qualify. A loop that only
@@ -187,8 +194,8 @@ export class SimdLoops {
     const key = `${JSON.stringify(exprKey(expr))}|${kinds.map((k) => k.kind)}|${bytes}`;
     let fn = this.#compiled.get(key);
     if (fn === undefined) {
-      const wasm = moduleBytes([["loop", loopFunc(expr, kinds, bytes)]], 1, false);
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#memory } });
+      const wasm = moduleBytes([["loop", loopFunc(expr, kinds, bytes)]], 1, this.#heap !== null);
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#scratch.memory } });
       this.#compiled.set(key, fn = inst.exports.loop as LoopFn);
       liveStats.shaderModules++;
     }
@@ -205,26 +212,34 @@ export class SimdLoops {
     out: Float32Array,
   ): void {
     const N = shape[shape.length - 1], size = shape.reduce((p, d) => p * d, 1), rows = size / N;
-    const lengths = kinds.map((k) => regionLength(k, size, N, rows));
-    // Regions in bytes, each 16-byte aligned, bools with room for a vector read past their end.
+    const lengths = kinds.map((k) => regionLength(k, size, N, rows)), heap = this.#heap;
+    // Where each read's values are in the heap (-1: copied into scratch), and the output's.
+    const inHeap = reads.map((rd, r) => {
+      const at = heap?.offsetOf(srcs[rd.src]) ?? -1;
+      return at < 0 ? -1 : at + bytes[r] * rd.c;
+    });
+    const outAt = heap?.offsetOf(out) ?? -1;
+    // Scratch regions in bytes, each 16-byte aligned, bools with room for a vector read past their end.
     const offsets: number[] = [];
     let end = 0;
-    [size, ...lengths].forEach((n, r) => {
+    [outAt < 0 ? size : 0, ...lengths.map((n, r) => (inHeap[r] < 0 ? n : 0))].forEach((n, r) => {
       offsets.push(end);
       end += Math.ceil(n * (r === 0 ? 4 : bytes[r - 1]) / 16) * 16 + (r > 0 && bytes[r - 1] === 1 ? 16 : 0);
     });
-    reserve(this.#memory, end);
-    const mem = new Float32Array(this.#memory.buffer), mem8 = new Uint8Array(this.#memory.buffer);
+    const mem = this.#scratch.floats(end), base = mem.byteOffset;
+    const mem8 = new Uint8Array(mem.buffer, base, mem.byteLength);
     // Every kind's values are contiguous in its source from the read's offset (see kindOf).
-    reads.forEach((rd, r) => {
+    const regions = reads.map((rd, r) => {
+      if (inHeap[r] >= 0) return inHeap[r];
       const src = srcs[rd.src], at = offsets[r + 1], n = lengths[r];
       if (bytes[r] === 1) mem8.set((src as Uint8Array).subarray(rd.c, rd.c + n), at);
       else if (src instanceof Float32Array) mem.set(src.subarray(rd.c, rd.c + n), at / 4);
       else for (let i = 0; i < n; i++) mem[at / 4 + i] = src[rd.c + i];
+      return base + at;
     });
     const spans = kinds.flatMap((k) => (k.kind === "tile" ? [k.span] : []));
-    fn(0, rows, N / 4, ...offsets.slice(1), ...spans);
-    out.set(mem.subarray(0, size));
+    fn(outAt < 0 ? base : outAt, rows, N / 4, ...regions, ...spans);
+    if (outAt < 0) out.set(mem.subarray(0, size));
   }
 }
 
