@@ -53,6 +53,8 @@ export interface WasmOptions {
   readonly threads?: number;
   /** The least multiply-adds of one product that is split across threads (default THREADED_WORK). */
   readonly threadedWork?: number;
+  /** The least output elements of a SIMD loop split across threads (default LOOP_THREADED_WORK). */
+  readonly loopThreadedWork?: number;
   /** The least work (B H T K V) of a delta-rule scan split across threads (default SCAN_THREADED_WORK). */
   readonly scanThreadedWork?: number;
   /** Values in a pool of recycled arrays (default true); false allocates each anew. */
@@ -74,22 +76,30 @@ export interface WasmOptions {
 export async function createWasm(
   opts: WasmOptions = {},
 ): Promise<
-  (Interpreter & { readonly matmul: WasmMatmul; readonly scan: WasmScan; readonly heap: WasmHeap | null }) | null
+  | (Interpreter & {
+    readonly matmul: WasmMatmul;
+    readonly scan: WasmScan;
+    readonly heap: WasmHeap | null;
+    readonly loops: SimdLoops;
+  })
+  | null
 > {
-  let mm: WasmMatmul, vm: VMath, scan: WasmScan, heap: WasmHeap | null;
+  let mm: WasmMatmul, vm: VMath, scan: WasmScan, heap: WasmHeap | null, loops: SimdLoops;
   try {
     const threads = opts.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
     heap = opts.heap !== false && opts.arena !== false ? WasmHeap.create() : null;
     mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults, heap });
     vm = VMath.create();
     scan = await WasmScan.create({ threads, threadedWork: opts.scanThreadedWork });
+    loops = new SimdLoops(heap);
+    if (threads > 1) await loops.startThreads(threads, opts.loopThreadedWork);
   } catch {
     return null; // no WebAssembly, or no SIMD
   }
   const b = new Interpreter("f32", {
     name: "wasm",
     plan: fusedPlanner({
-      simd: new SimdLoops(heap),
+      simd: loops,
       // Large exps and tanhs in loops that stay JavaScript (rows not a multiple of four lanes) are
       // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
       ownKernel: (n: Node) =>
@@ -118,7 +128,7 @@ export async function createWasm(
       ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
-  return Object.assign(b, { matmul: mm, scan, heap });
+  return Object.assign(b, { matmul: mm, scan, heap, loops });
 }
 
 /**

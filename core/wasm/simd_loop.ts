@@ -15,6 +15,7 @@ import type { Expr, LoopRead } from "./fuse_loop.ts";
 import { emitExp, emitTanh, SCRATCH } from "./vmath.ts";
 import { kernelMemory } from "./memory.ts";
 import { Scratch, type WasmHeap } from "./heap.ts";
+import { LoopThreads, type RowsFn } from "./loop_threads.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const LOAD = 0x00, LOAD8_SPLAT = 0x07, LOAD32_SPLAT = 0x09, STORE = 0x0b, CONST = 0x0c, BITSELECT = 0x52;
@@ -36,6 +37,9 @@ const COMPARE: Readonly<Record<string, number>> = { lt: 0x43, eq: 0x41 };
 
 /** The least output elements a loop must have to run in Wasm (below, copying in and out costs more). */
 export const SIMD_LOOP_MIN = 1024;
+
+/** The least output elements of a loop that is split across threads (given threads). */
+export const LOOP_THREADED_WORK = 2 ** 16;
 
 /**
  * How a loop reads one source, over the output's rows (all axes but the last) and columns: "same"
@@ -119,20 +123,26 @@ function splat(f: Func, r: number, bytes: number): void {
   f.set(`w${r}`);
 }
 
-// (out, rows, vectors per row, each read's region (a byte offset in memory), then each tile's span in rows).
+// (out, first row, end row, vectors per row, each read's region (a byte offset in memory), then each
+// tile's span in rows): rows [row0, rows) of the output whose row 0 is at `out`, so that threads can
+// share one call by rows.
 function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly number[]): Func {
   const tiles = kinds.flatMap((k, r) => (k.kind === "tile" ? [`t${r}`] : []));
-  const f = new Func(["out", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles]);
+  const f = new Func(["out", "row0", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles]);
   for (const l of ["row", "j"]) f.local(l, I32);
   kinds.forEach((_, r) => f.local(`q${r}`, I32).local(`w${r}`, V128));
   for (const l of SCRATCH) f.local(l, V128);
+  // The first row's positions: out and the reads of the output's layout, row0 rows in.
+  f.get("out").get("row0").get("n4").op(0x6c).i32(16).op(0x6c).op(0x6a).set("out");
   kinds.forEach((k, r) => {
     if (k.kind === "one") f.get(`p${r}`), splat(f, r, bytes[r]);
-    if (k.kind === "same") f.get(`p${r}`).set(`q${r}`);
+    if (k.kind === "same") {
+      f.get(`p${r}`).get("row0").get("n4").op(0x6c).i32(4 * bytes[r]).op(0x6c).op(0x6a).set(`q${r}`);
+    }
   });
   f.code.push(0x02, 0x40); // block: nothing to do for no rows or empty rows
-  f.get("rows").op(0x45, 0x0d, 0).get("n4").op(0x45, 0x0d, 0); // i32.eqz; br_if 0 (twice)
-  f.i32(0).set("row");
+  f.get("row0").get("rows").op(0x4f, 0x0d, 0).get("n4").op(0x45, 0x0d, 0); // i32.ge_u; br_if 0; i32.eqz; br_if 0
+  f.get("row0").set("row");
   f.loopWhile("row", "rows", () => {
     kinds.forEach((k, r) => {
       if (k.kind === "row") f.get(`p${r}`).set(`q${r}`);
@@ -160,7 +170,12 @@ function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly number[]):
   return f;
 }
 
-type LoopFn = (out: number, rows: number, n4: number, ...regions: number[]) => void;
+// A compiled loop: its function, and for threads its id and its module's bytes in the heap.
+interface Compiled {
+  readonly fn: RowsFn;
+  readonly id: number;
+  readonly bytes: readonly [number, number];
+}
 
 /** A loop compiled for one structure (or a plain copy): computes the output of `shape` from its sources' values. */
 export interface SimdLoop {
@@ -172,11 +187,36 @@ export interface SimdLoop {
 export class SimdLoops {
   readonly #heap: WasmHeap | null;
   readonly #scratch: Scratch;
-  readonly #compiled = new Map<string, LoopFn>();
+  readonly #compiled = new Map<string, Compiled>();
+  #threads: LoopThreads | null = null;
+  #threadedWork = LOOP_THREADED_WORK;
 
   constructor(heap: WasmHeap | null = null) {
     this.#heap = heap;
     this.#scratch = new Scratch(heap, () => kernelMemory());
+  }
+
+  /**
+   * Shares loops of `threadedWork` output elements or more across `count` threads (workers over the
+   * heap); nothing without a heap or workers. Returns the threads a loop now uses.
+   */
+  async startThreads(count: number, threadedWork = LOOP_THREADED_WORK): Promise<number> {
+    this.#threadedWork = threadedWork;
+    if (this.#heap !== null && this.#threads === null) {
+      this.#threads = await LoopThreads.start(this.#heap.memory, count);
+    }
+    return this.#threads?.count ?? 1;
+  }
+
+  /** Loops split across the threads so far, and the shares of them that workers ran. */
+  get threaded(): { readonly calls: number; readonly workerShares: number } {
+    return { calls: this.#threads?.calls ?? 0, workerShares: this.#threads?.workerShares ?? 0 };
+  }
+
+  /** Stops the loop threads, if any. */
+  close(): void {
+    this.#threads?.stop();
+    this.#threads = null;
   }
 
   /**
@@ -192,18 +232,23 @@ export class SimdLoops {
     if (found.some((k) => k === null)) return null;
     const kinds = found as Kind[], bytes = reads.map((rd) => bytesOf(sources, rd));
     const key = `${JSON.stringify(exprKey(expr))}|${kinds.map((k) => k.kind)}|${bytes}`;
-    let fn = this.#compiled.get(key);
-    if (fn === undefined) {
+    let loop = this.#compiled.get(key);
+    if (loop === undefined) {
       const wasm = moduleBytes([["loop", loopFunc(expr, kinds, bytes)]], 1, this.#heap !== null);
       const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#scratch.memory } });
-      this.#compiled.set(key, fn = inst.exports.loop as LoopFn);
+      // Threads compile the module from its bytes, kept in the heap for them.
+      const at = this.#heap?.alloc(wasm.length) ?? -1;
+      if (at >= 0) new Uint8Array(this.#heap!.buffer, at, wasm.length).set(wasm);
+      loop = { fn: inst.exports.loop as RowsFn, id: this.#compiled.size, bytes: [at, wasm.length] };
+      this.#compiled.set(key, loop);
       liveStats.shaderModules++;
     }
-    return { run: (sh, srcs, out) => this.#run(fn!, kinds, bytes, reads, sh, srcs, out as Float32Array) };
+    const compiled = loop;
+    return { run: (sh, srcs, out) => this.#run(compiled, kinds, bytes, reads, sh, srcs, out as Float32Array) };
   }
 
   #run(
-    fn: LoopFn,
+    loop: Compiled,
     kinds: readonly Kind[],
     bytes: readonly number[],
     reads: readonly LoopRead[],
@@ -238,7 +283,10 @@ export class SimdLoops {
       return base + at;
     });
     const spans = kinds.flatMap((k) => (k.kind === "tile" ? [k.span] : []));
-    fn(outAt < 0 ? base : outAt, rows, N / 4, ...regions, ...spans);
+    const args = [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans], threads = this.#threads;
+    if (threads !== null && size >= this.#threadedWork && rows > 1 && loop.bytes[0] >= 0) {
+      threads.call(loop.id, loop.fn, loop.bytes, rows, args);
+    } else loop.fn(args[0], 0, rows, ...args.slice(1));
     if (outAt < 0) out.set(mem.subarray(0, size));
   }
 }

@@ -83,18 +83,25 @@ Deno.test("a full heap answers -1, and the arena then gives host arrays that it 
 Deno.test("training over the heap gives the bits of training over host arrays, on 1 and 2 threads", async () => {
   const runs: number[][][] = [];
   for (const opts of [{ heap: false, threads: 1 }, { heap: true, threads: 1 }, { heap: true, threads: 2 }]) {
-    const b = (await createWasm({ ...opts, threadedWork: 1 }))!;
+    // Every product and every SIMD loop of two rows or more is split when there are two threads.
+    const b = (await createWasm({ ...opts, threadedWork: 1, loopThreadedWork: 1 }))!;
     assert.equal(b.heap !== null, opts.heap);
     useWasm(b);
     await setBackend("wasm");
     try {
       const { losses, params } = await train(3);
-      const probe = await normal(randomKey(3), [64, 40]).matmul(normal(randomKey(4), [40, 24])).data();
+      const x = normal(randomKey(3), [64, 40]), y = normal(randomKey(4), [40, 24]);
+      const probe = await x.matmul(y).tanh().mul(x.matmul(y).add(1)).data(); // a product, then a loop on 64 rows
       runs.push([losses, ...params.map((p) => Array.from(p)), Array.from(probe)]);
+      if (opts.threads === 2) {
+        assert.ok(b.matmul.threadedCalls > 10, `${b.matmul.threadedCalls} products split`);
+        assert.ok(b.loops.threaded.calls >= 4, `${b.loops.threaded.calls} loops split`);
+      }
     } finally {
       useWasm(null);
       await setBackend("cpu");
       b.matmul.close();
+      b.loops.close();
     }
   }
   assert.deepEqual(runs[1], runs[0]);

@@ -1,0 +1,122 @@
+// Threads for the SIMD loops (simd_loop.ts): workers that run the same loops over the heap's
+// memory, each call cut by rows into one share per thread. The loops are compiled at run time, so
+// each module's bytes are kept in the heap, and a worker compiles a module the first time a share
+// of it reaches it (its event loop is busy waiting for work, so the bytes cannot come by message).
+// Shares are claimed from a counter as the matmul's are (threads.ts): the calling thread takes
+// every share no worker has claimed, so a late or dead worker never leaves rows undone, and since
+// every output element is computed alone, the bits do not depend on who computed which rows.
+
+import { spawnWorkers } from "./workers.ts";
+
+/**
+ * Words of the control block: generation (negative: stop), next share, shares done, shares done by
+ * workers, then the call: the module's id, its bytes' offset and length in memory, the rows, the
+ * argument count and the arguments (out, then after the row range, the rest).
+ */
+export const LOOP = {
+  gen: 0,
+  next: 1,
+  done: 2,
+  byWorkers: 3,
+  id: 4,
+  at: 5,
+  len: 6,
+  rows: 7,
+  nargs: 8,
+  args: 9,
+} as const;
+
+/** The most arguments of a loop (out, vectors per row, regions and tile spans). */
+export const LOOP_ARGS = 64;
+
+/** A loop: rows [row0, row1) of an output whose row 0 is at `out`. */
+export type RowsFn = (out: number, row0: number, row1: number, ...rest: number[]) => void;
+
+/**
+ * Claims shares of the current call and runs them until none is left; returns how many it ran. The
+ * call is read after a successful claim (see threads.ts's claimShares for why that is safe).
+ */
+export function claimLoopShares(
+  loop: (id: number) => RowsFn,
+  ctrl: Int32Array,
+  count: number,
+  worker: boolean,
+): number {
+  let n = 0;
+  for (let i = Atomics.add(ctrl, LOOP.next, 1); i < count; i = Atomics.add(ctrl, LOOP.next, 1)) {
+    const rows = ctrl[LOOP.rows], r0 = Math.floor((rows * i) / count), r1 = Math.floor((rows * (i + 1)) / count);
+    if (r1 > r0) {
+      const rest = ctrl.subarray(LOOP.args + 1, LOOP.args + ctrl[LOOP.nargs]);
+      loop(ctrl[LOOP.id])(ctrl[LOOP.args], r0, r1, ...rest);
+    }
+    n++;
+    if (worker) Atomics.add(ctrl, LOOP.byWorkers, 1);
+    Atomics.add(ctrl, LOOP.done, 1);
+    Atomics.notify(ctrl, LOOP.done);
+  }
+  return n;
+}
+
+/** Workers for the loops of one heap memory; `call` runs one loop across them and this thread. */
+export class LoopThreads {
+  /** Threads, this one included. */
+  readonly count: number;
+  /** Calls run across the threads so far. */
+  calls = 0;
+  readonly #ctrl: Int32Array;
+  readonly #stop: () => void;
+
+  private constructor(count: number, ctrl: Int32Array, stop: () => void) {
+    this.count = count;
+    this.#ctrl = ctrl;
+    this.#stop = stop;
+  }
+
+  /** Starts `count - 1` workers over `memory` (see spawnWorkers), or null where there are none. */
+  static async start(memory: WebAssembly.Memory, count: number): Promise<LoopThreads | null> {
+    if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
+    const ctrl = new SharedArrayBuffer(4 * (LOOP.args + LOOP_ARGS)), words = new Int32Array(ctrl);
+    words[LOOP.next] = count; // no call is running: every share counts as claimed
+    const url = new URL("./loop_worker.ts", import.meta.url);
+    const workers = await spawnWorkers(url, count, () => ({ memory, ctrl, count }), 10_000);
+    if (workers === null) return null;
+    return new LoopThreads(count, words, () => {
+      Atomics.store(words, LOOP.gen, -1);
+      Atomics.notify(words, LOOP.gen);
+      for (const w of workers) w.terminate();
+    });
+  }
+
+  /** Shares of the calls so far that workers ran. */
+  get workerShares(): number {
+    return Atomics.load(this.#ctrl, LOOP.byWorkers);
+  }
+
+  /**
+   * Runs loop `id` (this thread's instance `fn`; its bytes at `at`, `len` in memory) over `rows` rows,
+   * with `args` = [out, ...the arguments after the row range].
+   */
+  call(id: number, fn: RowsFn, [at, len]: readonly [number, number], rows: number, args: readonly number[]): void {
+    const c = this.#ctrl;
+    if (args.length > LOOP_ARGS) throw new Error(`loop threads: ${args.length} arguments, more than ${LOOP_ARGS}`);
+    this.calls++;
+    // The call first, then the counters, then the generation: a claim sees this call.
+    [c[LOOP.id], c[LOOP.at], c[LOOP.len], c[LOOP.rows], c[LOOP.nargs]] = [id, at, len, rows, args.length];
+    c.set(args, LOOP.args);
+    Atomics.store(c, LOOP.done, 0);
+    Atomics.store(c, LOOP.next, 0);
+    const gen = Atomics.load(c, LOOP.gen);
+    if (gen < 0) throw new Error("loop threads: stopped");
+    Atomics.store(c, LOOP.gen, gen >= 2 ** 30 ? 1 : gen + 1);
+    Atomics.notify(c, LOOP.gen);
+    claimLoopShares(() => fn, c, this.count, false);
+    for (let d = Atomics.load(c, LOOP.done); d < this.count; d = Atomics.load(c, LOOP.done)) {
+      Atomics.wait(c, LOOP.done, d);
+    }
+  }
+
+  /** Stops the workers; later loops run on the calling thread alone. */
+  stop(): void {
+    this.#stop();
+  }
+}
