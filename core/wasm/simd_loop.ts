@@ -45,9 +45,10 @@ export const LOOP_THREADED_WORK = 2 ** 16;
  * How a loop reads one source, over the output's rows (all axes but the last) and columns: "same"
  * the output's own layout, "one" a single value, "row" one row for every output row, "col" one
  * value per output row, "tile" a block of whole rows repeated down the output (a mask of the last
- * two axes over a batch of heads, say).
+ * two axes over a batch of heads, say), "rows" each output row a contiguous row of the source found
+ * through a table of offsets (a permute that keeps the last axis, such as splitting heads).
  */
-export type ReadKind = "same" | "one" | "row" | "col" | "tile";
+export type ReadKind = "same" | "one" | "row" | "col" | "tile" | "rows";
 
 /** A read's kind, and for a tile the output rows it spans before it repeats. */
 interface Kind {
@@ -69,7 +70,23 @@ function kindOf(rd: LoopRead, shape: readonly number[]): Kind | null {
       return k("tile", shape.slice(j0, R - 1).reduce((p, d) => p * d, 1));
     }
   }
+  if (st[R - 1] === 1) return k("rows");
   return null;
+}
+
+// Each output row's offset (in elements) from the read's start, for a "rows" read.
+function rowTable(st: readonly number[], shape: readonly number[], table: Int32Array, scale: number): void {
+  const R = shape.length, idx = new Array<number>(R - 1).fill(0);
+  let off = 0;
+  for (let row = 0; row < table.length; row++) {
+    table[row] = off * scale;
+    for (let d = R - 2; d >= 0; d--) {
+      off += st[d];
+      if (++idx[d] < shape[d]) break;
+      off -= st[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
 }
 
 // What an expression leaves on the stack: four f32 lanes, or four lane masks (a bool's value).
@@ -128,7 +145,8 @@ function splat(f: Func, r: number, bytes: number): void {
 // share one call by rows.
 function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly number[]): Func {
   const tiles = kinds.flatMap((k, r) => (k.kind === "tile" ? [`t${r}`] : []));
-  const f = new Func(["out", "row0", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles]);
+  const tables = kinds.flatMap((k, r) => (k.kind === "rows" ? [`g${r}`] : []));
+  const f = new Func(["out", "row0", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles, ...tables]);
   for (const l of ["row", "j"]) f.local(l, I32);
   kinds.forEach((_, r) => f.local(`q${r}`, I32).local(`w${r}`, V128));
   for (const l of SCRATCH) f.local(l, V128);
@@ -152,6 +170,10 @@ function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly number[]):
         f.get(`p${r}`).get("row").get(`t${r}`).op(0x70).get("n4").op(0x6c).i32(4 * bytes[r]).op(0x6c).op(0x6a);
         f.set(`q${r}`);
       }
+      // A row through the table: p + table[row] (bytes).
+      if (k.kind === "rows") {
+        f.get(`p${r}`).get(`g${r}`).get("row").i32(4).op(0x6c).op(0x6a).op(0x28, 2, 0).op(0x6a).set(`q${r}`);
+      }
     });
     f.i32(0).set("j");
     f.loopWhile("j", "n4", () => {
@@ -160,7 +182,7 @@ function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly number[]):
       f.simd(STORE, [0, 0]);
       f.bump("out", 16);
       kinds.forEach((k, r) => {
-        if (k.kind === "same" || k.kind === "row" || k.kind === "tile") f.bump(`q${r}`, 4 * bytes[r]);
+        if (k.kind !== "one" && k.kind !== "col") f.bump(`q${r}`, 4 * bytes[r]);
       });
       f.bump("j", 1);
     });
@@ -225,7 +247,9 @@ export class SimdLoops {
    */
   plan(root: Node, expr: Expr, reads: readonly LoopRead[], sources: readonly Node[]): SimdLoop | null {
     const shape = root.shape, R = shape.length;
-    if ("read" in expr) return copyLoop(root, reads[expr.read], sources[reads[expr.read].src]);
+    if ("read" in expr && kindOf(reads[expr.read], shape)?.kind !== "rows") {
+      return copyLoop(root, reads[expr.read], sources[reads[expr.read].src]);
+    }
     if (root.dtype !== "f32" || R === 0 || shape[R - 1] % 4 !== 0 || root.size < SIMD_LOOP_MIN) return null;
     if (lanesOf(expr, sources, reads) !== "f32") return null;
     const found = reads.map((rd) => kindOf(rd, shape));
@@ -257,7 +281,12 @@ export class SimdLoops {
     out: Float32Array,
   ): void {
     const N = shape[shape.length - 1], size = shape.reduce((p, d) => p * d, 1), rows = size / N;
-    const lengths = kinds.map((k) => regionLength(k, size, N, rows)), heap = this.#heap;
+    const heap = this.#heap;
+    // A "rows" read outside the heap is copied whole: its rows may lie anywhere in it.
+    const lengths = kinds.map((
+      k,
+      r,
+    ) => (k.kind === "rows" ? srcs[reads[r].src].length : regionLength(k, size, N, rows)));
     // Where each read's values are in the heap (-1: copied into scratch), and the output's.
     const inHeap = reads.map((rd, r) => {
       const at = heap?.offsetOf(srcs[rd.src]) ?? -1;
@@ -271,19 +300,31 @@ export class SimdLoops {
       offsets.push(end);
       end += Math.ceil(n * (r === 0 ? 4 : bytes[r - 1]) / 16) * 16 + (r > 0 && bytes[r - 1] === 1 ? 16 : 0);
     });
+    // Then the tables of the "rows" reads, one i32 a row.
+    const tableAt = kinds.map((k) => (k.kind === "rows" ? (end += 4 * rows) - 4 * rows : -1));
     const mem = this.#scratch.floats(end), base = mem.byteOffset;
     const mem8 = new Uint8Array(mem.buffer, base, mem.byteLength);
     // Every kind's values are contiguous in its source from the read's offset (see kindOf).
     const regions = reads.map((rd, r) => {
+      if (kinds[r].kind === "rows") {
+        rowTable(rd.strides, shape, new Int32Array(mem.buffer, base + tableAt[r], rows), bytes[r]);
+      }
       if (inHeap[r] >= 0) return inHeap[r];
       const src = srcs[rd.src], at = offsets[r + 1], n = lengths[r];
+      if (kinds[r].kind === "rows") {
+        // The whole source; the region starts at the read's first element.
+        if (bytes[r] === 1) mem8.set(src as Uint8Array, at);
+        else mem.set(src, at / 4);
+        return base + at + bytes[r] * rd.c;
+      }
       if (bytes[r] === 1) mem8.set((src as Uint8Array).subarray(rd.c, rd.c + n), at);
       else if (src instanceof Float32Array) mem.set(src.subarray(rd.c, rd.c + n), at / 4);
       else for (let i = 0; i < n; i++) mem[at / 4 + i] = src[rd.c + i];
       return base + at;
     });
     const spans = kinds.flatMap((k) => (k.kind === "tile" ? [k.span] : []));
-    const args = [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans], threads = this.#threads;
+    const tables = tableAt.filter((at) => at >= 0).map((at) => base + at);
+    const args = [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans, ...tables], threads = this.#threads;
     if (threads !== null && size >= this.#threadedWork && rows > 1 && loop.bytes[0] >= 0) {
       threads.call(loop.id, loop.fn, loop.bytes, rows, args);
     } else loop.fn(args[0], 0, rows, ...args.slice(1));

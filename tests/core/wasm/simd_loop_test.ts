@@ -75,6 +75,23 @@ Deno.test("Wasm SIMD loops read bool masks, repeated blocks of rows and comparis
   );
 });
 
+Deno.test("Wasm SIMD loops read rows found through permutes and slices that keep the last axis, bit for bit", async () => {
+  await fc.assert(
+    fc.asyncProperty(shapes, fc.integer({ min: 1, max: 3 }), fc.nat(1000), async ([B, M, N], H, seed) => {
+      const x = normal(randomKey(seed), [B, M, H, N]), y = normal(randomKey(seed + 1), [B, H, M, N]);
+      const wide = normal(randomKey(seed + 2), [B, M + 2, N + 4]), m = x.gt(0);
+      const { wasm, cpu } = await onBoth(() => [
+        x.permute([0, 2, 1, 3]), // heads split: a plain copy of rows
+        x.permute([0, 2, 1, 3]).mul(y).add(1), // rows through a table beside the output's layout
+        m.permute([2, 0, 1, 3]).where(x.permute([2, 0, 1, 3]), -1), // bool rows
+        wide.slice([0, 1, 4], [B, M + 1, N + 4]).mul(2), // rows of a slice, offset into the source
+      ]);
+      wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${M}, ${H}, ${N}]` }));
+    }),
+    { numRuns: 30 },
+  );
+});
+
 Deno.test("loops that only copy or fill one source equal the reference for f32, i32 and bool of any size", async () => {
   await fc.assert(
     fc.asyncProperty(
