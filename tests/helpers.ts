@@ -58,8 +58,8 @@ export function inF64(fn: () => Promise<void>): Promise<void> {
 const GPU_REQUIRED = Deno.env.get("JETFOLD_REQUIRE_GPU") === "1";
 
 /**
- * Registers `fn` once per backend, as `name [cpu]` and `name [webgpu]`: the CPU always, WebGPU
- * where an adapter exists (listed as ignored, by name, where none does, unless JETFOLD_REQUIRE_GPU
+ * Registers `fn` once per backend, as `name [cpu]`, `name [webgpu]` and `name [wasm]`: the CPU
+ * and wasm always, WebGPU where an adapter exists (listed as ignored, by name, where none does, unless JETFOLD_REQUIRE_GPU
  * is 1). Each copy runs with its backend selected in f32, and gets its name to pick shapes or
  * tolerances; the backend in use before is restored afterwards even when the test fails. An
  * adapter whose device fails to open fails the WebGPU copy rather than hiding it.
