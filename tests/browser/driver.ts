@@ -186,7 +186,7 @@ async function main(): Promise<void> {
         expectEqual(comparable(page), comparable(await denoRuns.wasm), "the page's Wasm run against Deno's");
       }),
       step("without WebGPU the demo page says so, runs on the Wasm backend, and stops when asked", async () => {
-        const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=50`, () => {
+        const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=5000`, () => {
           Object.defineProperty(Object.getPrototypeOf(navigator), "gpu", { get: () => undefined });
         });
         await demo.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 60_000 });
@@ -196,9 +196,17 @@ async function main(): Promise<void> {
         const firstLoss = () =>
           (globalThis as unknown as { jetfoldDemo?: { chart: { points: number } } })
             .jetfoldDemo?.chart.points! > 0;
-        await demo.waitForFunction(firstLoss, null, { timeout: 60_000 });
+        // Polled on a timer, not on animation frames, which a page busy training may not draw; and 5,000
+        // pretraining steps (ended by Stop) leave the run going long after its first loss.
+        await demo.waitForFunction(firstLoss, null, { timeout: 60_000, polling: 100 });
         const line = await demo.textContent("#backend-line");
         if (!line?.includes("Wasm SIMD backend (no WebGPU adapter found")) throw new Error(`it says: ${line}`);
+        // A run that already ended (done or failed) cannot be stopped: say how it ended instead of timing out.
+        const ended = await demo.evaluate(() => {
+          const api = (globalThis as unknown as { jetfoldDemo?: { state: string; error: string | null } }).jetfoldDemo;
+          return api?.state === "running" ? null : `${api?.state}: ${api?.error}`;
+        });
+        if (ended !== null) throw new Error(`the run ended before Stop was clicked (${ended})`);
         await demo.click("#stop");
         await demo.waitForFunction(() => document.body.dataset.state === "stopped", null, { timeout: 60_000 });
         expectEqual(demoErrors, [], "errors on the demo page");
