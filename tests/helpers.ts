@@ -59,9 +59,9 @@ const GPU_REQUIRED = Deno.env.get("JETFOLD_REQUIRE_GPU") === "1";
 
 /**
  * Registers `fn` once per backend, as `name [cpu]`, `name [webgpu]` and `name [wasm]`: the CPU
- * and wasm always, WebGPU where an adapter exists (listed as ignored, by name, where none does, unless JETFOLD_REQUIRE_GPU
- * is 1). Each copy runs with its backend selected in f32, and gets its name to pick shapes or
- * tolerances; the backend in use before is restored afterwards even when the test fails. An
+ * and wasm always, WebGPU where an adapter exists (listed as ignored, by name, where none does,
+ * unless JETFOLD_REQUIRE_GPU is 1). Each copy runs with its backend selected in f32, and gets its
+ * name to pick shapes or tolerances; the backend in use before is restored afterwards even when the test fails. An
  * adapter whose device fails to open fails the WebGPU copy rather than hiding it.
  */
 export function forEachBackend(name: string, fn: (backend: TestBackend) => Promise<void>): void {
