@@ -37,6 +37,8 @@ export interface Backend extends DeviceStore {
   readonly adapter: string | null;
   /** True for software/fallback adapters (such as Mesa's llvmpipe). */
   readonly fallbackAdapter: boolean;
+  /** Host threads it computes on: the Wasm backend's workers and the calling thread; 1 elsewhere. */
+  readonly threads: number;
   /**
    * Computes the pending `targets` in one realization (on WebGPU: one submit), stores the value of
    * `targets[i]` under `leaves[i]` and records it computed; returns host copies of `read`, leaves
@@ -75,6 +77,8 @@ export interface BackendInfo {
   readonly adapter: string | null;
   /** True when the adapter is a software/fallback one (such as Mesa's llvmpipe). */
   readonly fallbackAdapter: boolean;
+  /** Host threads it computes on: on wasm, its workers and the calling thread; 1 on the others. */
+  readonly threads: number;
   /** Why this backend was picked, in one sentence. */
   readonly reason: string;
   /** What the backend can do in one kernel; it splits larger work itself. */
@@ -94,8 +98,8 @@ const NO_ADAPTER = "no WebGPU adapter is available (navigator.gpu is missing or 
 let current: Promise<Active> | null = null;
 
 function activeOf(backend: Backend, requested: BackendName, reason: string): Active {
-  const { name, precision, adapter, fallbackAdapter, capabilities } = backend;
-  return { backend, info: { name, requested, precision, adapter, fallbackAdapter, reason, capabilities } };
+  const { name, precision, adapter, fallbackAdapter, threads, capabilities } = backend;
+  return { backend, info: { name, requested, precision, adapter, fallbackAdapter, threads, reason, capabilities } };
 }
 
 async function choose(requested: BackendName, opts: BackendOptions, where: string): Promise<Active> {

@@ -29,9 +29,10 @@ function describeBackend(info) {
     return `Running on jetfold's CPU backend (${why}). It gives the same numbers as Deno on the CPU, bit for bit.`;
   }
   if (info.name === "wasm") {
-    // Atomics.wait is not allowed on a page's main thread, so the matmuls do not use workers here.
+    // Threads need a cross-origin isolated page (shared memory) and jetfold_worker.js beside the bundle.
     const why = info.requested === "wasm" ? "chosen above" : info.reason.replace(/^auto: /, "");
-    return `Running on jetfold's Wasm SIMD backend (${why}), on one thread. Its numbers are Deno's, bit for bit.`;
+    const on = info.threads > 1 ? `on ${info.threads} threads` : "on one thread";
+    return `Running on jetfold's Wasm SIMD backend (${why}), ${on}. Its numbers are Deno's, bit for bit.`;
   }
   const soft = info.fallbackAdapter ? ", a software adapter: expect CPU speed, not GPU speed" : "";
   return `Running on WebGPU: ${info.adapter}${soft}.`;

@@ -60,7 +60,8 @@ async function show(o: { backend: BackendName | null; quiet: boolean }): Promise
   );
   console.log(`JETFOLD_BACKEND=${env("JETFOLD_BACKEND")}  DENO_WEBGPU_BACKEND=${env("DENO_WEBGPU_BACKEND")}`);
   const b = await startBackend({ ...out, quiet: true }, o.backend);
-  console.log(`backend: ${b.name} (${b.reason}), f32 computed in ${b.precision}`);
+  const threads = b.threads > 1 ? `, on ${b.threads} threads` : "";
+  console.log(`backend: ${b.name} (${b.reason}), f32 computed in ${b.precision}${threads}`);
   const c = b.capabilities, f = (v: number) => v.toLocaleString("en-US");
   const limits = [
     Number.isFinite(c.maxKernelBuffers) ? `${f(c.maxKernelBuffers)} buffers` : "",

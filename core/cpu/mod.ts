@@ -51,6 +51,7 @@ export class Interpreter implements Backend {
   readonly capabilities: Capabilities;
   readonly adapter = null;
   readonly fallbackAdapter = false;
+  readonly threads: number;
   readonly precision: Precision;
   readonly #ctx: CpuContext;
   readonly #kernels: HostKernels;
@@ -72,9 +73,11 @@ export class Interpreter implements Backend {
       plan?: HostPlanner;
       arena?: boolean;
       heap?: ArenaHeap | null;
+      threads?: number;
     } = {},
   ) {
     this.name = opts.name ?? "cpu";
+    this.threads = opts.threads ?? 1;
     this.capabilities = opts.capabilities ?? CAPABILITIES;
     this.#kernels = opts.kernels ?? {};
     this.#plan = opts.plan ?? nodeByNode;

@@ -6,7 +6,7 @@
 // every share no worker has claimed, so a late or dead worker never leaves rows undone, and since
 // every output element is computed alone, the bits do not depend on who computed which rows.
 
-import { spawnWorkers } from "./workers.ts";
+import { spawnWorkers, waitUntil } from "./workers.ts";
 
 /**
  * Words of the control block: generation (negative: stop), next share, shares done, shares done by
@@ -77,8 +77,8 @@ export class LoopThreads {
     if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
     const ctrl = new SharedArrayBuffer(4 * (LOOP.args + LOOP_ARGS)), words = new Int32Array(ctrl);
     words[LOOP.next] = count; // no call is running: every share counts as claimed
-    const url = new URL("./loop_worker.ts", import.meta.url);
-    const workers = await spawnWorkers(url, count, () => ({ memory, ctrl, count }), 10_000);
+    const setup: LoopSetup = { memory, ctrl, count };
+    const workers = await spawnWorkers("loops", count, () => setup, 10_000);
     if (workers === null) return null;
     return new LoopThreads(count, words, () => {
       Atomics.store(words, LOOP.gen, -1);
@@ -110,13 +110,45 @@ export class LoopThreads {
     Atomics.store(c, LOOP.gen, gen >= 2 ** 30 ? 1 : gen + 1);
     Atomics.notify(c, LOOP.gen);
     claimLoopShares(() => fn, c, this.count, false);
-    for (let d = Atomics.load(c, LOOP.done); d < this.count; d = Atomics.load(c, LOOP.done)) {
-      Atomics.wait(c, LOOP.done, d);
-    }
+    waitUntil(c, LOOP.done, this.count);
   }
 
   /** Stops the workers; later loops run on the calling thread alone. */
   stop(): void {
     this.#stop();
+  }
+}
+
+/** What a loop worker is sent once. */
+export interface LoopSetup {
+  readonly memory: WebAssembly.Memory;
+  readonly ctrl: SharedArrayBuffer;
+  readonly count: number;
+}
+
+/**
+ * A loop worker's life (worker.ts): runs shares of loops over the shared heap each time the calling
+ * thread bumps the generation word, compiling each loop's module from the bytes the calling thread
+ * left in memory the first time it meets it (its event loop is blocked, so no message could bring them).
+ */
+export function serveLoops(setup: LoopSetup, ready: () => void): void {
+  const ctrl = new Int32Array(setup.ctrl), loops = new Map<number, RowsFn>();
+  const loop = (id: number): RowsFn => {
+    let fn = loops.get(id);
+    if (fn === undefined) {
+      // A copy: a module is not compiled from shared memory.
+      const bytes = new Uint8Array(setup.memory.buffer, ctrl[LOOP.at], ctrl[LOOP.len]).slice();
+      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: setup.memory } }).exports;
+      loops.set(id, fn = e.loop as RowsFn);
+    }
+    return fn;
+  };
+  ready();
+  let gen = 0;
+  for (;;) {
+    Atomics.wait(ctrl, LOOP.gen, gen);
+    gen = Atomics.load(ctrl, LOOP.gen);
+    if (gen < 0) return;
+    claimLoopShares(loop, ctrl, setup.count, true);
   }
 }

@@ -113,6 +113,7 @@ export async function createWasm(
     }),
     arena: opts.arena ?? true,
     heap,
+    threads: mm.threads,
     capabilities: { maxKernelBuffers: Infinity, maxLoop: Infinity, maxBufferBytes: 2 ** 31, precisions: ["f32"] },
     kernels: {
       ...reductionKernels({ sum: PRIMS.sum.cpu, max: PRIMS.max.cpu }, {

@@ -5,7 +5,7 @@
 // (threads.ts): the calling thread takes every share no worker has claimed, so a late or dead
 // worker never leaves a share undone, and a result does not depend on who computed which share.
 
-import { type NodeWorker, spawnWorkers } from "./workers.ts";
+import { type NodeWorker, spawnWorkers, waitUntil } from "./workers.ts";
 
 /** Words of the control block: generation (negative: stop), next share, shares done, by workers, function, then arguments. */
 export const POOL = { gen: 0, next: 1, done: 2, byWorkers: 3, fn: 4, args: 5 } as const;
@@ -57,8 +57,8 @@ export class KernelPool {
     if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
     const ctrl = new SharedArrayBuffer(4 * (POOL.args + count * POOL_ARGS)), words = new Int32Array(ctrl);
     words[POOL.next] = count; // no call is running: every share counts as claimed
-    const url = new URL("./pool_worker.ts", import.meta.url);
-    const workers = await spawnWorkers(url, count, () => ({ bytes, memory, ctrl, names, count }), 10_000);
+    const setup: PoolSetup = { bytes, memory, ctrl, names, count };
+    const workers = await spawnWorkers("pool", count, () => setup, 10_000);
     if (workers === null) return null;
     const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
     return new KernelPool(count, words, names.map((n) => e[n] as Fn), workers);
@@ -87,9 +87,7 @@ export class KernelPool {
     Atomics.store(c, POOL.gen, gen >= 2 ** 30 ? 1 : gen + 1);
     Atomics.notify(c, POOL.gen);
     claimPoolShares(this.#fns, c, this.count, false);
-    for (let d = Atomics.load(c, POOL.done); d < this.count; d = Atomics.load(c, POOL.done)) {
-      Atomics.wait(c, POOL.done, d);
-    }
+    waitUntil(c, POOL.done, this.count);
   }
 
   /** Stops the workers; the pool takes no more calls. */
@@ -97,5 +95,32 @@ export class KernelPool {
     Atomics.store(this.#ctrl, POOL.gen, -1);
     Atomics.notify(this.#ctrl, POOL.gen);
     for (const w of this.#workers) w.terminate();
+  }
+}
+
+/** What a pool worker is sent once. */
+export interface PoolSetup {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly memory: WebAssembly.Memory;
+  readonly ctrl: SharedArrayBuffer;
+  readonly names: readonly string[];
+  readonly count: number;
+}
+
+/**
+ * A pool worker's life (worker.ts): the module's functions on the shared memory, running shares of
+ * a call each time the calling thread bumps the generation word, until it turns negative.
+ */
+export function servePool(setup: PoolSetup, ready: () => void): void {
+  const e = new WebAssembly.Instance(new WebAssembly.Module(setup.bytes), { env: { mem: setup.memory } }).exports;
+  const fns = setup.names.map((n) => e[n] as Fn);
+  const ctrl = new Int32Array(setup.ctrl);
+  ready();
+  let gen = 0;
+  for (;;) {
+    Atomics.wait(ctrl, POOL.gen, gen);
+    gen = Atomics.load(ctrl, POOL.gen);
+    if (gen < 0) return;
+    claimPoolShares(fns, ctrl, setup.count, true);
   }
 }

@@ -5,7 +5,7 @@
 // start or dead can delay nothing but a share it already holds, and never leaves C unwritten.
 
 import type { Kernel } from "./matmul_kernel.ts";
-import { spawnWorkers } from "./workers.ts";
+import { spawnWorkers, waitUntil } from "./workers.ts";
 
 /**
  * Words of the control block: generation (negative: stop), next share to claim, shares finished,
@@ -66,8 +66,8 @@ export class MatmulThreads {
   }
 
   /**
-   * Starts `count - 1` workers (Deno: node:worker_threads, unreferenced so they never keep the process
-   * alive), or returns null where workers or shared memory are unavailable. It waits up to 10 s for
+   * Starts `count - 1` workers (see spawnWorkers), or returns null where workers or shared memory
+   * are unavailable. It waits up to 10 s for
    * them to be ready; workers that are not ready by then join whenever they are (until then this
    * thread computes their shares).
    */
@@ -81,9 +81,8 @@ export class MatmulThreads {
     const ctrl = new SharedArrayBuffer(4 * WORDS), words = new Int32Array(ctrl);
     // No call is running: every share counts as claimed until the first call resets the counter.
     words[CTRL.next] = count;
-    const url = new URL("./matmul_worker.ts", import.meta.url);
-    const message = (index: number) => ({ bytes, memory, ctrl, index, count, ...faults });
-    const workers = await spawnWorkers(url, count, message, faults.startTimeoutMs ?? 10_000);
+    const message = (index: number): MatmulSetup => ({ bytes, memory, ctrl, index, count, ...faults });
+    const workers = await spawnWorkers("matmul", count, message, faults.startTimeoutMs ?? 10_000);
     if (workers === null) return null;
     return new MatmulThreads(count, words, () => {
       Atomics.store(words, CTRL.gen, -1);
@@ -112,13 +111,40 @@ export class MatmulThreads {
     }
     claimShares(run, c, this.count, false);
     // Only shares that a worker has claimed (and so is computing) are waited for.
-    for (let d = Atomics.load(c, CTRL.done); d < this.count; d = Atomics.load(c, CTRL.done)) {
-      Atomics.wait(c, CTRL.done, d);
-    }
+    waitUntil(c, CTRL.done, this.count);
   }
 
   /** Stops the workers (later calls run on this thread alone). */
   stop(): void {
     this.#stop();
+  }
+}
+
+/** What a matmul worker is sent once. */
+export interface MatmulSetup extends StartFaults {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly memory: WebAssembly.Memory;
+  readonly ctrl: SharedArrayBuffer;
+  readonly index: number;
+  readonly count: number;
+}
+
+/**
+ * A matmul worker's life (worker.ts): the same kernel on the same shared memory, claiming shares
+ * each time the calling thread bumps the generation word, until it turns negative; `ready` is
+ * called once it can serve.
+ */
+export function serveMatmul(setup: MatmulSetup, ready: () => void): void {
+  if (setup.fail) throw new Error(`matmul worker ${setup.index}: told to fail`);
+  const module = new WebAssembly.Module(setup.bytes);
+  const run = new WebAssembly.Instance(module, { env: { mem: setup.memory } }).exports.matmul as Kernel;
+  const ctrl = new Int32Array(setup.ctrl);
+  ready();
+  let gen = 0;
+  for (;;) {
+    Atomics.wait(ctrl, CTRL.gen, gen);
+    gen = Atomics.load(ctrl, CTRL.gen);
+    if (gen < 0) return;
+    claimShares(run, ctrl, setup.count, true);
   }
 }

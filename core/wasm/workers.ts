@@ -1,9 +1,13 @@
-// Starting kernel workers (node:worker_threads under Deno and Node) for the Wasm backend's threads:
-// the matmul's (threads.ts) and the other kernels' pool (pool.ts).
+// The Wasm backend's kernel workers, for its three kinds of threads (the matmul's, threads.ts; the
+// SIMD loops', loop_threads.ts; the kernel pool's, pool.ts): starting them (node:worker_threads
+// under Deno and Node, module Web Workers in a cross-origin isolated page) and waiting for them.
 
 const NODE_WORKERS = "node:worker_threads";
 
-/** What is used of node:worker_threads' Worker. */
+/** The browser bundle's worker script, written beside the bundle by tools/build.ts. */
+export const WEB_WORKER = "jetfold_worker.js";
+
+/** What is used of a worker (node:worker_threads' Worker, or a Web Worker made to look like one). */
 export interface NodeWorker {
   postMessage(message: unknown): void;
   once(event: "message" | "error", listener: (value: unknown) => void): void;
@@ -12,37 +16,64 @@ export interface NodeWorker {
   terminate(): void;
 }
 
+/** The kinds of kernel workers (worker.ts serves each). */
+export type WorkerKind = "matmul" | "loops" | "pool";
+
+/** A module Web Worker of the bundle's worker script, behind the node:worker_threads surface used here. */
+function webWorker(url: URL): NodeWorker {
+  const w = new Worker(url, { type: "module" });
+  return {
+    postMessage: (m) => w.postMessage(m),
+    once: (event, listener) =>
+      w.addEventListener(event, (e) => listener(event === "message" ? (e as MessageEvent).data : e), { once: true }),
+    on: (event, listener) => w.addEventListener(event, listener),
+    unref() {}, // a page's workers never keep anything alive
+    terminate: () => w.terminate(),
+  };
+}
+
 /**
- * Starts `count - 1` workers of `url` (unreferenced, so they never keep the process alive), sending
- * worker i `message(i)`, and waits up to `timeoutMs` for each to answer once (ready) or fail; late
- * ones keep starting. Null where there are no workers or shared memory (a browser: there the
- * failed import of node:worker_threads would be logged as an error, so it is not tried).
+ * Starts `count - 1` workers of kind `kind` (unreferenced, so they never keep the process alive),
+ * sending worker i `{ kind, ...message(i) }`, and waits up to `timeoutMs` for each to answer once
+ * (ready) or fail; late ones keep starting. Under Deno and Node they run core/wasm/worker.ts; in a
+ * page, the bundle's worker script beside it (a page that is not cross-origin isolated has no
+ * shared memory, so no workers). Null where there are no workers or no shared memory.
  */
 export async function spawnWorkers(
-  url: URL,
+  kind: WorkerKind,
   count: number,
-  message: (index: number) => unknown,
+  message: (index: number) => object,
   timeoutMs: number,
 ): Promise<NodeWorker[] | null> {
   if (count < 2 || typeof SharedArrayBuffer === "undefined") return null;
   // deno-lint-ignore no-explicit-any
   const g = globalThis as any;
-  if (g.Deno === undefined && typeof g.process?.versions?.node !== "string") return null;
-  let Worker: new (url: URL) => NodeWorker;
-  try {
-    // Named through a variable: bundlers for browsers (where workers come from elsewhere) leave it alone.
-    ({ Worker } = (await import(NODE_WORKERS)) as { Worker: new (url: URL) => NodeWorker });
-  } catch {
+  let make: () => NodeWorker;
+  if (g.Deno !== undefined || typeof g.process?.versions?.node === "string") {
+    let Worker: new (url: URL) => NodeWorker;
+    try {
+      // Named through a variable: bundlers for browsers (where workers are Web Workers) leave it alone.
+      ({ Worker } = (await import(NODE_WORKERS)) as { Worker: new (url: URL) => NodeWorker });
+    } catch {
+      return null;
+    }
+    const url = new URL("./worker.ts", import.meta.url);
+    make = () => new Worker(url);
+  } else if (typeof g.Worker === "function") {
+    // In the bundle, import.meta.url is the bundle's own URL.
+    const url = new URL(`./${WEB_WORKER}`, import.meta.url);
+    make = () => webWorker(url);
+  } else {
     return null;
   }
   const workers: NodeWorker[] = [];
   const ready: Promise<unknown>[] = [];
   for (let i = 1; i < count; i++) {
     try {
-      const w = new Worker(url);
+      const w = make();
       // A worker that fails only stops helping; the listener keeps its error from being thrown here.
       ready.push(new Promise((ok) => (w.once("message", ok), w.on("error", ok))));
-      w.postMessage(message(i));
+      w.postMessage({ kind, ...message(i) });
       w.unref();
       workers.push(w);
     } catch {
@@ -55,4 +86,26 @@ export async function spawnWorkers(
   await Promise.race([Promise.all(ready), late]);
   clearTimeout(timer);
   return workers;
+}
+
+// Whether this thread may block in Atomics.wait: a page's main thread may not (it throws before it
+// compares, so a wait for a value the word does not hold tells without blocking).
+const CAN_BLOCK = (() => {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Returns once `ctrl[index]` reaches `target` (the calling thread waiting for the shares its workers
+ * claimed): blocked in Atomics.wait where this thread may block, else spinning on the word, as a
+ * page's main thread must (the wait is for shares already being computed, so it is short).
+ */
+export function waitUntil(ctrl: Int32Array, index: number, target: number): void {
+  for (let d = Atomics.load(ctrl, index); d < target; d = Atomics.load(ctrl, index)) {
+    if (CAN_BLOCK) Atomics.wait(ctrl, index, d);
+  }
 }

@@ -69,6 +69,7 @@ export class WebGpuRunner implements Backend {
   readonly precision = "f32";
   readonly adapter: string;
   readonly fallbackAdapter: boolean;
+  readonly threads = 1;
   readonly gpu: Gpu;
   readonly pool: BufferPool;
   readonly capabilities: Capabilities;

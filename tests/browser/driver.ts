@@ -20,6 +20,9 @@ const ROOT = new URL("../../", import.meta.url);
 // The demo page's quick run: every phase, a few steps each.
 const QUICK = { seed: 3, pretrain: 4, supernet: 3, tune: 2 };
 const TIMEOUT = 240_000;
+// What the Wasm backend's line on the demo page says of its threads (one per core; Chromium's
+// hardwareConcurrency is Deno's).
+const ON_THREADS = navigator.hardwareConcurrency > 1 ? `on ${navigator.hardwareConcurrency} threads` : "on one thread";
 
 // What the functions evaluated in the page use of its DOM (Deno's types have none).
 declare const document: {
@@ -181,10 +184,13 @@ async function main(): Promise<void> {
           expectEqual([gpu.choice, gpu.sample.ids], [cpu.choice, cpu.sample.ids], "the choice and the sample");
         },
       ),
-      step("the demo page on the Wasm backend (one thread) gives Deno's Wasm numbers, bit for bit", async () => {
-        const page = await demoRun("wasm", "Wasm SIMD backend (chosen above), on one thread");
-        expectEqual(comparable(page), comparable(await denoRuns.wasm), "the page's Wasm run against Deno's");
-      }),
+      step(
+        "the demo page on the Wasm backend (on the page's threads) gives Deno's Wasm numbers, bit for bit",
+        async () => {
+          const page = await demoRun("wasm", `Wasm SIMD backend (chosen above), ${ON_THREADS}`);
+          expectEqual(comparable(page), comparable(await denoRuns.wasm), "the page's Wasm run against Deno's");
+        },
+      ),
       step("without WebGPU the demo page says so, runs on the Wasm backend, and stops when asked", async () => {
         const [demo, demoErrors] = await open(browser!, `${base}/web/?pretrain=5000`, () => {
           Object.defineProperty(Object.getPrototypeOf(navigator), "gpu", { get: () => undefined });
@@ -272,6 +278,21 @@ async function main(): Promise<void> {
       async () => {
         const ran = await call("checkVariants");
         if (ran.length < 2) throw new Error(`the subgroup variants that ran: ${ran}`);
+      },
+    );
+
+    await step(
+      "the Wasm backend runs on the page's threads (workers from jetfold_worker.js), with one thread's bits",
+      async () => {
+        const r = await call("checkWasmThreads");
+        const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+        expectEqual(r.threads, cores, "threads");
+        if (!(r.split.matmuls > 0 && r.split.loops > 0 && r.split.scans > 0)) {
+          throw new Error(`split: ${JSON.stringify(r)}`);
+        }
+        if (!(r.workerShares.matmuls > 0 && r.workerShares.loops > 0)) {
+          throw new Error(`the workers computed nothing: ${JSON.stringify(r)}`);
+        }
       },
     );
 

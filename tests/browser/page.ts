@@ -19,6 +19,7 @@ import type { CorpusKernel } from "../core/webgpu/corpus.ts";
 import { assertClose } from "../numeric.ts";
 import { checkTuning } from "./tuning_checks.ts";
 import { checkReduceVariants } from "../core/webgpu/variant_checks.ts";
+import { checkWasmThreads } from "./wasm_checks.ts";
 
 /**
  * The subgroup reduction variants, which SwiftShader can run and llvmpipe cannot (Deno's tests
@@ -102,6 +103,7 @@ const checks = {
   checkValidationError,
   checkTuning,
   checkVariants,
+  checkWasmThreads,
 };
 
 /** The checks, as the test calls them through `page.evaluate`. */

@@ -3,7 +3,7 @@
 // whole batch x head recurrences of the delta-rule scans).
 
 import assert from "node:assert/strict";
-import { normal, randomKey } from "../../../mod.ts";
+import { normal, randomKey, setBackend } from "../../../mod.ts";
 import { block, mixer, type MixerKind, modelConfig } from "../../../nn/mod.ts";
 import { createWasm } from "../../../core/wasm/mod.ts";
 import { on, train } from "./backend_helpers.ts";
@@ -51,4 +51,20 @@ Deno.test("wasm threads: 1 and 2 threads give bit-identical training steps and m
   one.matmul.close();
   two.matmul.close();
   two.scan.close();
+});
+
+Deno.test("backendInfo().threads: the wasm backend's threads (one a core here), 1 on the reference", async () => {
+  const wasm = await setBackend("wasm");
+  const own = (await createWasm({ threads: 2 }))!;
+  try {
+    // The shared backend asks for navigator.hardwareConcurrency threads and gets them where workers start.
+    assert.equal(wasm.threads, navigator.hardwareConcurrency);
+    assert.equal(own.threads, own.matmul.threads);
+    assert.equal(own.threads, 2);
+    assert.equal((await setBackend("cpu")).threads, 1);
+  } finally {
+    own.matmul.close();
+    own.scan.close();
+    own.loops.close();
+  }
 });
