@@ -35,6 +35,8 @@ export class Func {
   readonly params: readonly string[];
   readonly #locals = new Map<string, number>();
   readonly #localTypes: number[] = [];
+  // v128 constants, by their bytes: the local each is set in once, at the function's start.
+  readonly #consts = new Map<string, { readonly local: string; readonly bytes: readonly number[] }>();
   readonly code: number[] = [];
 
   /** `params` are i32 (pointers and sizes), in call order. */
@@ -71,6 +73,22 @@ export class Func {
   i32(v: number): this {
     this.code.push(0x41, ...sleb(v | 0));
     return this;
+  }
+  /**
+   * Pushes the v128 constant of these 16 bytes. It is set in a local of its own once, at the
+   * function's start, and read from there: V8 rebuilds an inline v128.const at every use, which in
+   * a loop cost more than the arithmetic of a polynomial.
+   */
+  v128(bytes: readonly number[]): this {
+    if (bytes.length !== 16) throw new Error(`wasm: a v128 constant has 16 bytes, not ${bytes.length}`);
+    const key = bytes.join(",");
+    let c = this.#consts.get(key);
+    if (c === undefined) {
+      const local = `\u0000const${this.#consts.size}`;
+      this.local(local, V128);
+      this.#consts.set(key, c = { local, bytes: [...bytes] });
+    }
+    return this.get(c.local);
   }
   /** Raw opcodes (i32.add is 0x6a, i32.mul 0x6c, i32.lt_u 0x49, i32.eqz 0x45, ...). */
   op(...bytes: number[]): this {
@@ -116,7 +134,10 @@ export class Func {
   /** The function body as the code section holds it. */
   body(): number[] {
     const groups = this.#localTypes.map((t) => [1, t]);
-    const bytes = [...vec(groups), ...this.code, 0x0b];
+    const consts = [...this.#consts.values()].flatMap((
+      c,
+    ) => [0xfd, 0x0c, ...c.bytes, 0x21, ...uleb(this.#idx(c.local))]);
+    const bytes = [...vec(groups), ...consts, ...this.code, 0x0b];
     return [...uleb(bytes.length), ...bytes];
   }
 }

@@ -4,13 +4,13 @@
 import { Func, I32, V128 } from "./asm.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
-const LOAD = 0x00, SPLAT = 0x09, STORE = 0x0b, CONST = 0x0c;
+const LOAD = 0x00, SPLAT = 0x09, STORE = 0x0b;
 const ADD = 0xe4, SUB = 0xe5, MUL = 0xe6, NEG = 0xe1;
 const MEM = [4, 0] as const, MEM4 = [2, 0] as const;
 const I_ADD = 0x6a, I_SUB = 0x6b, I_MUL = 0x6c;
 
 function zero(f: Func): Func {
-  return f.simd(CONST).op(...new Array(16).fill(0));
+  return f.v128(new Array(16).fill(0));
 }
 
 // Stores zero vectors at `n` vectors from local `p` (clobbers `p` and `jb`).

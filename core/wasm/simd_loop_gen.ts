@@ -11,7 +11,7 @@ import type { Expr, LoopRead } from "./fuse_loop.ts";
 import { emitExp, emitTanh, SCRATCH } from "./vmath.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
-const LOAD = 0x00, LOAD8_SPLAT = 0x07, LOAD32_SPLAT = 0x09, STORE = 0x0b, CONST = 0x0c, BITSELECT = 0x52;
+const LOAD = 0x00, LOAD8_SPLAT = 0x07, LOAD32_SPLAT = 0x09, STORE = 0x0b, BITSELECT = 0x52;
 const LOAD32_ZERO = 0x5c, I16_EXTEND_U8 = 0x89, I32_EXTEND_U16 = 0xa9, I32_NE = 0x38;
 const OPS: Readonly<Record<string, number | null>> = {
   add: 0xe4,
@@ -105,7 +105,7 @@ function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[]
     else {
       // Four bools widened to four i32 lanes, then compared with zero.
       f.get(`q${r}`).simd(LOAD32_ZERO, [0, 0]).simd(I16_EXTEND_U8).simd(I32_EXTEND_U16);
-      f.simd(CONST).op(...new Array(16).fill(0)).simd(I32_NE);
+      f.v128(new Array(16).fill(0)).simd(I32_NE);
     }
     return;
   }
@@ -125,7 +125,7 @@ function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[]
 // A value read once (one, col) as a splat into local w{r}: an f32, or a bool's mask.
 function splat(f: Func, r: number, bytes: number): void {
   if (bytes === 4) f.simd(LOAD32_SPLAT, [2, 0]);
-  else f.simd(LOAD8_SPLAT, [0, 0]).simd(CONST).op(...new Array(16).fill(0)).simd(I32_NE);
+  else f.simd(LOAD8_SPLAT, [0, 0]).v128(new Array(16).fill(0)).simd(I32_NE);
   f.set(`w${r}`);
 }
 

@@ -6,8 +6,9 @@ import { Func, I32, moduleBytes, V128 } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
-const LOAD = 0x00, STORE = 0x0b, CONST = 0x0c, AND = 0x4e, OR = 0x50, BITSELECT = 0x52;
-const F_LT = 0x43, F_ABS = 0xe0, F_ADD = 0xe4, F_SUB = 0xe5, F_MUL = 0xe6, F_DIV = 0xe7, F_MIN = 0xe8, F_MAX = 0xe9;
+const LOAD = 0x00, STORE = 0x0b, AND = 0x4e, ANDNOT = 0x4f, OR = 0x50, BITSELECT = 0x52;
+const F_LT = 0x43, F_LE = 0x45, F_ABS = 0xe0, F_ADD = 0xe4, F_SUB = 0xe5, F_MUL = 0xe6, F_DIV = 0xe7;
+const F_PMIN = 0xea, F_PMAX = 0xeb;
 const F_NEAREST = 0x6a, I_TRUNC_SAT = 0xf8, I_ADD = 0xae, I_SUB = 0xb1, I_SHL = 0xab, I_SHR_S = 0xac;
 const MEM16 = [4, 0] as const;
 
@@ -16,7 +17,7 @@ const i32Bits = (v: number) => [...new Uint8Array(Int32Array.of(v).buffer)];
 
 // Pushes a constant vector of four equal lanes.
 function splat(f: Func, v: number): Func {
-  return f.simd(CONST).op(...[0, 1, 2, 3].flatMap(() => f32Bits(v)));
+  return f.v128([0, 1, 2, 3].flatMap(() => f32Bits(v)));
 }
 
 // Taylor coefficients of e^r to r^7, highest first: |r| <= ln(2)/2 after the reduction.
@@ -37,18 +38,24 @@ function horner(f: Func, x: string, coefs: readonly number[]): void {
 // e^v for the vector on the stack, result on the stack: e^v = 2^h 2^(k-h) e^r with k = nearest(v / ln 2),
 // h = k >> 1 (two factors, so subnormal results and the largest normal ones are both in reach) and
 // r = v - k ln 2 in two parts (Cody and Waite). v is clamped to [-104, 88.8], where e^v rounds to
-// 0 and overflows to Infinity in f32; NaN passes through.
+// 0 and overflows to Infinity in f32; NaN passes through (pmin and pmax keep a NaN first operand).
+// Lanes at -104 or below (masked scores: their e^v rounds to 0) are computed as e^0 and zeroed at
+// the end: scaling them to 0 is an underflow, which costs x86 a microcode assist a lane (Wasm keeps
+// subnormals, so the engine cannot flush them), and made a masked softmax twice as slow.
 function expOf(f: Func): void {
-  // Locals: v, k, h, r (see SCRATCH).
-  splat(f, -104).simd(F_MAX);
-  splat(f, 88.8).simd(F_MIN).set("v");
+  // Locals: v, k, h, r, d (see SCRATCH).
+  splat(f, -104).simd(F_PMAX);
+  splat(f, 88.8).simd(F_PMIN).set("v");
+  f.get("v");
+  splat(f, -104).simd(F_LE).set("d");
+  f.get("v").get("d").simd(ANDNOT).set("v");
   f.get("v");
   splat(f, Math.LOG2E).simd(F_MUL).simd(F_NEAREST).set("k");
   f.get("v").get("k");
   splat(f, 0.693359375).simd(F_MUL).simd(F_SUB).get("k");
   splat(f, -2.12194440e-4).simd(F_MUL).simd(F_SUB).set("r");
   horner(f, "r", EXP_POLY);
-  const bias = () => f.simd(CONST).op(...[0, 1, 2, 3].flatMap(() => i32Bits(127)));
+  const bias = () => f.v128([0, 1, 2, 3].flatMap(() => i32Bits(127)));
   f.get("k").simd(I_TRUNC_SAT).set("k"); // k as i32 lanes from here on
   f.get("k").i32(1).simd(I_SHR_S).set("h");
   f.get("h");
@@ -57,6 +64,7 @@ function expOf(f: Func): void {
   f.get("k").get("h").simd(I_SUB);
   bias();
   f.simd(I_ADD).i32(23).simd(I_SHL).simd(F_MUL); // times 2^(k-h)
+  f.get("d").simd(ANDNOT);
 }
 
 // One exported function per operation: (ptr, vectors) rewrites `vectors` f32x4 values in place.
@@ -85,7 +93,7 @@ function expFunc(): Func {
 }
 
 /** The v128 locals that `emitExp` and `emitTanh` use as scratch: a function calling them declares these. */
-export const SCRATCH = ["x", "v", "k", "h", "r", "a", "s", "t"] as const;
+export const SCRATCH = ["x", "v", "k", "h", "r", "a", "s", "t", "d"] as const;
 
 /** Replaces the f32x4 on top of the stack by its exp (declare `SCRATCH` first). */
 export function emitExp(f: Func): void {
@@ -114,7 +122,7 @@ function tanhOf(f: Func): void {
   f.set("r");
   splat(f, 1).get("r").simd(F_SUB);
   splat(f, 1).get("r").simd(F_ADD).simd(F_DIV); // (1 - e) / (1 + e), not negative
-  f.get("x").simd(CONST).op(...[0, 1, 2, 3].flatMap(() => i32Bits(-0x80000000))).simd(AND).simd(OR);
+  f.get("x").v128([0, 1, 2, 3].flatMap(() => i32Bits(-0x80000000))).simd(AND).simd(OR);
   f.set("r");
   f.get("t").get("r").get("a");
   splat(f, TANH_SMALL).simd(F_LT).simd(BITSELECT);
