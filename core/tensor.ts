@@ -287,11 +287,15 @@ export class Tensor {
   // Movement.
   /** Same elements, new shape; one axis may be -1 to infer its size. */
   reshape(shape: Shape): Tensor {
-    return apply("reshape", [this], { shape: inferShape(shape, this) });
+    const to = inferShape(shape, this);
+    return sameShape(to, this.shape) ? this : apply("reshape", [this], { shape: to });
   }
   /** Reorders axes: output axis i is input axis `perm[i]`. */
   permute(perm: readonly number[]): Tensor {
-    return apply("permute", [this], { perm: perm.map((a) => normAxis("permute", a, this.ndim)) });
+    const p = perm.map((a) => normAxis("permute", a, this.ndim));
+    // The identity (checked in full by the primitive otherwise: a repeated axis is an error).
+    if (p.length === this.ndim && p.every((a, i) => a === i)) return this;
+    return apply("permute", [this], { perm: p });
   }
   /** Swaps two axes (the last two by default). */
   transpose(a = -2, b = -1): Tensor {

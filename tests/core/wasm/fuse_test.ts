@@ -16,6 +16,12 @@ import {
   tensor,
 } from "../../../mod.ts";
 import { assertClose } from "../../helpers.ts";
+import { apply } from "../../../core/tensor.ts";
+import { type Node, rewrite, schedule } from "../../../core/graph.ts";
+import type { CpuArray } from "../../../core/prim.ts";
+import { PRIMS } from "../../../core/prims/mod.ts";
+import { fusedPlanner, type ViewMatmul } from "../../../core/wasm/fuse.ts";
+import { kernelCtx } from "./backend_helpers.ts";
 
 async function onBoth(make: () => Tensor[]): Promise<{ wasm: Float32Array[]; cpu: Float32Array[] }> {
   await setBackend("wasm");
@@ -100,4 +106,29 @@ Deno.test("a repeated training step on Wasm compiles no module and plans nothing
   const cpu = await run();
   if (wasm.compiled[1] !== 0 || wasm.compiled[2] !== 0) throw new Error(`steps compiled ${wasm.compiled}`);
   assertClose(wasm.losses, cpu.losses, { rtol: 1e-5, atol: 1e-6 });
+});
+
+Deno.test("a reshape of memory is planned as that memory, not copied, however many read it", () => {
+  // grad aliases each input with a same-shape reshape; two matmuls read this one.
+  const w = normal(randomKey(3), [4, 4]), x = normal(randomKey(4), [3, 4]);
+  const alias = apply("reshape", [w], { shape: [4, 4] });
+  const targets = [x.matmul(alias).node, alias.matmul(alias).node, alias.mul(2).node];
+  const order = schedule(rewrite(targets));
+  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out) => void out.fill(1);
+  const rule = (n: Node) => (ins: readonly CpuArray[], node: Node) =>
+    PRIMS[n.op as "reshape"].cpu(ins as [CpuArray], node.src, node, node.params as never, kernelCtx);
+  const steps = fusedPlanner({ matmul: mm })(order, new Set(targets), rule, (_d, n) => new Float32Array(n));
+  const wValue = new Float32Array(16).fill(3);
+  const step = steps.find((s) => s.node === alias.node)!;
+  if (step.run((n) => (n === w.node ? wValue : new Float32Array(n.size))) !== wValue) {
+    throw new Error("the reshape was computed into new memory");
+  }
+});
+
+Deno.test("reshape and permute to what a tensor already is return the tensor itself", () => {
+  const x = normal(randomKey(5), [2, 3]);
+  if (x.reshape([2, 3]) !== x || x.reshape([-1, 3]) !== x || x.permute([0, 1]) !== x || x.transpose(1, 1) !== x) {
+    throw new Error("an identity view made a node");
+  }
+  if (x.reshape([3, 2]) === x || x.permute([1, 0]) === x) throw new Error("a real view returned its input");
 });
