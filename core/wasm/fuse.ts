@@ -169,7 +169,10 @@ function planPositions(
         return { j: at.get(v.src)!, c: v.c, strides: v.strides };
       });
       planned.push({ kind: "matmul", i, a, b });
-    } else if (!fusible(node) || (node.op === "reshape" && (!unitReshape(node.src[0].shape, node.shape) || isSource(node.src[0])))) {
+    } else if (
+      !fusible(node) ||
+      (node.op === "reshape" && (!unitReshape(node.src[0].shape, node.shape) || isSource(node.src[0])))
+    ) {
       // A reshape of memory is that memory (its rule returns its input): copying it would cost a pass.
       planned.push({ kind: "rule", i });
     } else {
