@@ -143,6 +143,17 @@ function planPositions(
   for (const n of order) {
     if (n.op === "reshape" && !unitReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
   }
+  // A view of memory that only loops read is inlined into each of them (reading through a view costs
+  // nothing), not copied into memory of its own first: a broadcast of a scalar or of per-row values
+  // used twice was a pass over the full shape. (`order` lists a chain's lower views first.)
+  for (const n of order) {
+    if (!roots.has(n) || keep.has(n) || !VIEWS.has(n.op)) continue;
+    const inlines = (c: Node) => fusible(c) && !(c.op === "reshape" && !unitReshape(n.shape, c.shape));
+    if (!(consumers.get(n) ?? []).every(inlines)) continue;
+    let base = n.src[0];
+    while (VIEWS.has(base.op) && pending.has(base) && !roots.has(base)) base = base.src[0];
+    if (!pending.has(base) || roots.has(base)) roots.delete(n);
+  }
   // Matmul operands read through their views: the views are not computed, what they view is.
   const views = new Map<Node, (OperandView | null)[]>();
   if (viewMatmul) {

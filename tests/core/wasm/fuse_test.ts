@@ -132,3 +132,20 @@ Deno.test("reshape and permute to what a tensor already is return the tensor its
   }
   if (x.reshape([3, 2]) === x || x.permute([1, 0]) === x) throw new Error("a real view returned its input");
 });
+
+Deno.test("a view of memory that only loops read is inlined into each, not materialized, with the reference's bits", async () => {
+  const x = normal(randomKey(6), [5, 1]), y = normal(randomKey(7), [5, 6]);
+  const make = () => {
+    const wide = x.broadcastTo([5, 6]); // read by two loops, one of them a root of its own
+    return [wide.mul(y).exp(), wide.add(y).sqrt(), wide.sub(y)];
+  };
+  const targets = make().map((t) => t.node);
+  const order = schedule(rewrite(targets));
+  const rule = (n: Node) => (ins: readonly CpuArray[], node: Node) =>
+    PRIMS[n.op as "broadcast"].cpu(ins as [CpuArray], node.src, node, node.params as never, kernelCtx);
+  const steps = fusedPlanner()(order, new Set(targets), rule, (_d, n) => new Float32Array(n));
+  const planned = steps.map((s) => s.node.op);
+  if (planned.includes("broadcast")) throw new Error(`the broadcast was materialized: ${planned}`);
+  const { wasm, cpu } = await onBoth(make);
+  wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: i === 0 ? 1e-6 : 0, atol: 0, msg: `output ${i}` }));
+});
