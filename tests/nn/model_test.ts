@@ -122,7 +122,10 @@ forEachBackend("a tiny attention model overfits a fixed batch", async () => {
   const first = (await values(loss(params)))[0];
   for (let i = 0; i < 60; i++) {
     const g = grad(loss)(params);
-    params = treeMap((w: Tensor, dw: Tensor) => w.sub(dw.mul(0.5)), params, g);
+    // At step 0.5 the run spikes (the loss jumps tenfold around step 25), and there last-bit
+    // differences between backends (the order of a matmul's f32 sums) decide whether it recovers
+    // in 60 steps; at 0.2 it descends smoothly and the backends agree to 1e-5 all the way.
+    params = treeMap((w: Tensor, dw: Tensor) => w.sub(dw.mul(0.2)), params, g);
     await realize(treeLeaves(params)); // one step per realization, not a 60-step graph
   }
   const last = (await values(loss(params)))[0];
