@@ -2,7 +2,7 @@
 // contraction (the generated code is in matmul_kernel.ts), batches, views, threads and the packed
 // weight cache.
 
-import { type Kernel, kernelBytes, packA, packB, TILE_M, TILE_N } from "./matmul_kernel.ts";
+import { instantiateKernel, kernelBytes, type KernelKit, packA, packB, TILE_M, TILE_N } from "./matmul_kernel.ts";
 import { MatmulThreads, type StartFaults } from "./threads.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 import { kernelMemory } from "./memory.ts";
@@ -44,8 +44,7 @@ export class WasmMatmul {
   readonly fma: boolean;
   readonly #scratch: Scratch;
   readonly #heap: WasmHeap | null;
-  readonly #run: Kernel;
-  readonly #pack: Packers;
+  readonly #kit: KernelKit;
   readonly #threads: MatmulThreads | null;
   readonly #threadedWork: number;
   readonly #few: FewRows;
@@ -54,7 +53,7 @@ export class WasmMatmul {
   private constructor(
     fma: boolean,
     [scratch, heap]: [Scratch, WasmHeap | null],
-    [run, pack]: [Kernel, Packers],
+    kit: KernelKit,
     threads: MatmulThreads | null,
     [threadedWork, budget]: readonly [number, number],
   ) {
@@ -65,8 +64,7 @@ export class WasmMatmul {
     this.fma = fma;
     this.#scratch = scratch;
     this.#heap = heap;
-    this.#run = run;
-    this.#pack = pack;
+    this.#kit = kit;
     this.#threads = threads;
   }
 
@@ -94,11 +92,12 @@ export class WasmMatmul {
       const bytes = kernelBytes(fma, true);
       const threads = want > 1 ? await MatmulThreads.start(bytes, scratch.memory, want, opts.faults) : null;
       if (threads !== null || heap !== null) {
-        return new WasmMatmul(fma, [scratch, heap], instantiate(bytes, scratch.memory), threads, work);
+        return new WasmMatmul(fma, [scratch, heap], instantiateKernel(bytes, scratch.memory), threads, work);
       }
     }
     const scratch = new Scratch(null, () => kernelMemory());
-    return new WasmMatmul(fma, [scratch, null], instantiate(kernelBytes(fma, false), scratch.memory), null, work);
+    const bytes = kernelBytes(fma, false);
+    return new WasmMatmul(fma, [scratch, null], instantiateKernel(bytes, scratch.memory), null, work);
   }
 
   /** Threads a call uses. */
@@ -145,8 +144,8 @@ export class WasmMatmul {
     const at = inHeap >= 0 && N % TILE_N === 0 ? inHeap + 4 * base : -1;
     if (at < 0) mem.set(src.subarray(base, base + K * N), raw);
     const from = at >= 0 ? at : mem.byteOffset + 4 * raw;
-    if (rows) this.#pack.panels(from, dst.byteOffset, K, panels, N);
-    else this.#pack.rows8(from, dst.byteOffset, K, panels);
+    if (rows) this.#kit.pack.panels(from, dst.byteOffset, K, panels, N);
+    else this.#kit.pack.rows8(from, dst.byteOffset, K, panels);
   }
 
   /**
@@ -170,6 +169,7 @@ export class WasmMatmul {
     // Few rows: B is read where it lies (packing it would cost more than the product saves, and a
     // kept packed copy would double a decoder's memory).
     const inPlace = M <= FEW_ROWS && b instanceof Float32Array ? inPlaceLayout(K, N, brs, bcs) : null;
+    if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch)) return;
     const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
     const product = inPlace === null
       ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs])
@@ -188,6 +188,49 @@ export class WasmMatmul {
         idx[d] = 0;
       }
     }
+  }
+
+  // A batch of products each too small to split by panels (attention's, one per head) split by
+  // products across the threads: each thread packs its products' operands into space of its own and
+  // writes their C in place. Only where the operands and C lie in the heap, the Wasm packers read
+  // the operands where they are (rows or their transpose, in whole strips and panels) and C fills
+  // whole tiles; false where that does not hold (the products then run one by one).
+  #batchSplit(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: Float32Array | Float64Array,
+    [Z, M, K, N]: readonly number[],
+    [la, lb]: readonly [Layout, Layout],
+    batch: readonly number[],
+  ): boolean {
+    const threads = this.#threads, heap = this.#heap, work = M * K * N;
+    if (threads === null || heap === null || Z < 2 || work >= this.#threadedWork) return false;
+    if (Z * work < this.#threadedWork || M % TILE_M !== 0 || N % TILE_N !== 0) return false;
+    if (!(a instanceof Float32Array && b instanceof Float32Array && out instanceof Float32Array)) return false;
+    const ha = heap.offsetOf(a), hb = heap.offsetOf(b), hc = heap.offsetOf(out), nb = batch.length;
+    if (ha < 0 || hb < 0 || hc < 0) return false;
+    const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
+    const aFrom = acs === 1 && ars === K ? 0 : ars === 1 && acs === M ? 1 : -1;
+    const bFrom = bcs === 1 && brs === N ? 0 : brs === 1 && bcs === K ? 1 : -1;
+    if (aFrom === -1 || bFrom === -1) return false;
+    // Each thread's packed A and B, then the table of every product's operand addresses.
+    const spaceEach = 4 * K * (M + N), count = threads.count;
+    const mem = this.#scratch.floats(count * spaceEach + 8 * Z), space = mem.byteOffset;
+    const table = new Int32Array(mem.buffer, space + count * spaceEach, 2 * Z);
+    const idx = new Array<number>(nb).fill(0);
+    let ao = la.c, bo = lb.c;
+    for (let z = 0; z < Z; z++) {
+      table[2 * z] = ha + 4 * ao, table[2 * z + 1] = hb + 4 * bo;
+      for (let d = nb - 1; d >= 0; d--) {
+        ao += la.strides[d], bo += lb.strides[d];
+        if (++idx[d] < batch[d]) break;
+        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
+        idx[d] = 0;
+      }
+    }
+    const call = { table: table.byteOffset, z: Z, aFrom, bFrom, m: M, k: K, n: N, c: hc, space, spaceEach } as const;
+    threads.callBatch(this.#kit, call);
+    return true;
   }
 
   // One batch element's product on packed operands, as a function of the operands' offsets.
@@ -216,8 +259,8 @@ export class WasmMatmul {
       return base + 4 * rawA;
     };
     return (ao, bo, z, keep) => {
-      if (aF32 !== null && acs === 1 && ars === K) this.#pack.rows(rawAt(ao), base, K, strips);
-      else if (aF32 !== null && ars === 1 && acs === M) this.#pack.cols(rawAt(ao), base, K, strips, M);
+      if (aF32 !== null && acs === 1 && ars === K) this.#kit.pack.rows(rawAt(ao), base, K, strips);
+      else if (aF32 !== null && ars === 1 && acs === M) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
       else packA(A, a, ao, M, K, ars, acs);
       if (keep) this.#packedB(B, b, bo, bDims, rawB);
       else this.#packB(B, b, bo, bDims, rawB);
@@ -226,25 +269,9 @@ export class WasmMatmul {
       // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
       // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
       // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
-      if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#run, args);
-      else this.#run(...args, panels);
+      if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#kit, args);
+      else this.#kit.matmul(...args, panels);
       if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
     };
   }
-}
-
-/** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */
-interface Packers {
-  readonly rows: (src: number, dst: number, k: number, strips: number) => void;
-  readonly rows8: (src: number, dst: number, k: number, panels: number) => void;
-  readonly cols: (src: number, dst: number, k: number, strips: number, m: number) => void;
-  readonly panels: (src: number, dst: number, k: number, panels: number, n: number) => void;
-}
-
-function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): [Kernel, Packers] {
-  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
-  return [
-    e.matmul as Kernel,
-    { rows: e.pack_rows, rows8: e.pack_rows8, cols: e.pack_cols, panels: e.pack_panels } as Packers,
-  ];
 }

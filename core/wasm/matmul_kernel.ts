@@ -207,3 +207,25 @@ export type Kernel = (
   k: number,
   cpanels: number,
 ) => void;
+
+/** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */
+export interface Packers {
+  readonly rows: (src: number, dst: number, k: number, strips: number) => void;
+  readonly rows8: (src: number, dst: number, k: number, panels: number) => void;
+  readonly cols: (src: number, dst: number, k: number, strips: number, m: number) => void;
+  readonly panels: (src: number, dst: number, k: number, panels: number, n: number) => void;
+}
+
+/** The kernel module instantiated over a memory: the kernel, its packers and the memory. */
+export interface KernelKit {
+  readonly matmul: Kernel;
+  readonly pack: Packers;
+  readonly memory: WebAssembly.Memory;
+}
+
+/** Instantiates the kernel module's bytes (kernelBytes) over `memory`. */
+export function instantiateKernel(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): KernelKit {
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+  const pack = { rows: e.pack_rows, rows8: e.pack_rows8, cols: e.pack_cols, panels: e.pack_panels } as Packers;
+  return { matmul: e.matmul as Kernel, pack, memory };
+}

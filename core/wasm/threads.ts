@@ -1,25 +1,90 @@
 // Matmul threads: workers that run the kernel over shared Wasm memory. A call is cut into one
-// share per thread (a fixed contiguous range of C's 8-column panels, so results are the same bits
-// whatever the thread count or whoever computes a share); the threads claim shares from a counter,
-// and the calling thread takes every share no worker has claimed, so a worker that is late, slow to
-// start or dead can delay nothing but a share it already holds, and never leaves C unwritten.
+// share per thread, either a fixed contiguous range of C's 8-column panels of one product, or a
+// fixed contiguous range of a batch's products, each packed and computed whole by the thread that
+// claims it (so results are the same bits whatever the thread count or whoever computes a share);
+// the threads claim shares from a counter, and the calling thread takes every share no worker has
+// claimed, so a worker that is late, slow to start or dead can delay nothing but a share it already
+// holds, and never leaves C unwritten.
 
-import type { Kernel } from "./matmul_kernel.ts";
+import { instantiateKernel, type KernelKit } from "./matmul_kernel.ts";
 import { spawnWorkers, waitUntil } from "./workers.ts";
 
 /**
  * Words of the control block: generation (negative: stop), next share to claim, shares finished,
- * shares computed by workers (a counter for tests), then the call's arguments.
+ * shares computed by workers (a counter for tests), then the call's arguments: packed A, packed B,
+ * C, strips, panels, K (a panel split); and for a batch split (`batch` 1), the byte offset of its
+ * table of each product's A and B addresses, the products, how A and B are packed (0: rows and
+ * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread.
  */
-export const CTRL = { gen: 0, next: 1, done: 2, byWorkers: 3, a: 4, b: 5, c: 6, strips: 7, panels: 8, k: 9 } as const;
-const WORDS = 10;
+export const CTRL = {
+  gen: 0,
+  next: 1,
+  done: 2,
+  byWorkers: 3,
+  a: 4,
+  b: 5,
+  c: 6,
+  strips: 7,
+  panels: 8,
+  k: 9,
+  batch: 10,
+  table: 11,
+  z: 12,
+  aFrom: 13,
+  bFrom: 14,
+  m: 15,
+  n: 16,
+  space: 17,
+  spaceEach: 18,
+} as const;
+const WORDS = 19;
+
+/** A batch split's arguments (see CTRL): products `z`, each M x K by K x N, C row-major at `c`. */
+export interface BatchCall {
+  readonly table: number;
+  readonly z: number;
+  readonly aFrom: 0 | 1;
+  readonly bFrom: 0 | 1;
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly c: number;
+  readonly space: number;
+  readonly spaceEach: number;
+}
 
 /** Computes share `index` (of `count`) of the call described in `ctrl`. */
-export function share(run: Kernel, ctrl: Int32Array, index: number, count: number): void {
-  const panels = ctrl[CTRL.panels], k = ctrl[CTRL.k];
-  const p0 = Math.floor((panels * index) / count), p1 = Math.floor((panels * (index + 1)) / count);
-  if (p1 > p0) {
-    run(ctrl[CTRL.a], ctrl[CTRL.b] + p0 * k * 32, ctrl[CTRL.c] + p0 * 32, ctrl[CTRL.strips], p1 - p0, k, panels);
+export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: number): void {
+  const k = ctrl[CTRL.k];
+  if (ctrl[CTRL.batch] === 0) {
+    const panels = ctrl[CTRL.panels];
+    const p0 = Math.floor((panels * index) / count), p1 = Math.floor((panels * (index + 1)) / count);
+    if (p1 > p0) {
+      kit.matmul(
+        ctrl[CTRL.a],
+        ctrl[CTRL.b] + p0 * k * 32,
+        ctrl[CTRL.c] + p0 * 32,
+        ctrl[CTRL.strips],
+        p1 - p0,
+        k,
+        panels,
+      );
+    }
+    return;
+  }
+  const Z = ctrl[CTRL.z], z0 = Math.floor((Z * index) / count), z1 = Math.floor((Z * (index + 1)) / count);
+  if (z1 <= z0) return;
+  const M = ctrl[CTRL.m], N = ctrl[CTRL.n], strips = M / 4, panels = N / 8;
+  const pa = ctrl[CTRL.space] + index * ctrl[CTRL.spaceEach], pb = pa + strips * k * 16;
+  const table = new Int32Array(kit.memory.buffer, ctrl[CTRL.table], 2 * Z);
+  const { pack } = kit;
+  for (let z = z0; z < z1; z++) {
+    const a = table[2 * z], b = table[2 * z + 1];
+    if (ctrl[CTRL.aFrom] === 0) pack.rows(a, pa, k, strips);
+    else pack.cols(a, pa, k, strips, M);
+    if (ctrl[CTRL.bFrom] === 0) pack.panels(b, pb, k, panels, N);
+    else pack.rows8(b, pb, k, panels);
+    kit.matmul(pa, pb, ctrl[CTRL.c] + 4 * z * M * N, strips, panels, k, panels);
   }
 }
 
@@ -29,10 +94,10 @@ export function share(run: Kernel, ctrl: Int32Array, index: number, count: numbe
  * the current call's arguments and reset the counter, so a thread that woke for an older
  * generation either gets nothing or a share of the current call with its arguments.
  */
-export function claimShares(run: Kernel, ctrl: Int32Array, count: number, worker: boolean): number {
+export function claimShares(kit: KernelKit, ctrl: Int32Array, count: number, worker: boolean): number {
   let n = 0;
   for (let i = Atomics.add(ctrl, CTRL.next, 1); i < count; i = Atomics.add(ctrl, CTRL.next, 1)) {
-    share(run, ctrl, i, count);
+    share(kit, ctrl, i, count);
     n++;
     if (worker) Atomics.add(ctrl, CTRL.byWorkers, 1);
     Atomics.add(ctrl, CTRL.done, 1);
@@ -96,12 +161,34 @@ export class MatmulThreads {
     return Atomics.load(this.#ctrl, CTRL.byWorkers);
   }
 
-  /** One matmul: this thread and the workers claim its shares; returns once all are computed. */
-  call(run: Kernel, args: readonly [number, number, number, number, number, number]): void {
+  /** One matmul split by C's panels: this thread and the workers claim its shares; returns once all are computed. */
+  call(kit: KernelKit, args: readonly [number, number, number, number, number, number]): void {
     const c = this.#ctrl;
-    this.calls++;
     // Arguments first, then the counters, then the generation: a claim sees this call's arguments.
     [c[CTRL.a], c[CTRL.b], c[CTRL.c], c[CTRL.strips], c[CTRL.panels], c[CTRL.k]] = args;
+    c[CTRL.batch] = 0;
+    this.#go(kit);
+  }
+
+  /** A batch of products split by products (see BatchCall); returns once all are computed. */
+  callBatch(kit: KernelKit, b: BatchCall): void {
+    const c = this.#ctrl;
+    [c[CTRL.table], c[CTRL.z], c[CTRL.aFrom], c[CTRL.bFrom], c[CTRL.m], c[CTRL.k], c[CTRL.n]] = [
+      b.table,
+      b.z,
+      b.aFrom,
+      b.bFrom,
+      b.m,
+      b.k,
+      b.n,
+    ];
+    [c[CTRL.c], c[CTRL.space], c[CTRL.spaceEach], c[CTRL.batch]] = [b.c, b.space, b.spaceEach, 1];
+    this.#go(kit);
+  }
+
+  #go(kit: KernelKit): void {
+    const c = this.#ctrl;
+    this.calls++;
     Atomics.store(c, CTRL.done, 0);
     Atomics.store(c, CTRL.next, 0);
     const gen = Atomics.load(c, CTRL.gen);
@@ -109,7 +196,7 @@ export class MatmulThreads {
       Atomics.store(c, CTRL.gen, gen >= 2 ** 30 ? 1 : gen + 1);
       Atomics.notify(c, CTRL.gen);
     }
-    claimShares(run, c, this.count, false);
+    claimShares(kit, c, this.count, false);
     // Only shares that a worker has claimed (and so is computing) are waited for.
     waitUntil(c, CTRL.done, this.count);
   }
@@ -136,8 +223,7 @@ export interface MatmulSetup extends StartFaults {
  */
 export function serveMatmul(setup: MatmulSetup, ready: () => void): void {
   if (setup.fail) throw new Error(`matmul worker ${setup.index}: told to fail`);
-  const module = new WebAssembly.Module(setup.bytes);
-  const run = new WebAssembly.Instance(module, { env: { mem: setup.memory } }).exports.matmul as Kernel;
+  const kit = instantiateKernel(setup.bytes, setup.memory);
   const ctrl = new Int32Array(setup.ctrl);
   ready();
   let gen = 0;
@@ -145,6 +231,6 @@ export function serveMatmul(setup: MatmulSetup, ready: () => void): void {
     Atomics.wait(ctrl, CTRL.gen, gen);
     gen = Atomics.load(ctrl, CTRL.gen);
     if (gen < 0) return;
-    claimShares(run, ctrl, setup.count, true);
+    claimShares(kit, ctrl, setup.count, true);
   }
 }

@@ -3,7 +3,8 @@
 // whole batch x head recurrences of the delta-rule scans).
 
 import assert from "node:assert/strict";
-import { normal, randomKey, setBackend } from "../../../mod.ts";
+import { normal, randomKey, readAll, setBackend } from "../../../mod.ts";
+import { assertClose } from "../../helpers.ts";
 import { block, mixer, type MixerKind, modelConfig } from "../../../nn/mod.ts";
 import { createWasm } from "../../../core/wasm/mod.ts";
 import { on, train } from "./backend_helpers.ts";
@@ -66,5 +67,41 @@ Deno.test("backendInfo().threads: the wasm backend's threads (one a core here), 
     own.matmul.close();
     own.scan.close();
     own.loops.close();
+  }
+});
+
+Deno.test("wasm threads: a batch of small products splits by products, with one thread's bits", async () => {
+  // Six 12 x 12 @ 12 x 16 products (more rows than the few-rows path takes): 2,304 multiply-adds
+  // each, below threadedWork, 13,824 together.
+  const one = (await createWasm({ threads: 1 }))!;
+  const two = (await createWasm({ threads: 2, threadedWork: 2 ** 12 }))!;
+  // The operands are computed by loops, so they lie in the backend's heap (the random generator's
+  // values are host arrays, and products of host arrays run one by one).
+  const make = () => {
+    const [a, b, at, bt] = [[2, 3, 12, 12], [2, 3, 12, 16], [2, 3, 12, 12], [2, 3, 16, 12]].map((s, i) =>
+      normal(randomKey(i + 1), s).mul(1.5)
+    );
+    const heads = normal(randomKey(5), [2, 12, 3, 12]).mul(1.5); // split heads: rows 36 apart, packed on the host
+    return [
+      a.matmul(b),
+      at.transpose().matmul(b), // A read from its transpose
+      a.matmul(bt.transpose()), // B read from its transpose
+      at.transpose().matmul(bt.transpose()),
+      heads.permute([0, 2, 1, 3]).matmul(b),
+      a.exp().matmul(b.mul(2)),
+    ];
+  };
+  try {
+    const want = await on(one, () => readAll(make()));
+    const got = await on(two, () => readAll(make()));
+    got.forEach((g, i) => assert.deepEqual(g, want[i], `product ${i}`));
+    assert.ok(two.matmul.threadedCalls >= 5, `${two.matmul.threadedCalls} batches were split`);
+    await setBackend("cpu");
+    const ref = await readAll(make());
+    ref.forEach((r, i) =>
+      assertClose(got[i], r, { rtol: 1e-5, atol: 1e-5, msg: `product ${i} against the reference` })
+    );
+  } finally {
+    for (const b of [one, two]) (b.matmul.close(), b.scan.close(), b.loops.close());
   }
 });
