@@ -60,6 +60,11 @@ export class SimdLoops {
   }
 
   /** Loops split across the threads so far, and the shares of them that workers ran. */
+  /** Wasm loops compiled so far (one per expression and read kinds). */
+  get compiled(): number {
+    return this.#compiled.size;
+  }
+
   get threaded(): { readonly calls: number; readonly workerShares: number } {
     return { calls: this.#threads?.calls ?? 0, workerShares: this.#threads?.workerShares ?? 0 };
   }
@@ -79,15 +84,18 @@ export class SimdLoops {
     if ("read" in expr && kindOf(reads[expr.read], shape)?.kind !== "rows") {
       return copyLoop(root, reads[expr.read], sources[reads[expr.read].src]);
     }
-    if (root.dtype !== "f32" || R === 0 || shape[R - 1] % 4 !== 0 || root.size < SIMD_LOOP_MIN) return null;
-    if (lanesOf(expr, sources, reads) !== "f32") return null;
+    if (R === 0 || shape[R - 1] % 4 !== 0 || root.size < SIMD_LOOP_MIN) return null;
+    const lanes = lanesOf(expr, sources, reads);
+    if (!(root.dtype === "f32" ? lanes === "f32" : root.dtype === "bool" && lanes === "mask")) return null;
     const found = reads.map((rd) => kindOf(rd, shape));
     if (found.some((k) => k === null)) return null;
     const kinds = found as Kind[], bytes = reads.map((rd) => bytesOf(sources, rd));
-    const key = `${JSON.stringify(exprKey(expr))}|${kinds.map((k) => k.kind)}|${bytes}`;
+    const ints = reads.map((rd) => sources[rd.src].dtype === "i32"), outBytes = root.dtype === "bool" ? 1 : 4;
+    const key = `${JSON.stringify(exprKey(expr))}|${kinds.map((k) => k.kind)}|${bytes}|${ints}|${outBytes}`;
     let loop = this.#compiled.get(key);
     if (loop === undefined) {
-      const wasm = moduleBytes([["loop", loopFunc(expr, kinds, bytes)]], 1, this.#heap !== null);
+      const fn = loopFunc(expr, kinds, bytes, ints, outBytes);
+      const wasm = moduleBytes([["loop", fn]], 1, this.#heap !== null);
       const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#scratch.memory } });
       // Threads compile the module from its bytes, kept in the heap for them.
       const at = this.#heap?.alloc(wasm.length) ?? -1;
@@ -98,18 +106,20 @@ export class SimdLoops {
     }
     const compiled = loop,
       tables = kinds.map((k, r) => (k.kind === "rows" ? rowTable(reads[r].strides, shape, bytes[r]) : null));
-    return { run: (sh, srcs, out) => this.#run(compiled, kinds, bytes, reads, tables, sh, srcs, out as Float32Array) };
+    return {
+      run: (sh, srcs, out) =>
+        this.#run(compiled, [kinds, bytes, outBytes], reads, tables, sh, srcs, out as Float32Array),
+    };
   }
 
   #run(
     loop: Compiled,
-    kinds: readonly Kind[],
-    bytes: readonly number[],
+    [kinds, bytes, outBytes]: readonly [readonly Kind[], readonly number[], 1 | 4],
     reads: readonly LoopRead[],
     tables: readonly (Int32Array | null)[],
     shape: readonly number[],
     srcs: readonly CpuArray[],
-    out: Float32Array,
+    out: Float32Array | Uint8Array,
   ): void {
     const N = shape[shape.length - 1], size = shape.reduce((p, d) => p * d, 1), rows = size / N;
     const heap = this.#heap;
@@ -127,7 +137,7 @@ export class SimdLoops {
     let end = 0;
     [outAt < 0 ? size : 0, ...lengths.map((n, r) => (inHeap[r] < 0 ? n : 0))].forEach((n, r) => {
       offsets.push(end);
-      end += Math.ceil(n * (r === 0 ? 4 : bytes[r - 1]) / 16) * 16 + (r > 0 && bytes[r - 1] === 1 ? 16 : 0);
+      end += Math.ceil(n * (r === 0 ? outBytes : bytes[r - 1]) / 16) * 16 + (r > 0 && bytes[r - 1] === 1 ? 16 : 0);
     });
     // Then the tables of the "rows" reads, one i32 a row.
     const tableAt = tables.map((t) => (t !== null ? (end += 4 * rows) - 4 * rows : -1));
@@ -139,16 +149,14 @@ export class SimdLoops {
       if (table !== null) new Int32Array(mem.buffer, base + tableAt[r], rows).set(table);
       if (inHeap[r] >= 0) return inHeap[r];
       const src = srcs[rd.src], at = offsets[r + 1], n = lengths[r];
-      if (table !== null) {
-        // The whole source; the region starts at the read's first element.
-        if (bytes[r] === 1) mem8.set(src as Uint8Array, at);
-        else mem.set(src, at / 4);
-        return base + at + bytes[r] * rd.c;
-      }
-      if (bytes[r] === 1) mem8.set((src as Uint8Array).subarray(rd.c, rd.c + n), at);
-      else if (src instanceof Float32Array) mem.set(src.subarray(rd.c, rd.c + n), at / 4);
-      else for (let i = 0; i < n; i++) mem[at / 4 + i] = src[rd.c + i];
-      return base + at;
+      // The whole source for a table's rows (the region starts at the read's first element), else
+      // the region: bytes as they are (bools, i32 bits), f32 values rounded from float64 ones.
+      const [from, count] = table !== null ? [0, src.length] : [rd.c, n];
+      if (bytes[r] === 1) mem8.set((src as Uint8Array).subarray(from, from + count), at);
+      else if (src instanceof Int32Array) {
+        new Int32Array(mem.buffer, base + at, count).set(src.subarray(from, from + count));
+      } else mem.set((src as Float32Array | Float64Array).subarray(from, from + count), at / 4);
+      return base + at + (table !== null ? bytes[r] * rd.c : 0);
     });
     const spans = kinds.flatMap((k) => (k.kind === "tile" ? [k.span] : []));
     const tableArgs = tableAt.filter((at) => at >= 0).map((at) => base + at);
@@ -156,7 +164,7 @@ export class SimdLoops {
     if (threads !== null && size >= this.#threadedWork && rows > 1 && loop.bytes[0] >= 0) {
       threads.call(loop.id, loop.fn, loop.bytes, rows, args);
     } else loop.fn(args[0], 0, rows, ...args.slice(1));
-    if (outAt < 0) out.set(mem.subarray(0, size));
+    if (outAt < 0) out.set(outBytes === 4 ? mem.subarray(0, size) : mem8.subarray(0, size));
   }
 }
 

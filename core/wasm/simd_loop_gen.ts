@@ -25,8 +25,10 @@ const OPS: Readonly<Record<string, number | null>> = {
   tanh: null,
   stopGradient: null,
 };
-// Comparisons of f32 values, as lane masks (false for NaN, as the reference's).
+// Comparisons of f32 values, as lane masks (false for NaN, as the reference's), and of i32 values.
 const COMPARE: Readonly<Record<string, number>> = { lt: 0x43, eq: 0x41 };
+const COMPARE_I32: Readonly<Record<string, number>> = { lt: 0x39, eq: 0x37 };
+const AND = 0x4e, STORE32_LANE = 0x5a, I16_NARROW_I32 = 0x85, I8_NARROW_I16 = 0x65;
 
 /**
  * How a loop reads one source, over the output's rows (all axes but the last) and columns: "same"
@@ -78,16 +80,17 @@ export function rowTable(st: readonly number[], shape: readonly number[], bytes:
   return table;
 }
 
-// What an expression leaves on the stack: four f32 lanes, or four lane masks (a bool's value).
-export type Lanes = "f32" | "mask";
+// What an expression leaves on the stack: four f32 or i32 lanes, or four lane masks (a bool's value).
+export type Lanes = "f32" | "i32" | "mask";
 
 export function lanesOf(e: Expr, sources: readonly Node[], reads: readonly LoopRead[]): Lanes | null {
   if ("read" in e) {
     const dt = sources[reads[e.read].src].dtype;
-    return dt === "f32" ? "f32" : dt === "bool" ? "mask" : null;
+    return dt === "f32" ? "f32" : dt === "i32" ? "i32" : "mask";
   }
   const op = e.node.op, args = e.args.map((a) => lanesOf(a, sources, reads));
-  if (op in COMPARE) return args.every((a) => a === "f32") ? "mask" : null;
+  // i32 values are only read and compared (an index against a class, say).
+  if (op in COMPARE) return args.every((a) => a === "f32") || args.every((a) => a === "i32") ? "mask" : null;
   if (e.node.dtype !== "f32") return null;
   if (op === "where") return args[0] === "mask" && args[1] === "f32" && args[2] === "f32" ? "f32" : null;
   return op in OPS && args.every((a) => a === "f32") ? "f32" : null;
@@ -96,8 +99,9 @@ export function lanesOf(e: Expr, sources: readonly Node[], reads: readonly LoopR
 // Bytes of one element of a read: 4 for f32, 1 for bool.
 export const bytesOf = (sources: readonly Node[], rd: LoopRead) => (sources[rd.src].dtype === "bool" ? 1 : 4);
 
-// Emits the expression's value (f32x4, or a mask for bools) onto the stack.
-function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[]): void {
+// Emits the expression's value (f32x4 or i32x4, or a mask for bools) onto the stack; `ints` says
+// which reads are i32 (their comparisons are integer ones).
+function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[], ints: readonly boolean[]): void {
   if ("read" in e) {
     const k = kinds[e.read].kind, r = e.read;
     if (k === "one" || k === "col") f.get(`w${r}`);
@@ -111,12 +115,14 @@ function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[]
   }
   const op = e.node.op;
   if (op === "where") {
-    emit(f, e.args[1], kinds, bytes), emit(f, e.args[2], kinds, bytes), emit(f, e.args[0], kinds, bytes);
+    emit(f, e.args[1], kinds, bytes, ints), emit(f, e.args[2], kinds, bytes, ints);
+    emit(f, e.args[0], kinds, bytes, ints);
     f.simd(BITSELECT);
     return;
   }
-  for (const a of e.args) emit(f, a, kinds, bytes);
-  if (op in COMPARE) f.simd(COMPARE[op]);
+  for (const a of e.args) emit(f, a, kinds, bytes, ints);
+  const a0 = e.args[0], int = a0 !== undefined && ("read" in a0 ? ints[a0.read] : a0.node.dtype === "i32");
+  if (op in COMPARE) f.simd((int ? COMPARE_I32 : COMPARE)[op]);
   else if (op === "exp") emitExp(f);
   else if (op === "tanh") emitTanh(f);
   else if (OPS[op] !== null) f.simd(OPS[op]!);
@@ -131,16 +137,23 @@ function splat(f: Func, r: number, bytes: number): void {
 
 // (out, first row, end row, vectors per row, each read's region (a byte offset in memory), then each
 // tile's span in rows): rows [row0, rows) of the output whose row 0 is at `out`, so that threads can
-// share one call by rows.
-export function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly number[]): Func {
+// share one call by rows. The output is f32 (`outBytes` 4) or bool (1: each lane mask stored as a
+// byte 0 or 1).
+export function loopFunc(
+  expr: Expr,
+  kinds: readonly Kind[],
+  bytes: readonly number[],
+  ints: readonly boolean[],
+  outBytes: 1 | 4,
+): Func {
   const tiles = kinds.flatMap((k, r) => (k.kind === "tile" ? [`t${r}`] : []));
   const tables = kinds.flatMap((k, r) => (k.kind === "rows" ? [`g${r}`] : []));
   const f = new Func(["out", "row0", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles, ...tables]);
   for (const l of ["row", "j"]) f.local(l, I32);
   kinds.forEach((_, r) => f.local(`q${r}`, I32).local(`w${r}`, V128));
-  for (const l of SCRATCH) f.local(l, V128);
+  for (const l of [...SCRATCH, "m"]) f.local(l, V128);
   // The first row's positions: out and the reads of the output's layout, row0 rows in.
-  f.get("out").get("row0").get("n4").op(0x6c).i32(16).op(0x6c).op(0x6a).set("out");
+  f.get("out").get("row0").get("n4").op(0x6c).i32(4 * outBytes).op(0x6c).op(0x6a).set("out");
   kinds.forEach((k, r) => {
     if (k.kind === "one") f.get(`p${r}`), splat(f, r, bytes[r]);
     if (k.kind === "same") {
@@ -167,9 +180,14 @@ export function loopFunc(expr: Expr, kinds: readonly Kind[], bytes: readonly num
     f.i32(0).set("j");
     f.loopWhile("j", "n4", () => {
       f.get("out");
-      emit(f, expr, kinds, bytes);
-      f.simd(STORE, [0, 0]);
-      f.bump("out", 16);
+      emit(f, expr, kinds, bytes, ints);
+      if (outBytes === 4) f.simd(STORE, [0, 0]);
+      else {
+        // Masks (0 or -1 a lane) narrowed to bytes, then 1 for true: four bytes stored.
+        f.tee("m").get("m").simd(I16_NARROW_I32).tee("m").get("m").simd(I8_NARROW_I16);
+        f.v128(new Array(16).fill(1)).simd(AND).simd(STORE32_LANE, [0, 0]).op(0);
+      }
+      f.bump("out", 4 * outBytes);
       kinds.forEach((k, r) => {
         if (k.kind !== "one" && k.kind !== "col") f.bump(`q${r}`, 4 * bytes[r]);
       });

@@ -1,6 +1,7 @@
 // Fused loops in Wasm SIMD (rows a multiple of four, 1024 elements or more): every kind of read (the
 // output's layout, one value, a repeated row, a value per row, a repeated block of rows, rows found
-// through a permute or slice that keeps the last axis), bool masks, comparisons and every arithmetic
+// through a permute or slice that keeps the last axis), bool masks, comparisons (written as bools too,
+// of f32 or i32 values) and every arithmetic
 // operation equal the reference bit for bit; exp and tanh and float64 constants within a few ulps;
 // loops that only copy or fill equal it for every dtype; none recompiles.
 
@@ -18,6 +19,8 @@ import {
   tensor,
 } from "../../../mod.ts";
 import { SIMD_LOOP_MIN } from "../../../core/wasm/simd_loop.ts";
+import { createWasm } from "../../../core/wasm/mod.ts";
+import { on } from "./backend_helpers.ts";
 import { assertClose } from "../../helpers.ts";
 
 async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
@@ -73,6 +76,38 @@ Deno.test("Wasm SIMD loops read bool masks, repeated blocks of rows and comparis
     }),
     { numRuns: 30 },
   );
+});
+
+Deno.test("Wasm SIMD loops write bools of f32 and i32 comparisons bit for bit (a one-hot of class indices)", async () => {
+  const own = (await createWasm({ threads: 1 }))!;
+  try {
+    await fc.assert(
+      fc.asyncProperty(shapes, fc.nat(1000), async ([B, M, N], seed) => {
+        const x = normal(randomKey(seed), [B, M, N]), y = normal(randomKey(seed + 1), [B, M, N]);
+        const ids = randint(randomKey(seed + 2), [B, M], { maxval: N + 2 }); // some match no class
+        const make = () => {
+          const nan = x.div(x.gt(0).where(x, 0)); // NaN where x <= 0
+          return [ops.oneHot(ids, N, { dtype: "bool" }), x.lt(y), nan.eq(nan), ids.expandDims(-1).lt(y.cast("i32"))];
+        };
+        const before = own.loops.compiled;
+        const wasm = await on(own, () => readAll(make()));
+        await setBackend("cpu");
+        const cpu = await readAll(make());
+        wasm.forEach((w, i) => {
+          if (!(w instanceof Uint8Array)) throw new Error(`output ${i} is not bool`);
+          assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${M}, ${N}]` });
+        });
+        // From SIMD_LOOP_MIN elements on, each is a Wasm loop (compiled once per form).
+        if (B * M * N >= SIMD_LOOP_MIN && own.loops.compiled === before && before < 4) {
+          throw new Error(`no Wasm loop was compiled for [${B}, ${M}, ${N}]`);
+        }
+      }),
+      { numRuns: 30 },
+    );
+    if (own.loops.compiled < 4) throw new Error(`only ${own.loops.compiled} Wasm loops for four forms of output`);
+  } finally {
+    own.matmul.close(), own.scan.close(), own.loops.close();
+  }
 });
 
 Deno.test("Wasm SIMD loops read rows found through permutes and slices that keep the last axis, bit for bit", async () => {
