@@ -1,9 +1,9 @@
 // Fused loops in Wasm SIMD (rows a multiple of four, 1024 elements or more): every kind of read (the
 // output's layout, one value, a repeated row, a value per row, a repeated block of rows, rows found
-// through a permute or slice that keeps the last axis), bool masks, comparisons (written as bools too,
-// of f32 or i32 values) and every arithmetic
-// operation equal the reference bit for bit; exp and tanh and float64 constants within a few ulps;
-// loops that only copy or fill equal it for every dtype; none recompiles.
+// through a permute or slice that keeps the last axis), bool masks, comparisons (written as bools
+// too, of f32 or i32 values) and every arithmetic operation equal the reference bit for bit; exp and
+// tanh and float64 constants within a few ulps; loops that only copy or fill equal it for every
+// dtype; none recompiles.
 
 import fc from "fast-check";
 import {
