@@ -3,6 +3,7 @@
 // Usage: deno run -A bench/reduce_wasm.ts
 
 import { WasmColumnSums } from "../core/wasm/reduce_simd.ts";
+import { SimdLoops } from "../core/wasm/simd_loop.ts";
 import { WasmSoftmax } from "../core/wasm/softmax_simd.ts";
 import { WasmRowSums } from "../core/wasm/reduce_rows.ts";
 import { WasmMax } from "../core/wasm/reduce_max.ts";
@@ -54,7 +55,7 @@ for (const [O, R, I] of [[1, 512, 128], [1, 512, 512], [8, 64, 128], [1, 4096, 2
   );
 }
 
-const sm = new WasmSoftmax();
+const sm = new WasmSoftmax(new SimdLoops(), null);
 const ctx = { alloc: (_d: string, n: number) => new Float32Array(n) } as unknown as CpuContext;
 for (const [R, N] of [[2048, 64], [512, 256], [64, 1000]]) {
   const a = Float32Array.from({ length: R * N }, () => Math.random() * 8);

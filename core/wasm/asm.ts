@@ -47,6 +47,7 @@ export class Func {
 
   /** Declares a local of a value type. */
   local(n: string, type: number): this {
+    if (this.#locals.has(n)) throw new Error(`wasm: a local named ${n} is declared twice`);
     this.#locals.set(n, this.params.length + this.#localTypes.length);
     this.#localTypes.push(type);
     return this;

@@ -121,7 +121,7 @@ export async function createWasm(
         rows: new WasmRowSums(),
         max: new WasmMax(),
       }),
-      ...softmaxKernels(new WasmSoftmax()),
+      ...softmaxKernels(new WasmSoftmax(loops, heap)),
       exp: unaryKernel("exp", vm),
       tanh: unaryKernel("tanh", vm),
       ...scanKernels(scan),

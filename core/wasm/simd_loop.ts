@@ -21,8 +21,8 @@ export const SIMD_LOOP_MIN = 1024;
 /** The least output elements of a loop that is split across threads (given threads). */
 export const LOOP_THREADED_WORK = 2 ** 16;
 
-// A compiled loop: its function, and for threads its id and its module's bytes in the heap.
-interface Compiled {
+/** A compiled loop: its function, and for threads its id and its module's bytes in the heap. */
+export interface Compiled {
   readonly fn: RowsFn;
   readonly id: number;
   readonly bytes: readonly [number, number];
@@ -41,6 +41,7 @@ export class SimdLoops {
   readonly #compiled = new Map<string, Compiled>();
   #threads: LoopThreads | null = null;
   #threadedWork = LOOP_THREADED_WORK;
+  #ids = 0;
 
   constructor(heap: WasmHeap | null = null) {
     this.#heap = heap;
@@ -59,12 +60,41 @@ export class SimdLoops {
     return this.#threads?.count ?? 1;
   }
 
-  /** Loops split across the threads so far, and the shares of them that workers ran. */
+  /**
+   * Compiles a module exporting `loop` (a RowsFn) over the loops' memory, and keeps its bytes in the
+   * heap for the threads (loops of other kernels, softmax's, share the threads this way).
+   */
+  compileRows(wasm: Uint8Array<ArrayBuffer>): Compiled {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#scratch.memory } });
+    // Threads compile the module from its bytes, kept in the heap for them.
+    const at = this.#heap?.alloc(wasm.length) ?? -1;
+    if (at >= 0) new Uint8Array(this.#heap!.buffer, at, wasm.length).set(wasm);
+    liveStats.shaderModules++;
+    return { fn: inst.exports.loop as RowsFn, id: this.#ids++, bytes: [at, wasm.length] };
+  }
+
+  /**
+   * Runs `loop` over `rows` rows of an output of `size` elements, `args` = [out, ...the arguments
+   * after the row range]: split by rows across the threads from the threaded work on.
+   */
+  runRows(loop: Compiled, rows: number, size: number, args: readonly number[]): void {
+    const threads = this.#threads;
+    if (threads !== null && size >= this.#threadedWork && rows > 1 && loop.bytes[0] >= 0) {
+      threads.call(loop.id, loop.fn, loop.bytes, rows, args);
+    } else loop.fn(args[0], 0, rows, ...args.slice(1));
+  }
+
+  /** The memory the loops run on (the heap's, given one). */
+  get memory(): WebAssembly.Memory {
+    return this.#scratch.memory;
+  }
+
   /** Wasm loops compiled so far (one per expression and read kinds). */
   get compiled(): number {
     return this.#compiled.size;
   }
 
+  /** Loops split across the threads so far, and the shares of them that workers ran. */
   get threaded(): { readonly calls: number; readonly workerShares: number } {
     return { calls: this.#threads?.calls ?? 0, workerShares: this.#threads?.workerShares ?? 0 };
   }
@@ -94,15 +124,10 @@ export class SimdLoops {
     const key = `${JSON.stringify(exprKey(expr))}|${kinds.map((k) => k.kind)}|${bytes}|${ints}|${outBytes}`;
     let loop = this.#compiled.get(key);
     if (loop === undefined) {
-      const fn = loopFunc(expr, kinds, bytes, ints, outBytes);
-      const wasm = moduleBytes([["loop", fn]], 1, this.#heap !== null);
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#scratch.memory } });
-      // Threads compile the module from its bytes, kept in the heap for them.
-      const at = this.#heap?.alloc(wasm.length) ?? -1;
-      if (at >= 0) new Uint8Array(this.#heap!.buffer, at, wasm.length).set(wasm);
-      loop = { fn: inst.exports.loop as RowsFn, id: this.#compiled.size, bytes: [at, wasm.length] };
+      loop = this.compileRows(
+        moduleBytes([["loop", loopFunc(expr, kinds, bytes, ints, outBytes)]], 1, this.#heap !== null),
+      );
       this.#compiled.set(key, loop);
-      liveStats.shaderModules++;
     }
     const compiled = loop,
       tables = kinds.map((k, r) => (k.kind === "rows" ? rowTable(reads[r].strides, shape, bytes[r]) : null));
@@ -160,10 +185,7 @@ export class SimdLoops {
     });
     const spans = kinds.flatMap((k) => (k.kind === "tile" ? [k.span] : []));
     const tableArgs = tableAt.filter((at) => at >= 0).map((at) => base + at);
-    const args = [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans, ...tableArgs], threads = this.#threads;
-    if (threads !== null && size >= this.#threadedWork && rows > 1 && loop.bytes[0] >= 0) {
-      threads.call(loop.id, loop.fn, loop.bytes, rows, args);
-    } else loop.fn(args[0], 0, rows, ...args.slice(1));
+    this.runRows(loop, rows, size, [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans, ...tableArgs]);
     if (outAt < 0) out.set(outBytes === 4 ? mem.subarray(0, size) : mem8.subarray(0, size));
   }
 }
