@@ -110,6 +110,12 @@ export class WasmMatmul {
     return this.#threads?.calls ?? 0;
   }
 
+  /** Products split so far by how: by C's panels, by a batch's products, by A's strips, by panels packing B. */
+  get splits(): { readonly panels: number; readonly batch: number; readonly strips: number; readonly ownB: number } {
+    const [panels, batch, strips, ownB] = this.#threads?.splits ?? [0, 0, 0, 0];
+    return { panels, batch, strips, ownB };
+  }
+
   /** Shares of split products that workers computed (the calling thread computed the rest). */
   get workerShares(): number {
     return this.#threads?.workerShares ?? 0;
@@ -135,17 +141,24 @@ export class WasmMatmul {
   // it is to `raw` (floats of `mem`; room for the panels' full width, plus 8) first. `dst` is the B
   // region of memory.
   #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
-    const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N);
-    const rows = cs === 1 && rs === N, cols = rs === 1 && cs === K;
-    if (!(src instanceof Float32Array) || !(rows || cols)) return packB(dst, src, base, K, N, rs, cs);
-    const mem = this.#scratch.floats(0);
+    const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N), r = this.#rawB(src, base, dims, raw);
+    if (r === null) return packB(dst, src, base, K, N, rs, cs);
+    if (r.from === 0) this.#kit.pack.panels(r.at, dst.byteOffset, K, panels, N);
+    else this.#kit.pack.rows8(r.at, dst.byteOffset, K, panels);
+  }
+
+  // Where the Wasm packers read B (its rows, `from` 0, or its transpose's, 1): in the heap where it
+  // lies, or copied as it is to `raw`; null where they cannot (views: packed on the host).
+  #rawB(src: ArrayLike<number>, base: number, dims: PackDims, raw: number): { at: number; from: 0 | 1 } | null {
+    const { K, N, rs, cs } = dims, rows = cs === 1 && rs === N, cols = rs === 1 && cs === K;
+    if (!(src instanceof Float32Array) || !(rows || cols)) return null;
     const inHeap = this.#heap?.offsetOf(src) ?? -1;
     // Read in place only where the packer's reads past the end (to the last panel) stay inside B.
     const at = inHeap >= 0 && N % TILE_N === 0 ? inHeap + 4 * base : -1;
-    if (at < 0) mem.set(src.subarray(base, base + K * N), raw);
-    const from = at >= 0 ? at : mem.byteOffset + 4 * raw;
-    if (rows) this.#kit.pack.panels(from, dst.byteOffset, K, panels, N);
-    else this.#kit.pack.rows8(from, dst.byteOffset, K, panels);
+    if (at >= 0) return { at, from: rows ? 0 : 1 };
+    const mem = this.#scratch.floats(0);
+    mem.set(src.subarray(base, base + K * N), raw);
+    return { at: mem.byteOffset + 4 * raw, from: rows ? 0 : 1 };
   }
 
   /**
@@ -258,19 +271,37 @@ export class WasmMatmul {
       mem.set(aF32!.subarray(ao, ao + M * K), rawA);
       return base + 4 * rawA;
     };
+    const aRows = aF32 !== null && acs === 1 && ars === K, aCols = aF32 !== null && ars === 1 && acs === M;
+    // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
+    // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
+    // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
+    const threads = M * N * K >= this.#threadedWork ? this.#threads : null;
     return (ao, bo, z, keep) => {
-      if (aF32 !== null && acs === 1 && ars === K) this.#kit.pack.rows(rawAt(ao), base, K, strips);
-      else if (aF32 !== null && ars === 1 && acs === M) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
-      else packA(A, a, ao, M, K, ars, acs);
+      const c = heapC >= 0 ? heapC + 4 * z * M * N : base + 4 * (aLen + bLen);
+      // A larger B than A, not a weight's (whose packed panels are kept): each thread packs its panels.
+      const ownB = threads !== null && !keep && panels > 1 && K * N > M * K ? this.#rawB(b, bo, bDims, rawB) : null;
+      if (ownB !== null) {
+        if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips);
+        else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
+        else packA(A, a, ao, M, K, ars, acs);
+        threads!.callPanels(this.#kit, [base, base + 4 * aLen, c, strips, panels, K], [ownB.at, ownB.from, N]);
+        if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
+        return;
+      }
       if (keep) this.#packedB(B, b, bo, bDims, rawB);
       else this.#packB(B, b, bo, bDims, rawB);
-      const c = heapC >= 0 ? heapC + 4 * z * M * N : base + 4 * (aLen + bLen);
-      const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
-      // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
-      // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
-      // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
-      if (this.#threads !== null && panels > 1 && M * N * K >= this.#threadedWork) this.#threads.call(this.#kit, args);
-      else this.#kit.matmul(...args, panels);
+      if (threads !== null && strips > 1 && (aRows || aCols)) {
+        // Split by A's strips, each thread packing its own: packing A on this thread alone cost a
+        // quarter of a 512 x 512 x 128 product on two.
+        threads.callStrips(this.#kit, [rawAt(ao), aRows ? 0 : 1, M, base], [base + 4 * aLen, c, strips, panels, K]);
+      } else {
+        if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips);
+        else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
+        else packA(A, a, ao, M, K, ars, acs);
+        const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
+        if (threads !== null && panels > 1) threads.call(this.#kit, args);
+        else this.#kit.matmul(...args, panels);
+      }
       if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
     };
   }

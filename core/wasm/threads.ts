@@ -12,9 +12,11 @@ import { spawnWorkers, waitUntil } from "./workers.ts";
 /**
  * Words of the control block: generation (negative: stop), next share to claim, shares finished,
  * shares computed by workers (a counter for tests), then the call's arguments: packed A, packed B,
- * C, strips, panels, K (a panel split); and for a batch split (`batch` 1), the byte offset of its
- * table of each product's A and B addresses, the products, how A and B are packed (0: rows and
- * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread.
+ * C, strips, panels, K (a panel split, `batch` 0); for a batch split (`batch` 1), the byte offset of
+ * its table of each product's A and B addresses, the products, how A and B are packed (0: rows and
+ * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread; for a
+ * strip split (`batch` 2), A as it lies, how it is packed, M, and where packed A goes (`space`);
+ * for a panel split that packs B's panels too (`batch` 3), B as it lies (`table`), how, and N.
  */
 export const CTRL = {
   gen: 0,
@@ -56,9 +58,27 @@ export interface BatchCall {
 /** Computes share `index` (of `count`) of the call described in `ctrl`. */
 export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: number): void {
   const k = ctrl[CTRL.k];
-  if (ctrl[CTRL.batch] === 0) {
+  if (ctrl[CTRL.batch] === 2) {
+    // A range of A's strips: packed by this thread (from A as it lies at `a`), then multiplied by
+    // every panel of the packed B.
+    const strips = ctrl[CTRL.strips], panels = ctrl[CTRL.panels], M = ctrl[CTRL.m];
+    const s0 = Math.floor((strips * index) / count), s1 = Math.floor((strips * (index + 1)) / count);
+    if (s1 <= s0) return;
+    const packed = ctrl[CTRL.space] + s0 * k * 16;
+    if (ctrl[CTRL.aFrom] === 0) kit.pack.rows(ctrl[CTRL.a] + s0 * 16 * k, packed, k, s1 - s0);
+    else kit.pack.cols(ctrl[CTRL.a] + s0 * 16, packed, k, s1 - s0, M);
+    kit.matmul(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, k, panels);
+    return;
+  }
+  if (ctrl[CTRL.batch] === 0 || ctrl[CTRL.batch] === 3) {
     const panels = ctrl[CTRL.panels];
     const p0 = Math.floor((panels * index) / count), p1 = Math.floor((panels * (index + 1)) / count);
+    if (p1 > p0 && ctrl[CTRL.batch] === 3) {
+      // This thread's panels of B packed first, from B as it lies (its rows, or its transpose's).
+      const dst = ctrl[CTRL.b] + p0 * k * 32, raw = ctrl[CTRL.table];
+      if (ctrl[CTRL.bFrom] === 0) kit.pack.panels(raw + p0 * 32, dst, k, p1 - p0, ctrl[CTRL.n]);
+      else kit.pack.rows8(raw + p0 * 32 * k, dst, k, p1 - p0);
+    }
     if (p1 > p0) {
       kit.matmul(
         ctrl[CTRL.a],
@@ -121,6 +141,8 @@ export class MatmulThreads {
   readonly count: number;
   /** Calls run across the threads so far. */
   calls = 0;
+  /** Calls so far by how they were split: by panels, by products, by strips, by panels packing B. */
+  readonly splits = [0, 0, 0, 0];
   readonly #ctrl: Int32Array;
   readonly #stop: () => void;
 
@@ -170,6 +192,36 @@ export class MatmulThreads {
     this.#go(kit);
   }
 
+  /**
+   * One matmul split by C's panels, each thread packing its panels of B from where it lies (`raw`:
+   * B's rows, `bFrom` 0, N wide; or its transpose's, 1) into the packed B's place first.
+   */
+  callPanels(
+    kit: KernelKit,
+    args: readonly [number, number, number, number, number, number],
+    [raw, bFrom, N]: readonly [number, 0 | 1, number],
+  ): void {
+    const w = this.#ctrl;
+    [w[CTRL.a], w[CTRL.b], w[CTRL.c], w[CTRL.strips], w[CTRL.panels], w[CTRL.k]] = args;
+    [w[CTRL.table], w[CTRL.bFrom], w[CTRL.n], w[CTRL.batch]] = [raw, bFrom, N, 3];
+    this.#go(kit);
+  }
+
+  /**
+   * One matmul split by A's strips: each thread packs its strips of A (rows at `a`, or read from
+   * A's transpose: `aFrom` 1, M rows) into `packedA`, then multiplies them by the packed B.
+   */
+  callStrips(
+    kit: KernelKit,
+    [a, aFrom, M, packedA]: readonly [number, 0 | 1, number, number],
+    [b, c, strips, panels, k]: readonly [number, number, number, number, number],
+  ): void {
+    const w = this.#ctrl;
+    [w[CTRL.a], w[CTRL.aFrom], w[CTRL.m], w[CTRL.space], w[CTRL.b], w[CTRL.c]] = [a, aFrom, M, packedA, b, c];
+    [w[CTRL.strips], w[CTRL.panels], w[CTRL.k], w[CTRL.batch]] = [strips, panels, k, 2];
+    this.#go(kit);
+  }
+
   /** A batch of products split by products (see BatchCall); returns once all are computed. */
   callBatch(kit: KernelKit, b: BatchCall): void {
     const c = this.#ctrl;
@@ -189,6 +241,7 @@ export class MatmulThreads {
   #go(kit: KernelKit): void {
     const c = this.#ctrl;
     this.calls++;
+    this.splits[c[CTRL.batch]]++;
     Atomics.store(c, CTRL.done, 0);
     Atomics.store(c, CTRL.next, 0);
     const gen = Atomics.load(c, CTRL.gen);

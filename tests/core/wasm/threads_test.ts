@@ -3,6 +3,7 @@
 // whole batch x head recurrences of the delta-rule scans).
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { normal, randomKey, readAll, setBackend } from "../../../mod.ts";
 import { assertClose } from "../../helpers.ts";
 import { block, mixer, type MixerKind, modelConfig } from "../../../nn/mod.ts";
@@ -101,6 +102,43 @@ Deno.test("wasm threads: a batch of small products splits by products, with one 
     ref.forEach((r, i) =>
       assertClose(got[i], r, { rtol: 1e-5, atol: 1e-5, msg: `product ${i} against the reference` })
     );
+  } finally {
+    for (const b of [one, two]) (b.matmul.close(), b.scan.close(), b.loops.close());
+  }
+});
+
+Deno.test("wasm threads: products split by strips, by panels and by panels packing B give one thread's bits", async () => {
+  const one = (await createWasm({ threads: 1 }))!;
+  const two = (await createWasm({ threads: 2, threadedWork: 1 }))!;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 9, max: 70 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 9, max: 70 }),
+      fc.nat(1000),
+      async (M, K, N, seed) => {
+        // Computed by loops, so in the heap; A and B as they are, transposed, and through a slice.
+        const make = () => {
+          const a = normal(randomKey(seed), [M, K]).mul(2), b = normal(randomKey(seed + 1), [K, N]).mul(2);
+          const at = normal(randomKey(seed + 2), [K, M]).mul(2), bt = normal(randomKey(seed + 3), [N, K]).mul(2);
+          const wide = normal(randomKey(seed + 4), [M, K + 3]).mul(2);
+          return [
+            a.matmul(b),
+            at.transpose().matmul(bt.transpose()),
+            a.matmul(bt.transpose()),
+            wide.slice([0, 1], [M, K + 1]).matmul(b),
+          ];
+        };
+        const want = await on(one, () => readAll(make()));
+        const got = await on(two, () => readAll(make()));
+        got.forEach((g, i) => assert.deepEqual(g, want[i], `product ${i} of ${M} x ${K} x ${N}`));
+      },
+    ),
+    { numRuns: 25 },
+  );
+  const s = two.matmul.splits;
+  try {
+    assert.ok(s.strips > 0 && s.panels > 0 && s.ownB > 0, `every split ran: ${JSON.stringify(s)}`);
   } finally {
     for (const b of [one, two]) (b.matmul.close(), b.scan.close(), b.loops.close());
   }
