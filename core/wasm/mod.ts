@@ -21,6 +21,7 @@ import { WasmSoftmax } from "./softmax_simd.ts";
 import { VMath } from "./vmath.ts";
 import { scanKernels, WasmScan } from "./scan.ts";
 import { cumsumKernel } from "./cumsum.ts";
+import { padRuns } from "./pad.ts";
 import { indexKernels } from "./index.ts";
 import { SimdLoops } from "./simd_loop.ts";
 import { WasmHeap } from "./heap.ts";
@@ -126,6 +127,7 @@ export async function createWasm(
       tanh: unaryKernel("tanh", vm),
       ...scanKernels(scan),
       cumsum: cumsumKernel(PRIMS.cumsum.cpu),
+      pad: padRuns,
       ...indexKernels({ gather: PRIMS.gather.cpu, scatterAdd: PRIMS.scatterAdd.cpu }),
     },
   });
