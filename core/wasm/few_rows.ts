@@ -165,6 +165,25 @@ export class FewRows {
   }
 
   /**
+   * C = A @ B for M <= FEW_ROWS rows of A where all three lie in the kernels' memory: A's rows `lda`
+   * bytes apart from `a`; B by rows (`ldb` bytes apart) or, for "cols", B's transpose as rows of K
+   * one after another; C's rows `ldc` bytes apart, which the rows kernel adds into (zero them first)
+   * and the cols kernel overwrites. Nothing is copied.
+   */
+  runInPlace(
+    [a, lda]: readonly [number, number],
+    [b, ldb, how]: readonly [number, number, "rows" | "cols"],
+    [c, ldc]: readonly [number, number],
+    [M, K, N]: readonly [number, number, number],
+  ): void {
+    for (let i = 0; i < M; i += 4) {
+      const R = Math.min(4, M - i);
+      if (how === "cols") this.#dot[R - 1](a + i * lda, b, c + i * ldc, N, K, lda, ldc);
+      else this.#axpy[R - 1](a + i * lda, b, c + i * ldc, N, K, lda, ldb, ldc);
+    }
+  }
+
+  /**
    * `out[o .. o + M N] = A @ B` for M <= FEW_ROWS rows of A (element (i, k) at `ao + i * ars + k * acs`)
    * and B read as `how` says (see inPlaceLayout). Wasm memory holds A, C and one chunk of B.
    */

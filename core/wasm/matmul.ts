@@ -183,6 +183,7 @@ export class WasmMatmul {
     // kept packed copy would double a decoder's memory).
     const inPlace = M <= FEW_ROWS && b instanceof Float32Array ? inPlaceLayout(K, N, brs, bcs) : null;
     if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch)) return;
+    if (inPlace !== null && Z > 1 && this.#fewInHeap(a, b, out, dims, [la, lb], batch, inPlace)) return;
     const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
     const product = inPlace === null
       ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs])
@@ -243,6 +244,43 @@ export class WasmMatmul {
     }
     const call = { table: table.byteOffset, z: Z, aFrom, bFrom, m: M, k: K, n: N, c: hc, space, spaceEach } as const;
     threads.callBatch(this.#kit, call);
+    return true;
+  }
+
+  // A batch of few-row products (a state read out per token: 1 x K by K x N each) whose operands
+  // and C lie in the heap: the in-place kernels run on them where they are, with no copy in or out
+  // (the general path gathered A, copied B and wrote C back for every product). False where that
+  // does not hold.
+  #fewInHeap(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: Float32Array | Float64Array,
+    [Z, M, K, N]: readonly number[],
+    [la, lb]: readonly [Layout, Layout],
+    batch: readonly number[],
+    how: "rows" | "cols",
+  ): boolean {
+    const heap = this.#heap, nb = batch.length;
+    if (heap === null || !(a instanceof Float32Array && b instanceof Float32Array && out instanceof Float32Array)) {
+      return false;
+    }
+    const ha = heap.offsetOf(a), hb = heap.offsetOf(b), hc = heap.offsetOf(out);
+    const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
+    // A's rows contiguous; B's transpose's rows one after another for the dot kernel, or B's rows contiguous.
+    const ok = acs === 1 || K === 1, bOk = how === "cols" ? bcs === K || N === 1 : bcs === 1 || N === 1;
+    if (ha < 0 || hb < 0 || hc < 0 || !ok || !bOk) return false;
+    const idx = new Array<number>(nb).fill(0), mkn = [M, K, N] as const;
+    if (how === "rows") out.fill(0, 0, Z * M * N); // the rows kernel adds into C
+    let ao = la.c, bo = lb.c;
+    for (let z = 0; z < Z; z++) {
+      this.#few.runInPlace([ha + 4 * ao, 4 * ars], [hb + 4 * bo, 4 * brs, how], [hc + 4 * z * M * N, 4 * N], mkn);
+      for (let d = nb - 1; d >= 0; d--) {
+        ao += la.strides[d], bo += lb.strides[d];
+        if (++idx[d] < batch[d]) break;
+        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
+        idx[d] = 0;
+      }
+    }
     return true;
   }
 

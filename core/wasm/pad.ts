@@ -17,14 +17,18 @@ export const padRuns: PrimDef<"pad">["cpu"] = ([a], [x], out, { lo, hi }, ctx) =
   let k = R, inner = 1;
   while (k > 0 && lo[k - 1] === 0 && hi[k - 1] === 0) inner *= shape[--k];
   if (k === 0) return (o.set(a as ArrayLike<number>), o);
-  const run = shape[k - 1] * inner, outer = shape.slice(0, k - 1), n = sizeOf(outer);
-  const idx = new Array<number>(outer.length).fill(0);
-  let dst = lo.reduce((acc, w, i) => acc + w * os[i], 0);
-  for (let r = 0, src = 0; r < n; r++, src += run) {
-    if (run >= SHORT_RUN) o.set((a as Float32Array).subarray(src, src + run), dst);
-    else for (let i = 0; i < run; i++) o[dst + i] = a[src + i];
-    // The next outer index, odometer style, and the run's place in the output with it.
-    for (let d = outer.length - 1; d >= 0; d--) {
+  const run = shape[k - 1] * inner, outer = shape.slice(0, k - 1);
+  // The last outer axis is walked in a loop of its own (short runs are many: a column padded in
+  // its last axis is one element a run), the axes before it odometer style.
+  const last = outer.length - 1, count = last >= 0 ? outer[last] : 1, step = last >= 0 ? os[last] : 0;
+  const idx = new Array<number>(Math.max(0, last)).fill(0), groups = sizeOf(outer) / count;
+  let dst = lo.reduce((acc, w, i) => acc + w * os[i], 0), src = 0;
+  for (let g = 0; g < groups; g++) {
+    for (let r = 0, at = dst; r < count; r++, at += step, src += run) {
+      if (run >= SHORT_RUN) o.set((a as Float32Array).subarray(src, src + run), at);
+      else for (let i = 0; i < run; i++) o[at + i] = a[src + i];
+    }
+    for (let d = last - 1; d >= 0; d--) {
       dst += os[d];
       if (++idx[d] < outer[d]) break;
       dst -= os[d] * outer[d];

@@ -109,11 +109,15 @@ export class SimdLoops {
    * The Wasm loop for `root`'s fused expression, or null where it does not qualify. A loop that only
    * reads one source (a broadcast, a copying reshape) is a copy or a fill of any dtype and size, not Wasm.
    */
-  plan(root: Node, expr: Expr, reads: readonly LoopRead[], sources: readonly Node[]): SimdLoop | null {
-    const shape = root.shape, R = shape.length;
-    if ("read" in expr && kindOf(reads[expr.read], shape)?.kind !== "rows") {
-      return copyLoop(root, reads[expr.read], sources[reads[expr.read].src]);
+  plan(root: Node, expr: Expr, reads0: readonly LoopRead[], sources: readonly Node[]): SimdLoop | null {
+    if ("read" in expr && kindOf(reads0[expr.read], root.shape)?.kind !== "rows") {
+      return copyLoop(root, reads0[expr.read], sources[reads0[expr.read].src]);
     }
+    // Trailing size-1 axes (a per-row value kept as [..., 1]) index nothing: the loop runs over the
+    // shape without them, so its rows are the last axis of any size.
+    let R = root.shape.length;
+    while (R > 1 && root.shape[R - 1] === 1) R--;
+    const shape = root.shape.slice(0, R), reads = reads0.map((rd) => ({ ...rd, strides: rd.strides.slice(0, R) }));
     if (R === 0 || shape[R - 1] % 4 !== 0 || root.size < SIMD_LOOP_MIN) return null;
     const lanes = lanesOf(expr, sources, reads);
     if (!(root.dtype === "f32" ? lanes === "f32" : root.dtype === "bool" && lanes === "mask")) return null;
@@ -132,8 +136,8 @@ export class SimdLoops {
     const compiled = loop,
       tables = kinds.map((k, r) => (k.kind === "rows" ? rowTable(reads[r].strides, shape, bytes[r]) : null));
     return {
-      run: (sh, srcs, out) =>
-        this.#run(compiled, [kinds, bytes, outBytes], reads, tables, sh, srcs, out as Float32Array),
+      run: (_sh, srcs, out) =>
+        this.#run(compiled, [kinds, bytes, outBytes], reads, tables, shape, srcs, out as Float32Array),
     };
   }
 

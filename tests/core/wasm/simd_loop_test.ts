@@ -179,3 +179,20 @@ Deno.test("a repeated large elementwise step compiles no Wasm module", async () 
   await setBackend("cpu");
   if (compiled !== 0) throw new Error(`a repeated step compiled ${compiled} modules`);
 });
+
+Deno.test("Wasm SIMD loops run outputs with trailing size-1 axes over their rows, bit for bit", async () => {
+  const own = (await createWasm({ threads: 1 }))!;
+  try {
+    const x = normal(randomKey(1), [6, 40, 64]), y = normal(randomKey(2), [6, 40, 64]);
+    const make =
+      () => [x.mul(y).add(1).reshape([6, 40, 64, 1]), x.sum({ axis: -1, keepdims: true }).mul(x).expandDims(-1)];
+    const before = own.loops.compiled;
+    const wasm = await on(own, () => readAll(make()));
+    if (own.loops.compiled - before < 2) throw new Error("the [..., 1] outputs did not run as Wasm loops");
+    await setBackend("cpu");
+    const cpu = await readAll(make());
+    wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i}` }));
+  } finally {
+    own.matmul.close(), own.scan.close(), own.loops.close();
+  }
+});
