@@ -118,3 +118,29 @@ Deno.test("a weight multiplied in many realizations, as is and transposed, gives
   await setBackend("cpu");
   got.forEach((g, i) => assertClose(g, want[i], { ...tol(24), msg: `product ${i}` }));
 });
+
+Deno.test("batches of few-row products read in place from the heap match the reference, B as is and transposed", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 2, max: 40 }),
+      fc.integer({ min: 1, max: 8 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.nat(1000),
+      async (Z, M, K, N, seed) => {
+        // Operands computed by loops (so in the heap): B by rows, and B's transpose (the dot kernel).
+        const make = () => {
+          const a = normal(randomKey(seed), [Z, M, K]).mul(2), b = normal(randomKey(seed + 1), [Z, K, N]).mul(2);
+          const bt = normal(randomKey(seed + 2), [Z, N, K]).mul(2);
+          return [a.matmul(b), a.matmul(bt.transpose())];
+        };
+        await setBackend("wasm");
+        const got = await readAll(make());
+        await setBackend("cpu");
+        const want = await readAll(make());
+        got.forEach((g, i) => assertClose(g, want[i], { rtol: 1e-5, atol: 1e-5, msg: `${i}: ${Z} x ${M}x${K}x${N}` }));
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
