@@ -30,7 +30,7 @@ export class WasmScan {
   readonly #memory: WebAssembly.Memory;
   #pool: KernelPool | null;
   readonly #threadedWork: number;
-  #fns: { forward: Fn; backward: Fn } | null = null;
+  #fns: { forward: Fn; backward: Fn; unpack: Fn } | null = null;
   /** Scans split across the pool so far. */
   threadedCalls = 0;
 
@@ -72,11 +72,12 @@ export class WasmScan {
     return this.#pool?.workerShares ?? 0;
   }
 
-  #kernels(): { forward: Fn; backward: Fn } {
+  #kernels(): { forward: Fn; backward: Fn; unpack: Fn } {
     if (this.#fns === null) {
       const bytes = moduleBytes(scanFuncs(), 1, this.#memory.buffer instanceof SharedArrayBuffer);
       const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: this.#memory } });
-      this.#fns = { forward: inst.exports.forward as Fn, backward: inst.exports.backward as Fn };
+      const e = inst.exports;
+      this.#fns = { forward: e.forward as Fn, backward: e.backward as Fn, unpack: e.unpack as Fn };
       liveStats.shaderModules++;
     }
     return this.#fns;
@@ -175,20 +176,11 @@ export class WasmScan {
       K,
       NV,
     ]);
-    const L = T * (K + 3) + K, [dk, dv, db, dg, ds] = at.slice(7, 12).map((b) => b / 4);
-    for (let bh = 0; bh < BH; bh++) {
-      for (let j = 0; j < V; j++) {
-        const o = (bh * V + j) * L;
-        for (let t = 0; t < T; t++) {
-          const r = (bh * T + t) * V4 + j;
-          for (let i = 0; i < K; i++) out[o + t * K + i] = mem[dk + ((bh * T + t) * K + i) * V4 + j];
-          out[o + T * K + t] = mem[dv + r];
-          out[o + T * K + T + t] = mem[db + r];
-          out[o + T * K + 2 * T + t] = mem[dg + r];
-        }
-        for (let i = 0; i < K; i++) out[o + T * (K + 3) + i] = mem[ds + (bh * K + i) * V4 + j];
-      }
-    }
+    // Rearranged in Wasm into deltaScanGrad's layout, after the inputs (no longer needed), then copied out.
+    const L = T * (K + 3) + K, o = 4 * Math.ceil((at[12] / 4 + shares * 3 * V4) / 4) * 4;
+    reserve(this.#memory, o + 4 * BH * V * L);
+    this.#kernels().unpack(at[7], at[8], at[9], at[10], at[11], o, BH, T, K, NV, V);
+    out.set(new Float32Array(this.#memory.buffer, o, BH * V * L));
   }
 
   // Lays out regions of the given float counts (each a whole number of vectors); returns byte offsets.

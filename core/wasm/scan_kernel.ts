@@ -175,5 +175,65 @@ function backward(): Func {
   return f;
 }
 
-/** The scan module's functions: "forward" and "backward", in that order. */
-export const scanFuncs = (): [string, Func][] => [["forward", forward()], ["backward", backward()]];
+// (dk, dv, db, dg, ds, out, BH, T, K, NV, V): the reverse scan's outputs, four value columns a
+// vector, rearranged into deltaScanGrad's layout, one row of L = T (K + 3) + K floats per (bh, j):
+// dk [T, K], dv, dbeta, dg [T], ds0 [K]. Each vector's lanes go to four rows (those of columns
+// past V are not written).
+function unpack(): Func {
+  const f = new Func(["dk", "dv", "db", "dg", "ds", "out", "BH", "T", "K", "NV", "V"]);
+  const obs = ["ob0", "ob1", "ob2", "ob3"];
+  for (const l of ["bh", "jb", "n", "cnt", "q", "w", "nl", "rowL", "vrow", ...obs]) f.local(l, I32);
+  f.local("vec", V128);
+  // rowL = L * 4 bytes; vrow = NV * 16 bytes
+  f.get("T").get("K").i32(3).op(I_ADD).op(I_MUL).get("K").op(I_ADD).i32(4).op(I_MUL).set("rowL");
+  f.get("NV").i32(16).op(I_MUL).set("vrow");
+  // Copies `cnt` vectors from q (vrow apart) to the lanes' rows from byte w on, 4 bytes a vector.
+  const lanes = () => {
+    f.i32(0).set("n").whileLt("n", "cnt", () => {
+      f.get("q").simd(LOAD, MEM).set("vec");
+      obs.forEach((ob, l) => {
+        if (l > 0) f.get("nl").i32(l).op(0x4a, 0x04, 0x40); // i32.gt_s; if
+        f.get(ob).get("w").op(I_ADD).get("vec").simd(0x1f).op(l).op(0x38, 2, 0); // f32x4.extract_lane; f32.store
+        if (l > 0) f.op(0x0b);
+      });
+      f.bump("q", "vrow").bump("w", 4).bump("n", 1);
+    });
+  };
+  // q = base + ((bh * rows) * NV + jb) * 16: vector jb of the first of a bh's `rows` rows
+  const start = (base: string, rows: () => void) => {
+    f.get(base).get("bh");
+    rows();
+    f.op(I_MUL).get("NV").op(I_MUL).get("jb").op(I_ADD).i32(16).op(I_MUL).op(I_ADD).set("q");
+  };
+  f.i32(0).set("bh").whileLt("bh", "BH", () => {
+    f.i32(0).set("jb").whileLt("jb", "NV", () => {
+      // nl = V - 4 jb (lanes in use, 4 or fewer); ob_l = out + (bh V + 4 jb + l) rowL
+      f.get("V").get("jb").i32(4).op(I_MUL).op(I_SUB).set("nl");
+      obs.forEach((ob, l) => {
+        f.get("out").get("bh").get("V").op(I_MUL).get("jb").i32(4).op(I_MUL).op(I_ADD).i32(l).op(I_ADD);
+        f.get("rowL").op(I_MUL).op(I_ADD).set(ob);
+      });
+      f.i32(0).set("w");
+      start("dk", () => f.get("T").get("K").op(I_MUL));
+      f.get("T").get("K").op(I_MUL).set("cnt");
+      lanes();
+      f.get("T").set("cnt");
+      for (const base of ["dv", "db", "dg"]) {
+        start(base, () => f.get("T"));
+        lanes();
+      }
+      start("ds", () => f.get("K"));
+      f.get("K").set("cnt");
+      lanes();
+      f.bump("jb", 1);
+    });
+    f.bump("bh", 1);
+  });
+  return f;
+}
+
+/** The scan module's functions: "forward", "backward" and "unpack", in that order. */
+export const scanFuncs = (): [string, Func][] => [["forward", forward()], ["backward", backward()], [
+  "unpack",
+  unpack(),
+]];
