@@ -91,7 +91,7 @@ export async function createWasm(
     heap = opts.heap !== false && opts.arena !== false ? WasmHeap.create() : null;
     mm = await WasmMatmul.create({ threads, threadedWork: opts.threadedWork, faults: opts.faults, heap });
     vm = VMath.create();
-    scan = await WasmScan.create({ threads, threadedWork: opts.scanThreadedWork });
+    scan = await WasmScan.create({ threads, threadedWork: opts.scanThreadedWork, heap });
     loops = new SimdLoops(heap);
     if (threads > 1) await loops.startThreads(threads, opts.loopThreadedWork);
   } catch {

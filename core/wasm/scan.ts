@@ -1,23 +1,25 @@
 // The gated delta-rule scan (deltaScan) and its reverse scan (deltaScanGrad) in Wasm SIMD, four value
 // columns at a time: the columns of a head's state are independent (see core/prims/scan.ts), so
 // each f32x4 lane carries one column through the recurrence. Values are padded to whole vectors of
-// columns in the module's memory; a_t = exp(g_t) is computed on the host. Arithmetic is f32 (the
-// reference carries the state in float64), in the reference's order of operations per column.
+// columns in the module's memory (over the backend's heap, inputs that need no padding are read
+// where they lie, and outputs written there); a_t = exp(g_t) is computed on the host. Arithmetic is
+// f32 (the reference carries the state in float64), in the reference's order of operations per column.
 
 import type { CpuArray, PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
 import { moduleBytes } from "./asm.ts";
 import { scanFuncs } from "./scan_kernel.ts";
-import { kernelMemory, reserve } from "./memory.ts";
+import { kernelMemory } from "./memory.ts";
 import { KernelPool } from "./pool.ts";
+import { Scratch, type WasmHeap } from "./heap.ts";
 
 type Fn = (...args: number[]) => void;
 
 /**
- * The least work (B H T K V) of a scan that is split across threads: none by default, since on 2
- * shared cores two threads did not make scans measurably faster (their host-side copies dominate).
+ * The least work (B H T K V) of a scan that is split across threads (a 2-layer JetBlock training
+ * step's scans, 2^21, were 3% faster on two threads than on one).
  */
-export const SCAN_THREADED_WORK = Infinity;
+export const SCAN_THREADED_WORK = 2 ** 18;
 
 const NAMES = ["forward", "backward"];
 
@@ -28,32 +30,42 @@ const NAMES = ["forward", "backward"];
  */
 export class WasmScan {
   readonly #memory: WebAssembly.Memory;
+  readonly #heap: WasmHeap | null;
+  readonly #scratch: Scratch;
   #pool: KernelPool | null;
   readonly #threadedWork: number;
   #fns: { forward: Fn; backward: Fn; unpack: Fn } | null = null;
   /** Scans split across the pool so far. */
   threadedCalls = 0;
 
-  /** Single-threaded; see `create` for threads. */
+  /** Single-threaded on a memory of its own; see `create` for threads and the heap. */
   constructor(
     memory: WebAssembly.Memory = kernelMemory(),
     pool: KernelPool | null = null,
     threadedWork = SCAN_THREADED_WORK,
+    heap: WasmHeap | null = null,
   ) {
     this.#memory = memory;
+    this.#heap = heap;
+    this.#scratch = new Scratch(heap, () => memory);
     this.#pool = pool;
     this.#threadedWork = threadedWork;
   }
 
-  /** Scans on `threads` threads where workers and shared memory exist (else on this one). */
-  static async create(opts: { readonly threads?: number; readonly threadedWork?: number } = {}): Promise<WasmScan> {
-    const threads = opts.threads ?? 1, work = opts.threadedWork ?? SCAN_THREADED_WORK;
+  /**
+   * Scans on the heap's memory (given one) and on `threads` threads where workers and shared memory
+   * exist (else on this one).
+   */
+  static async create(
+    opts: { readonly threads?: number; readonly threadedWork?: number; readonly heap?: WasmHeap | null } = {},
+  ): Promise<WasmScan> {
+    const threads = opts.threads ?? 1, work = opts.threadedWork ?? SCAN_THREADED_WORK, heap = opts.heap ?? null;
     if (threads > 1 && work < Infinity && typeof SharedArrayBuffer !== "undefined") {
-      const memory = kernelMemory({ initial: 1, maximum: 65536, shared: true });
+      const memory = heap?.memory ?? kernelMemory({ initial: 1, maximum: 65536, shared: true });
       const pool = await KernelPool.start(moduleBytes(scanFuncs(), 1, true), memory, NAMES, threads);
-      if (pool !== null) return new WasmScan(memory, pool, work);
+      if (pool !== null) return new WasmScan(memory, pool, work, heap);
     }
-    return new WasmScan(undefined, null, work);
+    return new WasmScan(heap?.memory, null, work, heap);
   }
 
   /** Threads of the scans (1 without a pool). */
@@ -103,13 +115,17 @@ export class WasmScan {
   /** All states of the scan, as deltaScan returns them ([BH, T, K, V] in `out`). */
   forward(ins: readonly ArrayLike<number>[], [BH, T, K, V]: readonly number[], out: Float32Array): void {
     const [k, v, g, beta, s0] = ins, NV = Math.ceil(V / 4), V4 = 4 * NV, shares = this.#shares(BH, BH * T * K * V);
-    const sizes = [BH * T * K, BH * T * V4, BH * T, BH * T, BH * K * V4, BH * T * K * V4, shares * V4];
-    const { at, mem } = this.#layout(sizes);
-    put(mem, at[0], k, BH * T * K);
-    padIn(mem, at[1], v, BH * T, V, V4);
-    for (let r = 0, o = at[2] / 4; r < BH * T; r++) mem[o + r] = Math.exp(g[r]);
-    put(mem, at[3], beta, BH * T);
-    padIn(mem, at[4], s0, BH * K, V, V4);
+    const { at, mem } = this.#place([
+      { src: k, n: BH * T * K },
+      { src: v, n: BH * T * V4, rows: BH * T, V },
+      { src: null, n: BH * T },
+      { src: beta, n: BH * T },
+      { src: s0, n: BH * K * V4, rows: BH * K, V },
+      { out, n: BH * T * K * V4, V },
+      { src: null, n: shares * V4 },
+    ]);
+    const m = mem();
+    for (let r = 0, o = at[2] / 4; r < BH * T; r++) m[o + r] = Math.exp(g[r]);
     const row = 4 * K * V4; // bytes of one state
     this.#run(0, shares, BH, (b, n, i) => [
       at[0] + 4 * b * T * K,
@@ -124,7 +140,7 @@ export class WasmScan {
       K,
       NV,
     ]);
-    padOut(mem, at[5], out, BH * T * K, V, V4);
+    if (this.#heap?.offsetOf(out) !== at[5]) padOut(mem(), at[5], out, BH * T * K, V, V4);
   }
 
   /** The reverse scan, packed per value column as deltaScanGrad returns it ([BH, V, L] in `out`). */
@@ -133,29 +149,25 @@ export class WasmScan {
       NV = Math.ceil(V / 4),
       V4 = 4 * NV,
       shares = this.#shares(BH, BH * T * K * V);
-    const st = BH * T * K * V4, col = BH * T * V4;
-    const { at, mem } = this.#layout([
-      st,
-      BH * T * K,
-      col,
-      BH * T,
-      BH * T,
-      BH * K * V4,
-      st,
-      st,
-      col,
-      col,
-      col,
-      BH * K * V4,
-      shares * 3 * V4,
+    const st = BH * T * K * V4, col = BH * T * V4, L = T * (K + 3) + K;
+    const { at, mem } = this.#place([
+      { src: dS, n: st, rows: BH * T * K, V },
+      { src: k, n: BH * T * K },
+      { src: v, n: col, rows: BH * T, V },
+      { src: null, n: BH * T },
+      { src: beta, n: BH * T },
+      { src: s0, n: BH * K * V4, rows: BH * K, V },
+      { src: S, n: st, rows: BH * T * K, V },
+      { src: null, n: st },
+      { src: null, n: col },
+      { src: null, n: col },
+      { src: null, n: col },
+      { src: null, n: BH * K * V4 },
+      { src: null, n: shares * 3 * V4 },
+      { out, n: BH * V * L },
     ]);
-    padIn(mem, at[0], dS, BH * T * K, V, V4);
-    put(mem, at[1], k, BH * T * K);
-    padIn(mem, at[2], v, BH * T, V, V4);
-    for (let r = 0, o = at[3] / 4; r < BH * T; r++) mem[o + r] = Math.exp(g[r]);
-    put(mem, at[4], beta, BH * T);
-    padIn(mem, at[5], s0, BH * K, V, V4);
-    padIn(mem, at[6], S, BH * T * K, V, V4);
+    const m = mem();
+    for (let r = 0, o = at[3] / 4; r < BH * T; r++) m[o + r] = Math.exp(g[r]);
     const row = 4 * K * V4, vrow = 4 * V4; // bytes of one state, of one value row
     this.#run(1, shares, BH, (b, n, i) => [
       at[0] + b * T * row,
@@ -176,20 +188,42 @@ export class WasmScan {
       K,
       NV,
     ]);
-    // Rearranged in Wasm into deltaScanGrad's layout, after the inputs (no longer needed), then copied out.
-    const L = T * (K + 3) + K, o = 4 * Math.ceil((at[12] / 4 + shares * 3 * V4) / 4) * 4;
-    reserve(this.#memory, o + 4 * BH * V * L);
-    this.#kernels().unpack(at[7], at[8], at[9], at[10], at[11], o, BH, T, K, NV, V);
-    out.set(new Float32Array(this.#memory.buffer, o, BH * V * L));
+    // Rearranged in Wasm into deltaScanGrad's layout, in `out` where it lies in the heap.
+    this.#kernels().unpack(at[7], at[8], at[9], at[10], at[11], at[13], BH, T, K, NV, V);
+    if (this.#heap?.offsetOf(out) !== at[13]) out.set(new Float32Array(this.#memory.buffer, at[13], BH * V * L));
   }
 
-  // Lays out regions of the given float counts (each a whole number of vectors); returns byte offsets.
-  #layout(sizes: readonly number[]): { at: number[]; mem: Float32Array } {
-    const at: number[] = [];
+  // Each region's byte address: an input (`src`, rows of V padded to whole vectors where `rows` is
+  // given) or the output (`out`) where it lies in the heap when it needs no padding, else a region of
+  // `n` floats of scratch, inputs copied (padded) into it. `mem()` is the memory's current view.
+  #place(
+    regions: readonly (
+      | { readonly src: ArrayLike<number> | null; readonly n: number; readonly rows?: number; readonly V?: number }
+      | { readonly out: Float32Array; readonly n: number; readonly V?: number }
+    )[],
+  ): { at: number[]; mem: () => Float32Array } {
+    const heap = this.#heap;
+    const where = regions.map((r) => {
+      const a = "out" in r ? r.out : r.src, padded = r.V !== undefined && r.V % 4 !== 0;
+      return a instanceof Float32Array && !padded ? heap?.offsetOf(a) ?? -1 : -1;
+    });
     let end = 0;
-    for (const n of sizes) at.push(4 * end), end += Math.ceil(n / 4) * 4;
-    reserve(this.#memory, 4 * end);
-    return { at, mem: new Float32Array(this.#memory.buffer) };
+    const local = regions.map((
+      r,
+      i,
+    ) => (where[i] >= 0 ? -1 : (end += Math.ceil(r.n / 4) * 4) - Math.ceil(r.n / 4) * 4));
+    const base = this.#scratch.floats(4 * end).byteOffset;
+    const mem = () => new Float32Array(this.#memory.buffer), m = mem();
+    const at = regions.map((r, i) => {
+      if (where[i] >= 0) return where[i];
+      const o = base + 4 * local[i];
+      if ("src" in r && r.src !== null) {
+        if (r.rows !== undefined) padIn(m, o, r.src, r.rows, r.V!, Math.ceil(r.V! / 4) * 4);
+        else put(m, o, r.src, r.n);
+      }
+      return o;
+    });
+    return { at, mem };
   }
 }
 
