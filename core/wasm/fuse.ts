@@ -157,7 +157,12 @@ function planPositions(
   // Matmul operands read through their views: the views are not computed, what they view is.
   const views = new Map<Node, (OperandView | null)[]>();
   if (viewMatmul) {
-    const single = (n: Node) => pending.has(n) && !keep.has(n) && consumers.get(n)?.length === 1;
+    // A view is read through by every consumer when each reads views (matmuls through layouts, loops
+    // inlining them): a weight broadcast over a batch, read by the forward and the backward product,
+    // is then never copied.
+    const through = (c: Node) =>
+      c.op === "matmul" || (fusible(c) && !(c.op === "reshape" && !unitReshape(c.src[0].shape, c.shape)));
+    const single = (n: Node) => pending.has(n) && !keep.has(n) && (consumers.get(n) ?? []).every(through);
     for (const n of order) {
       if (n.op !== "matmul") continue;
       const vs = n.src.map((s) => operandView(s, single));

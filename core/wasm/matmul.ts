@@ -182,6 +182,18 @@ export class WasmMatmul {
     // Few rows: B is read where it lies (packing it would cost more than the product saves, and a
     // kept packed copy would double a decoder's memory).
     const inPlace = M <= FEW_ROWS && b instanceof Float32Array ? inPlaceLayout(K, N, brs, bcs) : null;
+    // One B for the whole batch (a weight applied to [B, T, D] activations) and A's rows evenly
+    // spaced across it: one product of Z M rows, which packs B once (and keeps it, for a weight)
+    // and splits by strips. Each output is the same sum in the same order, so the bits do not change.
+    if (inPlace === null && Z > 1 && lb.strides.slice(0, nb).every((v) => v === 0)) {
+      const even = la.strides.slice(0, nb).every((v, d) =>
+        v === (d === nb - 1 ? M * ars : la.strides[d + 1] * batch[d + 1])
+      );
+      if (even) {
+        const fold = { a: { c: la.c, strides: [0, ars, acs] }, b: { c: lb.c, strides: [0, brs, bcs] }, batch: [1] };
+        return this.run(a, b, out, [1, Z * M, K, N], fold, opts);
+      }
+    }
     if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch)) return;
     if (inPlace !== null && Z > 1 && this.#fewInHeap(a, b, out, dims, [la, lb], batch, inPlace)) return;
     const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
