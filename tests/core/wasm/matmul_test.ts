@@ -144,3 +144,22 @@ Deno.test("batches of few-row products read in place from the heap match the ref
     { numRuns: 40 },
   );
 });
+
+Deno.test("a batch times one B (a weight) equals the 2-D product of its rows bit for bit", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 2, max: 5 }),
+      fc.integer({ min: 9, max: 40 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.nat(1000),
+      async (Z, M, K, N, seed) => {
+        const x = normal(randomKey(seed), [Z, M, K]), w = normal(randomKey(seed + 1), [K, N]);
+        await setBackend("wasm");
+        const [batched, flat] = await readAll([x.mul(2).matmul(w), x.mul(2).reshape([Z * M, K]).matmul(w)]);
+        assertClose(batched, flat, { rtol: 0, atol: 0, msg: `${Z} x ${M}x${K}x${N}` });
+      },
+    ),
+    { numRuns: 30 },
+  );
+});
