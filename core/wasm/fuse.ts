@@ -115,10 +115,17 @@ function structure(order: readonly Node[], keep: ReadonlySet<Node>): { key: stri
       parts.push(`^${x.op}:${x.dtype}:${x.shape}`);
     }
     index.set(n, nodes.push(n) - 1);
-    const src = n.src.map((x) => index.get(x)).join(",");
-    parts.push(`${n.op}:${n.dtype}:${n.shape}:${JSON.stringify(n.params)}:${src}:${keep.has(n) ? 1 : 0}`);
+    let src = "";
+    for (const x of n.src) src += `${index.get(x)},`;
+    parts.push(`${n.op}:${n.dtype}:${n.shape}:${paramsKey(n.params)}:${src}:${keep.has(n) ? 1 : 0}`);
   }
   return { key: parts.join(";"), nodes };
+}
+
+// A node's params as a string (most have none: no JSON.stringify for those, on every realization).
+function paramsKey(params: object): string {
+  for (const _ in params) return JSON.stringify(params);
+  return "";
 }
 
 function planPositions(
