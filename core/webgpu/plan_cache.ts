@@ -1,7 +1,7 @@
 // The plan cache: a realization's graph keyed by its structure, so a repeated step reuses the
 // kernels, WGSL and slots planned for the first one and only rebinds its tensors.
 
-import { type Node, schedule } from "../graph.ts";
+import { type Node, paramsKey, schedule, shapeKey } from "../graph.ts";
 import { hostValue } from "../storage.ts";
 import { DEFAULT_FEATURES, type KernelFeatures, scalarBits } from "./emit.ts";
 import { type KernelPlan, planKernels } from "./plan.ts";
@@ -16,33 +16,6 @@ interface CachedKernel extends Omit<KernelPlan, "inputs" | "outputs" | "scalars"
 
 const CACHE_LIMIT = 128;
 const cache = new Map<string, readonly CachedKernel[]>();
-
-// Pieces of the key that many nodes share, kept by identity: a step's nodes are new every step,
-// but their params records and shape arrays are often shared (views, elementwise chains), and
-// JSON.stringify and array formatting were most of a repeated step's planning time. (Like shapes,
-// a node's params are never changed once it is built.)
-const paramKeys = new WeakMap<object, string>();
-const shapeKeys = new WeakMap<readonly number[], string>();
-
-function paramsKey(p: object): string {
-  if (typeof p !== "object" || p === null) return JSON.stringify(p);
-  let key = paramKeys.get(p);
-  if (key === undefined) {
-    key = "{}";
-    for (const _ in p) {
-      key = JSON.stringify(p);
-      break;
-    }
-    paramKeys.set(p, key);
-  }
-  return key;
-}
-
-function shapeKey(shape: readonly number[]): string {
-  let key = shapeKeys.get(shape);
-  if (key === undefined) shapeKeys.set(shape, key = `[${shape}]`);
-  return key;
-}
 
 /** Structural key of a pending graph: ops, params, shapes, dtypes, wiring and the kind of each leaf. */
 function signature(order: readonly Node[], targets: readonly Node[]): [string, Node[]] {

@@ -24,6 +24,16 @@ Deno.test("graph nodes are frozen, and a tensor's value lives in storage keyed b
   assert(resolve(pending) === y.node && !isPending(pending), "the computed node does not resolve to its leaf");
   assertClose(Array.from(hostValue(y.node)!), [2, 4, 6]);
   assert(pending.op === "mul", "realizing changed the frozen node");
+  // Its params record too: plan caches key on it by identity.
+  const r = x.reshape([3, 1]).node;
+  assert(Object.isFrozen(r.params), "a node's params can be changed");
+  let threw = false;
+  try {
+    (r.params as { shape: number[] }).shape = [1, 3];
+  } catch (e) {
+    threw = e instanceof TypeError;
+  }
+  assert(threw, "assigning to a node's params did not throw");
 });
 
 Deno.test("graphs built before a tensor was realized reuse its value, and fail once it is disposed", async () => {
