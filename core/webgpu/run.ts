@@ -1,5 +1,6 @@
-// Executing plans on the device: pipelines cached by WGSL, one encoder and one submit per
-// realization, and the device buffers of realized leaves (owned here, keyed by leaf node).
+// Executing plans on the device: one encoder and one submit per realization (each kernel's pipeline
+// and bind groups kept in kernel_states.ts), and the device buffers of realized leaves (owned here,
+// keyed by leaf node).
 
 import { type MatmulVariant, variantName } from "./variants.ts";
 import { reduceName, type ReduceVariant, scanName, type ScanVariant } from "./kernel_variants.ts";
@@ -25,30 +26,15 @@ import { BufferPool } from "./pool.ts";
 import type { ProfileRecord } from "./profile.ts";
 import type { KernelFeatures } from "./emit.ts";
 import { MatmulTuner, type TuneOptions } from "./tune.ts";
+import { KernelStates } from "./kernel_states.ts";
+import { SubmitTimes } from "./profile_record.ts";
 
 const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
 const ALIGN = 256; // minUniformBufferOffsetAlignment's largest allowed value
 
-// Bind groups a kernel of a cached plan keeps (most recent first), and buffers it remembers per
-// output: a training loop's parameters alternate between two sets of buffers (the step's inputs and
-// its outputs), so two would do; a few more absorb a loop that disposes late.
-const BIND_GROUPS_KEPT = 4;
-const RECENT_KEPT = 4;
 const HOST_TIMES_KEPT = 64;
 // Timestamp queries one profiled submit may write (two per kernel); more kernels are timed by the wall.
 const MAX_QUERIES = 4096;
-
-/** The uniform buffer (null when no kernel has uniforms), then a kernel's inputs and outputs. */
-type Bound = readonly (GPUBuffer | null)[];
-
-// What a runner keeps per kernel of a cached plan, so a repeated step prepares nothing on the host.
-interface KernelState {
-  readonly pipeline: GPUComputePipeline;
-  readonly layout: GPUBindGroupLayout;
-  readonly groups: { readonly buffers: Bound; readonly group: GPUBindGroup }[];
-  // Per output, the buffers it was given last (newest first): asked for again from the pool.
-  readonly recent: GPUBuffer[][];
-}
 
 /** Bytes a node occupies on the device (bool is stored as u32). */
 const bytesOf = (t: Node) => Math.max(4 * t.size, 4);
@@ -73,8 +59,8 @@ export class WebGpuRunner implements Backend {
   readonly gpu: Gpu;
   readonly pool: BufferPool;
   readonly capabilities: Capabilities;
-  readonly #pipelines = new Map<string, GPUComputePipeline>();
-  readonly #states = new WeakMap<object, KernelState>();
+  // Per kernel of a cached plan: its pipeline, bind groups and recent output buffers.
+  readonly #kernels: KernelStates;
   // Buffers of leaves: values computed here, and uploaded copies of host values.
   readonly #buffers = new WeakMap<Node, GPUBuffer>();
   readonly #registry: FinalizationRegistry<GPUBuffer>;
@@ -100,6 +86,8 @@ export class WebGpuRunner implements Backend {
     this.adapter = gpu.description;
     this.fallbackAdapter = gpu.fallback;
     this.pool = new BufferPool(gpu.device);
+    this.#kernels = new KernelStates(gpu.device, this.pool);
+    this.#submitTimes = new SubmitTimes(gpu);
     this.#registry = new FinalizationRegistry((buf) => this.pool.release(buf));
     this.capabilities = capabilitiesOf(gpu);
   }
@@ -218,9 +206,7 @@ export class WebGpuRunner implements Backend {
     let host = performance.now() - t0;
     // Matmuls of a size this device has not measured yet: time their candidate variants, then plan
     // again with the choices (only kernels that never ran are looked at).
-    const untuned = this.#variant
-      ? []
-      : this.tuner.untuned(kernels.filter((k) => !(k.slot && this.#states.has(k.slot))));
+    const untuned = this.#variant ? [] : this.tuner.untuned(kernels.filter((k) => !this.#kernels.has(k)));
     if (untuned.length > 0) {
       await this.tuner.measure(untuned, this.#features());
       const t2 = performance.now();
@@ -232,8 +218,8 @@ export class WebGpuRunner implements Backend {
     const values = await hostValues(foreign, "realize");
     foreign.forEach((x, i) => this.#own(x, this.#upload(x, values[i])));
     // Kernels of a cached plan that ran before keep their pipelines: only new ones compile.
-    const fresh = kernels.filter((k) => k.threads > 0 && !(k.slot && this.#states.has(k.slot)));
-    if (fresh.length > 0) await compileKernels(this.gpu, fresh, this.#pipelines);
+    const fresh = kernels.filter((k) => k.threads > 0 && !this.#kernels.has(k));
+    if (fresh.length > 0) await compileKernels(this.gpu, fresh, this.#kernels.pipelines);
     checkHealth(this.gpu);
     const t1 = performance.now();
     const label = `a realization of ${kernels.length} kernels (${describeKernels(kernels)})`;
@@ -259,7 +245,7 @@ export class WebGpuRunner implements Backend {
     // them (or computing from them) throws instead of returning stale memory.
     for (const l of leaves) this.#checks.set(l, failed);
     failed.then((e) => e && leaves.forEach((l) => this.#poisoned.set(l, e)));
-    if (profiling) await this.#record(profiling, timed, timing, host, submitted);
+    if (profiling) await this.#submitTimes.record(profiling, timed, timing, host, submitted);
     liveStats.submits++;
     if (kernels.length > 0) liveStats.realizations++;
     if (read.length === 0) return [];
@@ -308,50 +294,6 @@ export class WebGpuRunner implements Backend {
     };
   }
 
-  // The pipeline and recent bind groups of a kernel of a cached plan, created on its first run.
-  #stateOf(k: KernelPlan): KernelState {
-    const have = k.slot && this.#states.get(k.slot);
-    if (have) return have;
-    const pipeline = this.#pipelines.get(k.wgsl)!;
-    const state: KernelState = { pipeline, layout: pipeline.getBindGroupLayout(0), groups: [], recent: [] };
-    if (k.slot) this.#states.set(k.slot, state);
-    return state;
-  }
-
-  // `recent` with `buf` first (moved there if it was in it), at most RECENT_KEPT long; the pool
-  // knows which buffers some kernel will ask for again.
-  #remember(recent: readonly GPUBuffer[], buf: GPUBuffer): GPUBuffer[] {
-    const had = recent.includes(buf);
-    const next = [buf, ...recent.filter((b) => b !== buf)];
-    if (!had) this.pool.claim(buf, 1);
-    if (next.length > RECENT_KEPT) this.pool.claim(next.pop()!, -1);
-    return next;
-  }
-
-  // A bind group for these buffers: one this kernel made before for the same buffers, else a new one.
-  // `buffers` is the uniform buffer (or null), then the inputs and the outputs in binding order.
-  #bindGroup(k: KernelPlan, state: KernelState, buffers: Bound, uniform: number): GPUBindGroup {
-    const at = state.groups.findIndex((g) => g.buffers.every((b, j) => b === buffers[j]));
-    if (at >= 0) {
-      const hit = state.groups[at];
-      if (at > 0) state.groups.splice(at, 1), state.groups.unshift(hit);
-      return hit.group;
-    }
-    const entries: GPUBindGroupEntry[] = buffers.slice(1).map((buffer, j) => ({
-      binding: j + 1,
-      resource: { buffer: buffer! },
-    }));
-    if (k.uniforms.length > 0) {
-      const size = Math.ceil(k.uniforms.length / 4) * 16;
-      entries.push({ binding: 0, resource: { buffer: buffers[0]!, offset: uniform, size } });
-    }
-    const group = this.gpu.device.createBindGroup({ label: k.label, layout: state.layout, entries });
-    liveStats.bindGroups++;
-    state.groups.unshift({ buffers, group });
-    if (state.groups.length > BIND_GROUPS_KEPT) state.groups.pop();
-    return group;
-  }
-
   // Records every kernel of a realization in one compute pass (one pass per kernel when profiled,
   // each with its timestamps) and submits it; returns the staging buffers that `read` is copied into.
   #submit(
@@ -372,17 +314,17 @@ export class WebGpuRunner implements Backend {
     let pass = timing ? null : encoder.beginComputePass();
     let timed = 0;
     kernels.forEach((k, i) => {
-      const state = k.threads > 0 ? this.#stateOf(k) : null;
+      const state = k.threads > 0 ? this.#kernels.of(k) : null;
       const outs = k.outputs.map((t, j) => {
         const recent = state?.recent[j];
         const buf = this.pool.acquire(bytesOf(t), recent);
-        if (state && recent?.[0] !== buf) state.recent[j] = this.#remember(recent ?? [], buf);
+        if (state && recent?.[0] !== buf) state.recent[j] = this.#kernels.remember(recent ?? [], buf);
         bufs.set(t, buf);
         return buf;
       });
       if (state !== null) {
         const buffers = [uniform, ...k.inputs.map((x) => (x.op === "data" ? this.buffer(x) : bufs.get(x)!)), ...outs];
-        const group = this.#bindGroup(k, state, buffers, offsets[i]);
+        const group = this.#kernels.bindGroup(k, state, buffers, offsets[i]);
         if (timing) {
           const writes = { querySet: timing, beginningOfPassWriteIndex: 2 * timed, endOfPassWriteIndex: 2 * timed + 1 };
           pass = encoder.beginComputePass({ timestampWrites: writes });
@@ -407,7 +349,7 @@ export class WebGpuRunner implements Backend {
     });
     const staging = read.map((t) => this.pool.acquireStaging(bytesOf(t)));
     read.forEach((t, i) => encoder.copyBufferToBuffer(this.buffer(t), 0, staging[i], 0, bytesOf(t)));
-    if (timing) this.#resolveTimes(encoder, timing, timed);
+    if (timing) this.#submitTimes.resolve(encoder, timing, timed);
     const commands = encoder.finish();
     this.#encoded = performance.now();
     device.queue.submit([commands]);
@@ -419,6 +361,7 @@ export class WebGpuRunner implements Backend {
   readonly #hostMs: number[] = [];
   #profile: ProfileRecord[] | null = null;
   #encoded = 0; // when the last submit's commands were finished
+  readonly #submitTimes: SubmitTimes;
 
   #noteHost(ms: number): void {
     this.#hostMs.push(ms);
@@ -441,50 +384,6 @@ export class WebGpuRunner implements Backend {
   /** True while a profile is being recorded. */
   get profiling(): boolean {
     return this.#profile !== null;
-  }
-
-  // The encoder's last commands when profiling with timestamps: resolve them into a mappable buffer.
-  #resolveTimes(encoder: GPUCommandEncoder, set: GPUQuerySet, n: number): void {
-    const bytes = 16 * n;
-    const resolved = this.gpu.device.createBuffer({ size: bytes, usage: 0x200 | 0x4 }); // QUERY_RESOLVE | COPY_SRC
-    this.#times = this.gpu.device.createBuffer({ size: bytes, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
-    encoder.resolveQuerySet(set, 0, 2 * n, resolved, 0);
-    encoder.copyBufferToBuffer(resolved, 0, this.#times, 0, bytes);
-    this.#resolved = resolved;
-  }
-  #times: GPUBuffer | null = null;
-  #resolved: GPUBuffer | null = null;
-
-  // Waits for a profiled submit and appends what it ran: per-kernel device times from its
-  // timestamps, else the submit's wall time from just before it to the device being done.
-  async #record(
-    into: ProfileRecord[],
-    kernels: readonly KernelPlan[],
-    timing: GPUQuerySet | null,
-    hostMs: number,
-    submitted: number,
-  ): Promise<void> {
-    const describe = (k: KernelPlan) => ({
-      label: k.label,
-      ops: k.ops ?? [],
-      variant: k.variant,
-      inputs: k.inputs.map((x) => [...x.shape]),
-    });
-    await this.gpu.device.queue.onSubmittedWorkDone();
-    const wallMs = performance.now() - submitted;
-    // A submit with no kernels (a readback) has nothing to time: an empty list, not "untimed".
-    let gpuMs: number[] | null = this.gpu.timestamps && kernels.length === 0 ? [] : null;
-    if (timing !== null && this.#times !== null) {
-      const times = this.#times;
-      await times.mapAsync(1 /* READ */);
-      const ticks = new BigUint64Array(times.getMappedRange().slice(0));
-      times.unmap();
-      gpuMs = kernels.map((_, i) => Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6);
-      for (const b of [times, this.#resolved!]) b.destroy();
-      timing.destroy();
-      [this.#times, this.#resolved] = [null, null];
-    }
-    into.push({ kernels: kernels.map(describe), gpuMs, wallMs, hostMs });
   }
 
   #foreign(leaf: Node): boolean {
