@@ -239,7 +239,9 @@ export function modelConfig(
   const cfg: ModelConfig = {
     ...CONFIG_DEFAULTS,
     kvHeads: c.heads,
-    ffnHidden: 4 * c.width,
+    // Only a number is multiplied (an object whose toString is not a function would throw here);
+    // checkConfig refuses anything else by name.
+    ffnHidden: typeof c.width === "number" ? 4 * c.width : c.width,
     ...c,
     blocks: Object.freeze(c.blocks.map((b) => Object.freeze({ ...b }))),
   };

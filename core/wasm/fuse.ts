@@ -8,7 +8,7 @@
 import { type Node, paramsKey, shapeKey } from "../graph.ts";
 import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";
 import type { CpuArray } from "../prim.ts";
-import { stridesOf } from "../shape.ts";
+import { sameShape, stridesOf } from "../shape.ts";
 import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
 import { type Affine, fusedKernel, isFusible, type Loop, MAPS, unitReshape, VIEWS } from "./fuse_loop.ts";
 
@@ -36,8 +36,9 @@ export interface OperandLayout {
 
 /**
  * A matmul reading its operands through views, so transposes and slices are never materialized,
- * into `out` (the node's value, zero-filled); `bInput` says that b's memory is an input of the
- * realization (a weight, say), not an intermediate.
+ * into `out` (the node's value; `node` is the matmul); `bInput` says that b's memory is an input of
+ * the realization (a weight, say), not an intermediate; with `addend` (of the product's shape), out
+ * is the product plus it, rounded as a separate add.
  */
 export type ViewMatmul = (
   a: CpuArray,
@@ -47,6 +48,7 @@ export type ViewMatmul = (
   node: Node,
   bInput: boolean,
   out: Float32Array,
+  addend?: CpuArray,
 ) => void;
 
 // The view chain below a matmul operand `n` (permutes, slices, broadcasts, unit reshapes, each
@@ -98,7 +100,14 @@ type Planned =
     readonly dims: number[];
     readonly simd: SimdLoop | null;
   }
-  | { readonly kind: "matmul"; readonly i: number; readonly a: PlannedView; readonly b: PlannedView };
+  | {
+    readonly kind: "matmul";
+    readonly i: number;
+    readonly mm: number;
+    readonly a: PlannedView;
+    readonly b: PlannedView;
+    readonly add: number | undefined;
+  };
 type PlannedView = { readonly j: number; readonly c: number; readonly strides: readonly number[] };
 
 /**
@@ -176,16 +185,33 @@ function planPositions(
     }
   }
   const isSource = (n: Node) => !pending.has(n) || roots.has(n);
+  // Epilogues: a materialized add of a product read by nothing else and a value in memory of its
+  // shape (a residual, a gradient's two terms) is that product with the value added as C is stored.
+  const epilogues = new Map<Node, { readonly mm: Node; readonly addend: Node }>();
+  if (viewMatmul) {
+    for (const n of order) {
+      if (n.op !== "add" || !roots.has(n) || n.dtype !== "f32") continue;
+      for (const [m, x] of [[n.src[0], n.src[1]], [n.src[1], n.src[0]]]) {
+        const only = m.op === "matmul" && views.has(m) && !keep.has(m) && consumers.get(m)?.length === 1;
+        if (!only || m === x || !isSource(x) || x.dtype !== "f32" || !sameShape(x.shape, n.shape)) continue;
+        if (!sameShape(m.shape, n.shape)) continue;
+        epilogues.set(n, { mm: m, addend: x });
+        roots.delete(m);
+        break;
+      }
+    }
+  }
   const planned: Planned[] = [];
   for (const node of order) {
     if (!roots.has(node)) continue;
-    const i = at.get(node)!, vs = views.get(node);
+    const i = at.get(node)!, epi = epilogues.get(node), mmNode = epi?.mm ?? node, vs = views.get(mmNode);
     if (vs !== undefined) {
-      const [a, b] = node.src.map((s, k) => {
+      const [a, b] = mmNode.src.map((s, k) => {
         const v = vs[k] ?? { src: s, c: 0, strides: stridesOf(s.shape) };
         return { j: at.get(v.src)!, c: v.c, strides: v.strides };
       });
-      planned.push({ kind: "matmul", i, a, b });
+      const add = epi === undefined ? undefined : at.get(epi.addend)!;
+      planned.push({ kind: "matmul", i, mm: at.get(mmNode)!, a, b, add });
     } else if (
       !fusible(node) ||
       (node.op === "reshape" && (!unitReshape(node.src[0].shape, node.shape) || isSource(node.src[0])))
@@ -235,14 +261,14 @@ export function fusedPlanner(
         return { node, reads: node.src, run: (value) => r(node.src.map(value), node) };
       }
       if (p.kind === "matmul") {
-        const mm = opts.matmul!, a = nodes[p.a.j], b = nodes[p.b.j];
-        const bInput = b.op === "data";
+        const mm = opts.matmul!, a = nodes[p.a.j], b = nodes[p.b.j], product = nodes[p.mm];
+        const bInput = b.op === "data", add = p.add === undefined ? null : nodes[p.add];
         const run = (value: (n: Node) => CpuArray) => {
           const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
-          mm(value(a), p.a, value(b), p.b, node, bInput, out);
+          mm(value(a), p.a, value(b), p.b, product, bInput, out, add === null ? undefined : value(add));
           return out;
         };
-        return { node, reads: [a, b], run };
+        return { node, reads: add === null ? [a, b] : [a, b, add], run };
       }
       const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims, simd = p.simd;
       const run = (value: (n: Node) => CpuArray) => {

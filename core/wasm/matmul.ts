@@ -163,7 +163,10 @@ export class WasmMatmul {
 
   /**
    * `out[z] = a[z] @ b[z]` for `Z` matrices of `M x K` and `K x N`: row-major, or read through
-   * `layouts` over a batch of shape `batch` (whose sizes multiply to Z).
+   * `layouts` over a batch of shape `batch` (whose sizes multiply to Z); plus `opts.addend` (of
+   * out's shape) where given: in the kernel's epilogue where out and the addend lie in the heap and
+   * C is written in place, else added after. Either way each element is the product rounded to f32,
+   * then the sum rounded, as a separate add would give.
    */
   run(
     a: ArrayLike<number>,
@@ -171,11 +174,35 @@ export class WasmMatmul {
     out: Float32Array | Float64Array,
     dims: readonly number[],
     layouts?: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] },
-    opts: { readonly keepPackedB?: boolean } = {},
+    opts: { readonly keepPackedB?: boolean; readonly addend?: ArrayLike<number> } = {},
   ): void {
+    const addend = opts.addend;
+    let toD = 0;
+    if (addend !== undefined && addend instanceof Float32Array && out instanceof Float32Array) {
+      const hd = this.#heap?.offsetOf(addend) ?? -1, hc = this.#heap?.offsetOf(out) ?? -1;
+      if (hd >= 0 && hc >= 0) toD = hd - hc;
+    }
+    const added = this.#product(a, b, out, dims, layouts, opts, toD);
+    if (addend !== undefined && !added) {
+      const n = dims[0] * dims[1] * dims[3];
+      for (let i = 0; i < n; i++) out[i] += addend[i];
+    }
+  }
+
+  // The product into `out`, `toD` the addend's bytes from out in the heap (0: none): true when the
+  // kernel added it.
+  #product(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: Float32Array | Float64Array,
+    dims: readonly number[],
+    layouts: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] } | undefined,
+    opts: { readonly keepPackedB?: boolean },
+    toD: number,
+  ): boolean {
     const [Z, M, K, N] = dims;
-    if (Z * M * N === 0) return;
-    if (K === 0) return void out.fill(0);
+    if (Z * M * N === 0) return true;
+    if (K === 0) return void out.fill(0), false;
     const la = layouts?.a ?? rowMajor(M, K), lb = layouts?.b ?? rowMajor(K, N);
     const batch = layouts?.batch ?? [Z], nb = batch.length;
     const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
@@ -191,16 +218,17 @@ export class WasmMatmul {
       );
       if (even) {
         const fold = { a: { c: la.c, strides: [0, ars, acs] }, b: { c: lb.c, strides: [0, brs, bcs] }, batch: [1] };
-        return this.run(a, b, out, [1, Z * M, K, N], fold, opts);
+        return this.#product(a, b, out, [1, Z * M, K, N], fold, opts, toD);
       }
     }
-    if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch)) return;
-    if (inPlace !== null && Z > 1 && this.#fewInHeap(a, b, out, dims, [la, lb], batch, inPlace)) return;
+    if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch, toD)) return toD !== 0;
+    if (inPlace !== null && Z > 1 && this.#fewInHeap(a, b, out, dims, [la, lb], batch, inPlace)) return false;
     const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
-    const product = inPlace === null
-      ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs])
+    const packed = inPlace === null ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs], toD) : null;
+    const product = packed !== null
+      ? packed.run
       : (ao: number, bo: number, z: number) =>
-        this.#few.run(a, [ao, ars, acs], b as Float32Array, bAt(bo), inPlace, out, z * M * N, mkn);
+        this.#few.run(a, [ao, ars, acs], b as Float32Array, bAt(bo), inPlace!, out, z * M * N, mkn);
     const keep = opts.keepPackedB === true && Z === 1;
     const idx = new Array<number>(nb).fill(0);
     let ao = la.c, bo = lb.c;
@@ -214,6 +242,7 @@ export class WasmMatmul {
         idx[d] = 0;
       }
     }
+    return packed?.added ?? false;
   }
 
   // A batch of products each too small to split by panels (attention's, one per head) split by
@@ -228,6 +257,7 @@ export class WasmMatmul {
     [Z, M, K, N]: readonly number[],
     [la, lb]: readonly [Layout, Layout],
     batch: readonly number[],
+    toD: number,
   ): boolean {
     const threads = this.#threads, heap = this.#heap, work = M * K * N;
     if (threads === null || heap === null || Z < 2 || work >= this.#threadedWork) return false;
@@ -255,7 +285,7 @@ export class WasmMatmul {
       }
     }
     const call = { table: table.byteOffset, z: Z, aFrom, bFrom, m: M, k: K, n: N, c: hc, space, spaceEach } as const;
-    threads.callBatch(this.#kit, call);
+    threads.callBatch(this.#kit, call, toD);
     return true;
   }
 
@@ -296,14 +326,16 @@ export class WasmMatmul {
     return true;
   }
 
-  // One batch element's product on packed operands, as a function of the operands' offsets.
+  // One batch element's product on packed operands, as a function of the operands' offsets; `added`
+  // when the kernel adds the addend `toD` bytes from C (only where C is written in place).
   #packedProduct(
     a: ArrayLike<number>,
     b: ArrayLike<number>,
     out: Float32Array | Float64Array,
     [M, K, N]: readonly number[],
     [ars, acs, brs, bcs]: readonly number[],
-  ): (ao: number, bo: number, z: number, keep: boolean) => void {
+    toD: number,
+  ): { run: (ao: number, bo: number, z: number, keep: boolean) => void; added: boolean } {
     const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
     const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
     // After C: room for contiguous operands copied as they are, packed in Wasm (read a little past
@@ -325,8 +357,8 @@ export class WasmMatmul {
     // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
     // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
     // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
-    const threads = M * N * K >= this.#threadedWork ? this.#threads : null;
-    return (ao, bo, z, keep) => {
+    const threads = M * N * K >= this.#threadedWork ? this.#threads : null, dd = heapC >= 0 ? toD : 0;
+    const run = (ao: number, bo: number, z: number, keep: boolean) => {
       const c = heapC >= 0 ? heapC + 4 * z * M * N : base + 4 * (aLen + bLen);
       // A larger B than A, not a weight's (whose packed panels are kept): each thread packs its panels.
       const ownB = threads !== null && !keep && panels > 1 && K * N > M * K ? this.#rawB(b, bo, bDims, rawB) : null;
@@ -334,7 +366,7 @@ export class WasmMatmul {
         if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips);
         else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
         else packA(A, a, ao, M, K, ars, acs);
-        threads!.callPanels(this.#kit, [base, base + 4 * aLen, c, strips, panels, K], [ownB.at, ownB.from, N]);
+        threads!.callPanels(this.#kit, [base, base + 4 * aLen, c, strips, panels, K], [ownB.at, ownB.from, N], dd);
         if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
         return;
       }
@@ -343,16 +375,17 @@ export class WasmMatmul {
       if (threads !== null && strips > 1 && (aRows || aCols)) {
         // Split by A's strips, each thread packing its own: packing A on this thread alone cost a
         // quarter of a 512 x 512 x 128 product on two.
-        threads.callStrips(this.#kit, [rawAt(ao), aRows ? 0 : 1, M, base], [base + 4 * aLen, c, strips, panels, K]);
+        threads.callStrips(this.#kit, [rawAt(ao), aRows ? 0 : 1, M, base], [base + 4 * aLen, c, strips, panels, K], dd);
       } else {
         if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips);
         else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
         else packA(A, a, ao, M, K, ars, acs);
         const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
-        if (threads !== null && panels > 1) threads.call(this.#kit, args);
-        else this.#kit.matmul(...args, panels);
+        if (threads !== null && panels > 1) threads.call(this.#kit, args, dd);
+        else this.#kit.matmul(...args, panels, dd);
       }
       if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
     };
+    return { run, added: dd !== 0 };
   }
 }

@@ -15,7 +15,7 @@ export const TILE_M = 4, TILE_N = 8;
 // Z batch, M rows, K contraction, N columns; after packing, a strip holds 4 rows of A interleaved
 // per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np] row-major.
 function kernel(fma: boolean): Func {
-  const f = new Func(["a", "b", "c", "strips", "panels", "k", "cpanels"]);
+  const f = new Func(["a", "b", "c", "strips", "panels", "k", "cpanels", "d"]);
   for (const n of ["p", "s", "kk", "ap", "bp", "pa", "pb", "cp", "cstride", "astrip", "bpanel"]) f.local(n, I32);
   const accs = Array.from({ length: 8 }, (_, i) => `acc${i}`);
   for (const n of [...accs, "va", "b0", "b1", "x"]) f.local(n, V128);
@@ -50,11 +50,23 @@ function kernel(fma: boolean): Func {
       });
       // cp = c + (4 s) * cstride + p * 32: the tile's top-left corner.
       f.get("s").i32(4).op(0x6c).get("cstride").op(0x6c).get("c").op(0x6a).get("p").i32(32).op(0x6c).op(0x6a).set("cp");
+      // With an addend (d: its bytes from C, the same layout), C = A B + D: the epilogue of a
+      // residual or a gradient's sum, rounded as the separate add would be.
+      f.get("d").op(0x04, 0x40); // if (d)
+      for (let r = 0; r < TILE_M; r++) {
+        for (const [j, off] of [[0, 0], [1, 16]] as const) {
+          f.get("cp").get(accs[2 * r + j]).get("cp").get("d").op(0x6a).simd(V128_LOAD, [4, off]).simd(F32X4_ADD);
+          f.simd(V128_STORE, [4, off]);
+        }
+        f.bump("cp", "cstride");
+      }
+      f.op(0x05); // else
       for (let r = 0; r < TILE_M; r++) {
         f.get("cp").get(accs[2 * r]).simd(V128_STORE, MEM16);
         f.get("cp").get(accs[2 * r + 1]).simd(V128_STORE, [4, 16]);
         f.bump("cp", "cstride");
       }
+      f.op(0x0b); // end
       f.bump("ap", "astrip").bump("s", 1);
     });
     f.bump("bp", "bpanel").bump("p", 1);
@@ -197,7 +209,10 @@ export function packB(
   }
 }
 
-/** The kernel's signature: byte offsets of packed A, packed B and C, then sizes. */
+/**
+ * The kernel's signature: byte offsets of packed A, packed B and C, then sizes, then the addend's
+ * bytes from C (0: none).
+ */
 export type Kernel = (
   a: number,
   b: number,
@@ -206,6 +221,7 @@ export type Kernel = (
   panels: number,
   k: number,
   cpanels: number,
+  d: number,
 ) => void;
 
 /** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */

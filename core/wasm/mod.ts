@@ -105,11 +105,11 @@ export async function createWasm(
       // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
       ownKernel: (n: Node) =>
         (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN && n.shape[n.ndim - 1] % 4 !== 0,
-      matmul(a, la, b, lb, node, bInput, o) {
+      matmul(a, la, b, lb, node, bInput, o, addend) {
         const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
         const batch = node.shape.slice(0, r - 2);
         // A B operand that is an input of the realization (a weight) keeps its packed copy.
-        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, { keepPackedB: bInput });
+        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, { keepPackedB: bInput, addend });
       },
     }),
     arena: opts.arena ?? true,

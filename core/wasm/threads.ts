@@ -16,7 +16,8 @@ import { spawnWorkers, waitUntil } from "./workers.ts";
  * its table of each product's A and B addresses, the products, how A and B are packed (0: rows and
  * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread; for a
  * strip split (`batch` 2), A as it lies, how it is packed, M, and where packed A goes (`space`);
- * for a panel split that packs B's panels too (`batch` 3), B as it lies (`table`), how, and N.
+ * for a panel split that packs B's panels too (`batch` 3), B as it lies (`table`), how, and N; and
+ * for every split the addend's bytes from C (`d`, 0 for none: see the kernel).
  */
 export const CTRL = {
   gen: 0,
@@ -38,8 +39,9 @@ export const CTRL = {
   n: 16,
   space: 17,
   spaceEach: 18,
+  d: 19,
 } as const;
-const WORDS = 19;
+const WORDS = 20;
 
 /** A batch split's arguments (see CTRL): products `z`, each M x K by K x N, C row-major at `c`. */
 export interface BatchCall {
@@ -67,7 +69,7 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
     const packed = ctrl[CTRL.space] + s0 * k * 16;
     if (ctrl[CTRL.aFrom] === 0) kit.pack.rows(ctrl[CTRL.a] + s0 * 16 * k, packed, k, s1 - s0);
     else kit.pack.cols(ctrl[CTRL.a] + s0 * 16, packed, k, s1 - s0, M);
-    kit.matmul(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, k, panels);
+    kit.matmul(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, k, panels, ctrl[CTRL.d]);
     return;
   }
   if (ctrl[CTRL.batch] === 0 || ctrl[CTRL.batch] === 3) {
@@ -88,6 +90,7 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
         p1 - p0,
         k,
         panels,
+        ctrl[CTRL.d],
       );
     }
     return;
@@ -104,7 +107,7 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
     else pack.cols(a, pa, k, strips, M);
     if (ctrl[CTRL.bFrom] === 0) pack.panels(b, pb, k, panels, N);
     else pack.rows8(b, pb, k, panels);
-    kit.matmul(pa, pb, ctrl[CTRL.c] + 4 * z * M * N, strips, panels, k, panels);
+    kit.matmul(pa, pb, ctrl[CTRL.c] + 4 * z * M * N, strips, panels, k, panels, ctrl[CTRL.d]);
   }
 }
 
@@ -184,8 +187,9 @@ export class MatmulThreads {
   }
 
   /** One matmul split by C's panels: this thread and the workers claim its shares; returns once all are computed. */
-  call(kit: KernelKit, args: readonly [number, number, number, number, number, number]): void {
+  call(kit: KernelKit, args: readonly [number, number, number, number, number, number], d = 0): void {
     const c = this.#ctrl;
+    c[CTRL.d] = d;
     // Arguments first, then the counters, then the generation: a claim sees this call's arguments.
     [c[CTRL.a], c[CTRL.b], c[CTRL.c], c[CTRL.strips], c[CTRL.panels], c[CTRL.k]] = args;
     c[CTRL.batch] = 0;
@@ -200,8 +204,10 @@ export class MatmulThreads {
     kit: KernelKit,
     args: readonly [number, number, number, number, number, number],
     [raw, bFrom, N]: readonly [number, 0 | 1, number],
+    d = 0,
   ): void {
     const w = this.#ctrl;
+    w[CTRL.d] = d;
     [w[CTRL.a], w[CTRL.b], w[CTRL.c], w[CTRL.strips], w[CTRL.panels], w[CTRL.k]] = args;
     [w[CTRL.table], w[CTRL.bFrom], w[CTRL.n], w[CTRL.batch]] = [raw, bFrom, N, 3];
     this.#go(kit);
@@ -215,16 +221,19 @@ export class MatmulThreads {
     kit: KernelKit,
     [a, aFrom, M, packedA]: readonly [number, 0 | 1, number, number],
     [b, c, strips, panels, k]: readonly [number, number, number, number, number],
+    d = 0,
   ): void {
     const w = this.#ctrl;
+    w[CTRL.d] = d;
     [w[CTRL.a], w[CTRL.aFrom], w[CTRL.m], w[CTRL.space], w[CTRL.b], w[CTRL.c]] = [a, aFrom, M, packedA, b, c];
     [w[CTRL.strips], w[CTRL.panels], w[CTRL.k], w[CTRL.batch]] = [strips, panels, k, 2];
     this.#go(kit);
   }
 
   /** A batch of products split by products (see BatchCall); returns once all are computed. */
-  callBatch(kit: KernelKit, b: BatchCall): void {
+  callBatch(kit: KernelKit, b: BatchCall, d = 0): void {
     const c = this.#ctrl;
+    c[CTRL.d] = d;
     [c[CTRL.table], c[CTRL.z], c[CTRL.aFrom], c[CTRL.bFrom], c[CTRL.m], c[CTRL.k], c[CTRL.n]] = [
       b.table,
       b.z,

@@ -85,3 +85,13 @@ Deno.test("any JSON in place of a config field is accepted or refused by name, n
     { numRuns: 300 },
   );
 });
+
+Deno.test("a width whose toString is not a function is refused by name (it was multiplied first)", () => {
+  try {
+    parsed({ width: { toString: 0 } });
+  } catch (e) {
+    assert(e instanceof Error && e.constructor === Error && e.message.includes("width"), `${e}`);
+    return;
+  }
+  throw new Error("accepted");
+});

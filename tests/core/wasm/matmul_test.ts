@@ -3,6 +3,11 @@
 import fc from "fast-check";
 import { normal, randomKey, readAll, setBackend } from "../../../mod.ts";
 import { WasmMatmul } from "../../../core/wasm/matmul.ts";
+import { createWasm } from "../../../core/wasm/mod.ts";
+import { fusedPlanner, type ViewMatmul } from "../../../core/wasm/fuse.ts";
+import { rewrite, schedule } from "../../../core/graph.ts";
+import type { CpuArray } from "../../../core/prim.ts";
+import { on } from "./backend_helpers.ts";
 import { assertClose } from "../../helpers.ts";
 
 // f32 products summed in f32 (an FMA chain where the runtime has relaxed SIMD) against float64 sums:
@@ -162,4 +167,61 @@ Deno.test("a batch times one B (a weight) equals the 2-D product of its rows bit
     ),
     { numRuns: 30 },
   );
+});
+
+Deno.test("a product plus a value of its shape is one epilogue-fused step, with a separate add's bits", async () => {
+  // The plan: no step of its own for the product, whose step reads the addend.
+  const x = normal(randomKey(1), [12, 20]), w = normal(randomKey(2), [20, 16]), r = normal(randomKey(3), [12, 16]);
+  const sum = r.add(x.matmul(w)), targets = [sum.node];
+  const order = schedule(rewrite(targets));
+  let given: CpuArray | undefined;
+  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out, addend) => (given = addend, void out.fill(0));
+  const steps = fusedPlanner({ matmul: mm })(
+    order,
+    new Set(targets),
+    () => () => new Float32Array(0),
+    (_d, n) => new Float32Array(n),
+  );
+  if (steps.some((s) => s.node.op === "matmul")) throw new Error("the product was planned as a step of its own");
+  const step = steps.find((s) => s.node === sum.node)!;
+  step.run((n) => (n === r.node ? Float32Array.of(7) : new Float32Array(n.size)));
+  if (given?.[0] !== 7) throw new Error("the fused step was not given the addend");
+  // The values: fused (heap, kernel epilogue; no heap, added after; split on two threads) against
+  // the product kept as an output of its own, whose add is then a separate loop.
+  const one = (await createWasm({ threads: 1 }))!, noHeap = (await createWasm({ threads: 1, heap: false }))!;
+  const two = (await createWasm({ threads: 2, threadedWork: 1 }))!;
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        // Any sizes, and sizes whose C fills whole 4 x 8 tiles (written in place: the kernel adds).
+        fc.oneof(
+          fc.tuple(
+            fc.integer({ min: 1, max: 3 }),
+            fc.integer({ min: 1, max: 40 }),
+            fc.integer({ min: 1, max: 30 }),
+            fc.integer({ min: 1, max: 40 }),
+          ),
+          fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 3, max: 12 }), fc.integer({ min: 1, max: 30 }))
+            .chain(([Z, m4, K]) => fc.integer({ min: 1, max: 6 }).map((n8) => [Z, 4 * m4, K, 8 * n8] as const)),
+        ),
+        fc.nat(1000),
+        async ([Z, M, K, N], seed) => {
+          const make = (kept: boolean) => {
+            const a = normal(randomKey(seed), [Z, M, K]).mul(2), b = normal(randomKey(seed + 1), [Z, K, N]).mul(2);
+            const d = normal(randomKey(seed + 2), [Z, M, N]).mul(3), p = a.matmul(b);
+            // d is read twice, so it is computed into memory (a residual is): the add's addend.
+            return kept ? [d.add(p), d.sum(), p] : [p.add(d), d.sum()];
+          };
+          const want = (await on(one, () => readAll(make(true))))[0];
+          for (const [name, b] of [["heap", one], ["no heap", noHeap], ["two threads", two]] as const) {
+            const got = (await on(b, () => readAll(make(false))))[0];
+            assertClose(got, want, { rtol: 0, atol: 0, msg: `${name}: ${Z} x ${M}x${K}x${N}` });
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  } finally {
+    for (const b of [one, noHeap, two]) (b.matmul.close(), b.scan.close(), b.loops.close());
+  }
 });
