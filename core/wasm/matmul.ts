@@ -24,6 +24,28 @@ export interface Layout {
   readonly strides: readonly number[];
 }
 
+// Calls `fn` with each of the Z products' operand offsets (element offsets into A and B), walking the
+// batch of shape `batch` odometer style.
+function eachProduct(
+  la: Layout,
+  lb: Layout,
+  batch: readonly number[],
+  Z: number,
+  fn: (ao: number, bo: number, z: number) => void,
+): void {
+  const nb = batch.length, idx = new Array<number>(nb).fill(0);
+  let ao = la.c, bo = lb.c;
+  for (let z = 0; z < Z; z++) {
+    fn(ao, bo, z);
+    for (let d = nb - 1; d >= 0; d--) {
+      ao += la.strides[d], bo += lb.strides[d];
+      if (++idx[d] < batch[d]) break;
+      ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 // The row-major layout of matrices of `rows x cols`, one after another along one batch axis.
 const rowMajor = (rows: number, cols: number): Layout => ({ c: 0, strides: [rows * cols, cols, 1] });
 
@@ -230,18 +252,7 @@ export class WasmMatmul {
       : (ao: number, bo: number, z: number) =>
         this.#few.run(a, [ao, ars, acs], b as Float32Array, bAt(bo), inPlace!, out, z * M * N, mkn);
     const keep = opts.keepPackedB === true && Z === 1;
-    const idx = new Array<number>(nb).fill(0);
-    let ao = la.c, bo = lb.c;
-    for (let z = 0; z < Z; z++) {
-      product(ao, bo, z, keep);
-      // The next batch index, odometer style, and the operands' offsets with it.
-      for (let d = nb - 1; d >= 0; d--) {
-        ao += la.strides[d], bo += lb.strides[d];
-        if (++idx[d] < batch[d]) break;
-        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
-        idx[d] = 0;
-      }
-    }
+    eachProduct(la, lb, batch, Z, (ao, bo, z) => product(ao, bo, z, keep));
     return packed?.added ?? false;
   }
 
@@ -273,17 +284,7 @@ export class WasmMatmul {
     const spaceEach = 4 * K * (M + N), count = threads.count;
     const mem = this.#scratch.floats(count * spaceEach + 8 * Z), space = mem.byteOffset;
     const table = new Int32Array(mem.buffer, space + count * spaceEach, 2 * Z);
-    const idx = new Array<number>(nb).fill(0);
-    let ao = la.c, bo = lb.c;
-    for (let z = 0; z < Z; z++) {
-      table[2 * z] = ha + 4 * ao, table[2 * z + 1] = hb + 4 * bo;
-      for (let d = nb - 1; d >= 0; d--) {
-        ao += la.strides[d], bo += lb.strides[d];
-        if (++idx[d] < batch[d]) break;
-        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
-        idx[d] = 0;
-      }
-    }
+    eachProduct(la, lb, batch, Z, (ao, bo, z) => (table[2 * z] = ha + 4 * ao, table[2 * z + 1] = hb + 4 * bo));
     const call = { table: table.byteOffset, z: Z, aFrom, bFrom, m: M, k: K, n: N, c: hc, space, spaceEach } as const;
     threads.callBatch(this.#kit, call, toD);
     return true;
@@ -311,18 +312,11 @@ export class WasmMatmul {
     // A's rows contiguous; B's transpose's rows one after another for the dot kernel, or B's rows contiguous.
     const ok = acs === 1 || K === 1, bOk = how === "cols" ? bcs === K || N === 1 : bcs === 1 || N === 1;
     if (ha < 0 || hb < 0 || hc < 0 || !ok || !bOk) return false;
-    const idx = new Array<number>(nb).fill(0), mkn = [M, K, N] as const;
+    const mkn = [M, K, N] as const;
     if (how === "rows") out.fill(0, 0, Z * M * N); // the rows kernel adds into C
-    let ao = la.c, bo = lb.c;
-    for (let z = 0; z < Z; z++) {
+    eachProduct(la, lb, batch, Z, (ao, bo, z) => {
       this.#few.runInPlace([ha + 4 * ao, 4 * ars], [hb + 4 * bo, 4 * brs, how], [hc + 4 * z * M * N, 4 * N], mkn);
-      for (let d = nb - 1; d >= 0; d--) {
-        ao += la.strides[d], bo += lb.strides[d];
-        if (++idx[d] < batch[d]) break;
-        ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
-        idx[d] = 0;
-      }
-    }
+    });
     return true;
   }
 
