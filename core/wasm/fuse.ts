@@ -5,7 +5,7 @@
 // tanh: those are polynomials, approx.ts, within an ulp of the reference's).
 // The loops' generated code is in fuse_loop.ts.
 
-import { type Node, paramsKey, shapeKey } from "../graph.ts";
+import type { Node } from "../graph.ts";
 import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";
 import type { CpuArray } from "../prim.ts";
 import { sameShape, stridesOf } from "../shape.ts";
@@ -121,14 +121,22 @@ function structure(order: readonly Node[], keep: ReadonlySet<Node>): { key: stri
     for (const x of n.src) {
       if (index.has(x)) continue;
       index.set(x, nodes.push(x) - 1);
-      parts.push(`^${x.op}:${x.dtype}:${shapeKey(x.shape)}`);
+      parts.push(`^${x.op}:${x.dtype}:${x.shape}`);
     }
     index.set(n, nodes.push(n) - 1);
     let src = "";
     for (const x of n.src) src += `${index.get(x)},`;
-    parts.push(`${n.op}:${n.dtype}:${shapeKey(n.shape)}:${paramsKey(n.params)}:${src}:${keep.has(n) ? 1 : 0}`);
+    parts.push(`${n.op}:${n.dtype}:${n.shape}:${paramsString(n.params)}:${src}:${keep.has(n) ? 1 : 0}`);
   }
   return { key: parts.join(";"), nodes };
+}
+
+// A node's params as a string (most have none: no JSON.stringify for those). Not memoized by
+// identity as the WebGPU plan cache's keys are: here every step's shapes and params are new
+// objects, and the WeakMaps' inserts cost more than formatting them (2 ms a step).
+function paramsString(params: object): string {
+  for (const _ in params) return JSON.stringify(params);
+  return "";
 }
 
 function planPositions(
