@@ -2,11 +2,11 @@
 // memory, each call cut by rows into one share per thread. The loops are compiled at run time, so
 // each module's bytes are kept in the heap, and a worker compiles a module the first time a share
 // of it reaches it (its event loop is busy waiting for work, so the bytes cannot come by message).
-// Shares are claimed from a counter as the matmul's are (threads.ts): the calling thread takes
+// Shares are claimed from a counter (workers.ts's protocol, as the matmul's are): the calling thread takes
 // every share no worker has claimed, so a late or dead worker never leaves rows undone, and since
 // every output element is computed alone, the bits do not depend on who computed which rows.
 
-import { spawnWorkers, waitUntil } from "./workers.ts";
+import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /**
  * Words of the control block: generation (negative: stop), next share, shares done, shares done by
@@ -14,10 +14,7 @@ import { spawnWorkers, waitUntil } from "./workers.ts";
  * argument count and the arguments (out, then after the row range, the rest).
  */
 export const LOOP = {
-  gen: 0,
-  next: 1,
-  done: 2,
-  byWorkers: 3,
+  ...SHARES,
   id: 4,
   at: 5,
   len: 6,
@@ -32,29 +29,14 @@ export const LOOP_ARGS = 64;
 /** A loop: rows [row0, row1) of an output whose row 0 is at `out`. */
 export type RowsFn = (out: number, row0: number, row1: number, ...rest: number[]) => void;
 
-/**
- * Claims shares of the current call and runs them until none is left; returns how many it ran. The
- * call is read after a successful claim (see threads.ts's claimShares for why that is safe).
- */
-export function claimLoopShares(
-  loop: (id: number) => RowsFn,
-  ctrl: Int32Array,
-  count: number,
-  worker: boolean,
-): number {
-  let n = 0;
-  for (let i = Atomics.add(ctrl, LOOP.next, 1); i < count; i = Atomics.add(ctrl, LOOP.next, 1)) {
-    const rows = ctrl[LOOP.rows], r0 = Math.floor((rows * i) / count), r1 = Math.floor((rows * (i + 1)) / count);
-    if (r1 > r0) {
-      const rest = ctrl.subarray(LOOP.args + 1, LOOP.args + ctrl[LOOP.nargs]);
-      loop(ctrl[LOOP.id])(ctrl[LOOP.args], r0, r1, ...rest);
-    }
-    n++;
-    if (worker) Atomics.add(ctrl, LOOP.byWorkers, 1);
-    Atomics.add(ctrl, LOOP.done, 1);
-    Atomics.notify(ctrl, LOOP.done);
+// Runs share i (of `count`) of the current call: its range of the rows (see workers.ts's claimShares
+// for why reading the call after the claim is safe).
+function loopShare(loop: (id: number) => RowsFn, ctrl: Int32Array, i: number, count: number): void {
+  const rows = ctrl[LOOP.rows], r0 = Math.floor((rows * i) / count), r1 = Math.floor((rows * (i + 1)) / count);
+  if (r1 > r0) {
+    const rest = ctrl.subarray(LOOP.args + 1, LOOP.args + ctrl[LOOP.nargs]);
+    loop(ctrl[LOOP.id])(ctrl[LOOP.args], r0, r1, ...rest);
   }
-  return n;
 }
 
 /** Workers for the loops of one heap memory; `call` runs one loop across them and this thread. */
@@ -80,11 +62,7 @@ export class LoopThreads {
     const setup: LoopSetup = { memory, ctrl, count };
     const workers = await spawnWorkers("loops", count, () => setup, 10_000);
     if (workers === null) return null;
-    return new LoopThreads(count, words, () => {
-      Atomics.store(words, LOOP.gen, -1);
-      Atomics.notify(words, LOOP.gen);
-      for (const w of workers) w.terminate();
-    });
+    return new LoopThreads(count, words, () => stopShares(words, workers));
   }
 
   /** Shares of the calls so far that workers ran. */
@@ -103,14 +81,9 @@ export class LoopThreads {
     // The call first, then the counters, then the generation: a claim sees this call.
     [c[LOOP.id], c[LOOP.at], c[LOOP.len], c[LOOP.rows], c[LOOP.nargs]] = [id, at, len, rows, args.length];
     c.set(args, LOOP.args);
-    Atomics.store(c, LOOP.done, 0);
-    Atomics.store(c, LOOP.next, 0);
-    const gen = Atomics.load(c, LOOP.gen);
-    if (gen < 0) throw new Error("loop threads: stopped");
-    Atomics.store(c, LOOP.gen, gen >= 2 ** 30 ? 1 : gen + 1);
-    Atomics.notify(c, LOOP.gen);
-    claimLoopShares(() => fn, c, this.count, false);
-    waitUntil(c, LOOP.done, this.count);
+    callShares(c, this.count, (i) => loopShare(() => fn, c, i, this.count), () => {
+      throw new Error("loop threads: stopped");
+    });
   }
 
   /** Stops the workers; later loops run on the calling thread alone. */
@@ -144,11 +117,5 @@ export function serveLoops(setup: LoopSetup, ready: () => void): void {
     return fn;
   };
   ready();
-  let gen = 0;
-  for (;;) {
-    Atomics.wait(ctrl, LOOP.gen, gen);
-    gen = Atomics.load(ctrl, LOOP.gen);
-    if (gen < 0) return;
-    claimLoopShares(loop, ctrl, setup.count, true);
-  }
+  serveShares(ctrl, setup.count, (i) => loopShare(loop, ctrl, i, setup.count));
 }

@@ -1,35 +1,25 @@
 // Threads for Wasm kernels other than the matmul (the delta-rule scans): workers instantiate the
 // same module over the same shared memory, and a call runs one exported function once per share,
 // each share with its own arguments, written by the caller in the control block. Shares are fixed
-// by the caller (the thread count of the pool), claimed from a counter as the matmul's are
-// (threads.ts): the calling thread takes every share no worker has claimed, so a late or dead
+// by the caller (the thread count of the pool), claimed from a counter (workers.ts's protocol)
+// as the matmul's are: the calling thread takes every share no worker has claimed, so a late or dead
 // worker never leaves a share undone, and a result does not depend on who computed which share.
 
-import { type NodeWorker, spawnWorkers, waitUntil } from "./workers.ts";
+import { callShares, type NodeWorker, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /** Words of the control block: generation (negative: stop), next share, shares done, by workers, function, then arguments. */
-export const POOL = { gen: 0, next: 1, done: 2, byWorkers: 3, fn: 4, args: 5 } as const;
+export const POOL = { ...SHARES, fn: 4, args: 5 } as const;
 
 /** The most arguments of one share. */
 export const POOL_ARGS = 20;
 
 type Fn = (...args: number[]) => void;
 
-/**
- * Claims shares of the current call and runs `fns[fn]` on each share's arguments until none is left;
- * returns how many it ran. Arguments are read after a successful claim (see threads.ts's claimShares).
- */
-export function claimPoolShares(fns: readonly Fn[], ctrl: Int32Array, count: number, worker: boolean): number {
-  let n = 0;
-  for (let i = Atomics.add(ctrl, POOL.next, 1); i < count; i = Atomics.add(ctrl, POOL.next, 1)) {
-    const at = POOL.args + i * POOL_ARGS;
-    fns[ctrl[POOL.fn]](...ctrl.subarray(at + 1, at + 1 + ctrl[at]));
-    n++;
-    if (worker) Atomics.add(ctrl, POOL.byWorkers, 1);
-    Atomics.add(ctrl, POOL.done, 1);
-    Atomics.notify(ctrl, POOL.done);
-  }
-  return n;
+// Runs share i of the current call: `fns[fn]` on its arguments (read after the claim, see
+// workers.ts's claimShares).
+function poolShare(fns: readonly Fn[], ctrl: Int32Array, i: number): void {
+  const at = POOL.args + i * POOL_ARGS;
+  fns[ctrl[POOL.fn]](...ctrl.subarray(at + 1, at + 1 + ctrl[at]));
 }
 
 /** Workers running `names` of one module over one shared memory; `call` splits one call into shares. */
@@ -80,21 +70,14 @@ export class KernelPool {
       c[at] = args.length;
       c.set(args, at + 1);
     });
-    Atomics.store(c, POOL.done, 0);
-    Atomics.store(c, POOL.next, 0);
-    const gen = Atomics.load(c, POOL.gen);
-    if (gen < 0) throw new Error("pool: closed");
-    Atomics.store(c, POOL.gen, gen >= 2 ** 30 ? 1 : gen + 1);
-    Atomics.notify(c, POOL.gen);
-    claimPoolShares(this.#fns, c, this.count, false);
-    waitUntil(c, POOL.done, this.count);
+    callShares(c, this.count, (i) => poolShare(this.#fns, c, i), () => {
+      throw new Error("pool: closed");
+    });
   }
 
   /** Stops the workers; the pool takes no more calls. */
   close(): void {
-    Atomics.store(this.#ctrl, POOL.gen, -1);
-    Atomics.notify(this.#ctrl, POOL.gen);
-    for (const w of this.#workers) w.terminate();
+    stopShares(this.#ctrl, this.#workers);
   }
 }
 
@@ -116,11 +99,5 @@ export function servePool(setup: PoolSetup, ready: () => void): void {
   const fns = setup.names.map((n) => e[n] as Fn);
   const ctrl = new Int32Array(setup.ctrl);
   ready();
-  let gen = 0;
-  for (;;) {
-    Atomics.wait(ctrl, POOL.gen, gen);
-    gen = Atomics.load(ctrl, POOL.gen);
-    if (gen < 0) return;
-    claimPoolShares(fns, ctrl, setup.count, true);
-  }
+  serveShares(ctrl, setup.count, (i) => poolShare(fns, ctrl, i));
 }

@@ -1,36 +1,33 @@
 // Matmul threads: workers that run the kernel over shared Wasm memory. A call is cut into one
-// share per thread, either a fixed contiguous range of C's 8-column panels of one product, or a
-// fixed contiguous range of a batch's products, each packed and computed whole by the thread that
-// claims it (so results are the same bits whatever the thread count or whoever computes a share);
-// the threads claim shares from a counter, and the calling thread takes every share no worker has
-// claimed, so a worker that is late, slow to start or dead can delay nothing but a share it already
-// holds, and never leaves C unwritten.
+// share per thread: a fixed contiguous range of C's 8-column panels, of A's 4-row strips, or of a
+// batch's products, each computed whole by the thread that claims it (packing its own operand
+// where the split says so), so results are the same bits whatever the thread count or whoever
+// computes a share. Shares are claimed as workers.ts's protocol says: the calling thread takes
+// every share no worker has claimed, so a worker that is late, slow to start or dead can delay
+// nothing but a share it already holds, and never leaves C unwritten.
 
 import { instantiateKernel, type KernelKit } from "./matmul_kernel.ts";
-import { spawnWorkers, waitUntil } from "./workers.ts";
+import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /**
  * Words of the control block: generation (negative: stop), next share to claim, shares finished,
  * shares computed by workers (a counter for tests), then the call's arguments: packed A, packed B,
- * C, strips, panels, K (a panel split, `batch` 0); for a batch split (`batch` 1), the byte offset of
+ * C, strips, panels, K (a panel split, `split` 0); for a batch split (`split` 1), the byte offset of
  * its table of each product's A and B addresses, the products, how A and B are packed (0: rows and
  * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread; for a
- * strip split (`batch` 2), A as it lies, how it is packed, M, and where packed A goes (`space`);
- * for a panel split that packs B's panels too (`batch` 3), B as it lies (`table`), how, and N; and
+ * strip split (`split` 2), A as it lies, how it is packed, M, and where packed A goes (`space`);
+ * for a panel split that packs B's panels too (`split` 3), B as it lies (`table`), how, and N; and
  * for every split the addend's bytes from C (`d`, 0 for none: see the kernel).
  */
 export const CTRL = {
-  gen: 0,
-  next: 1,
-  done: 2,
-  byWorkers: 3,
+  ...SHARES,
   a: 4,
   b: 5,
   c: 6,
   strips: 7,
   panels: 8,
   k: 9,
-  batch: 10,
+  split: 10,
   table: 11,
   z: 12,
   aFrom: 13,
@@ -42,6 +39,9 @@ export const CTRL = {
   d: 19,
 } as const;
 const WORDS = 20;
+
+/** How a call is cut into shares (the `split` word): see MatmulThreads' calls. */
+const SPLIT = { panels: 0, batch: 1, strips: 2, panelsPackingB: 3 } as const;
 
 /** A batch split's arguments (see CTRL): products `z`, each M x K by K x N, C row-major at `c`. */
 export interface BatchCall {
@@ -60,7 +60,8 @@ export interface BatchCall {
 /** Computes share `index` (of `count`) of the call described in `ctrl`. */
 export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: number): void {
   const k = ctrl[CTRL.k];
-  if (ctrl[CTRL.batch] === 2) {
+  const split = ctrl[CTRL.split];
+  if (split === SPLIT.strips) {
     // A range of A's strips: packed by this thread (from A as it lies at `a`), then multiplied by
     // every panel of the packed B.
     const strips = ctrl[CTRL.strips], panels = ctrl[CTRL.panels], M = ctrl[CTRL.m];
@@ -72,10 +73,10 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
     kit.matmul(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, k, panels, ctrl[CTRL.d]);
     return;
   }
-  if (ctrl[CTRL.batch] === 0 || ctrl[CTRL.batch] === 3) {
+  if (split === SPLIT.panels || split === SPLIT.panelsPackingB) {
     const panels = ctrl[CTRL.panels];
     const p0 = Math.floor((panels * index) / count), p1 = Math.floor((panels * (index + 1)) / count);
-    if (p1 > p0 && ctrl[CTRL.batch] === 3) {
+    if (p1 > p0 && split === SPLIT.panelsPackingB) {
       // This thread's panels of B packed first, from B as it lies (its rows, or its transpose's).
       const dst = ctrl[CTRL.b] + p0 * k * 32, raw = ctrl[CTRL.table];
       if (ctrl[CTRL.bFrom] === 0) kit.pack.panels(raw + p0 * 32, dst, k, p1 - p0, ctrl[CTRL.n]);
@@ -111,24 +112,6 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
   }
 }
 
-/**
- * Claims and computes shares of the current call until none is left; returns how many it computed.
- * The arguments are read after a claim, and a claim can only succeed once the caller has written
- * the current call's arguments and reset the counter, so a thread that woke for an older
- * generation either gets nothing or a share of the current call with its arguments.
- */
-export function claimShares(kit: KernelKit, ctrl: Int32Array, count: number, worker: boolean): number {
-  let n = 0;
-  for (let i = Atomics.add(ctrl, CTRL.next, 1); i < count; i = Atomics.add(ctrl, CTRL.next, 1)) {
-    share(kit, ctrl, i, count);
-    n++;
-    if (worker) Atomics.add(ctrl, CTRL.byWorkers, 1);
-    Atomics.add(ctrl, CTRL.done, 1);
-    Atomics.notify(ctrl, CTRL.done);
-  }
-  return n;
-}
-
 /** @internal Ways to start workers badly, for tests of the late-worker path. */
 export interface StartFaults {
   /** Milliseconds each worker waits before it instantiates its kernel. */
@@ -157,9 +140,8 @@ export class MatmulThreads {
 
   /**
    * Starts `count - 1` workers (see spawnWorkers), or returns null where workers or shared memory
-   * are unavailable. It waits up to 10 s for
-   * them to be ready; workers that are not ready by then join whenever they are (until then this
-   * thread computes their shares).
+   * are unavailable. It waits up to 10 s for them to be ready; workers that are not ready by then
+   * join whenever they are (until then this thread computes their shares).
    */
   static async start(
     bytes: Uint8Array<ArrayBuffer>,
@@ -174,11 +156,7 @@ export class MatmulThreads {
     const message = (index: number): MatmulSetup => ({ bytes, memory, ctrl, index, count, ...faults });
     const workers = await spawnWorkers("matmul", count, message, faults.startTimeoutMs ?? 10_000);
     if (workers === null) return null;
-    return new MatmulThreads(count, words, () => {
-      Atomics.store(words, CTRL.gen, -1);
-      Atomics.notify(words, CTRL.gen);
-      for (const w of workers) w.terminate();
-    });
+    return new MatmulThreads(count, words, () => stopShares(words, workers));
   }
 
   /** Shares of the calls so far that workers computed (the rest ran on this thread). */
@@ -192,7 +170,7 @@ export class MatmulThreads {
     c[CTRL.d] = d;
     // Arguments first, then the counters, then the generation: a claim sees this call's arguments.
     [c[CTRL.a], c[CTRL.b], c[CTRL.c], c[CTRL.strips], c[CTRL.panels], c[CTRL.k]] = args;
-    c[CTRL.batch] = 0;
+    c[CTRL.split] = SPLIT.panels;
     this.#go(kit);
   }
 
@@ -209,7 +187,7 @@ export class MatmulThreads {
     const w = this.#ctrl;
     w[CTRL.d] = d;
     [w[CTRL.a], w[CTRL.b], w[CTRL.c], w[CTRL.strips], w[CTRL.panels], w[CTRL.k]] = args;
-    [w[CTRL.table], w[CTRL.bFrom], w[CTRL.n], w[CTRL.batch]] = [raw, bFrom, N, 3];
+    [w[CTRL.table], w[CTRL.bFrom], w[CTRL.n], w[CTRL.split]] = [raw, bFrom, N, SPLIT.panelsPackingB];
     this.#go(kit);
   }
 
@@ -226,7 +204,7 @@ export class MatmulThreads {
     const w = this.#ctrl;
     w[CTRL.d] = d;
     [w[CTRL.a], w[CTRL.aFrom], w[CTRL.m], w[CTRL.space], w[CTRL.b], w[CTRL.c]] = [a, aFrom, M, packedA, b, c];
-    [w[CTRL.strips], w[CTRL.panels], w[CTRL.k], w[CTRL.batch]] = [strips, panels, k, 2];
+    [w[CTRL.strips], w[CTRL.panels], w[CTRL.k], w[CTRL.split]] = [strips, panels, k, SPLIT.strips];
     this.#go(kit);
   }
 
@@ -243,24 +221,15 @@ export class MatmulThreads {
       b.k,
       b.n,
     ];
-    [c[CTRL.c], c[CTRL.space], c[CTRL.spaceEach], c[CTRL.batch]] = [b.c, b.space, b.spaceEach, 1];
+    [c[CTRL.c], c[CTRL.space], c[CTRL.spaceEach], c[CTRL.split]] = [b.c, b.space, b.spaceEach, SPLIT.batch];
     this.#go(kit);
   }
 
   #go(kit: KernelKit): void {
     const c = this.#ctrl;
     this.calls++;
-    this.splits[c[CTRL.batch]]++;
-    Atomics.store(c, CTRL.done, 0);
-    Atomics.store(c, CTRL.next, 0);
-    const gen = Atomics.load(c, CTRL.gen);
-    if (gen >= 0) {
-      Atomics.store(c, CTRL.gen, gen >= 2 ** 30 ? 1 : gen + 1);
-      Atomics.notify(c, CTRL.gen);
-    }
-    claimShares(kit, c, this.count, false);
-    // Only shares that a worker has claimed (and so is computing) are waited for.
-    waitUntil(c, CTRL.done, this.count);
+    this.splits[c[CTRL.split]]++;
+    callShares(c, this.count, (i) => share(kit, c, i, this.count));
   }
 
   /** Stops the workers (later calls run on this thread alone). */
@@ -288,11 +257,5 @@ export function serveMatmul(setup: MatmulSetup, ready: () => void): void {
   const kit = instantiateKernel(setup.bytes, setup.memory);
   const ctrl = new Int32Array(setup.ctrl);
   ready();
-  let gen = 0;
-  for (;;) {
-    Atomics.wait(ctrl, CTRL.gen, gen);
-    gen = Atomics.load(ctrl, CTRL.gen);
-    if (gen < 0) return;
-    claimShares(kit, ctrl, setup.count, true);
-  }
+  serveShares(ctrl, setup.count, (i) => share(kit, ctrl, i, setup.count));
 }

@@ -109,3 +109,66 @@ export function waitUntil(ctrl: Int32Array, index: number, target: number): void
     if (CAN_BLOCK) Atomics.wait(ctrl, index, d);
   }
 }
+
+/**
+ * The words every kernel threads' control block starts with (threads.ts, loop_threads.ts, pool.ts):
+ * the generation (bumped for each call; negative: stopped), the next share to claim, the shares
+ * done, and the shares workers did (a counter for tests). A call's arguments follow them.
+ */
+export const SHARES = { gen: 0, next: 1, done: 2, byWorkers: 3 } as const;
+
+/**
+ * Claims shares of the current call and runs `share(i)` on each until none is left; returns how
+ * many it ran. A claim can only succeed once the caller has written the call's arguments and reset
+ * the counter, and `share` reads them after its claim, so a thread that woke for an older
+ * generation either gets nothing or a share of the current call with its arguments.
+ */
+export function claimShares(ctrl: Int32Array, count: number, worker: boolean, share: (i: number) => void): number {
+  let n = 0;
+  for (let i = Atomics.add(ctrl, SHARES.next, 1); i < count; i = Atomics.add(ctrl, SHARES.next, 1)) {
+    share(i);
+    n++;
+    if (worker) Atomics.add(ctrl, SHARES.byWorkers, 1);
+    Atomics.add(ctrl, SHARES.done, 1);
+    Atomics.notify(ctrl, SHARES.done);
+  }
+  return n;
+}
+
+/**
+ * The calling thread's side of one call of `count` shares, its arguments already written: resets
+ * the counters, wakes the workers (a new generation), claims what no worker has, and returns once
+ * the workers' shares are done. Where the workers were stopped it runs every share itself, after
+ * calling `stopped` (which may throw instead).
+ */
+export function callShares(ctrl: Int32Array, count: number, share: (i: number) => void, stopped = () => {}): void {
+  Atomics.store(ctrl, SHARES.done, 0);
+  Atomics.store(ctrl, SHARES.next, 0);
+  const gen = Atomics.load(ctrl, SHARES.gen);
+  if (gen < 0) stopped();
+  else {
+    Atomics.store(ctrl, SHARES.gen, gen >= 2 ** 30 ? 1 : gen + 1);
+    Atomics.notify(ctrl, SHARES.gen);
+  }
+  claimShares(ctrl, count, false, share);
+  // Only shares that a worker has claimed (and so is computing) are waited for.
+  waitUntil(ctrl, SHARES.done, count);
+}
+
+/** A worker's loop: sleeps until the generation changes, then claims shares; returns once stopped. */
+export function serveShares(ctrl: Int32Array, count: number, share: (i: number) => void): void {
+  let gen = 0;
+  for (;;) {
+    Atomics.wait(ctrl, SHARES.gen, gen);
+    gen = Atomics.load(ctrl, SHARES.gen);
+    if (gen < 0) return;
+    claimShares(ctrl, count, true, share);
+  }
+}
+
+/** Stops the workers serving `ctrl` (they return from serveShares) and terminates them. */
+export function stopShares(ctrl: Int32Array, workers: readonly NodeWorker[]): void {
+  Atomics.store(ctrl, SHARES.gen, -1);
+  Atomics.notify(ctrl, SHARES.gen);
+  for (const w of workers) w.terminate();
+}
