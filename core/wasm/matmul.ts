@@ -8,6 +8,7 @@ import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 import { kernelMemory } from "./memory.ts";
 import { Scratch, type WasmHeap } from "./heap.ts";
 import { PackedCache } from "./packed_cache.ts";
+import { batchCall, eachProduct, fewInHeap } from "./matmul_batch.ts";
 
 /** The least work (multiply-adds of one product) that is split across threads. */
 export const THREADED_WORK = 2 ** 22;
@@ -22,28 +23,6 @@ export const PACKED_BUDGET = 2 ** 30;
 export interface Layout {
   readonly c: number;
   readonly strides: readonly number[];
-}
-
-// Calls `fn` with each of the Z products' operand offsets (element offsets into A and B), walking the
-// batch of shape `batch` odometer style.
-function eachProduct(
-  la: Layout,
-  lb: Layout,
-  batch: readonly number[],
-  Z: number,
-  fn: (ao: number, bo: number, z: number) => void,
-): void {
-  const nb = batch.length, idx = new Array<number>(nb).fill(0);
-  let ao = la.c, bo = lb.c;
-  for (let z = 0; z < Z; z++) {
-    fn(ao, bo, z);
-    for (let d = nb - 1; d >= 0; d--) {
-      ao += la.strides[d], bo += lb.strides[d];
-      if (++idx[d] < batch[d]) break;
-      ao -= la.strides[d] * batch[d], bo -= lb.strides[d] * batch[d];
-      idx[d] = 0;
-    }
-  }
 }
 
 // The row-major layout of matrices of `rows x cols`, one after another along one batch axis.
@@ -244,7 +223,13 @@ export class WasmMatmul {
       }
     }
     if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch, toD)) return toD !== 0;
-    if (inPlace !== null && Z > 1 && this.#fewInHeap(a, b, out, dims, [la, lb], batch, inPlace)) return false;
+    const heap = this.#heap;
+    if (
+      inPlace !== null && Z > 1 && heap !== null &&
+      fewInHeap(this.#few, heap, [a, b, out], dims, [la, lb], batch, inPlace)
+    ) {
+      return false;
+    }
     const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
     const packed = inPlace === null ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs], toD) : null;
     const product = packed !== null
@@ -257,66 +242,32 @@ export class WasmMatmul {
   }
 
   // A batch of products each too small to split by panels (attention's, one per head) split by
-  // products across the threads: each thread packs its products' operands into space of its own and
-  // writes their C in place. Only where the operands and C lie in the heap, the Wasm packers read
-  // the operands where they are (rows or their transpose, in whole strips and panels) and C fills
-  // whole tiles; false where that does not hold (the products then run one by one).
+  // products across the threads (see batchCall); false where that does not apply (the products then
+  // run one by one).
   #batchSplit(
     a: ArrayLike<number>,
     b: ArrayLike<number>,
     out: Float32Array | Float64Array,
-    [Z, M, K, N]: readonly number[],
-    [la, lb]: readonly [Layout, Layout],
+    dims: readonly number[],
+    layouts: readonly [Layout, Layout],
     batch: readonly number[],
     toD: number,
   ): boolean {
-    const threads = this.#threads, heap = this.#heap, work = M * K * N;
-    if (threads === null || heap === null || Z < 2 || work >= this.#threadedWork) return false;
-    if (Z * work < this.#threadedWork || M % TILE_M !== 0 || N % TILE_N !== 0) return false;
-    if (!(a instanceof Float32Array && b instanceof Float32Array && out instanceof Float32Array)) return false;
-    const ha = heap.offsetOf(a), hb = heap.offsetOf(b), hc = heap.offsetOf(out), nb = batch.length;
-    if (ha < 0 || hb < 0 || hc < 0) return false;
-    const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
-    const aFrom = acs === 1 && ars === K ? 0 : ars === 1 && acs === M ? 1 : -1;
-    const bFrom = bcs === 1 && brs === N ? 0 : brs === 1 && bcs === K ? 1 : -1;
-    if (aFrom === -1 || bFrom === -1) return false;
-    // Each thread's packed A and B, then the table of every product's operand addresses.
-    const spaceEach = 4 * K * (M + N), count = threads.count;
-    const mem = this.#scratch.floats(count * spaceEach + 8 * Z), space = mem.byteOffset;
-    const table = new Int32Array(mem.buffer, space + count * spaceEach, 2 * Z);
-    eachProduct(la, lb, batch, Z, (ao, bo, z) => (table[2 * z] = ha + 4 * ao, table[2 * z + 1] = hb + 4 * bo));
-    const call = { table: table.byteOffset, z: Z, aFrom, bFrom, m: M, k: K, n: N, c: hc, space, spaceEach } as const;
-    threads.callBatch(this.#kit, call, toD);
-    return true;
-  }
-
-  // A batch of few-row products (a state read out per token: 1 x K by K x N each) whose operands
-  // and C lie in the heap: the in-place kernels run on them where they are, with no copy in or out
-  // (the general path gathered A, copied B and wrote C back for every product). False where that
-  // does not hold.
-  #fewInHeap(
-    a: ArrayLike<number>,
-    b: ArrayLike<number>,
-    out: Float32Array | Float64Array,
-    [Z, M, K, N]: readonly number[],
-    [la, lb]: readonly [Layout, Layout],
-    batch: readonly number[],
-    how: "rows" | "cols",
-  ): boolean {
-    const heap = this.#heap, nb = batch.length;
-    if (heap === null || !(a instanceof Float32Array && b instanceof Float32Array && out instanceof Float32Array)) {
+    const [Z, M, K, N] = dims, threads = this.#threads, heap = this.#heap, work = M * K * N;
+    if (threads === null || heap === null || Z < 2 || work >= this.#threadedWork || Z * work < this.#threadedWork) {
       return false;
     }
-    const ha = heap.offsetOf(a), hb = heap.offsetOf(b), hc = heap.offsetOf(out);
-    const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
-    // A's rows contiguous; B's transpose's rows one after another for the dot kernel, or B's rows contiguous.
-    const ok = acs === 1 || K === 1, bOk = how === "cols" ? bcs === K || N === 1 : bcs === 1 || N === 1;
-    if (ha < 0 || hb < 0 || hc < 0 || !ok || !bOk) return false;
-    const mkn = [M, K, N] as const;
-    if (how === "rows") out.fill(0, 0, Z * M * N); // the rows kernel adds into C
-    eachProduct(la, lb, batch, Z, (ao, bo, z) => {
-      this.#few.runInPlace([ha + 4 * ao, 4 * ars], [hb + 4 * bo, 4 * brs, how], [hc + 4 * z * M * N, 4 * N], mkn);
-    });
+    const call = batchCall(
+      heap,
+      threads.count,
+      [a, b, out],
+      dims,
+      layouts,
+      batch,
+      (bytes) => this.#scratch.floats(bytes),
+    );
+    if (call === null) return false;
+    threads.callBatch(this.#kit, call, toD);
     return true;
   }
 
