@@ -57,3 +57,49 @@ Deno.test("wasm arena: recycled memory gives the same bits as fresh arrays", asy
   pooled.matmul.close();
   fresh.matmul.close();
 });
+
+Deno.test("wasm arena: a weight in recycled memory is never multiplied through another weight's packed copy", async () => {
+  // Host arrays (no heap): the second weight's array recycles the first's memory after its disposal.
+  // The matmul keeps packed copies of weights by their array objects, so each use must see the
+  // weight that lies there now (the arena hands out a new array object for recycled memory).
+  for (const heap of [false, true]) {
+    const b = (await createWasm({ threads: 1, heap }))!;
+    const x = normal(randomKey(1), [24, 40]); // enough rows to pack B
+    const kept: number[] = [];
+    const products = async (seed: number) => {
+      const w = normal(randomKey(seed), [40, 40]).mul(1); // computed: its array is the arena's
+      await w.data();
+      const got: Float32Array[] = [];
+      for (let use = 0; use < 3; use++) {
+        const y = x.matmul(w);
+        got.push(Float32Array.from(await y.data() as ArrayLike<number>));
+        y.dispose();
+      }
+      kept.push(b.matmul.packedBytes);
+      const ref = { x: await x.data(), w: await w.data() };
+      w.dispose();
+      return { got, ref };
+    };
+    await on(b, async () => {
+      const reserved: number[] = [];
+      for (const seed of [2, 3, 4, 5, 6, 7]) {
+        const { got, ref } = await products(seed);
+        const want = new Float64Array(24 * 40);
+        for (let i = 0; i < 24; i++) {
+          for (let j = 0; j < 40; j++) {
+            let s = 0;
+            for (let k = 0; k < 40; k++) s += ref.x[i * 40 + k] * ref.w[k * 40 + j];
+            want[i * 40 + j] = s;
+          }
+        }
+        reserved.push(b.memory.bytesInUse + b.memory.bytesPooled);
+        for (const g of got) {
+          g.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-4, `heap ${heap} seed ${seed} [${i}]`));
+        }
+      }
+      assert.ok(kept.every((k) => k > 0), "each weight's packed copy was kept");
+      assert.deepEqual(reserved.slice(1), reserved.slice(1).map(() => reserved[0]), "weights recycled memory");
+    });
+    b.matmul.close();
+  }
+});
