@@ -110,8 +110,9 @@ export class SimdLoops {
    * reads one source (a broadcast, a copying reshape) is a copy or a fill of any dtype and size, not Wasm.
    */
   plan(root: Node, expr: Expr, reads0: readonly LoopRead[], sources: readonly Node[]): SimdLoop | null {
-    if ("read" in expr && kindOf(reads0[expr.read], root.shape)?.kind !== "rows") {
-      return copyLoop(root, reads0[expr.read], sources[reads0[expr.read].src]);
+    if ("read" in expr) {
+      const rd = reads0[expr.read], alone = kindOf(rd, root.shape).kind;
+      if (alone !== "rows" && alone !== "strided") return copyLoop(root, rd, sources[rd.src]);
     }
     // Trailing size-1 axes (a per-row value kept as [..., 1]) index nothing: the loop runs over the
     // shape without them, so its rows are the last axis of any size.
@@ -121,9 +122,8 @@ export class SimdLoops {
     if (R === 0 || shape[R - 1] % 4 !== 0 || root.size < SIMD_LOOP_MIN) return null;
     const lanes = lanesOf(expr, sources, reads);
     if (!(root.dtype === "f32" ? lanes === "f32" : root.dtype === "bool" && lanes === "mask")) return null;
-    const found = reads.map((rd) => kindOf(rd, shape));
-    if (found.some((k) => k === null)) return null;
-    const kinds = found as Kind[], bytes = reads.map((rd) => bytesOf(sources, rd));
+    const kinds = reads.map((rd) => kindOf(rd, shape)), bytes = reads.map((rd) => bytesOf(sources, rd));
+    if (kinds.some((k, r) => k.kind === "strided" && bytes[r] !== 4)) return null; // bools: JavaScript
     const ints = reads.map((rd) => sources[rd.src].dtype === "i32"), outBytes = root.dtype === "bool" ? 1 : 4;
     const key = `${JSON.stringify(exprKey(expr))}|${kinds.map((k) => k.kind)}|${bytes}|${ints}|${outBytes}`;
     let loop = this.#compiled.get(key);
@@ -134,7 +134,9 @@ export class SimdLoops {
       this.#compiled.set(key, loop);
     }
     const compiled = loop,
-      tables = kinds.map((k, r) => (k.kind === "rows" ? rowTable(reads[r].strides, shape, bytes[r]) : null));
+      tables = kinds.map((k, r) =>
+        k.kind === "rows" || k.kind === "strided" ? rowTable(reads[r].strides, shape, bytes[r]) : null
+      );
     return {
       run: (_sh, srcs, out) =>
         this.#run(compiled, [kinds, bytes, outBytes], reads, tables, shape, srcs, out as Float32Array),
@@ -152,7 +154,7 @@ export class SimdLoops {
   ): void {
     const N = shape[shape.length - 1], size = shape.reduce((p, d) => p * d, 1), rows = size / N;
     const heap = this.#heap;
-    // A "rows" read outside the heap is copied whole: its rows may lie anywhere in it.
+    // A "rows" or "strided" read outside the heap is copied whole: its rows may lie anywhere in it.
     const whole = (r: number) => srcs[reads[r].src].length;
     const lengths = kinds.map((k, r) => (tables[r] !== null ? whole(r) : regionLength(k, size, N, rows)));
     // Where each read's values are in the heap (-1: copied into scratch), and the output's.
@@ -189,7 +191,8 @@ export class SimdLoops {
     });
     const spans = kinds.flatMap((k) => (k.kind === "tile" ? [k.span] : []));
     const tableArgs = tableAt.filter((at) => at >= 0).map((at) => base + at);
-    this.runRows(loop, rows, size, [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans, ...tableArgs]);
+    const steps = kinds.flatMap((k, r) => (k.kind === "strided" ? [k.span * bytes[r]] : []));
+    this.runRows(loop, rows, size, [outAt < 0 ? base : outAt, N / 4, ...regions, ...spans, ...tableArgs, ...steps]);
     if (outAt < 0) out.set(outBytes === 4 ? mem.subarray(0, size) : mem8.subarray(0, size));
   }
 }
@@ -199,7 +202,7 @@ function copyLoop(root: Node, rd: LoopRead, source: Node): SimdLoop | null {
   const shape = root.shape, R = shape.length;
   if (source.dtype !== root.dtype || R === 0) return null;
   const kind = kindOf(rd, shape);
-  if (kind === null) return null;
+  if (kind.kind === "rows" || kind.kind === "strided") return null;
   return {
     run(sh, srcs, out) {
       const src = srcs[rd.src], N = sh[R - 1], size = out.length, rows = N === 0 ? 0 : size / N;

@@ -29,23 +29,26 @@ const OPS: Readonly<Record<string, number | null>> = {
 const COMPARE: Readonly<Record<string, number>> = { lt: 0x43, eq: 0x41 };
 const COMPARE_I32: Readonly<Record<string, number>> = { lt: 0x39, eq: 0x37 };
 const AND = 0x4e, STORE32_LANE = 0x5a, I16_NARROW_I32 = 0x85, I8_NARROW_I16 = 0x65;
+const I32X4_SPLAT = 0x11, I32X4_REPLACE = 0x1c;
 
 /**
  * How a loop reads one source, over the output's rows (all axes but the last) and columns: "same"
  * the output's own layout, "one" a single value, "row" one row for every output row, "col" one
  * value per output row, "tile" a block of whole rows repeated down the output (a mask of the last
  * two axes over a batch of heads, say), "rows" each output row a contiguous row of the source found
- * through a table of offsets (a permute that keeps the last axis, such as splitting heads).
+ * through a table of offsets (a permute that keeps the last axis, such as splitting heads),
+ * "strided" each output row found through a table and its elements a fixed step apart in the
+ * source (a transpose: any other view), four lanes loaded one by one.
  */
-export type ReadKind = "same" | "one" | "row" | "col" | "tile" | "rows";
+export type ReadKind = "same" | "one" | "row" | "col" | "tile" | "rows" | "strided";
 
-/** A read's kind, and for a tile the output rows it spans before it repeats. */
+/** A read's kind; for a tile the output rows it spans before it repeats, for "strided" the step in elements. */
 export interface Kind {
   readonly kind: ReadKind;
   readonly span: number;
 }
 
-export function kindOf(rd: LoopRead, shape: readonly number[]): Kind | null {
+export function kindOf(rd: LoopRead, shape: readonly number[]): Kind {
   const R = shape.length, own = stridesOf(shape), st = rd.strides;
   const k = (kind: ReadKind, span = 1): Kind => ({ kind, span });
   if (st.every((v) => v === 0)) return k("one");
@@ -60,10 +63,10 @@ export function kindOf(rd: LoopRead, shape: readonly number[]): Kind | null {
     }
   }
   if (st[R - 1] === 1) return k("rows");
-  return null;
+  return k("strided", st[R - 1]);
 }
 
-// Each output row's offset in bytes from the read's start, for a "rows" read (made once, at plan time).
+// Each output row's offset in bytes from the read's start, for a "rows" or "strided" read (made once, at plan time).
 export function rowTable(st: readonly number[], shape: readonly number[], bytes: number): Int32Array {
   const R = shape.length, idx = new Array<number>(R - 1).fill(0);
   const table = new Int32Array(shape.slice(0, R - 1).reduce((p, d) => p * d, 1));
@@ -105,7 +108,11 @@ function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[]
   if ("read" in e) {
     const k = kinds[e.read].kind, r = e.read;
     if (k === "one" || k === "col") f.get(`w${r}`);
-    else if (bytes[r] === 4) f.get(`q${r}`).simd(LOAD, [0, 0]);
+    else if (k === "strided") {
+      // Four 32-bit lanes a step apart, loaded as integers (bits kept, NaN payloads included).
+      f.get(`q${r}`).op(0x28, 2, 0).simd(I32X4_SPLAT);
+      for (let l = 1; l < 4; l++) f.get(`q${r}`).get(`s${r}_${l}`).op(0x6a).op(0x28, 2, 0).simd(I32X4_REPLACE).op(l);
+    } else if (bytes[r] === 4) f.get(`q${r}`).simd(LOAD, [0, 0]);
     else {
       // Four bools widened to four i32 lanes, then compared with zero.
       f.get(`q${r}`).simd(LOAD32_ZERO, [0, 0]).simd(I16_EXTEND_U8).simd(I32_EXTEND_U16);
@@ -136,7 +143,7 @@ function splat(f: Func, r: number, bytes: number): void {
 }
 
 // (out, first row, end row, vectors per row, each read's region (a byte offset in memory), then each
-// tile's span in rows): rows [row0, rows) of the output whose row 0 is at `out`, so that threads can
+// tile's span in rows, each table's offset, each strided read's step in bytes): rows [row0, rows) of the output whose row 0 is at `out`, so that threads can
 // share one call by rows. The output is f32 (`outBytes` 4) or bool (1: each lane mask stored as a
 // byte 0 or 1).
 export function loopFunc(
@@ -147,10 +154,15 @@ export function loopFunc(
   outBytes: 1 | 4,
 ): Func {
   const tiles = kinds.flatMap((k, r) => (k.kind === "tile" ? [`t${r}`] : []));
-  const tables = kinds.flatMap((k, r) => (k.kind === "rows" ? [`g${r}`] : []));
-  const f = new Func(["out", "row0", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles, ...tables]);
+  const tables = kinds.flatMap((k, r) => (k.kind === "rows" || k.kind === "strided" ? [`g${r}`] : []));
+  const steps = kinds.flatMap((k, r) => (k.kind === "strided" ? [`s${r}`] : []));
+  const f = new Func(["out", "row0", "rows", "n4", ...kinds.map((_, r) => `p${r}`), ...tiles, ...tables, ...steps]);
   for (const l of ["row", "j"]) f.local(l, I32);
   kinds.forEach((_, r) => f.local(`q${r}`, I32).local(`w${r}`, V128));
+  // A strided read's lanes 1-3 are 1-3 steps from its pointer, and a vector 4 steps on.
+  for (const s of steps) {
+    for (let l = 1; l <= 4; l++) f.local(`${s}_${l}`, I32).get(s).i32(l).op(0x6c).set(`${s}_${l}`);
+  }
   for (const l of [...SCRATCH, "m"]) f.local(l, V128);
   // The first row's positions: out and the reads of the output's layout, row0 rows in.
   f.get("out").get("row0").get("n4").op(0x6c).i32(4 * outBytes).op(0x6c).op(0x6a).set("out");
@@ -173,7 +185,7 @@ export function loopFunc(
         f.set(`q${r}`);
       }
       // A row through the table: p + table[row] (bytes).
-      if (k.kind === "rows") {
+      if (k.kind === "rows" || k.kind === "strided") {
         f.get(`p${r}`).get(`g${r}`).get("row").i32(4).op(0x6c).op(0x6a).op(0x28, 2, 0).op(0x6a).set(`q${r}`);
       }
     });
@@ -189,7 +201,8 @@ export function loopFunc(
       }
       f.bump("out", 4 * outBytes);
       kinds.forEach((k, r) => {
-        if (k.kind !== "one" && k.kind !== "col") f.bump(`q${r}`, 4 * bytes[r]);
+        if (k.kind === "strided") f.get(`q${r}`).get(`s${r}_4`).op(0x6a).set(`q${r}`);
+        else if (k.kind !== "one" && k.kind !== "col") f.bump(`q${r}`, 4 * bytes[r]);
       });
       f.bump("j", 1);
     });

@@ -1,6 +1,6 @@
 // Fused loops in Wasm SIMD (rows a multiple of four, 1024 elements or more): every kind of read (the
 // output's layout, one value, a repeated row, a value per row, a repeated block of rows, rows found
-// through a permute or slice that keeps the last axis), bool masks, comparisons (written as bools
+// through a permute or slice that keeps the last axis, elements a step apart through a transpose), bool masks, comparisons (written as bools
 // too, of f32 or i32 values) and every arithmetic operation equal the reference bit for bit; exp and
 // tanh and float64 constants within a few ulps; loops that only copy or fill equal it for every
 // dtype; none recompiles.
@@ -122,6 +122,26 @@ Deno.test("Wasm SIMD loops read rows found through permutes and slices that keep
         wide.slice([0, 1, 4], [B, M + 1, N + 4]).mul(2), // rows of a slice, offset into the source
       ]);
       wasm.forEach((w, i) => assertClose(w, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${M}, ${H}, ${N}]` }));
+    }),
+    { numRuns: 30 },
+  );
+});
+
+Deno.test("Wasm SIMD loops read through transposes and other views that move the last axis, bit for bit", async () => {
+  await fc.assert(
+    fc.asyncProperty(shapes, fc.integer({ min: 1, max: 3 }), fc.nat(1000), async ([B, M, N], H, seed) => {
+      const x = normal(randomKey(seed), [B, H, N, M]), y = normal(randomKey(seed + 1), [B, H, M, N]);
+      const w = normal(randomKey(seed + 2), [N, M + 3]), m = y.gt(0);
+      const nan = x.sqrt(); // NaN bits where negative: a transposed copy keeps them
+      const { wasm, cpu } = await onBoth(() => [
+        x.transpose(), // the last two axes swapped: a plain strided copy
+        x.transpose().mul(y).add(1), // strided beside the output's layout
+        x.permute([3, 0, 2, 1]).reshape([M * B, N * H]).mul(2), // the last axis moved first
+        w.slice([0, 1], [N, M + 1]).transpose().add(y), // a slice's columns, offset into the source
+        m.where(x.transpose(), nan.transpose()), // a mask beside two strided reads
+        x.transpose().broadcastTo([2, B, H, M, N]).neg(), // rows repeated through the table
+      ]);
+      wasm.forEach((g, i) => assertClose(g, cpu[i], { rtol: 0, atol: 0, msg: `output ${i} [${B}, ${H}, ${M}, ${N}]` }));
     }),
     { numRuns: 30 },
   );
