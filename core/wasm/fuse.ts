@@ -11,6 +11,7 @@ import type { CpuArray } from "../prim.ts";
 import { sameShape, stridesOf } from "../shape.ts";
 import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
 import { type Affine, fusedKernel, isFusible, type Loop, MAPS, unitReshape, VIEWS } from "./fuse_loop.ts";
+import { reductionBlock } from "./reduce.ts";
 
 // True when `n` computes something (it is elementwise, or a view of an elementwise node) and its
 // consumer broadcasts it: inlined, it would be recomputed for every broadcast copy (an rmsNorm's
@@ -88,8 +89,9 @@ function operandView(n: Node, single: (n: Node) => boolean): OperandView | null 
 }
 
 // A plan by node positions, so one computed for a graph serves every graph of the same structure:
-// "rule" computes node `i` by its primitive's rule, "loop" by a generated loop over `reads`,
-// "matmul" by the view-reading matmul.
+// "rule" computes node `i` by its primitive's rule, "loop" by a generated loop over `reads`, "sum"
+// a sum with its input's expression fused (SimdLoops.planSums), "matmul" by the
+// view-reading matmul.
 type Planned =
   | { readonly kind: "rule"; readonly i: number }
   | {
@@ -100,6 +102,7 @@ type Planned =
     readonly dims: number[];
     readonly simd: SimdLoop | null;
   }
+  | { readonly kind: "sum"; readonly i: number; readonly reads: readonly number[]; readonly simd: SimdLoop }
   | {
     readonly kind: "matmul";
     readonly i: number;
@@ -209,9 +212,29 @@ function planPositions(
       }
     }
   }
+  // Reductions with prologues: a sum of an elementwise chain read by nothing else computes the chain
+  // a chunk at a time as it sums (an rmsNorm's sum of squares, a weight's gradient summed over
+  // rows), never materializing it.
+  const sums = new Map<Node, { readonly simd: SimdLoop; readonly sources: readonly Node[] }>();
+  for (const n of order) {
+    const x = n.src[0];
+    if (simdLoops === null || n.op !== "sum" || !roots.has(n) || !roots.has(x) || keep.has(x)) continue;
+    if (!pending.has(x) || !fusible(x) || consumers.get(x)?.length !== 1 || x.op === "reshape") continue;
+    const block = reductionBlock(x.shape, (n.params as { axes: number[] }).axes);
+    if (block === null) continue;
+    roots.delete(x);
+    const fused = fusedKernel(x, isSource), simd = simdLoops.planSums(n, x, block, fused);
+    if (simd === null) roots.add(x);
+    else sums.set(n, { simd, sources: fused.sources });
+  }
   const planned: Planned[] = [];
   for (const node of order) {
     if (!roots.has(node)) continue;
+    const sum = sums.get(node);
+    if (sum !== undefined) {
+      planned.push({ kind: "sum", i: at.get(node)!, reads: sum.sources.map((x) => at.get(x)!), simd: sum.simd });
+      continue;
+    }
     const i = at.get(node)!, epi = epilogues.get(node), mmNode = epi?.mm ?? node, vs = views.get(mmNode);
     if (vs !== undefined) {
       const [a, b] = mmNode.src.map((s, k) => {
@@ -277,6 +300,15 @@ export function fusedPlanner(
           return out;
         };
         return { node, reads: add === null ? [a, b] : [a, b, add], run };
+      }
+      if (p.kind === "sum") {
+        const reads = p.reads.map((j) => nodes[j]), simd = p.simd;
+        const run = (value: (n: Node) => CpuArray) => {
+          const out = alloc("f32", node.size, false) as Float32Array; // every sum is written
+          simd.run(node.shape, reads.map(value), out);
+          return out;
+        };
+        return { node, reads, run };
       }
       const reads = p.reads.map((j) => nodes[j]), fn = p.fn, dims = p.dims, simd = p.simd;
       const run = (value: (n: Node) => CpuArray) => {

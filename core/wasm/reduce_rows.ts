@@ -23,7 +23,7 @@ const addTo = (f: Func, acc: string) => f.get(acc).simd(F64X2_ADD).set(acc);
 
 // src: groups of 8 rows of r f32 (byte pointers), dst: 8 f32 sums a group. Rows 2k and 2k+1 share
 // accumulator k: lane 0 is row 2k, lane 1 row 2k+1.
-function rows8(): Func {
+export function rows8(): Func {
   const f = new Func(["src", "dst", "groups", "r", "r4"]);
   for (const n of ["g", "j", "stride", ...[0, 1, 2, 3, 4, 5, 6, 7].map((k) => `p${k}`)]) f.local(n, I32);
   for (const n of ["va", "vb", "t", "a0", "a1", "a2", "a3"]) f.local(n, V128);

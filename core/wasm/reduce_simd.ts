@@ -48,6 +48,31 @@ function sumColumns(): Func {
   return f;
 }
 
+// src: r rows of inner f32, acc: inner f64 sums so far (byte pointers): each row added to the sums,
+// in order, as sumColumns does for one outer index (a sum whose input arrives a chunk of rows at a
+// time, SimdLoops.planSums).
+export function addColumns(): Func {
+  const f = new Func(["src", "acc", "r", "inner"]);
+  for (const n of ["j", "k", "p", "q", "pairs"]) f.local(n, I32);
+  f.get("inner").i32(-2).op(0x71).set("pairs"); // inner & ~1
+  f.get("src").set("p");
+  f.i32(0).set("k");
+  f.whileLt("k", "r", () => {
+    f.i32(0).set("j").get("acc").set("q");
+    f.whileLt("j", "pairs", () => {
+      f.get("q").get("q").simd(V128_LOAD, [3, 0]);
+      f.get("p").simd(LOAD64_ZERO, [3, 0]).simd(PROMOTE).simd(F64X2_ADD).simd(V128_STORE, [3, 0]);
+      f.bump("p", 8).bump("q", 16).bump("j", 2);
+    });
+    f.get("inner").i32(1).op(0x71).op(0x04, 0x40); // if (inner & 1)
+    f.get("q").get("q").op(0x2b, 3, 0).get("p").f32Load().op(0xbb, 0xa0).op(0x39, 3, 0); // f64 acc += f32
+    f.bump("p", 4);
+    f.op(0x0b);
+    f.bump("k", 1);
+  });
+  return f;
+}
+
 type SumColumns = (src: number, dst: number, acc: number, outer: number, r: number, inner: number) => void;
 
 /** The column-sum kernel over a private memory, compiled on first use. */
