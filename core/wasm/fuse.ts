@@ -12,6 +12,7 @@ import { sameShape, stridesOf } from "../shape.ts";
 import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
 import { type Affine, fusedKernel, isFusible, type Loop, MAPS, unitReshape, VIEWS } from "./fuse_loop.ts";
 import { reductionBlock } from "./reduce.ts";
+import { StructureCache, structureOf } from "../plan_key.ts";
 
 // True when `n` computes something (it is elementwise, or a view of an elementwise node) and its
 // consumer broadcasts it: inlined, it would be recomputed for every broadcast copy (an rmsNorm's
@@ -112,35 +113,6 @@ type Planned =
     readonly add: number | undefined;
   };
 type PlannedView = { readonly j: number; readonly c: number; readonly strides: readonly number[] };
-
-/**
- * A graph's structure as a string, and its nodes by position: the schedule's nodes, with the
- * leaves they read (outside the schedule) placed at first use. Two graphs with equal keys differ
- * only in their leaves' values.
- */
-function structure(order: readonly Node[], keep: ReadonlySet<Node>): { key: string; nodes: Node[] } {
-  const index = new Map<Node, number>(), nodes: Node[] = [], parts: string[] = [];
-  for (const n of order) {
-    for (const x of n.src) {
-      if (index.has(x)) continue;
-      index.set(x, nodes.push(x) - 1);
-      parts.push(`^${x.op}:${x.dtype}:${x.shape}`);
-    }
-    index.set(n, nodes.push(n) - 1);
-    let src = "";
-    for (const x of n.src) src += `${index.get(x)},`;
-    parts.push(`${n.op}:${n.dtype}:${n.shape}:${paramsString(n.params)}:${src}:${keep.has(n) ? 1 : 0}`);
-  }
-  return { key: parts.join(";"), nodes };
-}
-
-// A node's params as a string (most have none: no JSON.stringify for those). Not memoized by
-// identity as the WebGPU plan cache's keys are: here every step's shapes and params are new
-// objects, and the WeakMaps' inserts cost more than formatting them (2 ms a step).
-function paramsString(params: object): string {
-  for (const _ in params) return JSON.stringify(params);
-  return "";
-}
 
 function planPositions(
   order: readonly Node[],
@@ -273,18 +245,13 @@ export function fusedPlanner(
   opts: { readonly matmul?: ViewMatmul; readonly ownKernel?: (n: Node) => boolean; readonly simd?: SimdLoops } = {},
 ): HostPlanner {
   const ownKernel = opts.ownKernel ?? (() => false);
-  const plans = new Map<string, Planned[]>();
+  const plans = new StructureCache<Planned[]>(PLAN_LIMIT);
   return (order, keep, rule, alloc) => {
-    const { key, nodes } = structure(order, keep);
-    let planned = plans.get(key);
-    if (planned === undefined) {
-      planned = planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel, opts.simd ?? null);
-      if (plans.size >= PLAN_LIMIT) plans.delete(plans.keys().next().value!);
-      plans.set(key, planned);
-    } else {
-      plans.delete(key); // most recently used last
-      plans.set(key, planned);
-    }
+    const s = structureOf(order, keep), nodes = s.nodes;
+    const planned = plans.get(
+      s,
+      () => planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel, opts.simd ?? null),
+    );
     return planned.map((p): HostStep => {
       const node = nodes[p.i];
       if (p.kind === "rule") {
