@@ -224,8 +224,11 @@ export class WasmMatmul {
     }
     if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch, toD)) return toD !== 0;
     const heap = this.#heap;
+    // Few-row products in the heap are computed where the operands lie: a batch of them always, one
+    // product of up to four rows too (a decoded token's: B is read once either way, and copying it in
+    // chunks cost more than the product); with more rows, B's chunks copied are read by each group.
     if (
-      inPlace !== null && Z > 1 && heap !== null &&
+      inPlace !== null && (Z > 1 || M <= TILE_M) && heap !== null &&
       fewInHeap(this.#few, heap, [a, b, out], dims, [la, lb], batch, inPlace)
     ) {
       return false;
