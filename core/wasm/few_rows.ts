@@ -76,54 +76,61 @@ function dotFunc(R: number, fma: boolean): Func {
 }
 
 // K contraction (a chunk of it), n columns: c[r, j] += sum_k a[r, k] * b[k, j] for B's rows `ldb`
-// bytes apart: 8 columns at a time in registers over the chunk's k, then a scalar column tail.
+// bytes apart. Four rows of B at a time, streamed in order (reading B down its columns in strips
+// defeated the hardware prefetcher: 20 us for 1 x 128 x 512): each vector of C's rows is loaded,
+// given the four rows' terms in k order, and stored; columns past the last multiple of four, then
+// rows of B past the last multiple of four, one at a time. Each output adds its terms in k order in
+// one accumulator.
 function axpyFunc(R: number, fma: boolean): Func {
   const f = new Func(["a", "b", "c", "n", "k", "lda", "ldb", "ldc"]);
-  const ps = rowsOf(R, "p"), cs = rowsOf(R, "q"), ss = rowsOf(R, "s");
-  const accs = rowsOf(R, "u").flatMap((u) => [`${u}x`, `${u}y`]);
-  for (const n of ["j", "n8", "kk", "pb", "cj", ...ps, ...cs]) f.local(n, I32);
-  for (const n of [...accs, "b0", "b1", "x"]) f.local(n, V128);
-  for (const n of [...ss, "bs"]) f.local(n, F32);
-  f.get("n").i32(-8).op(0x71).set("n8");
-  const start = () => {
-    f.i32(0).set("kk").get("b").get("j").i32(4).op(0x6c).op(0x6a).set("pb");
-    f.get("c").get("j").i32(4).op(0x6c).op(0x6a).set("cj");
-    ps.forEach((p, r) => f.get("a").get("lda").i32(r).op(0x6c).op(0x6a).set(p));
-    cs.forEach((q, r) => f.get("cj").get("ldc").i32(r).op(0x6c).op(0x6a).set(q));
+  const rows = Array.from({ length: R }, (_, r) => r);
+  const x = (r: number, i: number) => `x${r}_${i}`, acc = (r: number) => `u${r}`, pb = (i: number) => `pb${i}`;
+  for (const n of ["j", "n4", "k4", "kk", "jb", ...[0, 1, 2, 3].map(pb), ...rows.map((r) => `q${r}`)]) {
+    f.local(n, I32);
+  }
+  for (const r of rows) {
+    f.local(acc(r), V128).local(`s${r}`, F32);
+    for (let i = 0; i < 4; i++) f.local(x(r, i), V128);
+  }
+  f.local("bv", V128).local("bs", F32);
+  f.get("n").i32(-4).op(0x71).set("n4").get("k").i32(-4).op(0x71).set("k4");
+  // `g` rows of B from row kk: their terms added to every column of C.
+  const block = (g: number) => {
+    for (const r of rows) {
+      for (let i = 0; i < g; i++) {
+        f.get("a").get("lda").i32(r).op(0x6c).op(0x6a).get("kk").i32(4).op(0x6c).op(0x6a);
+        f.simd(LOAD32_SPLAT, [2, 4 * i]).set(x(r, i));
+      }
+    }
+    for (let i = 0; i < g; i++) f.get("b").get("kk").i32(i).op(0x6a).get("ldb").op(0x6c).op(0x6a).set(pb(i));
+    rows.forEach((r) => f.get("c").get("ldc").i32(r).op(0x6c).op(0x6a).set(`q${r}`));
+    f.i32(0).set("j").i32(0).set("jb");
+    f.whileLt("j", "n4", () => {
+      for (const r of rows) f.get(`q${r}`).get("jb").op(0x6a).simd(V128_LOAD, [0, 0]).set(acc(r));
+      for (let i = 0; i < g; i++) {
+        f.get(pb(i)).get("jb").op(0x6a).simd(V128_LOAD, [0, 0]).set("bv");
+        for (const r of rows) madd(f, fma, () => f.get(x(r, i)), () => f.get("bv"), acc(r));
+      }
+      for (const r of rows) f.get(`q${r}`).get("jb").op(0x6a).get(acc(r)).simd(V128_STORE, [0, 0]);
+      f.bump("j", 4).bump("jb", 16);
+    });
+    // The last n mod 4 columns, as scalars: c = c + a * b, a rounded product then a rounded sum.
+    f.whileLt("j", "n", () => {
+      for (const r of rows) f.get(`q${r}`).get("jb").op(0x6a).op(F32_LOAD, 2, 0).set(`s${r}`);
+      for (let i = 0; i < g; i++) {
+        f.get(pb(i)).get("jb").op(0x6a).op(F32_LOAD, 2, 0).set("bs");
+        for (const r of rows) {
+          f.get(`s${r}`).get(x(r, i)).simd(F32X4_EXTRACT).op(0).get("bs").op(F32_MUL, F32_ADD).set(`s${r}`);
+        }
+      }
+      for (const r of rows) f.get(`q${r}`).get("jb").op(0x6a).get(`s${r}`).op(F32_STORE, 2, 0);
+      f.bump("j", 1).bump("jb", 4);
+    });
+    f.bump("kk", g);
   };
-  f.i32(0).set("j");
-  f.whileLt("j", "n8", () => {
-    start();
-    cs.forEach((q, r) => {
-      f.get(q).simd(V128_LOAD, [0, 0]).set(accs[2 * r]).get(q).simd(V128_LOAD, [0, 16]).set(accs[2 * r + 1]);
-    });
-    f.whileLt("kk", "k", () => {
-      f.get("pb").simd(V128_LOAD, [0, 0]).set("b0").get("pb").simd(V128_LOAD, [0, 16]).set("b1");
-      ps.forEach((p, r) => {
-        f.get(p).simd(LOAD32_SPLAT, [2, 0]).set("x");
-        madd(f, fma, () => f.get("x"), () => f.get("b0"), accs[2 * r]);
-        madd(f, fma, () => f.get("x"), () => f.get("b1"), accs[2 * r + 1]);
-      });
-      f.bump("pb", "ldb").bump("kk", 1);
-      for (const p of ps) f.bump(p, 4);
-    });
-    cs.forEach((q, r) => {
-      f.get(q).get(accs[2 * r]).simd(V128_STORE, [0, 0]).get(q).get(accs[2 * r + 1]).simd(V128_STORE, [0, 16]);
-    });
-    f.bump("j", 8);
-  });
-  f.whileLt("j", "n", () => {
-    start();
-    cs.forEach((q, r) => f.get(q).op(F32_LOAD, 2, 0).set(ss[r]));
-    f.whileLt("kk", "k", () => {
-      f.get("pb").op(F32_LOAD, 2, 0).set("bs");
-      ps.forEach((p, r) => f.get(ss[r]).get(p).op(F32_LOAD, 2, 0).get("bs").op(F32_MUL, F32_ADD).set(ss[r]));
-      f.bump("pb", "ldb").bump("kk", 1);
-      for (const p of ps) f.bump(p, 4);
-    });
-    cs.forEach((q, r) => f.get(q).get(ss[r]).op(F32_STORE, 2, 0));
-    f.bump("j", 1);
-  });
+  f.i32(0).set("kk");
+  f.whileLt("kk", "k4", () => block(4));
+  f.whileLt("kk", "k", () => block(1));
   return f;
 }
 
