@@ -27,51 +27,91 @@ function madd(f: Func, fma: boolean, x: () => void, y: () => void, acc: string):
 }
 
 // K contraction, n columns of C: c[r, j] = sum_k a[r, k] * bt[j, k] for B^T's rows bt[j] (K floats
-// each, one after another): dot products SIMD over k, two accumulators a row, then a scalar tail.
+// each, one after another): dot products SIMD over k, two accumulators an output, then a scalar
+// tail. J columns at a time (4 for one row of A, 2 for two: independent accumulators hide the
+// multiply-add's latency, and A's vectors are loaded once for them), then one at a time; each
+// output's sum is formed the same way whatever J, so J changes no bits.
 function dotFunc(R: number, fma: boolean): Func {
   const f = new Func(["a", "b", "c", "n", "k", "lda", "ldc"]);
-  const ps = rowsOf(R, "p"), ss = rowsOf(R, "s"), accs = rowsOf(R, "u").flatMap((u) => [`${u}x`, `${u}y`]);
-  for (const n of ["j", "kk", "k8", "k4", "pb", "rowb", "cp", ...ps]) f.local(n, I32);
-  for (const n of [...accs, "b0", "b1"]) f.local(n, V128);
-  for (const n of ss) f.local(n, F32);
+  const J = R === 1 ? 4 : R === 2 ? 2 : 1, ps = rowsOf(R, "p");
+  const acc = (r: number, c: number, h: number) => `u${r}_${c}_${h}`, s = (r: number, c: number) => `s${r}_${c}`;
+  const pb = (c: number) => `pb${c}`, av = (r: number, h: number) => `a${r}_${h}`;
+  for (const n of ["j", "jn", "kk", "k8", "k4", "rowb", "cp", "kb", ...ps]) f.local(n, I32);
+  for (let c = 0; c < J; c++) f.local(pb(c), I32);
+  for (let r = 0; r < R; r++) {
+    for (let c = 0; c < J; c++) f.local(acc(r, c, 0), V128).local(acc(r, c, 1), V128).local(s(r, c), F32);
+    f.local(av(r, 0), V128).local(av(r, 1), V128);
+  }
   f.get("k").i32(-8).op(0x71).set("k8").get("k").i32(-4).op(0x71).set("k4");
+  f.get("k").i32(4).op(0x6c).set("kb"); // bytes of one row of B^T
+  f.get("n").i32(-J).op(0x71).set("jn");
   f.i32(0).set("j").get("b").set("rowb").get("c").set("cp");
-  f.whileLt("j", "n", () => {
-    for (const acc of accs) f.op(0x43, 0, 0, 0, 0).simd(0x13).set(acc); // f32.const 0; f32x4.splat
-    f.i32(0).set("kk").get("rowb").set("pb");
-    ps.forEach((p, r) => f.get("a").get("lda").i32(r).op(0x6c).op(0x6a).set(p));
-    f.whileLt("kk", "k8", () => {
-      f.get("pb").simd(V128_LOAD, [0, 0]).set("b0").get("pb").simd(V128_LOAD, [0, 16]).set("b1");
-      ps.forEach((p, r) => {
-        madd(f, fma, () => f.get(p).simd(V128_LOAD, [0, 0]), () => f.get("b0"), accs[2 * r]);
-        madd(f, fma, () => f.get(p).simd(V128_LOAD, [0, 16]), () => f.get("b1"), accs[2 * r + 1]);
+  // Columns j .. j + g - 1 at a time while j < limit.
+  const cols = (g: number, limit: string) => {
+    const cs = Array.from({ length: g }, (_, c) => c);
+    f.whileLt("j", limit, () => {
+      for (let r = 0; r < R; r++) {
+        for (const c of cs) for (const h of [0, 1]) f.op(0x43, 0, 0, 0, 0).simd(0x13).set(acc(r, c, h)); // zero
+      }
+      f.i32(0).set("kk");
+      for (const c of cs) f.get("rowb").get("kb").i32(c).op(0x6c).op(0x6a).set(pb(c));
+      ps.forEach((p, r) => f.get("a").get("lda").i32(r).op(0x6c).op(0x6a).set(p));
+      f.whileLt("kk", "k8", () => {
+        ps.forEach((p, r) =>
+          f.get(p).simd(V128_LOAD, [0, 0]).set(av(r, 0)).get(p).simd(V128_LOAD, [0, 16]).set(av(r, 1))
+        );
+        for (const c of cs) {
+          for (const h of [0, 1]) {
+            for (let r = 0; r < R; r++) {
+              madd(f, fma, () => f.get(av(r, h)), () => f.get(pb(c)).simd(V128_LOAD, [0, 16 * h]), acc(r, c, h));
+            }
+          }
+          f.bump(pb(c), 32);
+        }
+        f.bump("kk", 8);
+        for (const p of ps) f.bump(p, 32);
       });
-      f.bump("pb", 32).bump("kk", 8);
-      for (const p of ps) f.bump(p, 32);
+      f.whileLt("kk", "k4", () => {
+        ps.forEach((p, r) => f.get(p).simd(V128_LOAD, [0, 0]).set(av(r, 0)));
+        for (const c of cs) {
+          for (let r = 0; r < R; r++) {
+            madd(f, fma, () => f.get(av(r, 0)), () => f.get(pb(c)).simd(V128_LOAD, [0, 0]), acc(r, c, 0));
+          }
+          f.bump(pb(c), 16);
+        }
+        f.bump("kk", 4);
+        for (const p of ps) f.bump(p, 16);
+      });
+      for (let r = 0; r < R; r++) {
+        for (const c of cs) {
+          const u = acc(r, c, 0);
+          f.get(u).get(acc(r, c, 1)).simd(F32X4_ADD).set(u);
+          f.get(u).simd(F32X4_EXTRACT).op(0).get(u).simd(F32X4_EXTRACT).op(1).op(F32_ADD);
+          f.get(u).simd(F32X4_EXTRACT).op(2).op(F32_ADD);
+          f.get(u).simd(F32X4_EXTRACT).op(3).op(F32_ADD).set(s(r, c));
+        }
+      }
+      f.whileLt("kk", "k", () => {
+        for (let r = 0; r < R; r++) {
+          for (const c of cs) {
+            f.get(s(r, c)).get(ps[r]).op(F32_LOAD, 2, 0).get(pb(c)).op(F32_LOAD, 2, 0).op(F32_MUL, F32_ADD).set(
+              s(r, c),
+            );
+          }
+        }
+        for (const c of cs) f.bump(pb(c), 4);
+        f.bump("kk", 1);
+        for (const p of ps) f.bump(p, 4);
+      });
+      for (let r = 0; r < R; r++) {
+        for (const c of cs) f.get("cp").get("ldc").i32(r).op(0x6c).op(0x6a).get(s(r, c)).op(F32_STORE, 2, 4 * c);
+      }
+      f.get("rowb").get("kb").i32(g).op(0x6c).op(0x6a).set("rowb");
+      f.bump("cp", 4 * g).bump("j", g);
     });
-    f.whileLt("kk", "k4", () => {
-      f.get("pb").simd(V128_LOAD, [0, 0]).set("b0");
-      ps.forEach((p, r) => madd(f, fma, () => f.get(p).simd(V128_LOAD, [0, 0]), () => f.get("b0"), accs[2 * r]));
-      f.bump("pb", 16).bump("kk", 4);
-      for (const p of ps) f.bump(p, 16);
-    });
-    ss.forEach((s, r) => {
-      f.get(accs[2 * r]).get(accs[2 * r + 1]).simd(F32X4_ADD).set(accs[2 * r]);
-      f.get(accs[2 * r]).simd(F32X4_EXTRACT).op(0).get(accs[2 * r]).simd(F32X4_EXTRACT).op(1).op(F32_ADD);
-      f.get(accs[2 * r]).simd(F32X4_EXTRACT).op(2).op(F32_ADD);
-      f.get(accs[2 * r]).simd(F32X4_EXTRACT).op(3).op(F32_ADD).set(s);
-    });
-    f.whileLt("kk", "k", () => {
-      ss.forEach((s, r) =>
-        f.get(s).get(ps[r]).op(F32_LOAD, 2, 0).get("pb").op(F32_LOAD, 2, 0).op(F32_MUL, F32_ADD).set(s)
-      );
-      f.bump("pb", 4).bump("kk", 1);
-      for (const p of ps) f.bump(p, 4);
-    });
-    ss.forEach((s, r) => f.get("cp").get("ldc").i32(r).op(0x6c).op(0x6a).get(s).op(F32_STORE, 2, 0));
-    f.get("rowb").get("k").i32(4).op(0x6c).op(0x6a).set("rowb");
-    f.bump("cp", 4).bump("j", 1);
-  });
+  };
+  if (J > 1) cols(J, "jn");
+  cols(1, "n");
   return f;
 }
 
