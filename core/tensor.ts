@@ -447,11 +447,28 @@ export function scalarLike(v: Tensor | number | boolean, ref?: Tensor): Tensor {
     throw new Error(`expected a Tensor or a number, got ${describe(v)}`);
   }
   const dtype: DType = ref?.dtype ?? (typeof v === "boolean" ? "bool" : "f32");
+  // One tensor per constant: a graph uses a few distinct scalars many times (a decoded token's 166
+  // scalar leaves were 11 values), and each leaf cost building, scheduling and planning work. A
+  // cached tensor someone disposed is replaced.
+  const key = Object.is(v, -0) ? "-0" : +v, cache = SCALARS[dtype];
+  const hit = cache.get(key);
+  if (hit !== undefined && !hit.disposed) return hit;
   // f32 constants keep their float64 value on the host, so the f64 CPU reference stays exact;
   // f32 computations round them on use.
   const data = dtype === "f32" ? Float64Array.of(+v) : dtype === "i32" ? Int32Array.of(+v) : Uint8Array.of(v ? 1 : 0);
-  return Tensor.fromHost(data, [], dtype);
+  const t = Tensor.fromHost(data, [], dtype);
+  if (cache.size >= SCALAR_CACHE) cache.delete(cache.keys().next().value!);
+  cache.set(key, t);
+  return t;
 }
+
+// Scalar constants by dtype and value (-0 apart from 0), the oldest dropped beyond the limit.
+const SCALAR_CACHE = 256;
+const SCALARS: Readonly<Record<DType, Map<number | string, Tensor>>> = {
+  f32: new Map(),
+  i32: new Map(),
+  bool: new Map(),
+};
 
 function negate(y: Tensor | number): Tensor | number {
   return typeof y === "number" ? -y : y.neg();
