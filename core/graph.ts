@@ -120,39 +120,41 @@ export function rewrite(
   targets: readonly Node[],
   rule: ((n: Node, src: readonly Node[]) => Node | null) | null = null,
 ): Node[] {
-  const done = new Map<Node, Node>();
-  // An explicit stack of nodes with a parallel stack of "inputs already pushed" flags: graphs can be
-  // deep, and this runs on every realization, so it allocates nothing per node that it keeps.
+  // Rebuilt nodes by the original's id (numbers hash faster than objects; this runs on every
+  // realization). An explicit stack of nodes with a parallel stack of "inputs already pushed"
+  // flags: graphs can be deep, and nothing is allocated per node that is kept.
+  const done = new Map<number, Node>();
   const nodes: Node[] = [], expanded: boolean[] = [];
   const visit = (root: Node): Node => {
     nodes.push(root);
     expanded.push(false);
     while (nodes.length > 0) {
       const n = nodes.pop()!, seen = expanded.pop()!;
-      if (done.has(n)) continue;
+      if (done.has(n.id)) continue;
       const r = resolve(n);
       if (r.op === "data") {
-        done.set(n, r);
+        done.set(n.id, r);
         continue;
       }
+      const src0 = n.src;
       if (!seen) {
         nodes.push(n);
         expanded.push(true);
-        for (const x of n.src) {
-          if (!done.has(x)) {
-            nodes.push(x);
+        for (let i = 0; i < src0.length; i++) {
+          if (!done.has(src0[i].id)) {
+            nodes.push(src0[i]);
             expanded.push(false);
           }
         }
         continue;
       }
       let changed = false;
-      for (const x of n.src) if (done.get(x) !== x) changed = true;
-      const src = changed ? n.src.map((x) => done.get(x)!) : n.src;
+      for (let i = 0; i < src0.length; i++) if (done.get(src0[i].id) !== src0[i]) changed = true;
+      const src = changed ? src0.map((x) => done.get(x.id)!) : src0;
       const kept = changed ? new Node(n.op, n.shape, n.dtype, src, n.params) : n;
-      done.set(n, rule === null ? kept : rule(kept, src) ?? kept);
+      done.set(n.id, rule === null ? kept : rule(kept, src) ?? kept);
     }
-    return done.get(root)!;
+    return done.get(root.id)!;
   };
   return targets.map(visit);
 }
@@ -163,23 +165,29 @@ export function rewrite(
  */
 export function schedule(targets: readonly Node[]): Node[] {
   const order: Node[] = [];
-  const state = new Map<Node, 1 | 2>(); // 1: inputs being visited, 2: done
+  const state = new Map<number, 1 | 2>(); // by node id; 1: inputs being visited, 2: done
   for (const root of targets) {
     const stack: Node[] = [root];
     while (stack.length > 0) {
       const n = stack[stack.length - 1];
-      if (n.op === "data" || state.get(n) === 2) {
+      if (n.op === "data") {
         stack.pop();
         continue;
       }
-      if (state.get(n) === 1) {
-        state.set(n, 2);
+      const st = state.get(n.id);
+      if (st === 2) {
+        stack.pop();
+        continue;
+      }
+      if (st === 1) {
+        state.set(n.id, 2);
         order.push(n);
         stack.pop();
         continue;
       }
-      state.set(n, 1);
-      for (const x of n.src) if (x.op !== "data" && !state.has(x)) stack.push(x);
+      state.set(n.id, 1);
+      const src = n.src;
+      for (let i = 0; i < src.length; i++) if (src[i].op !== "data" && !state.has(src[i].id)) stack.push(src[i]);
     }
   }
   return order;

@@ -119,34 +119,38 @@ export class Interpreter implements Backend {
     const graph = rewrite(targets);
     const order = schedule(graph);
     // Inputs that live elsewhere (a device, or disposed) are fetched or reported before any work.
-    const inputs = [...new Set(order.flatMap((n) => n.src.filter((x) => x.op === "data")))];
+    const inputs: Node[] = [], isInput = new Set<number>();
+    for (const n of order) {
+      for (const x of n.src) if (x.op === "data" && !isInput.has(x.id)) isInput.add(x.id), inputs.push(x);
+    }
     const fetched = await hostValues(inputs, "realize");
-    const values = new Map<Node, CpuArray>();
+    // Values and use counts by node id (numbers hash faster than objects, and these run per read).
+    const values = new Map<number, CpuArray>();
     const arena = this.#arena;
     // Every value in `values` is a holder of its memory in the arena, until it is deleted.
-    const set = (x: Node, v: CpuArray) => (values.set(x, v), arena?.hold(v));
+    const set = (x: Node, v: CpuArray) => (values.set(x.id, v), arena?.hold(v));
     try {
       inputs.forEach((x, i) => set(x, this.#input(fetched[i])));
       const keep = new Set(graph);
       const steps = this.#plan(order, keep, (n) => this.#rule(n), this.#ctx.alloc);
-      const uses = new Map<Node, number>();
-      for (const st of steps) for (const x of st.reads) uses.set(x, (uses.get(x) ?? 0) + 1);
-      const valueOf = (x: Node) => values.get(x)!;
+      const uses = new Map<number, number>();
+      for (const st of steps) for (const x of st.reads) uses.set(x.id, (uses.get(x.id) ?? 0) + 1);
+      const valueOf = (x: Node) => values.get(x.id)!;
       for (const st of steps) {
         set(st.node, st.run(valueOf));
         for (const x of st.reads) {
-          const left = uses.get(x)! - 1;
-          uses.set(x, left);
-          if (left === 0 && !keep.has(x) && x.op !== "data") {
-            arena?.drop(values.get(x)!);
-            values.delete(x);
+          const left = uses.get(x.id)! - 1;
+          uses.set(x.id, left);
+          if (left === 0 && x.op !== "data" && !keep.has(x)) {
+            arena?.drop(values.get(x.id)!);
+            values.delete(x.id);
           }
         }
         arena?.sweep();
       }
       if (order.some((n) => n.op !== "data")) liveStats.realizations++;
       graph.forEach((n, i) => {
-        const v = values.get(n) ?? hostValue(n)!;
+        const v = values.get(n.id) ?? hostValue(n)!;
         putHost(leaves[i], v);
         arena?.own(leaves[i], v);
         recordComputed(targets[i], leaves[i]);
