@@ -47,8 +47,8 @@ export class Node {
     this.shape = shape;
     this.dtype = dtype;
     this.src = src.length === 0 ? NO_INPUTS : src;
-    // Its params record is frozen (not the arrays inside it, for the reason above): plan caches key
-    // on it by identity.
+    // Its params record is frozen (not the arrays inside it, for the reason above), as the node is:
+    // a plan cached for the node's structure must stay right for it.
     this.params = typeof params === "object" && params !== null && !Object.isFrozen(params)
       ? Object.freeze(params)
       : params;
@@ -198,33 +198,4 @@ export function useCounts(order: readonly Node[]): Map<Node, number> {
   const uses = new Map<Node, number>();
   for (const n of order) for (const x of n.src) uses.set(x, (uses.get(x) ?? 0) + 1);
   return uses;
-}
-
-// Pieces of plan-cache keys that many nodes share, kept by identity: a step's nodes are new every
-// step, but their params records and shape arrays are often shared (views, elementwise chains), and
-// JSON.stringify and array formatting were most of a repeated step's planning time. Both are never
-// changed once a node holds them (params records are frozen, shapes by convention).
-const paramKeys = new WeakMap<object, string>();
-const shapeKeys = new WeakMap<readonly number[], string>();
-
-/** A node's params as a string for a cache key ("{}" for none), memoized by the record's identity. */
-export function paramsKey(p: object): string {
-  if (typeof p !== "object" || p === null) return JSON.stringify(p);
-  let key = paramKeys.get(p);
-  if (key === undefined) {
-    key = "{}";
-    for (const _ in p) {
-      key = JSON.stringify(p);
-      break;
-    }
-    paramKeys.set(p, key);
-  }
-  return key;
-}
-
-/** A shape as a string for a cache key, memoized by the array's identity. */
-export function shapeKey(shape: readonly number[]): string {
-  let key = shapeKeys.get(shape);
-  if (key === undefined) shapeKeys.set(shape, key = `[${shape}]`);
-  return key;
 }

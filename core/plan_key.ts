@@ -16,13 +16,25 @@ const DTYPES: Readonly<Record<string, number>> = { f32: 0, i32: 1, bool: 2 };
 const NUM = 1, STR = 2, TRUE = 3, FALSE = 4, ARR = 5, OBJ = 6, NONE = 7;
 
 /**
- * A graph's structure: its codes with their hash, and its nodes by position. The codes are valid
- * until the next call of structureOf (StructureCache.get copies what it keeps).
+ * A graph's structure: its codes with their hash, its nodes by position (leaves at first use among
+ * the schedule's nodes), and the leaves alone in that order. The codes are valid until the next
+ * call of structureOf (StructureCache.get copies what it keeps).
  */
 export interface Structure {
   readonly codes: Float64Array;
   readonly hash: number;
   readonly nodes: Node[];
+  readonly leaves: Node[];
+}
+
+/** What else a cache's structures tell apart (see structureOf). */
+export interface StructureOptions {
+  /** Values written first (a backend's limits and features). */
+  readonly prefix?: readonly (number | string | boolean)[];
+  /** A code per leaf beside its dtype and shape (how a backend binds it). */
+  readonly leafCode?: (leaf: Node) => number;
+  /** Nodes whose positions, in this order, end the codes (the realization's targets). */
+  readonly outputs?: readonly Node[];
 }
 
 // The codes are written into one buffer, grown as needed and reused by every call (allocating and
@@ -70,11 +82,16 @@ class Writer {
  * The structure of the schedule `order` (its nodes, with the leaves they read placed at first use),
  * `keep` marking the nodes whose values are kept.
  */
-export function structureOf(order: readonly Node[], keep: ReadonlySet<Node>): Structure {
+export function structureOf(
+  order: readonly Node[],
+  keep: ReadonlySet<Node>,
+  opts: StructureOptions = {},
+): Structure {
   // Positions by node id (numbers hash faster than objects); indexed loops (for-of's iterators
   // showed in profiles).
-  const index = new Map<number, number>(), nodes: Node[] = [], w = new Writer();
-  const srcAt: number[] = [];
+  const index = new Map<number, number>(), nodes: Node[] = [], leaves: Node[] = [], w = new Writer();
+  const srcAt: number[] = [], leafCode = opts.leafCode;
+  for (const c of opts.prefix ?? []) w.value(c);
   for (let i = 0; i < order.length; i++) {
     const n = order[i], src = n.src;
     srcAt.length = 0;
@@ -82,8 +99,11 @@ export function structureOf(order: readonly Node[], keep: ReadonlySet<Node>): St
       const x = src[j];
       let at = index.get(x.id);
       if (at === undefined) {
+        // Not yet seen: a leaf, as the schedule lists every node's inputs before it.
         index.set(x.id, at = nodes.push(x) - 1);
+        leaves.push(x);
         w.put(-1), w.put(nameCode(x.op)), w.put(DTYPES[x.dtype]), w.shape(x.shape);
+        if (leafCode !== undefined) w.put(leafCode(x));
       }
       srcAt.push(at);
     }
@@ -93,7 +113,11 @@ export function structureOf(order: readonly Node[], keep: ReadonlySet<Node>): St
     for (let j = 0; j < srcAt.length; j++) w.put(srcAt[j]);
     w.put(keep.has(n) ? 1 : 0);
   }
-  return { codes: w.codes.subarray(0, w.n), hash: w.h >>> 0, nodes };
+  if (opts.outputs !== undefined) {
+    w.put(-2);
+    for (const t of opts.outputs) w.put(index.get(t.id) ?? -1);
+  }
+  return { codes: w.codes.subarray(0, w.n), hash: w.h >>> 0, nodes, leaves };
 }
 
 /**

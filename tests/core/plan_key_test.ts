@@ -34,7 +34,12 @@ Deno.test("graphs built the same way have equal structure codes; every kind of d
 });
 
 Deno.test("the structure cache finds equal structures, keeps colliding ones apart and drops the least recently used", () => {
-  const s = (hash: number, ...codes: number[]): Structure => ({ codes: Float64Array.from(codes), hash, nodes: [] });
+  const s = (hash: number, ...codes: number[]): Structure => ({
+    codes: Float64Array.from(codes),
+    hash,
+    nodes: [],
+    leaves: [],
+  });
   const cache = new StructureCache<string>(2);
   let made = 0;
   const get = (st: Structure, v: string) => cache.get(st, () => (made++, v));
@@ -48,4 +53,20 @@ Deno.test("the structure cache finds equal structures, keeps colliding ones apar
   assert.equal(get(s(1, 1, 3), "b2"), "b2", "dropped, so made again");
   assert.equal(get(s(1, NaN), "n"), "n");
   assert.equal(get(s(1, NaN), "other"), "n", "NaN codes equal themselves");
+});
+
+Deno.test("a backend's prefix, leaf codes and output order are part of the structure", () => {
+  const x = normal(randomKey(5), [4]).mul(1), y = x.exp(), z = x.neg();
+  const order = schedule(rewrite([y.node, z.node])), keep = new Set([y.node, z.node]);
+  const of = (opts: Parameters<typeof structureOf>[2]) => Array.from(structureOf(order, keep, opts).codes);
+  assert.deepEqual(of({ prefix: [8, true, ""] }), of({ prefix: [8, true, ""] }));
+  assert.notDeepEqual(of({ prefix: [8, true, ""] }), of({ prefix: [16, true, ""] }), "a limit");
+  assert.notDeepEqual(of({ prefix: [8, true, ""] }), of({ prefix: [8, true, "tuned"] }), "a string");
+  assert.notDeepEqual(of({ leafCode: () => 0 }), of({ leafCode: () => 1 }), "a leaf's binding");
+  assert.notDeepEqual(of({ outputs: [y.node, z.node] }), of({ outputs: [z.node, y.node] }), "the targets' order");
+  const s = structureOf(order, keep);
+  assert.ok(
+    s.leaves.every((l) => !order.includes(l)) && s.leaves.length > 0,
+    "leaves are the nodes outside the schedule",
+  );
 });
