@@ -23,21 +23,7 @@ function sumColumns(): Func {
       f.get("acc").get("j").i32(8).op(0x6c).op(0x6a).op(0x44, ...new Array(8).fill(0)).op(0x39, 3, 0); // f64.store 0
       f.bump("j", 1);
     });
-    f.i32(0).set("k");
-    f.whileLt("k", "r", () => {
-      f.i32(0).set("j").get("acc").set("q");
-      f.whileLt("j", "pairs", () => {
-        f.get("q").get("q").simd(V128_LOAD, [3, 0]);
-        f.get("p").simd(LOAD64_ZERO, [3, 0]).simd(PROMOTE).simd(F64X2_ADD).simd(V128_STORE, [3, 0]);
-        f.bump("p", 8).bump("q", 16).bump("j", 2);
-      });
-      // An odd inner size leaves one column: the same sum, one lane.
-      f.get("inner").i32(1).op(0x71).op(0x04, 0x40); // if (inner & 1)
-      f.get("q").get("q").op(0x2b, 3, 0).get("p").f32Load().op(0xbb, 0xa0).op(0x39, 3, 0); // f64 acc += f32
-      f.bump("p", 4);
-      f.op(0x0b);
-      f.bump("k", 1);
-    });
+    addRows(f);
     f.i32(0).set("j").get("acc").set("q");
     f.whileLt("j", "inner", () => {
       f.get("dst").get("q").op(0x2b, 3, 0).op(0xb6, 0x38, 2, 0); // f32.store(demote(f64.load))
@@ -48,14 +34,9 @@ function sumColumns(): Func {
   return f;
 }
 
-// src: r rows of inner f32, acc: inner f64 sums so far (byte pointers): each row added to the sums,
-// in order, as sumColumns does for one outer index (a sum whose input arrives a chunk of rows at a
-// time, SimdLoops.planSums).
-export function addColumns(): Func {
-  const f = new Func(["src", "acc", "r", "inner"]);
-  for (const n of ["j", "k", "p", "q", "pairs"]) f.local(n, I32);
-  f.get("inner").i32(-2).op(0x71).set("pairs"); // inner & ~1
-  f.get("src").set("p");
+// The r rows of inner f32 from p (advanced past them) added to the inner f64 sums at acc, row by
+// row, two columns a vector; locals j, k, q and pairs (inner & ~1) are the loop's.
+function addRows(f: Func): void {
   f.i32(0).set("k");
   f.whileLt("k", "r", () => {
     f.i32(0).set("j").get("acc").set("q");
@@ -64,12 +45,24 @@ export function addColumns(): Func {
       f.get("p").simd(LOAD64_ZERO, [3, 0]).simd(PROMOTE).simd(F64X2_ADD).simd(V128_STORE, [3, 0]);
       f.bump("p", 8).bump("q", 16).bump("j", 2);
     });
+    // An odd inner size leaves one column: the same sum, one lane.
     f.get("inner").i32(1).op(0x71).op(0x04, 0x40); // if (inner & 1)
     f.get("q").get("q").op(0x2b, 3, 0).get("p").f32Load().op(0xbb, 0xa0).op(0x39, 3, 0); // f64 acc += f32
     f.bump("p", 4);
     f.op(0x0b);
     f.bump("k", 1);
   });
+}
+
+// src: r rows of inner f32, acc: inner f64 sums so far (byte pointers): each row added to the sums,
+// in order, as sumColumns does for one outer index (a sum whose input arrives a chunk of rows at a
+// time, SimdLoops.planSums).
+export function addColumns(): Func {
+  const f = new Func(["src", "acc", "r", "inner"]);
+  for (const n of ["j", "k", "p", "q", "pairs"]) f.local(n, I32);
+  f.get("inner").i32(-2).op(0x71).set("pairs"); // inner & ~1
+  f.get("src").set("p");
+  addRows(f);
   return f;
 }
 

@@ -21,15 +21,7 @@ import { type Node, rewrite, schedule } from "../../../core/graph.ts";
 import type { CpuArray } from "../../../core/prim.ts";
 import { PRIMS } from "../../../core/prims/mod.ts";
 import { fusedPlanner, type ViewMatmul } from "../../../core/wasm/fuse.ts";
-import { kernelCtx } from "./backend_helpers.ts";
-
-async function onBoth(make: () => Tensor[]): Promise<{ wasm: Float32Array[]; cpu: Float32Array[] }> {
-  await setBackend("wasm");
-  const wasm = (await readAll(make())) as Float32Array[];
-  await setBackend("cpu");
-  const cpu = (await readAll(make())) as Float32Array[];
-  return { wasm, cpu };
-}
+import { kernelCtx, onBoth } from "./backend_helpers.ts";
 
 Deno.test("fused elementwise chains through views equal the reference (bit for bit without exp and tanh)", async () => {
   await fc.assert(

@@ -4,22 +4,14 @@
 // (fewer than eight row sums, rows off four lanes, other readers) the unfused steps give the same bits.
 
 import fc from "fast-check";
-import { normal, ops, randomKey, readAll, setBackend, type Tensor } from "../../../mod.ts";
+import { normal, ops, randomKey } from "../../../mod.ts";
 import { assertClose } from "../../helpers.ts";
 import { type Node, rewrite, schedule } from "../../../core/graph.ts";
 import type { CpuArray } from "../../../core/prim.ts";
 import { PRIMS } from "../../../core/prims/mod.ts";
 import { fusedPlanner } from "../../../core/wasm/fuse.ts";
 import { SimdLoops } from "../../../core/wasm/simd_loop.ts";
-import { kernelCtx } from "./backend_helpers.ts";
-
-async function onBoth(make: () => Tensor[]): Promise<{ wasm: Float32Array[]; cpu: Float32Array[] }> {
-  await setBackend("wasm");
-  const wasm = (await readAll(make())) as Float32Array[];
-  await setBackend("cpu");
-  const cpu = (await readAll(make())) as Float32Array[];
-  return { wasm, cpu };
-}
+import { kernelCtx, onBoth } from "./backend_helpers.ts";
 
 Deno.test("row and column sums of fused chains equal the reference bit for bit, chunked or not, through views", async () => {
   await fc.assert(

@@ -20,16 +20,8 @@ import {
 } from "../../../mod.ts";
 import { SIMD_LOOP_MIN } from "../../../core/wasm/simd_loop.ts";
 import { createWasm } from "../../../core/wasm/mod.ts";
-import { on } from "./backend_helpers.ts";
+import { on, onBoth } from "./backend_helpers.ts";
 import { assertClose } from "../../helpers.ts";
-
-async function onBoth(make: () => Tensor[]): Promise<{ wasm: ArrayLike<number>[]; cpu: ArrayLike<number>[] }> {
-  await setBackend("wasm");
-  const wasm = (await readAll(make())) as Float32Array[];
-  await setBackend("cpu");
-  const cpu = (await readAll(make())) as Float32Array[];
-  return { wasm, cpu };
-}
 
 // Shapes [B, M, N] with N a multiple of 4 and at least SIMD_LOOP_MIN elements (and some below).
 const shapes = fc.tuple(
