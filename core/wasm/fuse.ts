@@ -13,6 +13,7 @@ import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
 import { type Affine, fusedKernel, isFusible, type Loop, MAPS, unitReshape, VIEWS } from "./fuse_loop.ts";
 import { reductionBlock } from "./reduce.ts";
 import { StructureCache, structureOf } from "../plan_key.ts";
+import type { EpiloguePlan, FusedReads } from "./epilogue.ts";
 
 // True when `n` computes something (it is elementwise, or a view of an elementwise node) and its
 // consumer broadcasts it: inlined, it would be recomputed for every broadcast copy (an rmsNorm's
@@ -40,7 +41,9 @@ export interface OperandLayout {
  * A matmul reading its operands through views, so transposes and slices are never materialized,
  * into `out` (the node's value; `node` is the matmul); `bInput` says that b's memory is an input of
  * the realization (a weight, say), not an intermediate; with `addend` (of the product's shape), out
- * is the product plus it, rounded as a separate add.
+ * is the product plus it, rounded as a separate add; with `epilogue` (and its arguments), out is
+ * the epilogue's expression of the product where the matmul can compute it as it stores C, and
+ * the call returns true (otherwise out is the product, and false).
  */
 export type ViewMatmul = (
   a: CpuArray,
@@ -51,7 +54,14 @@ export type ViewMatmul = (
   bInput: boolean,
   out: Float32Array,
   addend?: CpuArray,
-) => void;
+  epilogue?: { readonly plan: EpiloguePlan; readonly args: readonly number[] },
+) => boolean;
+
+/**
+ * Plans a matmul epilogue: the kernel computing `root` (its fused loop) from `product` as C is
+ * stored, or null where that does not apply (see epilogue.ts's planEpilogue).
+ */
+export type EpiloguePlanner = (root: Node, fused: FusedReads, product: Node) => EpiloguePlan | null;
 
 // The view chain below a matmul operand `n` (permutes, slices, broadcasts, unit reshapes, each
 // used only by the next), as strides into the memory of the node it starts from; null if none.
@@ -111,7 +121,17 @@ type Planned =
     readonly a: PlannedView;
     readonly b: PlannedView;
     readonly add: number | undefined;
+    readonly epi?: PlannedEpilogue;
   };
+// A matmul's epilogue: the loop of the root it computes (its reads' positions, the product's among
+// them), and that loop's own kernels, run over the product in place where the matmul cannot.
+type PlannedEpilogue = {
+  readonly plan: EpiloguePlan;
+  readonly reads: readonly number[];
+  readonly fn: Loop;
+  readonly dims: number[];
+  readonly simd: SimdLoop | null;
+};
 type PlannedView = { readonly j: number; readonly c: number; readonly strides: readonly number[] };
 
 function planPositions(
@@ -121,6 +141,7 @@ function planPositions(
   viewMatmul: boolean,
   ownKernel: (n: Node) => boolean,
   simdLoops: SimdLoops | null,
+  epiloguePlanner: EpiloguePlanner | null,
 ): Planned[] {
   const fusible = (n: Node) => isFusible(n) && !ownKernel(n);
   const at = new Map<Node, number>(nodes.map((n, i) => [n, i]));
@@ -199,9 +220,45 @@ function planPositions(
     if (simd === null) roots.add(x);
     else sums.set(n, { simd, sources: fused.sources });
   }
+  // Epilogues beyond an add: a loop whose product source is read by nothing outside the loop's
+  // chain is computed as that product's C is stored (the product stays a root, so the other loops'
+  // chains still end at it, but is not computed on its own).
+  const absorbed = new Set<Node>(), chains = new Map<Node, { readonly mm: Node; readonly epi: PlannedEpilogue }>();
+  if (viewMatmul && epiloguePlanner !== null) {
+    for (const n of order) {
+      if (!roots.has(n) || !fusible(n) || VIEWS.has(n.op) || epilogues.has(n) || n.dtype !== "f32") continue;
+      const fused = fusedKernel(n, isSource), chain = new Set<Node>();
+      const walk = (x: Node) => {
+        if (chain.has(x) || (x !== n && isSource(x))) return;
+        chain.add(x);
+        x.src.forEach(walk);
+      };
+      walk(n);
+      const mm = fused.sources.find((m) =>
+        m.op === "matmul" && views.has(m) && !keep.has(m) && !absorbed.has(m) && sameShape(m.shape, n.shape) &&
+        (consumers.get(m) ?? []).every((c) => chain.has(c))
+      );
+      const plan = mm === undefined ? null : epiloguePlanner(n, fused, mm);
+      if (plan === null) continue;
+      absorbed.add(mm!);
+      const simd = simdLoops === null ? null : simdLoops.plan(n, fused.expr, fused.reads, fused.sources);
+      const reads = fused.sources.map((x) => at.get(x)!);
+      chains.set(n, { mm: mm!, epi: { plan, reads, fn: fused.fn, dims: fused.args, simd } });
+    }
+  }
   const planned: Planned[] = [];
   for (const node of order) {
-    if (!roots.has(node)) continue;
+    if (!roots.has(node) || absorbed.has(node)) continue;
+    const chain = chains.get(node);
+    if (chain !== undefined) {
+      const mm = chain.mm,
+        [a, b] = mm.src.map((s, k) => {
+          const v = views.get(mm)![k] ?? { src: s, c: 0, strides: stridesOf(s.shape) };
+          return { j: at.get(v.src)!, c: v.c, strides: v.strides };
+        });
+      planned.push({ kind: "matmul", i: at.get(node)!, mm: at.get(mm)!, a, b, add: undefined, epi: chain.epi });
+      continue;
+    }
     const sum = sums.get(node);
     if (sum !== undefined) {
       planned.push({ kind: "sum", i: at.get(node)!, reads: sum.sources.map((x) => at.get(x)!), simd: sum.simd });
@@ -242,15 +299,20 @@ const PLAN_LIMIT = 64;
  * reused for graphs of the same structure (`ownKernel` must depend on structure only).
  */
 export function fusedPlanner(
-  opts: { readonly matmul?: ViewMatmul; readonly ownKernel?: (n: Node) => boolean; readonly simd?: SimdLoops } = {},
+  opts: {
+    readonly matmul?: ViewMatmul;
+    readonly ownKernel?: (n: Node) => boolean;
+    readonly simd?: SimdLoops;
+    readonly epilogue?: EpiloguePlanner;
+  } = {},
 ): HostPlanner {
-  const ownKernel = opts.ownKernel ?? (() => false);
+  const ownKernel = opts.ownKernel ?? (() => false), epilogue = opts.epilogue ?? null;
   const plans = new StructureCache<Planned[]>(PLAN_LIMIT);
   return (order, keep, rule, alloc) => {
     const s = structureOf(order, keep), nodes = s.nodes;
     const planned = plans.get(
       s,
-      () => planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel, opts.simd ?? null),
+      () => planPositions(order, keep, nodes, opts.matmul !== undefined, ownKernel, opts.simd ?? null, epilogue),
     );
     return planned.map((p): HostStep => {
       const node = nodes[p.i];
@@ -261,6 +323,7 @@ export function fusedPlanner(
       if (p.kind === "matmul") {
         const mm = opts.matmul!, a = nodes[p.a.j], b = nodes[p.b.j], product = nodes[p.mm];
         const bInput = b.op === "data", add = p.add === undefined ? null : nodes[p.add];
+        if (p.epi !== undefined) return epilogueStep(node, [a, b, product], p, p.epi, nodes, mm, alloc);
         const run = (value: (n: Node) => CpuArray) => {
           const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
           mm(value(a), p.a, value(b), p.b, product, bInput, out, add === null ? undefined : value(add));
@@ -287,6 +350,46 @@ export function fusedPlanner(
       return { node, reads, run };
     });
   };
+}
+
+// A matmul with an epilogue: the epilogue's kernel where the matmul computes it, else the product
+// and then the root's loop over it in place (each element of the product is read once, where it
+// is written).
+function epilogueStep(
+  node: Node,
+  [a, b, product]: readonly Node[],
+  p: { readonly a: PlannedView; readonly b: PlannedView },
+  epi: PlannedEpilogue,
+  nodes: readonly Node[],
+  mm: ViewMatmul,
+  alloc: (dtype: "f32", size: number, zero: boolean) => CpuArray,
+): HostStep {
+  const sources = epi.reads.map((j) => nodes[j]), bInput = b.op === "data", { fn, dims, simd } = epi;
+  const run = (value: (n: Node) => CpuArray) => {
+    const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
+    const values = sources.map((x) => (x === product ? out : value(x)));
+    const args = epi.plan.args(values);
+    const fused = mm(
+      value(a),
+      p.a,
+      value(b),
+      p.b,
+      product,
+      bInput,
+      out,
+      undefined,
+      args === null ? undefined : {
+        plan: epi.plan,
+        args,
+      },
+    );
+    if (!fused) {
+      if (simd !== null) simd.run(node.shape, values, out);
+      else fn(out, dims, ...values);
+    }
+    return out;
+  };
+  return { node, reads: [a, b, ...sources.filter((x) => x !== product)], run };
 }
 
 /** The fused host plan without view-reading matmuls. */

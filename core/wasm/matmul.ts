@@ -2,8 +2,20 @@
 // contraction (the generated code is in matmul_kernel.ts), batches, views, threads and the packed
 // weight cache.
 
-import { instantiateKernel, kernelBytes, type KernelKit, packA, packB, TILE_M, TILE_N } from "./matmul_kernel.ts";
-import { MatmulThreads, type StartFaults } from "./threads.ts";
+import {
+  type Epilogue,
+  epilogueBytes,
+  instantiateKernel,
+  type Kernel,
+  kernelBytes,
+  type KernelKit,
+  packA,
+  packB,
+  TILE_M,
+  TILE_N,
+} from "./matmul_kernel.ts";
+import { type EpilogueKernel, MatmulThreads, PLAIN, type StartFaults, type Store, storeTiles } from "./threads.ts";
+import { liveStats } from "../stats.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 import { kernelMemory } from "./memory.ts";
 import { Scratch, type WasmHeap } from "./heap.ts";
@@ -50,6 +62,9 @@ export class WasmMatmul {
   readonly #threadedWork: number;
   readonly #few: FewRows;
   readonly #packed: PackedCache;
+  readonly #epilogues = new Map<string, EpilogueKernel>();
+  /** Products whose epilogue (WasmMatmul.run's `epilogue`) the kernel computed as it stored C. */
+  epilogueCalls = 0;
 
   private constructor(
     fma: boolean,
@@ -167,7 +182,10 @@ export class WasmMatmul {
    * `layouts` over a batch of shape `batch` (whose sizes multiply to Z); plus `opts.addend` (of
    * out's shape) where given: in the kernel's epilogue where out and the addend lie in the heap and
    * C is written in place, else added after. Either way each element is the product rounded to f32,
-   * then the sum rounded, as a separate add would give.
+   * then the sum rounded, as a separate add would give. With `opts.epilogue` (and no addend), out
+   * is its expression of the product where the kernel can compute it as it stores C (C written in
+   * place in the heap, the reads' regions there: see Epilogue): then run returns true; otherwise
+   * out is the product and run returns false.
    */
   run(
     a: ArrayLike<number>,
@@ -175,23 +193,51 @@ export class WasmMatmul {
     out: Float32Array | Float64Array,
     dims: readonly number[],
     layouts?: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] },
-    opts: { readonly keepPackedB?: boolean; readonly addend?: ArrayLike<number> } = {},
-  ): void {
-    const addend = opts.addend;
-    let toD = 0;
-    if (addend !== undefined && addend instanceof Float32Array && out instanceof Float32Array) {
-      const hd = this.#heap?.offsetOf(addend) ?? -1, hc = this.#heap?.offsetOf(out) ?? -1;
-      if (hd >= 0 && hc >= 0) toD = hd - hc;
+    opts: {
+      readonly keepPackedB?: boolean;
+      readonly addend?: ArrayLike<number>;
+      readonly epilogue?: { readonly key: string; readonly spec: Epilogue; readonly args: readonly number[] };
+    } = {},
+  ): boolean {
+    const addend = opts.addend, epi = opts.epilogue, heap = this.#heap;
+    let store = PLAIN;
+    const hc = heap !== null && out instanceof Float32Array ? heap.offsetOf(out) : -1;
+    if (addend !== undefined && addend instanceof Float32Array && hc >= 0) {
+      const hd = heap!.offsetOf(addend);
+      if (hd >= 0) store = { ...PLAIN, d: hd - hc };
+    } else if (addend === undefined && epi !== undefined && hc >= 0) {
+      store = { d: 0, epilogue: this.#epilogue(epi.key, epi.spec), args: epi.args, row0: 0 };
     }
-    const added = this.#product(a, b, out, dims, layouts, opts, toD);
-    if (addend !== undefined && !added) {
+    const stored = this.#product(a, b, out, dims, layouts, opts, store);
+    if (addend !== undefined && !stored) {
       const n = dims[0] * dims[1] * dims[3];
       for (let i = 0; i < n; i++) out[i] += addend[i];
     }
+    if (stored && store.epilogue !== null) this.epilogueCalls++;
+    return stored && store.epilogue !== null;
   }
 
-  // The product into `out`, `toD` the addend's bytes from out in the heap (0: none): true when the
-  // kernel added it.
+  // The kernel of an epilogue, compiled the first time (its bytes kept in the heap for the threads).
+  #epilogue(key: string, spec: Epilogue): EpilogueKernel {
+    let k = this.#epilogues.get(key);
+    if (k === undefined) {
+      const heap = this.#heap!, bytes = epilogueBytes(this.fma, true, spec), at = heap.alloc(bytes.length);
+      new Uint8Array(heap.buffer, at, bytes.length).set(bytes);
+      const mod = new WebAssembly.Module(bytes);
+      const fn = new WebAssembly.Instance(mod, { env: { mem: this.#scratch.memory } }).exports.matmul as Kernel;
+      liveStats.shaderModules++;
+      this.#epilogues.set(key, k = { id: this.#epilogues.size + 1, fn, bytes: [at, bytes.length] });
+    }
+    return k;
+  }
+
+  /** Epilogue kernels compiled so far. */
+  get epilogueKernels(): number {
+    return this.#epilogues.size;
+  }
+
+  // The product into `out`, C stored as `store` says where the kernel writes C in place: true when
+  // it did (otherwise out is the plain product).
   #product(
     a: ArrayLike<number>,
     b: ArrayLike<number>,
@@ -199,7 +245,7 @@ export class WasmMatmul {
     dims: readonly number[],
     layouts: { readonly a: Layout; readonly b: Layout; readonly batch: readonly number[] } | undefined,
     opts: { readonly keepPackedB?: boolean },
-    toD: number,
+    store: Store,
   ): boolean {
     const [Z, M, K, N] = dims;
     if (Z * M * N === 0) return true;
@@ -219,10 +265,10 @@ export class WasmMatmul {
       );
       if (even) {
         const fold = { a: { c: la.c, strides: [0, ars, acs] }, b: { c: lb.c, strides: [0, brs, bcs] }, batch: [1] };
-        return this.#product(a, b, out, [1, Z * M, K, N], fold, opts, toD);
+        return this.#product(a, b, out, [1, Z * M, K, N], fold, opts, store);
       }
     }
-    if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch, toD)) return toD !== 0;
+    if (inPlace === null && this.#batchSplit(a, b, out, dims, [la, lb], batch, store)) return store !== PLAIN;
     const heap = this.#heap;
     // Few-row products in the heap are computed where the operands lie: a batch of them always, one
     // product of up to four rows too (a decoded token's: B is read once either way, and copying it in
@@ -234,7 +280,7 @@ export class WasmMatmul {
       return false;
     }
     const mkn = [M, K, N] as const, bAt = (bo: number) => ({ base: bo, rs: brs, cs: bcs });
-    const packed = inPlace === null ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs], toD) : null;
+    const packed = inPlace === null ? this.#packedProduct(a, b, out, mkn, [ars, acs, brs, bcs], store) : null;
     const product = packed !== null
       ? packed.run
       : (ao: number, bo: number, z: number) =>
@@ -254,7 +300,7 @@ export class WasmMatmul {
     dims: readonly number[],
     layouts: readonly [Layout, Layout],
     batch: readonly number[],
-    toD: number,
+    store: Store,
   ): boolean {
     const [Z, M, K, N] = dims, threads = this.#threads, heap = this.#heap, work = M * K * N;
     if (threads === null || heap === null || Z < 2 || work >= this.#threadedWork || Z * work < this.#threadedWork) {
@@ -270,19 +316,19 @@ export class WasmMatmul {
       (bytes) => this.#scratch.floats(bytes),
     );
     if (call === null) return false;
-    threads.callBatch(this.#kit, call, toD);
+    threads.callBatch(this.#kit, call, store);
     return true;
   }
 
   // One batch element's product on packed operands, as a function of the operands' offsets; `added`
-  // when the kernel adds the addend `toD` bytes from C (only where C is written in place).
+  // when the kernel stores C as `store` says (only where C is written in place).
   #packedProduct(
     a: ArrayLike<number>,
     b: ArrayLike<number>,
     out: Float32Array | Float64Array,
     [M, K, N]: readonly number[],
     [ars, acs, brs, bcs]: readonly number[],
-    toD: number,
+    store: Store,
   ): { run: (ao: number, bo: number, z: number, keep: boolean) => void; added: boolean } {
     const strips = Math.ceil(M / TILE_M), panels = Math.ceil(N / TILE_N), Np = panels * TILE_N;
     const aLen = strips * K * TILE_M, bLen = panels * K * TILE_N, cLen = strips * TILE_M * Np;
@@ -305,9 +351,11 @@ export class WasmMatmul {
     // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
     // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
     // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
-    const threads = M * N * K >= this.#threadedWork ? this.#threads : null, dd = heapC >= 0 ? toD : 0;
+    const threads = M * N * K >= this.#threadedWork ? this.#threads : null, st = heapC >= 0 ? store : PLAIN;
     const run = (ao: number, bo: number, z: number, keep: boolean) => {
       const c = heapC >= 0 ? heapC + 4 * z * M * N : base + 4 * (aLen + bLen);
+      // This product's rows among the epilogue's (the batch's rows one after another).
+      const dd = z === 0 ? st : { ...st, row0: st.row0 + z * M };
       // A larger B than A, not a weight's (whose packed panels are kept): each thread packs its panels.
       const ownB = threads !== null && !keep && panels > 1 && K * N > M * K ? this.#rawB(b, bo, bDims, rawB) : null;
       if (ownB !== null) {
@@ -330,10 +378,10 @@ export class WasmMatmul {
         else packA(A, a, ao, M, K, ars, acs);
         const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
         if (threads !== null && panels > 1) threads.call(this.#kit, args, dd);
-        else this.#kit.matmul(...args, panels, dd);
+        else storeTiles(this.#kit, dd, K)(args[0], args[1], args[2], strips, panels, panels, 0, 0);
       }
       if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
     };
-    return { run, added: dd !== 0 };
+    return { run, added: st !== PLAIN };
   }
 }

@@ -3,35 +3,65 @@
 // bytes at run time; and the host packers for operands the Wasm ones do not read (views).
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+import type { Expr } from "./fuse_loop.ts";
+import { emitExpr, type Kind, loadLanes, splatLanes } from "./simd_loop_gen.ts";
+import { SCRATCH } from "./vmath.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
-const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105;
+const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105, I32X4_SPLAT = 0x11, I32X4_NE = 0x38;
 const MEM16 = [4, 0] as const; // 16-byte aligned, offset 0
 
 /** Rows and columns of the register tile: A is packed in 4-row strips, B in 8-column panels. */
 export const TILE_M = 4, TILE_N = 8;
 
+/**
+ * An elementwise expression computed as C's tiles are stored (the matmul's epilogue): each read
+ * flagged `product` is the product's own value, the others are read from memory by their kinds
+ * (simd_loop_gen.ts: "same", "one", "row", "col" or "tile", f32, i32 or bool) over C's rows and
+ * columns. The expression yields f32 lanes.
+ */
+export interface Epilogue {
+  readonly expr: Expr;
+  readonly product: readonly boolean[];
+  readonly kinds: readonly Kind[];
+  readonly bytes: readonly number[];
+  readonly ints: readonly boolean[];
+}
+
+// The kernel's parameters: packed A and B, C (byte offsets), sizes, the addend's bytes from C (0:
+// none), then for an epilogue the first tile's row and column in C and each read's arguments.
+const PARAMS = ["pA", "pB", "pC", "strips", "panels", "kn", "cpanels", "toD"];
+
+// The arguments of an epilogue's reads after the row and column: each read's region (a byte
+// offset; for "one", its value's bits) but the product's, then each tile's span in rows.
+function epilogueParams(e: Epilogue): string[] {
+  const regions = e.kinds.flatMap((_, r) => (e.product[r] ? [] : [`e${r}`]));
+  return [...regions, ...e.kinds.flatMap((k, r) => (k.kind === "tile" ? [`t${r}`] : []))];
+}
+
 // Z batch, M rows, K contraction, N columns; after packing, a strip holds 4 rows of A interleaved
-// per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np] row-major.
-function kernel(fma: boolean): Func {
-  const f = new Func(["a", "b", "c", "strips", "panels", "k", "cpanels", "d"]);
-  for (const n of ["p", "s", "kk", "ap", "bp", "pa", "pb", "cp", "cstride", "astrip", "bpanel"]) f.local(n, I32);
+// per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np] row-major. With an
+// epilogue, each stored vector is the epilogue's value at its place.
+function kernel(fma: boolean, epi: Epilogue | null = null): Func {
+  const f = new Func(epi === null ? PARAMS : [...PARAMS, "row0", "col0", ...epilogueParams(epi)]);
+  for (const n of ["p", "strip", "kk", "ap", "bp", "pa", "pb", "cp", "cstride", "astrip", "bpanel"]) f.local(n, I32);
   const accs = Array.from({ length: 8 }, (_, i) => `acc${i}`);
-  for (const n of [...accs, "va", "b0", "b1", "x"]) f.local(n, V128);
+  for (const n of [...accs, "va", "b0", "b1", "bx"]) f.local(n, V128);
   f.local("zero", F32);
   // Strides in bytes: a strip is K*16, a panel K*32, a row of C cpanels*32 (a thread may compute
   // only some of a row's panels: b and c then point at its first one).
-  f.get("k").i32(16).op(0x6c).set("astrip");
-  f.get("k").i32(32).op(0x6c).set("bpanel");
+  f.get("kn").i32(16).op(0x6c).set("astrip");
+  f.get("kn").i32(32).op(0x6c).set("bpanel");
   f.get("cpanels").i32(32).op(0x6c).set("cstride");
-  f.i32(0).set("p").get("b").set("bp");
+  const store = epi === null ? null : epilogueStore(f, epi);
+  f.i32(0).set("p").get("pB").set("bp");
   f.loopWhile("p", "panels", () => {
-    f.i32(0).set("s").get("a").set("ap");
-    f.loopWhile("s", "strips", () => {
+    f.i32(0).set("strip").get("pA").set("ap");
+    f.loopWhile("strip", "strips", () => {
       for (const acc of accs) f.op(0x43, 0, 0, 0, 0).simd(F32X4_SPLAT).set(acc); // f32.const 0; splat
       f.get("ap").set("pa").get("bp").set("pb").i32(0).set("kk");
-      f.loopWhile("kk", "k", () => {
+      f.loopWhile("kk", "kn", () => {
         f.get("pa").simd(V128_LOAD, MEM16).set("va");
         f.get("pb").simd(V128_LOAD, MEM16).set("b0");
         f.get("pb").simd(V128_LOAD, [4, 16]).set("b1");
@@ -39,39 +69,85 @@ function kernel(fma: boolean): Func {
           // Broadcast lane r of the A vector to all four lanes.
           f.get("va").get("va").simd(I8X16_SHUFFLE);
           for (let l = 0; l < 4; l++) f.op(4 * r, 4 * r + 1, 4 * r + 2, 4 * r + 3);
-          f.set("x");
+          f.set("bx");
           for (const [j, b] of [[0, "b0"], [1, "b1"]] as const) {
             const acc = accs[2 * r + j];
-            if (fma) f.get("x").get(b).get(acc).simd(F32X4_RELAXED_MADD).set(acc);
-            else f.get(acc).get("x").get(b).simd(F32X4_MUL).simd(F32X4_ADD).set(acc);
+            if (fma) f.get("bx").get(b).get(acc).simd(F32X4_RELAXED_MADD).set(acc);
+            else f.get(acc).get("bx").get(b).simd(F32X4_MUL).simd(F32X4_ADD).set(acc);
           }
         }
         f.bump("pa", 16).bump("pb", 32).bump("kk", 1);
       });
       // cp = c + (4 s) * cstride + p * 32: the tile's top-left corner.
-      f.get("s").i32(4).op(0x6c).get("cstride").op(0x6c).get("c").op(0x6a).get("p").i32(32).op(0x6c).op(0x6a).set("cp");
-      // With an addend (d: its bytes from C, the same layout), C = A B + D: the epilogue of a
-      // residual or a gradient's sum, rounded as the separate add would be.
-      f.get("d").op(0x04, 0x40); // if (d)
-      for (let r = 0; r < TILE_M; r++) {
-        for (const [j, off] of [[0, 0], [1, 16]] as const) {
-          f.get("cp").get(accs[2 * r + j]).get("cp").get("d").op(0x6a).simd(V128_LOAD, [4, off]).simd(F32X4_ADD);
-          f.simd(V128_STORE, [4, off]);
+      f.get("strip").i32(4).op(0x6c).get("cstride").op(0x6c).get("pC").op(0x6a).get("p").i32(32).op(0x6c).op(0x6a);
+      f.set("cp");
+      if (store !== null) store(accs);
+      else {
+        // With an addend (toD: its bytes from C, the same layout), C = A B + D: the epilogue of a
+        // residual or a gradient's sum, rounded as the separate add would be.
+        f.get("toD").op(0x04, 0x40); // if (toD)
+        for (let r = 0; r < TILE_M; r++) {
+          for (const [j, off] of [[0, 0], [1, 16]] as const) {
+            f.get("cp").get(accs[2 * r + j]).get("cp").get("toD").op(0x6a).simd(V128_LOAD, [4, off]).simd(F32X4_ADD);
+            f.simd(V128_STORE, [4, off]);
+          }
+          f.bump("cp", "cstride");
         }
-        f.bump("cp", "cstride");
+        f.op(0x05); // else
+        for (let r = 0; r < TILE_M; r++) {
+          f.get("cp").get(accs[2 * r]).simd(V128_STORE, MEM16);
+          f.get("cp").get(accs[2 * r + 1]).simd(V128_STORE, [4, 16]);
+          f.bump("cp", "cstride");
+        }
+        f.op(0x0b); // end
       }
-      f.op(0x05); // else
-      for (let r = 0; r < TILE_M; r++) {
-        f.get("cp").get(accs[2 * r]).simd(V128_STORE, MEM16);
-        f.get("cp").get(accs[2 * r + 1]).simd(V128_STORE, [4, 16]);
-        f.bump("cp", "cstride");
-      }
-      f.op(0x0b); // end
-      f.bump("ap", "astrip").bump("s", 1);
+      f.bump("ap", "astrip").bump("strip", 1);
     });
     f.bump("bp", "bpanel").bump("p", 1);
   });
   return f;
+}
+
+// Declares an epilogue's locals and sets its single values, and returns the code that stores a
+// tile (the accumulators `accs`, row r's halves 2r and 2r + 1) at cp through the epilogue. A read's
+// element (row i, column j) of C is at its region plus, in elements: i * N + j ("same"), j ("row"),
+// i ("col"), (i mod span) * N + j ("tile").
+function epilogueStore(f: Func, epi: Epilogue): (accs: readonly string[]) => void {
+  for (const n of ["nC", "ri", "ci"]) f.local(n, I32);
+  for (const l of SCRATCH) f.local(l, V128);
+  f.get("cpanels").i32(8).op(0x6c).set("nC");
+  // A single value comes as its bits: f32 or i32 splat, a bool compared with 0 into a mask.
+  epi.kinds.forEach((k, r) => {
+    if (epi.product[r] || k.kind !== "one") return;
+    f.local(`w${r}`, V128).get(`e${r}`).simd(I32X4_SPLAT);
+    if (epi.bytes[r] === 1) f.v128(new Array(16).fill(0)).simd(I32X4_NE);
+    f.set(`w${r}`);
+  });
+  return (accs) => {
+    // ci: the tile's first column in C; ri: the row being stored.
+    f.get("col0").get("p").i32(8).op(0x6c).op(0x6a).set("ci");
+    for (let r = 0; r < TILE_M; r++) {
+      f.get("row0").get("strip").i32(4).op(0x6c).op(0x6a).i32(r).op(0x6a).set("ri");
+      for (let j = 0; j < 2; j++) {
+        const read = (q: number) => {
+          if (epi.product[q]) return void f.get(accs[2 * r + j]);
+          const k = epi.kinds[q].kind, b = epi.bytes[q];
+          if (k === "one") return void f.get(`w${q}`);
+          f.get(`e${q}`);
+          if (k === "col") return void f.get("ri").i32(b).op(0x6c).op(0x6a), splatLanes(f, b);
+          if (k === "same") f.get("ri").get("nC").op(0x6c);
+          else if (k === "tile") f.get("ri").get(`t${q}`).op(0x70).get("nC").op(0x6c);
+          else f.i32(0); // row
+          f.get("ci").op(0x6a).i32(4 * j).op(0x6a).i32(b).op(0x6c).op(0x6a);
+          loadLanes(f, b);
+        };
+        f.get("cp");
+        emitExpr(f, epi.expr, read, epi.ints);
+        f.simd(V128_STORE, [4, 16 * j]);
+      }
+      f.bump("cp", "cstride");
+    }
+  };
 }
 
 // Lanes of two f32x4 operands (0-3 the first, 4-7 the second) as an i8x16.shuffle's byte indices.
@@ -161,6 +237,11 @@ export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuff
   );
 }
 
+/** The bytes of a module exporting `matmul`: the kernel with `epi` as its epilogue (see Epilogue, EpilogueKernel). */
+export function epilogueBytes(fma: boolean, shared: boolean, epi: Epilogue): Uint8Array<ArrayBuffer> {
+  return moduleBytes([["matmul", kernel(fma, epi)]], 1, shared);
+}
+
 /** Copies `M x K` of a matrix (element (i, k) at `base + i * rs + k * cs`) into 4-row strips [strips][K][4], zero-padded. */
 export function packA(
   dst: Float32Array,
@@ -211,7 +292,9 @@ export function packB(
 
 /**
  * The kernel's signature: byte offsets of packed A, packed B and C, then sizes, then the addend's
- * bytes from C (0: none).
+ * bytes from C (0: none); an epilogue's kernel (epilogueBytes) then takes the first tile's row and
+ * column in C and its reads' arguments (each region but the product's, a single value's bits in
+ * its place, then each tile's span).
  */
 export type Kernel = (
   a: number,
@@ -222,6 +305,7 @@ export type Kernel = (
   k: number,
   cpanels: number,
   d: number,
+  ...epilogue: number[]
 ) => void;
 
 /** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */

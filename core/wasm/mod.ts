@@ -10,6 +10,7 @@ import type { Backend } from "../backend.ts";
 import { Interpreter } from "../cpu/mod.ts";
 import { sizeOf } from "../shape.ts";
 import { fusedPlanner } from "./fuse.ts";
+import { planEpilogue } from "./epilogue.ts";
 import { WasmMatmul } from "./matmul.ts";
 import type { StartFaults } from "./threads.ts";
 import { reductionKernels } from "./reduce.ts";
@@ -105,12 +106,18 @@ export async function createWasm(
       // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
       ownKernel: (n: Node) =>
         (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN && n.shape[n.ndim - 1] % 4 !== 0,
-      matmul(a, la, b, lb, node, bInput, o, addend) {
+      matmul(a, la, b, lb, node, bInput, o, addend, epi) {
         const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
         const batch = node.shape.slice(0, r - 2);
+        const epilogue = epi === undefined ? undefined : { key: epi.plan.key, spec: epi.plan.spec, args: epi.args };
         // A B operand that is an input of the realization (a weight) keeps its packed copy.
-        mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, { keepPackedB: bInput, addend });
+        return mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, {
+          keepPackedB: bInput,
+          addend,
+          epilogue,
+        });
       },
+      epilogue: (root, fused, product) => planEpilogue(heap, root, fused, product),
     }),
     arena: opts.arena ?? true,
     heap,

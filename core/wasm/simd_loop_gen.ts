@@ -102,32 +102,34 @@ export function lanesOf(e: Expr, sources: readonly Node[], reads: readonly LoopR
 // Bytes of one element of a read: 4 for f32, 1 for bool.
 export const bytesOf = (sources: readonly Node[], rd: LoopRead) => (sources[rd.src].dtype === "bool" ? 1 : 4);
 
-// Emits the expression's value (f32x4 or i32x4, or a mask for bools) onto the stack; `ints` says
-// which reads are i32 (their comparisons are integer ones).
-function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[], ints: readonly boolean[]): void {
-  if ("read" in e) {
-    const k = kinds[e.read].kind, r = e.read;
-    if (k === "one" || k === "col") f.get(`w${r}`);
-    else if (k === "strided") {
-      // Four 32-bit lanes a step apart, loaded as integers (bits kept, NaN payloads included).
-      f.get(`q${r}`).op(0x28, 2, 0).simd(I32X4_SPLAT);
-      for (let l = 1; l < 4; l++) f.get(`q${r}`).get(`s${r}_${l}`).op(0x6a).op(0x28, 2, 0).simd(I32X4_REPLACE).op(l);
-    } else if (bytes[r] === 4) f.get(`q${r}`).simd(LOAD, [0, 0]);
-    else {
-      // Four bools widened to four i32 lanes, then compared with zero.
-      f.get(`q${r}`).simd(LOAD32_ZERO, [0, 0]).simd(I16_EXTEND_U8).simd(I32_EXTEND_U16);
-      f.v128(new Array(16).fill(0)).simd(I32_NE);
-    }
-    return;
-  }
+/** Pushes read `r`'s four lanes for the current position onto the stack (see emitExpr). */
+export type ReadEmitter = (r: number) => void;
+
+/**
+ * Loads four lanes at the address on the stack: f32 or i32 bits (`bytes` 4), or four bools widened
+ * to lane masks (1).
+ */
+export function loadLanes(f: Func, bytes: number): void {
+  if (bytes === 4) return void f.simd(LOAD, [0, 0]);
+  f.simd(LOAD32_ZERO, [0, 0]).simd(I16_EXTEND_U8).simd(I32_EXTEND_U16);
+  f.v128(new Array(16).fill(0)).simd(I32_NE);
+}
+
+/**
+ * Emits the expression's value (f32x4 or i32x4, or a mask for bools) onto the stack, each read's
+ * lanes pushed by `read`; `ints` says which reads are i32 (their comparisons are integer ones).
+ * The function needs vmath.ts's SCRATCH locals where the expression has exp or tanh.
+ */
+export function emitExpr(f: Func, e: Expr, read: ReadEmitter, ints: readonly boolean[]): void {
+  if ("read" in e) return read(e.read);
   const op = e.node.op;
   if (op === "where") {
-    emit(f, e.args[1], kinds, bytes, ints), emit(f, e.args[2], kinds, bytes, ints);
-    emit(f, e.args[0], kinds, bytes, ints);
+    emitExpr(f, e.args[1], read, ints), emitExpr(f, e.args[2], read, ints);
+    emitExpr(f, e.args[0], read, ints);
     f.simd(BITSELECT);
     return;
   }
-  for (const a of e.args) emit(f, a, kinds, bytes, ints);
+  for (const a of e.args) emitExpr(f, a, read, ints);
   const a0 = e.args[0], int = a0 !== undefined && ("read" in a0 ? ints[a0.read] : a0.node.dtype === "i32");
   if (op in COMPARE) f.simd((int ? COMPARE_I32 : COMPARE)[op]);
   else if (op === "exp") emitExp(f);
@@ -135,10 +137,29 @@ function emit(f: Func, e: Expr, kinds: readonly Kind[], bytes: readonly number[]
   else if (OPS[op] !== null) f.simd(OPS[op]!);
 }
 
-// A value read once (one, col) as a splat into local w{r}: an f32, or a bool's mask.
-function splat(f: Func, r: number, bytes: number): void {
+// A loop's read of its current position: a splat kept in a local (one, col), four lanes a step apart
+// (strided), or four lanes at its pointer.
+function loopRead(f: Func, kinds: readonly Kind[], bytes: readonly number[]): ReadEmitter {
+  return (r) => {
+    const k = kinds[r].kind;
+    if (k === "one" || k === "col") f.get(`w${r}`);
+    else if (k === "strided") {
+      // Four 32-bit lanes a step apart, loaded as integers (bits kept, NaN payloads included).
+      f.get(`q${r}`).op(0x28, 2, 0).simd(I32X4_SPLAT);
+      for (let l = 1; l < 4; l++) f.get(`q${r}`).get(`s${r}_${l}`).op(0x6a).op(0x28, 2, 0).simd(I32X4_REPLACE).op(l);
+    } else f.get(`q${r}`), loadLanes(f, bytes[r]);
+  };
+}
+
+/** Splats the value at the address on the stack to four lanes: an f32 (`bytes` 4), or a bool's mask (1). */
+export function splatLanes(f: Func, bytes: number): void {
   if (bytes === 4) f.simd(LOAD32_SPLAT, [2, 0]);
   else f.simd(LOAD8_SPLAT, [0, 0]).v128(new Array(16).fill(0)).simd(I32_NE);
+}
+
+// A value read once (one, col) as a splat into local w{r}.
+function splat(f: Func, r: number, bytes: number): void {
+  splatLanes(f, bytes);
   f.set(`w${r}`);
 }
 
@@ -190,9 +211,10 @@ export function loopFunc(
       }
     });
     f.i32(0).set("j");
+    const read = loopRead(f, kinds, bytes);
     f.loopWhile("j", "n4", () => {
       f.get("out");
-      emit(f, expr, kinds, bytes, ints);
+      emitExpr(f, expr, read, ints);
       if (outBytes === 4) f.simd(STORE, [0, 0]);
       else {
         // Masks (0 or -1 a lane) narrowed to bytes, then 1 for true: four bytes stored.

@@ -6,7 +6,7 @@
 // every share no worker has claimed, so a worker that is late, slow to start or dead can delay
 // nothing but a share it already holds, and never leaves C unwritten.
 
-import { instantiateKernel, type KernelKit } from "./matmul_kernel.ts";
+import { instantiateKernel, type Kernel, type KernelKit } from "./matmul_kernel.ts";
 import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /**
@@ -17,7 +17,9 @@ import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./wor
  * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread; for a
  * strip split (`split` 2), A as it lies, how it is packed, M, and where packed A goes (`space`);
  * for a panel split that packs B's panels too (`split` 3), B as it lies (`table`), how, and N; and
- * for every split the addend's bytes from C (`d`, 0 for none: see the kernel).
+ * for every split how C is stored (see Store): the addend's bytes from C (`d`, 0 for none: see the
+ * kernel), C's first row, and an epilogue's kernel (its id, 0 for none, its bytes' offset and length
+ * in memory) with its arguments.
  */
 export const CTRL = {
   ...SHARES,
@@ -37,8 +39,72 @@ export const CTRL = {
   space: 17,
   spaceEach: 18,
   d: 19,
+  row0: 20,
+  kernel: 21,
+  kAt: 22,
+  kLen: 23,
+  nx: 24,
+  x: 25,
 } as const;
-const WORDS = 20;
+
+/** The most arguments of an epilogue's reads. */
+export const EPILOGUE_ARGS = 32;
+const WORDS = CTRL.x + EPILOGUE_ARGS;
+
+/**
+ * An epilogue's kernel (matmul_kernel.ts's epilogueBytes) as the threads run it: its id (from 1),
+ * its function on the calling thread, and its module's bytes in the shared memory, from which a
+ * worker compiles it the first time a share of it reaches it (its event loop is busy serving, so no
+ * message could bring them).
+ */
+export interface EpilogueKernel {
+  readonly id: number;
+  readonly fn: Kernel;
+  readonly bytes: readonly [number, number];
+}
+
+/**
+ * How a product's C is stored: plus the addend `d` bytes from it (0: as it is), or through an
+ * epilogue's kernel with its read arguments `args`; `row0` is C's first row among the rows its
+ * epilogue's reads index.
+ */
+export interface Store {
+  readonly d: number;
+  readonly epilogue: EpilogueKernel | null;
+  readonly args: readonly number[];
+  readonly row0: number;
+}
+
+/** C stored as it is. */
+export const PLAIN: Store = { d: 0, epilogue: null, args: [], row0: 0 };
+
+/**
+ * The kernel of `store` called on tiles: (packed A, packed B, C, strips, panels, C's panels a row,
+ * the first tile's row and column within the product), with K from the call.
+ */
+type Tiles = (
+  a: number,
+  b: number,
+  c: number,
+  strips: number,
+  panels: number,
+  cp: number,
+  r: number,
+  j: number,
+) => void;
+
+/** `store`'s kernel (the plain one of `kit`, or its epilogue's) over tiles of products of contraction K. */
+export function storeTiles(kit: KernelKit, store: Store, k: number): Tiles {
+  const fn = store.epilogue?.fn ?? kit.matmul, { d, row0, args } = store;
+  return (a, b, c, strips, panels, cp, r, j) => fn(a, b, c, strips, panels, k, cp, d, row0 + r, j, ...args);
+}
+
+// The call's store as ctrl describes it, its epilogue's function from `kernel`.
+function storeOf(ctrl: Int32Array, kernel: (id: number) => Kernel): Store {
+  const id = ctrl[CTRL.kernel], args = Array.from(ctrl.subarray(CTRL.x, CTRL.x + ctrl[CTRL.nx]));
+  const epilogue = id === 0 ? null : { id, fn: kernel(id), bytes: [ctrl[CTRL.kAt], ctrl[CTRL.kLen]] as const };
+  return { d: ctrl[CTRL.d], epilogue, args, row0: ctrl[CTRL.row0] };
+}
 
 /** How a call is cut into shares (the `split` word): see MatmulThreads' calls. */
 const SPLIT = { panels: 0, batch: 1, strips: 2, panelsPackingB: 3 } as const;
@@ -57,10 +123,19 @@ export interface BatchCall {
   readonly spaceEach: number;
 }
 
-/** Computes share `index` (of `count`) of the call described in `ctrl`. */
-export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: number): void {
+/**
+ * Computes share `index` (of `count`) of the call described in `ctrl`, an epilogue's kernel found by
+ * `kernel(id)`.
+ */
+export function share(
+  kit: KernelKit,
+  ctrl: Int32Array,
+  index: number,
+  count: number,
+  kernel: (id: number) => Kernel,
+): void {
   const k = ctrl[CTRL.k];
-  const split = ctrl[CTRL.split];
+  const split = ctrl[CTRL.split], tiles = storeTiles(kit, storeOf(ctrl, kernel), k);
   if (split === SPLIT.strips) {
     // A range of A's strips: packed by this thread (from A as it lies at `a`), then multiplied by
     // every panel of the packed B.
@@ -70,7 +145,7 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
     const packed = ctrl[CTRL.space] + s0 * k * 16;
     if (ctrl[CTRL.aFrom] === 0) kit.pack.rows(ctrl[CTRL.a] + s0 * 16 * k, packed, k, s1 - s0);
     else kit.pack.cols(ctrl[CTRL.a] + s0 * 16, packed, k, s1 - s0, M);
-    kit.matmul(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, k, panels, ctrl[CTRL.d]);
+    tiles(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, panels, 4 * s0, 0);
     return;
   }
   if (split === SPLIT.panels || split === SPLIT.panelsPackingB) {
@@ -83,15 +158,15 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
       else kit.pack.rows8(raw + p0 * 32 * k, dst, k, p1 - p0);
     }
     if (p1 > p0) {
-      kit.matmul(
+      tiles(
         ctrl[CTRL.a],
         ctrl[CTRL.b] + p0 * k * 32,
         ctrl[CTRL.c] + p0 * 32,
         ctrl[CTRL.strips],
         p1 - p0,
-        k,
         panels,
-        ctrl[CTRL.d],
+        0,
+        8 * p0,
       );
     }
     return;
@@ -108,7 +183,7 @@ export function share(kit: KernelKit, ctrl: Int32Array, index: number, count: nu
     else pack.cols(a, pa, k, strips, M);
     if (ctrl[CTRL.bFrom] === 0) pack.panels(b, pb, k, panels, N);
     else pack.rows8(b, pb, k, panels);
-    kit.matmul(pa, pb, ctrl[CTRL.c] + 4 * z * M * N, strips, panels, k, panels, ctrl[CTRL.d]);
+    tiles(pa, pb, ctrl[CTRL.c] + 4 * z * M * N, strips, panels, panels, z * M, 0);
   }
 }
 
@@ -131,6 +206,7 @@ export class MatmulThreads {
   readonly splits = [0, 0, 0, 0];
   readonly #ctrl: Int32Array;
   readonly #stop: () => void;
+  #fn: Kernel | null = null;
 
   private constructor(count: number, ctrl: Int32Array, stop: () => void) {
     this.count = count;
@@ -165,9 +241,9 @@ export class MatmulThreads {
   }
 
   /** One matmul split by C's panels: this thread and the workers claim its shares; returns once all are computed. */
-  call(kit: KernelKit, args: readonly [number, number, number, number, number, number], d = 0): void {
+  call(kit: KernelKit, args: readonly [number, number, number, number, number, number], store = PLAIN): void {
     const c = this.#ctrl;
-    c[CTRL.d] = d;
+    this.#store(store);
     // Arguments first, then the counters, then the generation: a claim sees this call's arguments.
     [c[CTRL.a], c[CTRL.b], c[CTRL.c], c[CTRL.strips], c[CTRL.panels], c[CTRL.k]] = args;
     c[CTRL.split] = SPLIT.panels;
@@ -182,10 +258,10 @@ export class MatmulThreads {
     kit: KernelKit,
     args: readonly [number, number, number, number, number, number],
     [raw, bFrom, N]: readonly [number, 0 | 1, number],
-    d = 0,
+    store = PLAIN,
   ): void {
     const w = this.#ctrl;
-    w[CTRL.d] = d;
+    this.#store(store);
     [w[CTRL.a], w[CTRL.b], w[CTRL.c], w[CTRL.strips], w[CTRL.panels], w[CTRL.k]] = args;
     [w[CTRL.table], w[CTRL.bFrom], w[CTRL.n], w[CTRL.split]] = [raw, bFrom, N, SPLIT.panelsPackingB];
     this.#go(kit);
@@ -199,19 +275,19 @@ export class MatmulThreads {
     kit: KernelKit,
     [a, aFrom, M, packedA]: readonly [number, 0 | 1, number, number],
     [b, c, strips, panels, k]: readonly [number, number, number, number, number],
-    d = 0,
+    store = PLAIN,
   ): void {
     const w = this.#ctrl;
-    w[CTRL.d] = d;
+    this.#store(store);
     [w[CTRL.a], w[CTRL.aFrom], w[CTRL.m], w[CTRL.space], w[CTRL.b], w[CTRL.c]] = [a, aFrom, M, packedA, b, c];
     [w[CTRL.strips], w[CTRL.panels], w[CTRL.k], w[CTRL.split]] = [strips, panels, k, SPLIT.strips];
     this.#go(kit);
   }
 
   /** A batch of products split by products (see BatchCall); returns once all are computed. */
-  callBatch(kit: KernelKit, b: BatchCall, d = 0): void {
+  callBatch(kit: KernelKit, b: BatchCall, store = PLAIN): void {
     const c = this.#ctrl;
-    c[CTRL.d] = d;
+    this.#store(store);
     [c[CTRL.table], c[CTRL.z], c[CTRL.aFrom], c[CTRL.bFrom], c[CTRL.m], c[CTRL.k], c[CTRL.n]] = [
       b.table,
       b.z,
@@ -225,11 +301,23 @@ export class MatmulThreads {
     this.#go(kit);
   }
 
+  // The call's store into the control block (before its counters and generation, as every argument).
+  #store(store: Store): void {
+    const c = this.#ctrl, e = store.epilogue;
+    if (store.args.length > EPILOGUE_ARGS) {
+      throw new Error(`matmul threads: ${store.args.length} epilogue arguments, more than ${EPILOGUE_ARGS}`);
+    }
+    [c[CTRL.d], c[CTRL.row0], c[CTRL.kernel], c[CTRL.nx]] = [store.d, store.row0, e?.id ?? 0, store.args.length];
+    if (e !== null) [c[CTRL.kAt], c[CTRL.kLen]] = e.bytes;
+    c.set(store.args, CTRL.x);
+    this.#fn = e?.fn ?? null;
+  }
+
   #go(kit: KernelKit): void {
-    const c = this.#ctrl;
+    const c = this.#ctrl, fn = this.#fn;
     this.calls++;
     this.splits[c[CTRL.split]]++;
-    callShares(c, this.count, (i) => share(kit, c, i, this.count));
+    callShares(c, this.count, (i) => share(kit, c, i, this.count, () => fn!));
   }
 
   /** Stops the workers (later calls run on this thread alone). */
@@ -255,7 +343,18 @@ export interface MatmulSetup extends StartFaults {
 export function serveMatmul(setup: MatmulSetup, ready: () => void): void {
   if (setup.fail) throw new Error(`matmul worker ${setup.index}: told to fail`);
   const kit = instantiateKernel(setup.bytes, setup.memory);
-  const ctrl = new Int32Array(setup.ctrl);
+  const ctrl = new Int32Array(setup.ctrl), epilogues = new Map<number, Kernel>();
+  const kernel = (id: number): Kernel => {
+    let fn = epilogues.get(id);
+    if (fn === undefined) {
+      // A copy: a module is not compiled from shared memory.
+      const bytes = new Uint8Array(setup.memory.buffer, ctrl[CTRL.kAt], ctrl[CTRL.kLen]).slice();
+      fn = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: setup.memory } }).exports
+        .matmul as Kernel;
+      epilogues.set(id, fn);
+    }
+    return fn;
+  };
   ready();
-  serveShares(ctrl, setup.count, (i) => share(kit, ctrl, i, setup.count));
+  serveShares(ctrl, setup.count, (i) => share(kit, ctrl, i, setup.count, kernel));
 }

@@ -106,7 +106,7 @@ Deno.test("a reshape of memory is planned as that memory, not copied, however ma
   const alias = apply("reshape", [w], { shape: [4, 4] });
   const targets = [x.matmul(alias).node, alias.matmul(alias).node, alias.mul(2).node];
   const order = schedule(rewrite(targets));
-  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out) => void out.fill(1);
+  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out) => (out.fill(1), false);
   const rule = (n: Node) => (ins: readonly CpuArray[], node: Node) =>
     PRIMS[n.op as "reshape"].cpu(ins as [CpuArray], node.src, node, node.params as never, kernelCtx);
   const steps = fusedPlanner({ matmul: mm })(order, new Set(targets), rule, (_d, n) => new Float32Array(n));
@@ -153,7 +153,7 @@ Deno.test("a broadcast weight read by several matmuls is read through by each, w
   const order = schedule(rewrite(targets));
   const rule = (n: Node) => (ins: readonly CpuArray[], node: Node) =>
     PRIMS[n.op as "broadcast"].cpu(ins as [CpuArray], node.src, node, node.params as never, kernelCtx);
-  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out) => void out.fill(1);
+  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out) => (out.fill(1), false);
   const steps = fusedPlanner({ matmul: mm })(order, new Set(targets), rule, (_d, n) => new Float32Array(n));
   const copied = steps.filter((s) => s.node.op === "broadcast" && s.node.src[0].size === w.size);
   if (copied.length > 0) throw new Error(`the weight's broadcast was materialized ${copied.length} times`);

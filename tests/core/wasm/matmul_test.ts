@@ -175,7 +175,7 @@ Deno.test("a product plus a value of its shape is one epilogue-fused step, with 
   const sum = r.add(x.matmul(w)), targets = [sum.node];
   const order = schedule(rewrite(targets));
   let given: CpuArray | undefined;
-  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out, addend) => (given = addend, void out.fill(0));
+  const mm: ViewMatmul = (_a, _la, _b, _lb, _node, _bIn, out, addend) => (given = addend, out.fill(0), false);
   const steps = fusedPlanner({ matmul: mm })(
     order,
     new Set(targets),
