@@ -12,6 +12,7 @@ import type { WasmHeap } from "./heap.ts";
 import { type Epilogue, TILE_M, TILE_N } from "./matmul_kernel.ts";
 import { bytesOf, exprKey, kindOf, lanesOf, type ReadKind } from "./simd_loop_gen.ts";
 import { EPILOGUE_ARGS } from "./threads.ts";
+import { FEW_ROWS } from "./few_rows.ts";
 
 const BITS = new Float32Array(1), BITS_I32 = new Int32Array(BITS.buffer);
 
@@ -36,7 +37,7 @@ export interface FusedReads {
 /**
  * The epilogue computing `root` (an f32 elementwise chain, `fused`) from `product` as its matmul
  * stores C, or null where it does not qualify: no heap, C not whole tiles (rows a multiple of 4,
- * columns of 8), the product read other than as it lies, another read not indexed by C's rows and
+ * columns of 8), few rows (FEW_ROWS or less), the product read other than as it lies, another read not indexed by C's rows and
  * columns, or lanes that are not f32.
  */
 export function planEpilogue(
@@ -46,7 +47,9 @@ export function planEpilogue(
   product: Node,
 ): EpiloguePlan | null {
   const { expr, reads, sources } = fused, shape = root.shape, R = shape.length;
-  if (heap === null || R < 2 || shape[R - 1] % TILE_N !== 0 || shape[R - 2] % TILE_M !== 0) return null;
+  const M = shape[R - 2];
+  // Few rows go to the few-row kernels (a decoded token's products), which have no epilogue.
+  if (heap === null || R < 2 || shape[R - 1] % TILE_N !== 0 || M % TILE_M !== 0 || M <= FEW_ROWS) return null;
   if (root.dtype !== "f32" || lanesOf(expr, sources, reads) !== "f32") return null;
   const kinds = reads.map((rd) => kindOf(rd, shape)), bytes = reads.map((rd) => bytesOf(sources, rd));
   const isProduct = reads.map((rd) => sources[rd.src] === product);

@@ -368,21 +368,8 @@ function epilogueStep(
   const run = (value: (n: Node) => CpuArray) => {
     const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
     const values = sources.map((x) => (x === product ? out : value(x)));
-    const args = epi.plan.args(values);
-    const fused = mm(
-      value(a),
-      p.a,
-      value(b),
-      p.b,
-      product,
-      bInput,
-      out,
-      undefined,
-      args === null ? undefined : {
-        plan: epi.plan,
-        args,
-      },
-    );
+    const args = epi.plan.args(values), given = args === null ? undefined : { plan: epi.plan, args };
+    const fused = mm(value(a), p.a, value(b), p.b, product, bInput, out, undefined, given);
     if (!fused) {
       if (simd !== null) simd.run(node.shape, values, out);
       else fn(out, dims, ...values);
