@@ -180,18 +180,14 @@ function rowsFrame(
   accumulate({ o: "o", start: "lane", bound: `select(0u, ${k.u(nr)}, valid)`, step: `${L}u` });
   k.lines.push(...acc.finish);
   if (v.subgroup) {
-    // Subgroups merge first; their first invocations' states then fold in order on thread 0
+    // Subgroups merge first; their first invocations' states then merge by the same tree as lanes'
     // (the others contribute the empty state, as nothing says how subgroups are laid out).
     k.enables.add("subgroups");
     k.builtins.add("@builtin(subgroup_invocation_id) sgi: u32");
     k.lines.push(...acc.subgroup, ...nest("if (sgi == 0u) {", acc.toShared("lid.x")));
-    k.lines.push(...nest("if (sgi != 0u) {", acc.identity("lid.x")), "workgroupBarrier();");
-    k.lines.push(...nest("if (lid.x == 0u) {", nest(`for (var q = 1u; q < ${v.wg}u; q++) {`, acc.merge("0u", "q"))));
-    k.lines.push("workgroupBarrier();");
-    return { at: "0u", o: "o" };
-  }
+    k.lines.push(...nest("if (sgi != 0u) {", acc.identity("lid.x")));
+  } else k.lines.push(...acc.toShared("lid.x"));
   k.lines.push(
-    ...acc.toShared("lid.x"),
     "workgroupBarrier();",
     ...nest(`for (var w = ${L / 2}u; w > 0u; w >>= 1u) {`, [
       ...nest("if (lane < w) {", acc.merge("lid.x", "lid.x + w")),
