@@ -86,10 +86,9 @@ function operandView(n: Node, single: (n: Node) => boolean): OperandView | null 
       const kept = forms.filter((_, j) => x.shape[j] !== 1);
       let k = 0;
       forms = src.shape.map((d) => (d === 1 ? zero : kept[k++]));
-    } else break; // a reindexing reshape: read the memory it reshapes
+    } else break; // a reindexing reshape: read its memory (its input's, or a loop's), laid out as its shape
     x = src;
   }
-  if (x.op === "reshape" && !unitReshape(x.src[0].shape, x.shape)) return null;
   const st = stridesOf(x.shape), strides = new Array<number>(R).fill(0);
   let c = 0;
   forms.forEach((f, j) => {

@@ -65,6 +65,8 @@ export class WasmMatmul {
   readonly #epilogues = new Map<string, EpilogueKernel>();
   /** Products whose epilogue (WasmMatmul.run's `epilogue`) the kernel computed as it stored C. */
   epilogueCalls = 0;
+  /** Operands packed by the host loops (views the Wasm packers cannot read, or strided ones outside the heap). */
+  hostPacks = 0;
 
   private constructor(
     fma: boolean,
@@ -147,34 +149,50 @@ export class WasmMatmul {
     return this.#packed.bytes;
   }
 
+  // packA on the host (a view the Wasm packers cannot read), counted.
+  #hostPackA(dst: Float32Array, a: ArrayLike<number>, ao: number, [M, K, ars, acs]: readonly number[]): void {
+    this.hostPacks++;
+    packA(dst, a, ao, M, K, ars, acs);
+  }
+
   // B packed through the cache of weights' packed panels (packed_cache.ts).
   #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
     const { K, N, rs, cs } = dims, len = Math.ceil(N / TILE_N) * K * TILE_N;
     this.#packed.fill(dst, src, `${base},${K},${N},${rs},${cs}`, len, () => this.#packB(dst, src, base, dims, raw));
   }
 
-  // packB, in Wasm for a contiguous B or B's transpose: read where it lies in the heap, or copied as
-  // it is to `raw` (floats of `mem`; room for the panels' full width, plus 8) first. `dst` is the B
-  // region of memory.
+  // packB, in Wasm for B's rows or its transpose's (B's columns) at any stride where they lie in the
+  // heap, or contiguous ones copied as they are to `raw` (floats of `mem`; room for the panels' full
+  // width, plus 8) first. `dst` is the B region of memory.
   #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
     const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N), r = this.#rawB(src, base, dims, raw);
-    if (r === null) return packB(dst, src, base, K, N, rs, cs);
-    if (r.from === 0) this.#kit.pack.panels(r.at, dst.byteOffset, K, panels, N);
-    else this.#kit.pack.rows8(r.at, dst.byteOffset, K, panels);
+    if (r === null) {
+      this.hostPacks++;
+      return packB(dst, src, base, K, N, rs, cs);
+    }
+    if (r.from === 0) this.#kit.pack.panels(r.at, dst.byteOffset, K, panels, r.width);
+    else this.#kit.pack.rows8(r.at, dst.byteOffset, K, panels, r.width);
   }
 
-  // Where the Wasm packers read B (its rows, `from` 0, or its transpose's, 1): in the heap where it
-  // lies, or copied as it is to `raw`; null where they cannot (views: packed on the host).
-  #rawB(src: ArrayLike<number>, base: number, dims: PackDims, raw: number): { at: number; from: 0 | 1 } | null {
-    const { K, N, rs, cs } = dims, rows = cs === 1 && rs === N, cols = rs === 1 && cs === K;
+  // Where the Wasm packers read B (its rows, `from` 0, or its transpose's, 1, `width` floats apart):
+  // in the heap where it lies, or copied as it is to `raw`; null where they cannot (other views, or
+  // a strided B outside the heap: packed on the host).
+  #rawB(
+    src: ArrayLike<number>,
+    base: number,
+    dims: PackDims,
+    raw: number,
+  ): { at: number; from: 0 | 1; width: number } | null {
+    const { K, N, rs, cs } = dims, rows = cs === 1, cols = rs === 1 && !rows;
     if (!(src instanceof Float32Array) || !(rows || cols)) return null;
     const inHeap = this.#heap?.offsetOf(src) ?? -1;
     // Read in place only where the packer's reads past the end (to the last panel) stay inside B.
     const at = inHeap >= 0 && N % TILE_N === 0 ? inHeap + 4 * base : -1;
-    if (at >= 0) return { at, from: rows ? 0 : 1 };
+    if (at >= 0) return { at, from: rows ? 0 : 1, width: rows ? rs : cs };
+    if (rows ? rs !== N : cs !== K) return null; // a copy is of a contiguous B only
     const mem = this.#scratch.floats(0);
     mem.set(src.subarray(base, base + K * N), raw);
-    return { at: mem.byteOffset + 4 * raw, from: rows ? 0 : 1 };
+    return { at: mem.byteOffset + 4 * raw, from: rows ? 0 : 1, width: rows ? N : K };
   }
 
   /**
@@ -347,7 +365,10 @@ export class WasmMatmul {
       mem.set(aF32!.subarray(ao, ao + M * K), rawA);
       return base + 4 * rawA;
     };
-    const aRows = aF32 !== null && acs === 1 && ars === K, aCols = aF32 !== null && ars === 1 && acs === M;
+    // A's rows (or its transpose's) at any stride where A lies in the heap; copied, contiguous ones.
+    const aRows = aF32 !== null && acs === 1 && (ars === K || heapA >= 0);
+    const aCols = aF32 !== null && ars === 1 && !aRows && (acs === M || heapA >= 0);
+    const aWidth = heapA >= 0 ? (aRows ? ars : acs) : aRows ? K : M;
     // Waking the workers costs tens of microseconds (more under load): on this 2-core machine two
     // threads broke even near 2^21 multiply-adds (128^3: 0.12 ms on one, 0.10 on two; 512 x 128 x 512:
     // 1.7 against 0.93 ms), so products from THREADED_WORK (2^22) on are shared.
@@ -359,10 +380,15 @@ export class WasmMatmul {
       // A larger B than A, not a weight's (whose packed panels are kept): each thread packs its panels.
       const ownB = threads !== null && !keep && panels > 1 && K * N > M * K ? this.#rawB(b, bo, bDims, rawB) : null;
       if (ownB !== null) {
-        if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips);
-        else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
-        else packA(A, a, ao, M, K, ars, acs);
-        threads!.callPanels(this.#kit, [base, base + 4 * aLen, c, strips, panels, K], [ownB.at, ownB.from, N], dd);
+        if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips, aWidth);
+        else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, aWidth);
+        else this.#hostPackA(A, a, ao, [M, K, ars, acs]);
+        threads!.callPanels(
+          this.#kit,
+          [base, base + 4 * aLen, c, strips, panels, K],
+          [ownB.at, ownB.from, ownB.width],
+          dd,
+        );
         if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
         return;
       }
@@ -371,11 +397,12 @@ export class WasmMatmul {
       if (threads !== null && strips > 1 && (aRows || aCols)) {
         // Split by A's strips, each thread packing its own: packing A on this thread alone cost a
         // quarter of a 512 x 512 x 128 product on two.
-        threads.callStrips(this.#kit, [rawAt(ao), aRows ? 0 : 1, M, base], [base + 4 * aLen, c, strips, panels, K], dd);
+        const at = [rawAt(ao), aRows ? 0 : 1, aWidth, base] as const;
+        threads.callStrips(this.#kit, at, [base + 4 * aLen, c, strips, panels, K], dd);
       } else {
-        if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips);
-        else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, M);
-        else packA(A, a, ao, M, K, ars, acs);
+        if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips, aWidth);
+        else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, aWidth);
+        else this.#hostPackA(A, a, ao, [M, K, ars, acs]);
         const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
         if (threads !== null && panels > 1) threads.call(this.#kit, args, dd);
         else storeTiles(this.#kit, dd, K)(args[0], args[1], args[2], strips, panels, panels, 0, 0);

@@ -34,7 +34,7 @@ export function eachProduct(
  * products' operands into space of its own (`space(bytes)`: scratch, for `count` threads and the
  * table of every product's operand addresses) and writing their C in place; null unless the
  * operands and C lie in the heap, the Wasm packers read the operands where they are (rows or their
- * transpose, in whole strips and panels) and C fills whole tiles.
+ * transposes' at any stride, in whole strips and panels) and C fills whole tiles.
  */
 export function batchCall(
   heap: WasmHeap,
@@ -50,14 +50,15 @@ export function batchCall(
   const ha = heap.offsetOf(a), hb = heap.offsetOf(b), hc = heap.offsetOf(out), nb = batch.length;
   if (ha < 0 || hb < 0 || hc < 0) return null;
   const [ars, acs] = [la.strides[nb], la.strides[nb + 1]], [brs, bcs] = [lb.strides[nb], lb.strides[nb + 1]];
-  const aFrom = acs === 1 && ars === K ? 0 : ars === 1 && acs === M ? 1 : -1;
-  const bFrom = bcs === 1 && brs === N ? 0 : brs === 1 && bcs === K ? 1 : -1;
+  // Rows or their transposes' at any stride: the packers read them where they lie.
+  const aFrom = acs === 1 ? 0 : ars === 1 ? 1 : -1, bFrom = bcs === 1 ? 0 : brs === 1 ? 1 : -1;
   if (aFrom === -1 || bFrom === -1) return null;
+  const aWidth = aFrom === 0 ? ars : acs, bWidth = bFrom === 0 ? brs : bcs;
   // Each thread's packed A and B, then the table.
   const spaceEach = 4 * K * (M + N), mem = space(count * spaceEach + 8 * Z), at = mem.byteOffset;
   const table = new Int32Array(mem.buffer, at + count * spaceEach, 2 * Z);
   eachProduct(la, lb, batch, Z, (ao, bo, z) => (table[2 * z] = ha + 4 * ao, table[2 * z + 1] = hb + 4 * bo));
-  return { table: table.byteOffset, z: Z, aFrom, bFrom, m: M, k: K, n: N, c: hc, space: at, spaceEach };
+  return { table: table.byteOffset, z: Z, aFrom, bFrom, aWidth, bWidth, m: M, k: K, n: N, c: hc, space: at, spaceEach };
 }
 
 /**

@@ -153,19 +153,20 @@ function epilogueStore(f: Func, epi: Epilogue): (accs: readonly string[]) => voi
 // Lanes of two f32x4 operands (0-3 the first, 4-7 the second) as an i8x16.shuffle's byte indices.
 const lanes = (...ls: number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
-// Packs `group` (4 or 8) rows at a time of a row-major matrix already in memory at `src` (rows up
-// to the last group's readable), K long, into [groups][K][group]: each 4 x 4 block is transposed in
-// registers. With 4 that is packA of A; with 8 it is packB of B's transpose (B's panels are 8 of
-// its columns, which are rows there).
+// Packs `group` (4 or 8) rows at a time of a matrix already in memory at `src` (rows `width`
+// floats apart, each K long; rows up to the last group's readable) into [groups][K][group]: each
+// 4 x 4 block is transposed in registers. With 4 that is packA of A; with 8 it is packB of B's
+// transpose (B's panels are 8 of its columns, which are rows there).
 function packRowsFunc(group: 4 | 8): Func {
-  const f = new Func(["src", "dst", "k", "groups"]);
+  const f = new Func(["src", "dst", "k", "groups", "width"]);
   const rows = Array.from({ length: group }, (_, r) => `r${r}`);
-  for (const n of ["s", "kk", "k4", "d", "row", ...rows]) f.local(n, I32);
+  for (const n of ["s", "kk", "k4", "d", "row", "first", ...rows]) f.local(n, I32);
   for (const n of ["a0", "a1", "a2", "a3", "t0", "t1", "t2", "t3"]) f.local(n, V128);
   f.get("k").i32(-4).op(0x71).set("k4"); // k & ~3
-  f.get("k").i32(4).op(0x6c).set("row");
-  f.i32(0).set("s").get("dst").set("d").get("src").set("r0");
+  f.get("width").i32(4).op(0x6c).set("row");
+  f.i32(0).set("s").get("dst").set("d").get("src").set("first");
   f.whileLt("s", "groups", () => {
+    f.get("first").set("r0");
     for (let r = 1; r < group; r++) f.get(rows[r - 1]).get("row").op(0x6a).set(rows[r]);
     f.i32(0).set("kk");
     f.whileLt("kk", "k4", () => {
@@ -194,8 +195,8 @@ function packRowsFunc(group: 4 | 8): Func {
       f.bump("d", 4 * group).bump("kk", 1);
       for (const r of rows) f.bump(r, 4);
     });
-    // The next group starts where this one's last row ended.
-    f.get(rows[group - 1]).set("r0");
+    // The next group starts `group` rows on.
+    f.get("first").get("row").i32(group).op(0x6c).op(0x6a).set("first");
     f.bump("s", 1);
   });
   return f;
@@ -308,12 +309,16 @@ export type Kernel = (
   ...epilogue: number[]
 ) => void;
 
-/** The packing functions of the module: raw operands in memory to strips and panels (see packA, packB). */
+/**
+ * The packing functions of the module: raw operands in memory to strips and panels (see packA,
+ * packB). Each takes the floats between its source's rows last: A's rows (`rows`), B's columns
+ * (`rows8`, B's transpose's rows), A's columns (`cols`, A's transpose's rows) or B's rows (`panels`).
+ */
 export interface Packers {
-  readonly rows: (src: number, dst: number, k: number, strips: number) => void;
-  readonly rows8: (src: number, dst: number, k: number, panels: number) => void;
-  readonly cols: (src: number, dst: number, k: number, strips: number, m: number) => void;
-  readonly panels: (src: number, dst: number, k: number, panels: number, n: number) => void;
+  readonly rows: (src: number, dst: number, k: number, strips: number, width: number) => void;
+  readonly rows8: (src: number, dst: number, k: number, panels: number, width: number) => void;
+  readonly cols: (src: number, dst: number, k: number, strips: number, width: number) => void;
+  readonly panels: (src: number, dst: number, k: number, panels: number, width: number) => void;
 }
 
 /** The kernel module instantiated over a memory: the kernel, its packers and the memory. */

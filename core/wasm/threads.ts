@@ -15,8 +15,9 @@ import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./wor
  * C, strips, panels, K (a panel split, `split` 0); for a batch split (`split` 1), the byte offset of
  * its table of each product's A and B addresses, the products, how A and B are packed (0: rows and
  * panels, 1: from the transpose), M, N, the threads' packing space and its bytes a thread; for a
- * strip split (`split` 2), A as it lies, how it is packed, M, and where packed A goes (`space`);
- * for a panel split that packs B's panels too (`split` 3), B as it lies (`table`), how, and N; and
+ * strip split (`split` 2), A as it lies, how it is packed and where packed A goes (`space`); for
+ * a panel split that packs B's panels too (`split` 3), B as it lies (`table`) and how; the floats
+ * between the rows the packers read of A (`aWidth`) and of B (`bWidth`); and
  * for every split how C is stored (see Store): the addend's bytes from C (`d`, 0 for none: see the
  * kernel), C's first row, and an epilogue's kernel (its id, 0 for none, its bytes' offset and length
  * in memory) with its arguments.
@@ -44,7 +45,9 @@ export const CTRL = {
   kAt: 22,
   kLen: 23,
   nx: 24,
-  x: 25,
+  aWidth: 25,
+  bWidth: 26,
+  x: 27,
 } as const;
 
 /** The most arguments of an epilogue's reads. */
@@ -109,12 +112,17 @@ function storeOf(ctrl: Int32Array, kernel: (id: number) => Kernel): Store {
 /** How a call is cut into shares (the `split` word): see MatmulThreads' calls. */
 const SPLIT = { panels: 0, batch: 1, strips: 2, panelsPackingB: 3 } as const;
 
-/** A batch split's arguments (see CTRL): products `z`, each M x K by K x N, C row-major at `c`. */
+/**
+ * A batch split's arguments (see CTRL): products `z`, each M x K by K x N, C row-major at `c`; A's
+ * and B's rows (or their transposes', `aFrom` / `bFrom` 1) `aWidth` and `bWidth` floats apart.
+ */
 export interface BatchCall {
   readonly table: number;
   readonly z: number;
   readonly aFrom: 0 | 1;
   readonly bFrom: 0 | 1;
+  readonly aWidth: number;
+  readonly bWidth: number;
   readonly m: number;
   readonly k: number;
   readonly n: number;
@@ -139,12 +147,12 @@ export function share(
   if (split === SPLIT.strips) {
     // A range of A's strips: packed by this thread (from A as it lies at `a`), then multiplied by
     // every panel of the packed B.
-    const strips = ctrl[CTRL.strips], panels = ctrl[CTRL.panels], M = ctrl[CTRL.m];
+    const strips = ctrl[CTRL.strips], panels = ctrl[CTRL.panels], W = ctrl[CTRL.aWidth];
     const s0 = Math.floor((strips * index) / count), s1 = Math.floor((strips * (index + 1)) / count);
     if (s1 <= s0) return;
     const packed = ctrl[CTRL.space] + s0 * k * 16;
-    if (ctrl[CTRL.aFrom] === 0) kit.pack.rows(ctrl[CTRL.a] + s0 * 16 * k, packed, k, s1 - s0);
-    else kit.pack.cols(ctrl[CTRL.a] + s0 * 16, packed, k, s1 - s0, M);
+    if (ctrl[CTRL.aFrom] === 0) kit.pack.rows(ctrl[CTRL.a] + s0 * 16 * W, packed, k, s1 - s0, W);
+    else kit.pack.cols(ctrl[CTRL.a] + s0 * 16, packed, k, s1 - s0, W);
     tiles(packed, ctrl[CTRL.b], ctrl[CTRL.c] + s0 * 128 * panels, s1 - s0, panels, panels, 4 * s0, 0);
     return;
   }
@@ -153,9 +161,9 @@ export function share(
     const p0 = Math.floor((panels * index) / count), p1 = Math.floor((panels * (index + 1)) / count);
     if (p1 > p0 && split === SPLIT.panelsPackingB) {
       // This thread's panels of B packed first, from B as it lies (its rows, or its transpose's).
-      const dst = ctrl[CTRL.b] + p0 * k * 32, raw = ctrl[CTRL.table];
-      if (ctrl[CTRL.bFrom] === 0) kit.pack.panels(raw + p0 * 32, dst, k, p1 - p0, ctrl[CTRL.n]);
-      else kit.pack.rows8(raw + p0 * 32 * k, dst, k, p1 - p0);
+      const dst = ctrl[CTRL.b] + p0 * k * 32, raw = ctrl[CTRL.table], W = ctrl[CTRL.bWidth];
+      if (ctrl[CTRL.bFrom] === 0) kit.pack.panels(raw + p0 * 32, dst, k, p1 - p0, W);
+      else kit.pack.rows8(raw + p0 * 32 * W, dst, k, p1 - p0, W);
     }
     if (p1 > p0) {
       tiles(
@@ -176,13 +184,13 @@ export function share(
   const M = ctrl[CTRL.m], N = ctrl[CTRL.n], strips = M / 4, panels = N / 8;
   const pa = ctrl[CTRL.space] + index * ctrl[CTRL.spaceEach], pb = pa + strips * k * 16;
   const table = new Int32Array(kit.memory.buffer, ctrl[CTRL.table], 2 * Z);
-  const { pack } = kit;
+  const { pack } = kit, aw = ctrl[CTRL.aWidth], bw = ctrl[CTRL.bWidth];
   for (let z = z0; z < z1; z++) {
     const a = table[2 * z], b = table[2 * z + 1];
-    if (ctrl[CTRL.aFrom] === 0) pack.rows(a, pa, k, strips);
-    else pack.cols(a, pa, k, strips, M);
-    if (ctrl[CTRL.bFrom] === 0) pack.panels(b, pb, k, panels, N);
-    else pack.rows8(b, pb, k, panels);
+    if (ctrl[CTRL.aFrom] === 0) pack.rows(a, pa, k, strips, aw);
+    else pack.cols(a, pa, k, strips, aw);
+    if (ctrl[CTRL.bFrom] === 0) pack.panels(b, pb, k, panels, bw);
+    else pack.rows8(b, pb, k, panels, bw);
     tiles(pa, pb, ctrl[CTRL.c] + 4 * z * M * N, strips, panels, panels, z * M, 0);
   }
 }
@@ -252,34 +260,34 @@ export class MatmulThreads {
 
   /**
    * One matmul split by C's panels, each thread packing its panels of B from where it lies (`raw`:
-   * B's rows, `bFrom` 0, N wide; or its transpose's, 1) into the packed B's place first.
+   * B's rows, `bFrom` 0, or its transpose's, 1, `width` floats apart) into the packed B's place first.
    */
   callPanels(
     kit: KernelKit,
     args: readonly [number, number, number, number, number, number],
-    [raw, bFrom, N]: readonly [number, 0 | 1, number],
+    [raw, bFrom, width]: readonly [number, 0 | 1, number],
     store = PLAIN,
   ): void {
     const w = this.#ctrl;
     this.#store(store);
     [w[CTRL.a], w[CTRL.b], w[CTRL.c], w[CTRL.strips], w[CTRL.panels], w[CTRL.k]] = args;
-    [w[CTRL.table], w[CTRL.bFrom], w[CTRL.n], w[CTRL.split]] = [raw, bFrom, N, SPLIT.panelsPackingB];
+    [w[CTRL.table], w[CTRL.bFrom], w[CTRL.bWidth], w[CTRL.split]] = [raw, bFrom, width, SPLIT.panelsPackingB];
     this.#go(kit);
   }
 
   /**
    * One matmul split by A's strips: each thread packs its strips of A (rows at `a`, or read from
-   * A's transpose: `aFrom` 1, M rows) into `packedA`, then multiplies them by the packed B.
+   * A's transpose: `aFrom` 1; `width` floats apart) into `packedA`, then multiplies them by the packed B.
    */
   callStrips(
     kit: KernelKit,
-    [a, aFrom, M, packedA]: readonly [number, 0 | 1, number, number],
+    [a, aFrom, width, packedA]: readonly [number, 0 | 1, number, number],
     [b, c, strips, panels, k]: readonly [number, number, number, number, number],
     store = PLAIN,
   ): void {
     const w = this.#ctrl;
     this.#store(store);
-    [w[CTRL.a], w[CTRL.aFrom], w[CTRL.m], w[CTRL.space], w[CTRL.b], w[CTRL.c]] = [a, aFrom, M, packedA, b, c];
+    [w[CTRL.a], w[CTRL.aFrom], w[CTRL.aWidth], w[CTRL.space], w[CTRL.b], w[CTRL.c]] = [a, aFrom, width, packedA, b, c];
     [w[CTRL.strips], w[CTRL.panels], w[CTRL.k], w[CTRL.split]] = [strips, panels, k, SPLIT.strips];
     this.#go(kit);
   }
@@ -298,6 +306,7 @@ export class MatmulThreads {
       b.n,
     ];
     [c[CTRL.c], c[CTRL.space], c[CTRL.spaceEach], c[CTRL.split]] = [b.c, b.space, b.spaceEach, SPLIT.batch];
+    [c[CTRL.aWidth], c[CTRL.bWidth]] = [b.aWidth, b.bWidth];
     this.#go(kit);
   }
 

@@ -1,5 +1,6 @@
 // The Wasm SIMD matmul against a float64 reference, on shapes that exercise every edge of its tiles.
 
+import assert from "node:assert/strict";
 import fc from "fast-check";
 import { normal, randomKey, readAll, setBackend } from "../../../mod.ts";
 import { WasmMatmul } from "../../../core/wasm/matmul.ts";
@@ -224,4 +225,52 @@ Deno.test("a product plus a value of its shape is one epilogue-fused step, with 
   } finally {
     for (const b of [one, noHeap, two]) (b.matmul.close(), b.scan.close(), b.loops.close());
   }
+});
+
+Deno.test("operands in the heap read through head splits, merges and column slices are packed in Wasm, with the bits of contiguous copies", async () => {
+  const one = (await createWasm({ threads: 1 }))!, two = (await createWasm({ threads: 2, threadedWork: 4096 }))!;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 3 }),
+      fc.constantFrom(1, 2, 4),
+      fc.integer({ min: 1, max: 5 }),
+      fc.constantFrom(8, 16, 24),
+      fc.nat(1000),
+      async (B, H, t4, D, seed) => {
+        // Whole strips and panels (T scores a row): what the Wasm packers read in place in the heap.
+        const T = 8 * t4, W = H * D;
+        // Computed values (so they lie in the heap), split into heads [B, H, T, D] through reshape and permute.
+        const make = (copy: boolean) => {
+          const x = normal(randomKey(seed), [B * T, W]).mul(1), y = normal(randomKey(seed + 1), [B * T, W]).mul(1);
+          const heads = (v: typeof x) => {
+            const h = v.reshape([B, T, H, D]).permute([0, 2, 1, 3]);
+            return copy ? h.add(0) : h; // add(0): a loop writes the heads contiguously
+          };
+          const q = heads(x), k = heads(y);
+          const s = q.matmul(k.transpose()); // B read through its transpose's rows, T x T
+          const o = s.matmul(k); // B's rows, D apart by H
+          const merged = o.permute([0, 2, 1, 3]).reshape([B * T, W]);
+          const cols = x.slice([0, 0], [B * T, D]); // a column slice: rows W apart
+          const m2 = copy ? cols.add(0) : cols;
+          return [s, o, merged.matmul(normal(randomKey(seed + 2), [W, 8])), m2.transpose().matmul(y)];
+        };
+        for (const b of [one, two]) {
+          const before = b.matmul.hostPacks;
+          const got = await on(b, () => readAll(make(false)));
+          assert.equal(b.matmul.hostPacks, before, `${b.matmul.threads} threads: packed on the host`);
+          const want = await on(b, () => readAll(make(true)));
+          got.forEach((g, i) =>
+            assertClose(g, want[i], {
+              rtol: 0,
+              atol: 0,
+              msg: `product ${i}, ${b.matmul.threads} threads [${B}, ${H}, ${T}, ${D}]`,
+            })
+          );
+        }
+      },
+    ),
+    { numRuns: 25 },
+  );
+  one.matmul.close();
+  two.matmul.close();
 });
