@@ -7,6 +7,7 @@ import fc from "fast-check";
 import {
   normal,
   ops,
+  randint,
   randomKey,
   readAll,
   realize,
@@ -37,7 +38,10 @@ async function chains(p: () => Tensor, shape: readonly number[], seed: number): 
   const same = normal(k(1), [...shape]).mul(1), row = normal(k(2), [N]).mul(1);
   const col = normal(k(3), [...shape.slice(0, R - 1), 1]).mul(1);
   const mask = ops.tril(normal(k(4), [M, N]).mul(0).add(1)).gt(0);
-  await realize([same, row, col, mask]);
+  // Class indices (i32, computed in the heap): one per row against a column's index.
+  const cls = randint(k(5), [...shape.slice(0, R - 1), 1], { maxval: N }).add(0),
+    ids = ops.arange(N, undefined, { dtype: "i32" }).add(0);
+  await realize([same, row, col, mask, cls, ids]);
   return [
     () => p().mul(0.125), // a scale: a value read once
     () => ops.silu(p()), // the product read twice, tanh
@@ -45,6 +49,7 @@ async function chains(p: () => Tensor, shape: readonly number[], seed: number): 
     () => p().mul(col).sub(same.exp()), // a value per row; an exp of another source
     () => mask.where(p().mul(0.3), -1e9), // attention scores: a bool tile over the batch
     () => p().maximum(0).mul(p().exp()), // exp of the product
+    () => cls.eq(ids).where(p().neg(), p()), // i32 reads compared: a one-hot's mask
   ];
 }
 
@@ -79,7 +84,7 @@ Deno.test("matmul epilogues give the bits of the same chain over the product in 
         // A weight shared over the batch (one product of all rows), and a product per batch element.
         for (const bw of [w, wb]) {
           const p = () => a.matmul(bw), shape = [...batch, M, N];
-          for (let i = 0; i < 6; i++) {
+          for (let i = 0; i < 7; i++) {
             const r1 = await alongside(one, p, shape, seed, i), r2 = await alongside(two, p, shape, seed, i);
             const msg = `chain ${i}, [${batch}] ${M} x ${K} x ${N}, ${bw === w ? "shared" : "batched"} B`;
             assert.equal(r1.calls, tiles ? 1 : 0, msg);
