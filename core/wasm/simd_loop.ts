@@ -310,6 +310,7 @@ function copyLoop(root: Node, rd: LoopRead, source: Node): SimdLoop | null {
   return {
     run(sh, srcs, out) {
       const src = srcs[rd.src], N = sh[R - 1], size = out.length, rows = N === 0 ? 0 : size / N;
+      if (size === 0) return; // an empty output (a size-0 axis before the row's): the block would not fit
       const n = regionLength(kind, size, N, rows), at = rd.c;
       if (kind.kind === "one") return void out.fill(src[at]);
       if (kind.kind === "col") {

@@ -5,6 +5,7 @@
 // tanh and float64 constants within a few ulps; loops that only copy or fill equal it for every
 // dtype; none recompiles.
 
+import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   normal,
@@ -207,4 +208,18 @@ Deno.test("Wasm SIMD loops run outputs with trailing size-1 axes over their rows
   } finally {
     own.matmul.close(), own.scan.close(), own.loops.close();
   }
+});
+
+Deno.test("loops that only copy or fill give empty outputs for a size-0 axis before the row's, every dtype and read", async () => {
+  const row = tensor([-8, 2, -9, -5, 12, -16, 10], { dtype: "i32" }), col = tensor([[1.5], [2], [3]]);
+  const tile = tensor([[true, false], [false, true]]);
+  const { wasm, cpu } = await onBoth(() => [
+    row.broadcastTo([1, 0, 7]), // a repeated row (the case a random spec case found)
+    row.mul(2).broadcastTo([0, 7]),
+    col.broadcastTo([3, 0]), // a value per row, rows of none
+    tile.broadcastTo([2, 0, 2, 2]), // a repeated block of rows
+    tensor([4]).broadcastTo([0, 3]), // one value
+  ]);
+  wasm.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(cpu[i]), `output ${i}`));
+  assert.ok(wasm.every((g) => g.length === 0));
 });
