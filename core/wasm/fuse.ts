@@ -10,7 +10,17 @@ import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";
 import type { CpuArray } from "../prim.ts";
 import { sameShape, stridesOf } from "../shape.ts";
 import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
-import { type Affine, fusedKernel, isFusible, type Loop, MAPS, unitReshape, VIEWS } from "./fuse_loop.ts";
+import {
+  type Affine,
+  fusedKernel,
+  isFusible,
+  type Loop,
+  MAPS,
+  splitForms,
+  splitReshape,
+  viewReshape,
+  VIEWS,
+} from "./fuse_loop.ts";
 import { reductionBlock } from "./reduce.ts";
 import { StructureCache, structureOf } from "../plan_key.ts";
 import type { EpiloguePlan, FusedReads } from "./epilogue.ts";
@@ -50,12 +60,52 @@ export type ViewMatmul = (
   la: OperandLayout,
   b: CpuArray,
   lb: OperandLayout,
-  node: Node,
+  dims: MatmulDims,
   bInput: boolean,
   out: Float32Array,
   addend?: CpuArray,
   epilogue?: { readonly plan: EpiloguePlan; readonly args: readonly number[] },
 ) => boolean;
+
+/** A product's sizes: for each index of `batch`, M x K by K x N. */
+export interface MatmulDims {
+  readonly batch: readonly number[];
+  readonly M: number;
+  readonly K: number;
+  readonly N: number;
+}
+
+// A matmul node's sizes.
+function dimsOf(mm: Node): MatmulDims {
+  const r = mm.ndim, [M, K] = mm.src[0].shape.slice(r - 2);
+  return { batch: mm.shape.slice(0, r - 2), M, K, N: mm.shape[r - 1] };
+}
+
+// A batched product summed over its whole batch (a weight's gradient from [B, T, D] activations:
+// autodiff's sum of one product per batch element) as one product whose contraction runs over the
+// batch too, when both operands' batch strides continue their contraction's (batch index z at z K
+// times the contraction's stride): A's columns and B's rows then read on through the batch. Null
+// where they do not. The sum of products is then the f32 product of the longer contraction.
+function foldedBatch(
+  sum: Node,
+  mm: Node,
+  [va, vb]: readonly PlannedView[],
+): { readonly a: PlannedView; readonly b: PlannedView; readonly dims: MatmulDims } | null {
+  const d = dimsOf(mm), nb = d.batch.length, axes = (sum.params as { axes: number[] }).axes;
+  if (nb === 0 || axes.length !== nb || !axes.every((x, i) => x === i) || sum.size !== d.M * d.N) return null;
+  const [acs, brs] = [va.strides[nb + 1], vb.strides[nb]];
+  let span = d.K;
+  for (let k = nb - 1; k >= 0; k--) {
+    if (va.strides[k] !== span * acs || vb.strides[k] !== span * brs) return null;
+    span *= d.batch[k];
+  }
+  const fold = (v: PlannedView, r: number, c: number) => ({ j: v.j, c: v.c, strides: [0, r, c] });
+  return {
+    a: fold(va, va.strides[nb], acs),
+    b: fold(vb, brs, vb.strides[nb + 1]),
+    dims: { batch: [1], M: d.M, K: span, N: d.N },
+  };
+}
 
 /**
  * Plans a matmul epilogue: the kernel computing `root` (its fused loop) from `product` as C is
@@ -82,11 +132,11 @@ function operandView(n: Node, single: (n: Node) => boolean): OperandView | null 
       forms = inner;
     } else if (x.op === "slice") {
       forms = forms.map((f, j) => ({ c: f.c + p.starts[j], coef: f.coef }));
-    } else if (unitReshape(src.shape, x.shape)) {
-      const kept = forms.filter((_, j) => x.shape[j] !== 1);
-      let k = 0;
-      forms = src.shape.map((d) => (d === 1 ? zero : kept[k++]));
-    } else break; // a reindexing reshape: read its memory (its input's, or a loop's), laid out as its shape
+    } else {
+      const sp = splitReshape(src.shape, x.shape);
+      if (sp === null) break; // a reindexing reshape: read its memory (its input's, or a loop's), laid out as its shape
+      forms = splitForms(sp, src.shape, forms, R);
+    }
     x = src;
   }
   const st = stridesOf(x.shape), strides = new Array<number>(R).fill(0);
@@ -120,6 +170,7 @@ type Planned =
     readonly a: PlannedView;
     readonly b: PlannedView;
     readonly add: number | undefined;
+    readonly dims: MatmulDims;
     readonly epi?: PlannedEpilogue;
   };
 // A matmul's epilogue: the loop of the root it computes (its reads' positions, the product's among
@@ -154,14 +205,14 @@ function planPositions(
   }
   // A reshape that reindexes reads its input from memory.
   for (const n of order) {
-    if (n.op === "reshape" && !unitReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
+    if (n.op === "reshape" && !viewReshape(n.src[0].shape, n.shape) && pending.has(n.src[0])) roots.add(n.src[0]);
   }
   // A view of memory that only loops read is inlined into each of them (reading through a view costs
   // nothing), not copied into memory of its own first: a broadcast of a scalar or of per-row values
   // used twice was a pass over the full shape. (`order` lists a chain's lower views first.)
   for (const n of order) {
     if (!roots.has(n) || keep.has(n) || !VIEWS.has(n.op)) continue;
-    const inlines = (c: Node) => fusible(c) && !(c.op === "reshape" && !unitReshape(n.shape, c.shape));
+    const inlines = (c: Node) => fusible(c) && !(c.op === "reshape" && !viewReshape(n.shape, c.shape));
     if (!(consumers.get(n) ?? []).every(inlines)) continue;
     let base = n.src[0];
     while (VIEWS.has(base.op) && pending.has(base) && !roots.has(base)) base = base.src[0];
@@ -174,7 +225,7 @@ function planPositions(
     // inlining them): a weight broadcast over a batch, read by the forward and the backward product,
     // is then never copied.
     const through = (c: Node) =>
-      c.op === "matmul" || (fusible(c) && !(c.op === "reshape" && !unitReshape(c.src[0].shape, c.shape)));
+      c.op === "matmul" || (fusible(c) && !(c.op === "reshape" && !viewReshape(c.src[0].shape, c.shape)));
     const single = (n: Node) => pending.has(n) && !keep.has(n) && (consumers.get(n) ?? []).every(through);
     for (const n of order) {
       if (n.op !== "matmul") continue;
@@ -211,7 +262,8 @@ function planPositions(
   for (const n of order) {
     const x = n.src[0];
     if (simdLoops === null || n.op !== "sum" || !roots.has(n) || !roots.has(x) || keep.has(x)) continue;
-    if (!pending.has(x) || !fusible(x) || consumers.get(x)?.length !== 1 || x.op === "reshape") continue;
+    if (!pending.has(x) || !fusible(x) || consumers.get(x)?.length !== 1) continue;
+    if (x.op === "reshape" && !viewReshape(x.src[0].shape, x.shape)) continue;
     const block = reductionBlock(x.shape, (n.params as { axes: number[] }).axes);
     if (block === null) continue;
     roots.delete(x);
@@ -219,10 +271,29 @@ function planPositions(
     if (simd === null) roots.add(x);
     else sums.set(n, { simd, sources: fused.sources });
   }
+  // A product's view of its operands, for the plan.
+  const plannedViews = (mm: Node): PlannedView[] =>
+    mm.src.map((s, k) => {
+      const v = views.get(mm)![k] ?? { src: s, c: 0, strides: stridesOf(s.shape) };
+      return { j: at.get(v.src)!, c: v.c, strides: v.strides };
+    });
+  // Sums of a batched product over its batch, read by nothing else: one product (foldedBatch).
+  const absorbed = new Set<Node>(), folds = new Map<Node, ReturnType<typeof foldedBatch> & { mm: Node }>();
+  if (viewMatmul) {
+    for (const n of order) {
+      const x = n.src[0];
+      if (n.op !== "sum" || !roots.has(n) || x?.op !== "matmul" || !views.has(x) || keep.has(x)) continue;
+      if (consumers.get(x)?.length !== 1) continue;
+      const f = foldedBatch(n, x, plannedViews(x));
+      if (f === null) continue;
+      folds.set(n, { ...f, mm: x });
+      absorbed.add(x);
+    }
+  }
   // Epilogues beyond an add: a loop whose product source is read by nothing outside the loop's
   // chain is computed as that product's C is stored (the product stays a root, so the other loops'
   // chains still end at it, but is not computed on its own).
-  const absorbed = new Set<Node>(), chains = new Map<Node, { readonly mm: Node; readonly epi: PlannedEpilogue }>();
+  const chains = new Map<Node, { readonly mm: Node; readonly epi: PlannedEpilogue }>();
   if (viewMatmul && epiloguePlanner !== null) {
     for (const n of order) {
       if (!roots.has(n) || !fusible(n) || VIEWS.has(n.op) || epilogues.has(n) || n.dtype !== "f32") continue;
@@ -248,14 +319,15 @@ function planPositions(
   const planned: Planned[] = [];
   for (const node of order) {
     if (!roots.has(node) || absorbed.has(node)) continue;
-    const chain = chains.get(node);
+    const chain = chains.get(node), fold = folds.get(node);
     if (chain !== undefined) {
-      const mm = chain.mm,
-        [a, b] = mm.src.map((s, k) => {
-          const v = views.get(mm)![k] ?? { src: s, c: 0, strides: stridesOf(s.shape) };
-          return { j: at.get(v.src)!, c: v.c, strides: v.strides };
-        });
-      planned.push({ kind: "matmul", i: at.get(node)!, mm: at.get(mm)!, a, b, add: undefined, epi: chain.epi });
+      const mm = chain.mm, [a, b] = plannedViews(mm), dims = dimsOf(mm);
+      planned.push({ kind: "matmul", i: at.get(node)!, mm: at.get(mm)!, a, b, add: undefined, dims, epi: chain.epi });
+      continue;
+    }
+    if (fold !== undefined) {
+      const { a, b, dims } = fold;
+      planned.push({ kind: "matmul", i: at.get(node)!, mm: at.get(fold.mm)!, a, b, add: undefined, dims });
       continue;
     }
     const sum = sums.get(node);
@@ -265,15 +337,11 @@ function planPositions(
     }
     const i = at.get(node)!, epi = epilogues.get(node), mmNode = epi?.mm ?? node, vs = views.get(mmNode);
     if (vs !== undefined) {
-      const [a, b] = mmNode.src.map((s, k) => {
-        const v = vs[k] ?? { src: s, c: 0, strides: stridesOf(s.shape) };
-        return { j: at.get(v.src)!, c: v.c, strides: v.strides };
-      });
-      const add = epi === undefined ? undefined : at.get(epi.addend)!;
-      planned.push({ kind: "matmul", i, mm: at.get(mmNode)!, a, b, add });
+      const [a, b] = plannedViews(mmNode), add = epi === undefined ? undefined : at.get(epi.addend)!;
+      planned.push({ kind: "matmul", i, mm: at.get(mmNode)!, a, b, add, dims: dimsOf(mmNode) });
     } else if (
       !fusible(node) ||
-      (node.op === "reshape" && (!unitReshape(node.src[0].shape, node.shape) || isSource(node.src[0])))
+      (node.op === "reshape" && (!viewReshape(node.src[0].shape, node.shape) || isSource(node.src[0])))
     ) {
       // A reshape of memory is that memory (its rule returns its input): copying it would cost a pass.
       planned.push({ kind: "rule", i });
@@ -325,7 +393,7 @@ export function fusedPlanner(
         if (p.epi !== undefined) return epilogueStep(node, [a, b, product], p, p.epi, nodes, mm, alloc);
         const run = (value: (n: Node) => CpuArray) => {
           const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
-          mm(value(a), p.a, value(b), p.b, product, bInput, out, add === null ? undefined : value(add));
+          mm(value(a), p.a, value(b), p.b, p.dims, bInput, out, add === null ? undefined : value(add));
           return out;
         };
         return { node, reads: add === null ? [a, b] : [a, b, add], run };
@@ -357,7 +425,7 @@ export function fusedPlanner(
 function epilogueStep(
   node: Node,
   [a, b, product]: readonly Node[],
-  p: { readonly a: PlannedView; readonly b: PlannedView },
+  p: { readonly a: PlannedView; readonly b: PlannedView; readonly dims: MatmulDims },
   epi: PlannedEpilogue,
   nodes: readonly Node[],
   mm: ViewMatmul,
@@ -368,7 +436,7 @@ function epilogueStep(
     const out = alloc("f32", node.size, false) as Float32Array; // the matmul writes all of it
     const values = sources.map((x) => (x === product ? out : value(x)));
     const args = epi.plan.args(values), given = args === null ? undefined : { plan: epi.plan, args };
-    const fused = mm(value(a), p.a, value(b), p.b, product, bInput, out, undefined, given);
+    const fused = mm(value(a), p.a, value(b), p.b, p.dims, bInput, out, undefined, given);
     if (!fused) {
       if (simd !== null) simd.run(node.shape, values, out);
       else fn(out, dims, ...values);

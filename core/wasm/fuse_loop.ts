@@ -31,10 +31,52 @@ export const MAPS = new Set<string>([
 export const VIEWS = new Set<string>(["broadcast", "permute", "slice", "reshape"]);
 export const isFusible = (n: Node) => MAPS.has(n.op) || VIEWS.has(n.op);
 
-// True when a reshape only adds or removes size-1 axes: then it is an index map, not a reindexing.
-export function unitReshape(from: readonly number[], to: readonly number[]): boolean {
-  const a = from.filter((d) => d !== 1), b = to.filter((d) => d !== 1);
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+/**
+ * A reshape that only splits axes (each axis of `from` the product of consecutive axes of `to`; size-1
+ * axes anywhere) is an index map: axis i of `from` is at sum of index j * scale[j] over the axes j of
+ * `to` with axis[j] = i (-1: a size-1 axis of its own). Null for a reshape that merges axes, a
+ * reindexing (or has a size-0 axis).
+ */
+export function splitReshape(
+  from: readonly number[],
+  to: readonly number[],
+): { readonly axis: readonly number[]; readonly scale: readonly number[] } | null {
+  const axis = new Array<number>(to.length).fill(-1), scale = new Array<number>(to.length).fill(0);
+  let j = 0;
+  for (let i = 0; i < from.length; i++) {
+    if (from[i] === 1) continue;
+    const group: number[] = [];
+    for (let prod = 1; prod < from[i]; j++) {
+      if (j >= to.length) return null;
+      if (to[j] !== 1) group.push(j), prod *= to[j];
+    }
+    if (group.reduce((p, g) => p * to[g], 1) !== from[i]) return null;
+    for (let g = group.length - 1, s = 1; g >= 0; s *= to[group[g]], g--) [axis[group[g]], scale[group[g]]] = [i, s];
+  }
+  for (; j < to.length; j++) if (to[j] !== 1) return null;
+  return { axis, scale };
+}
+
+/** True when a reshape is an index map (splitReshape), not a reindexing. */
+export const viewReshape = (from: readonly number[], to: readonly number[]) => splitReshape(from, to) !== null;
+
+/** The forms of `from`'s axes from those of the reshape's axes `forms` (sp: splitReshape's), R output axes. */
+export function splitForms(
+  sp: NonNullable<ReturnType<typeof splitReshape>>,
+  from: readonly number[],
+  forms: readonly Affine[],
+  R: number,
+): Affine[] {
+  return from.map((_, i) => {
+    let c = 0;
+    const coef = new Array<number>(R).fill(0);
+    sp.axis.forEach((a, j) => {
+      if (a !== i) return;
+      c += forms[j].c * sp.scale[j];
+      forms[j].coef.forEach((v, o) => (coef[o] += v * sp.scale[j]));
+    });
+    return { c, coef };
+  });
 }
 
 // An index of some node as an affine function of the output's multi-index: const + sum coef[k] i_k.
@@ -166,10 +208,8 @@ export function fusedKernel(root: Node, isSource: (n: Node) => boolean): FusedLo
         return value(x, forms.map((f, j) => ({ c: f.c + p.starts[j], coef: f.coef })));
       case "reshape": {
         // A reindexing reshape reads its (materialized) input's memory in its own layout.
-        if (!unitReshape(x.shape, n.shape)) return read(x, n.shape, forms);
-        const kept = forms.filter((_, j) => n.shape[j] !== 1);
-        let k = 0;
-        return value(x, x.shape.map((d) => (d === 1 ? zero : kept[k++])));
+        const sp = splitReshape(x.shape, n.shape);
+        return sp === null ? read(x, n.shape, forms) : value(x, splitForms(sp, x.shape, forms, R));
       }
     }
     throw new Error(`wasm: cannot fuse ${n.op}`);

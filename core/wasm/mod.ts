@@ -106,9 +106,7 @@ export async function createWasm(
       // worth a pass of their own: there they cost 5-20 ns an element, the Wasm kernel 1-4 ns.
       ownKernel: (n: Node) =>
         (n.op === "exp" || n.op === "tanh") && n.size >= VMATH_MIN && n.shape[n.ndim - 1] % 4 !== 0,
-      matmul(a, la, b, lb, node, bInput, o, addend, epi) {
-        const r = node.ndim, [M, K] = node.src[0].shape.slice(r - 2), N = node.shape[r - 1];
-        const batch = node.shape.slice(0, r - 2);
+      matmul(a, la, b, lb, { batch, M, K, N }, bInput, o, addend, epi) {
         const epilogue = epi === undefined ? undefined : { key: epi.plan.key, spec: epi.plan.spec, args: epi.args };
         // A B operand that is an input of the realization (a weight) keeps its packed copy.
         return mm.run(a, b, o, [sizeOf(batch), M, K, N], { a: la, b: lb, batch }, {
