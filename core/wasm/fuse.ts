@@ -10,20 +10,21 @@ import type { HostPlanner, HostRule, HostStep } from "../cpu/mod.ts";
 import type { CpuArray } from "../prim.ts";
 import { sameShape, stridesOf } from "../shape.ts";
 import type { SimdLoop, SimdLoops } from "./simd_loop.ts";
-import {
-  type Affine,
-  fusedKernel,
-  isFusible,
-  type Loop,
-  MAPS,
-  splitForms,
-  splitReshape,
-  viewReshape,
-  VIEWS,
-} from "./fuse_loop.ts";
+import { fusedKernel, isFusible, type Loop, MAPS, viewReshape, VIEWS } from "./fuse_loop.ts";
 import { reductionBlock } from "./reduce.ts";
 import { StructureCache, structureOf } from "../plan_key.ts";
 import type { EpiloguePlan, FusedReads } from "./epilogue.ts";
+import {
+  dimsOf,
+  foldedBatch,
+  type MatmulDims,
+  type OperandView,
+  operandView,
+  type PlannedView,
+  type ViewMatmul,
+} from "./fuse_matmul.ts";
+
+export type { MatmulDims, OperandLayout, OperandView, ViewMatmul } from "./fuse_matmul.ts";
 
 // True when `n` computes something (it is elementwise, or a view of an elementwise node) and its
 // consumer broadcasts it: inlined, it would be recomputed for every broadcast copy (an rmsNorm's
@@ -34,119 +35,11 @@ function expands(n: Node, consumer: Node): boolean {
   return MAPS.has(n.op);
 }
 
-/** Where a matmul operand's elements are: `src`'s memory at `c + sum index * strides` (see matmul.ts). */
-export interface OperandView {
-  readonly src: Node;
-  readonly c: number;
-  readonly strides: readonly number[];
-}
-
-/** Where a matmul operand's elements are, without the node: offset and strides (see matmul.ts). */
-export interface OperandLayout {
-  readonly c: number;
-  readonly strides: readonly number[];
-}
-
-/**
- * A matmul reading its operands through views, so transposes and slices are never materialized,
- * into `out` (the node's value; `node` is the matmul); `bInput` says that b's memory is an input of
- * the realization (a weight, say), not an intermediate; with `addend` (of the product's shape), out
- * is the product plus it, rounded as a separate add; with `epilogue` (and its arguments), out is
- * the epilogue's expression of the product where the matmul can compute it as it stores C, and
- * the call returns true (otherwise out is the product, and false).
- */
-export type ViewMatmul = (
-  a: CpuArray,
-  la: OperandLayout,
-  b: CpuArray,
-  lb: OperandLayout,
-  dims: MatmulDims,
-  bInput: boolean,
-  out: Float32Array,
-  addend?: CpuArray,
-  epilogue?: { readonly plan: EpiloguePlan; readonly args: readonly number[] },
-) => boolean;
-
-/** A product's sizes: for each index of `batch`, M x K by K x N. */
-export interface MatmulDims {
-  readonly batch: readonly number[];
-  readonly M: number;
-  readonly K: number;
-  readonly N: number;
-}
-
-// A matmul node's sizes.
-function dimsOf(mm: Node): MatmulDims {
-  const r = mm.ndim, [M, K] = mm.src[0].shape.slice(r - 2);
-  return { batch: mm.shape.slice(0, r - 2), M, K, N: mm.shape[r - 1] };
-}
-
-// A batched product summed over its whole batch (a weight's gradient from [B, T, D] activations:
-// autodiff's sum of one product per batch element) as one product whose contraction runs over the
-// batch too, when both operands' batch strides continue their contraction's (batch index z at z K
-// times the contraction's stride): A's columns and B's rows then read on through the batch. Null
-// where they do not. The sum of products is then the f32 product of the longer contraction.
-function foldedBatch(
-  sum: Node,
-  mm: Node,
-  [va, vb]: readonly PlannedView[],
-): { readonly a: PlannedView; readonly b: PlannedView; readonly dims: MatmulDims } | null {
-  const d = dimsOf(mm), nb = d.batch.length, axes = (sum.params as { axes: number[] }).axes;
-  if (nb === 0 || axes.length !== nb || !axes.every((x, i) => x === i) || sum.size !== d.M * d.N) return null;
-  const [acs, brs] = [va.strides[nb + 1], vb.strides[nb]];
-  let span = d.K;
-  for (let k = nb - 1; k >= 0; k--) {
-    if (va.strides[k] !== span * acs || vb.strides[k] !== span * brs) return null;
-    span *= d.batch[k];
-  }
-  const fold = (v: PlannedView, r: number, c: number) => ({ j: v.j, c: v.c, strides: [0, r, c] });
-  return {
-    a: fold(va, va.strides[nb], acs),
-    b: fold(vb, brs, vb.strides[nb + 1]),
-    dims: { batch: [1], M: d.M, K: span, N: d.N },
-  };
-}
-
 /**
  * Plans a matmul epilogue: the kernel computing `root` (its fused loop) from `product` as C is
  * stored, or null where that does not apply (see epilogue.ts's planEpilogue).
  */
 export type EpiloguePlanner = (root: Node, fused: FusedReads, product: Node) => EpiloguePlan | null;
-
-// The view chain below a matmul operand `n` (permutes, slices, broadcasts, unit reshapes, each
-// used only by the next), as strides into the memory of the node it starts from; null if none.
-function operandView(n: Node, single: (n: Node) => boolean): OperandView | null {
-  if (!VIEWS.has(n.op) || !single(n)) return null;
-  const R = n.ndim, zero: Affine = { c: 0, coef: new Array(R).fill(0) };
-  let forms: readonly Affine[] = n.shape.map((_, j) => ({ c: 0, coef: n.shape.map((_, o) => (o === j ? 1 : 0)) }));
-  let x = n;
-  while (VIEWS.has(x.op) && single(x)) {
-    // deno-lint-ignore no-explicit-any
-    const p = x.params as any, src = x.src[0];
-    if (x.op === "broadcast") {
-      const lead = x.ndim - src.ndim, f = forms;
-      forms = src.shape.map((d, j) => (d === 1 ? zero : f[lead + j]));
-    } else if (x.op === "permute") {
-      const inner = new Array<Affine>(src.ndim);
-      (p.perm as number[]).forEach((q, i) => (inner[q] = forms[i]));
-      forms = inner;
-    } else if (x.op === "slice") {
-      forms = forms.map((f, j) => ({ c: f.c + p.starts[j], coef: f.coef }));
-    } else {
-      const sp = splitReshape(src.shape, x.shape);
-      if (sp === null) break; // a reindexing reshape: read its memory (its input's, or a loop's), laid out as its shape
-      forms = splitForms(sp, src.shape, forms, R);
-    }
-    x = src;
-  }
-  const st = stridesOf(x.shape), strides = new Array<number>(R).fill(0);
-  let c = 0;
-  forms.forEach((f, j) => {
-    c += st[j] * f.c;
-    f.coef.forEach((v, o) => (strides[o] += st[j] * v));
-  });
-  return { src: x, c, strides };
-}
 
 // A plan by node positions, so one computed for a graph serves every graph of the same structure:
 // "rule" computes node `i` by its primitive's rule, "loop" by a generated loop over `reads`, "sum"
@@ -182,7 +75,6 @@ type PlannedEpilogue = {
   readonly dims: number[];
   readonly simd: SimdLoop | null;
 };
-type PlannedView = { readonly j: number; readonly c: number; readonly strides: readonly number[] };
 
 function planPositions(
   order: readonly Node[],
