@@ -3,15 +3,15 @@
 // activation's derivative, a sum of residuals) is computed as the kernel stores C's tiles, so the
 // product is never written and read back. This file decides which chains qualify (the loop
 // generator's read kinds that index C's rows and columns) and where their reads lie in the heap;
-// matmul_kernel.ts generates the kernel.
+// epilogue_kernel.ts generates the kernel.
 
 import type { Node } from "../graph.ts";
 import type { CpuArray } from "../prim.ts";
 import type { Expr, LoopRead } from "./fuse_loop.ts";
 import type { WasmHeap } from "./heap.ts";
-import { type Epilogue, TILE_M, TILE_N } from "./matmul_kernel.ts";
+import { TILE_M, TILE_N } from "./matmul_kernel.ts";
+import { type Epilogue, EPILOGUE_ARGS } from "./epilogue_kernel.ts";
 import { bytesOf, exprKey, kindOf, lanesOf, type ReadKind } from "./simd_loop_gen.ts";
-import { EPILOGUE_ARGS } from "./threads.ts";
 import { FEW_ROWS } from "./few_rows.ts";
 
 const BITS = new Float32Array(1), BITS_I32 = new Int32Array(BITS.buffer);

@@ -2,20 +2,9 @@
 // contraction (the generated code is in matmul_kernel.ts), batches, views, threads and the packed
 // weight cache.
 
-import {
-  type Epilogue,
-  epilogueBytes,
-  instantiateKernel,
-  type Kernel,
-  kernelBytes,
-  type KernelKit,
-  packA,
-  packB,
-  TILE_M,
-  TILE_N,
-} from "./matmul_kernel.ts";
-import { type EpilogueKernel, MatmulThreads, PLAIN, type StartFaults, type Store, storeTiles } from "./threads.ts";
-import { liveStats } from "../stats.ts";
+import { instantiateKernel, kernelBytes, type KernelKit, packA, packB, TILE_M, TILE_N } from "./matmul_kernel.ts";
+import { MatmulThreads, type StartFaults } from "./threads.ts";
+import { type Epilogue, EpilogueKernels, PLAIN, type Store, storeTiles } from "./epilogue_kernel.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 import { kernelMemory } from "./memory.ts";
 import { Scratch, type WasmHeap } from "./heap.ts";
@@ -62,7 +51,7 @@ export class WasmMatmul {
   readonly #threadedWork: number;
   readonly #few: FewRows;
   readonly #packed: PackedCache;
-  readonly #epilogues = new Map<string, EpilogueKernel>();
+  readonly #epilogues: EpilogueKernels | null;
   /** Products whose epilogue (WasmMatmul.run's `epilogue`) the kernel computed as it stored C. */
   epilogueCalls = 0;
   /** Operands packed by the host loops (views the Wasm packers cannot read, or strided ones outside the heap). */
@@ -82,6 +71,7 @@ export class WasmMatmul {
     this.fma = fma;
     this.#scratch = scratch;
     this.#heap = heap;
+    this.#epilogues = heap === null ? null : new EpilogueKernels(fma, heap);
     this.#kit = kit;
     this.#threads = threads;
   }
@@ -224,7 +214,7 @@ export class WasmMatmul {
       const hd = heap!.offsetOf(addend);
       if (hd >= 0) store = { ...PLAIN, d: hd - hc };
     } else if (addend === undefined && epi !== undefined && hc >= 0) {
-      store = { d: 0, epilogue: this.#epilogue(epi.key, epi.spec), args: epi.args, row0: 0 };
+      store = { d: 0, epilogue: this.#epilogues!.get(epi.key, epi.spec), args: epi.args, row0: 0 };
     }
     const stored = this.#product(a, b, out, dims, layouts, opts, store);
     if (addend !== undefined && !stored) {
@@ -235,23 +225,9 @@ export class WasmMatmul {
     return stored && store.epilogue !== null;
   }
 
-  // The kernel of an epilogue, compiled the first time (its bytes kept in the heap for the threads).
-  #epilogue(key: string, spec: Epilogue): EpilogueKernel {
-    let k = this.#epilogues.get(key);
-    if (k === undefined) {
-      const heap = this.#heap!, bytes = epilogueBytes(this.fma, true, spec), at = heap.alloc(bytes.length);
-      new Uint8Array(heap.buffer, at, bytes.length).set(bytes);
-      const mod = new WebAssembly.Module(bytes);
-      const fn = new WebAssembly.Instance(mod, { env: { mem: this.#scratch.memory } }).exports.matmul as Kernel;
-      liveStats.shaderModules++;
-      this.#epilogues.set(key, k = { id: this.#epilogues.size + 1, fn, bytes: [at, bytes.length] });
-    }
-    return k;
-  }
-
   /** Epilogue kernels compiled so far. */
   get epilogueKernels(): number {
-    return this.#epilogues.size;
+    return this.#epilogues?.size ?? 0;
   }
 
   // The product into `out`, C stored as `store` says where the kernel writes C in place: true when

@@ -3,48 +3,38 @@
 // bytes at run time; and the host packers for operands the Wasm ones do not read (views).
 
 import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
-import type { Expr } from "./fuse_loop.ts";
-import { emitExpr, type Kind, loadLanes, splatLanes } from "./simd_loop_gen.ts";
-import { SCRATCH } from "./vmath.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
-const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105, I32X4_SPLAT = 0x11, I32X4_NE = 0x38;
+const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6, F32X4_RELAXED_MADD = 0x105;
 const MEM16 = [4, 0] as const; // 16-byte aligned, offset 0
 
 /** Rows and columns of the register tile: A is packed in 4-row strips, B in 8-column panels. */
 export const TILE_M = 4, TILE_N = 8;
 
-/**
- * An elementwise expression computed as C's tiles are stored (the matmul's epilogue): each read
- * flagged `product` is the product's own value, the others are read from memory by their kinds
- * (simd_loop_gen.ts: "same", "one", "row", "col" or "tile", f32, i32 or bool) over C's rows and
- * columns. The expression yields f32 lanes.
- */
-export interface Epilogue {
-  readonly expr: Expr;
-  readonly product: readonly boolean[];
-  readonly kinds: readonly Kind[];
-  readonly bytes: readonly number[];
-  readonly ints: readonly boolean[];
-}
-
 // The kernel's parameters: packed A and B, C (byte offsets), sizes, the addend's bytes from C (0:
-// none), then for an epilogue the first tile's row and column in C and each read's arguments.
+// none); a tile store's own parameters follow them.
 const PARAMS = ["pA", "pB", "pC", "strips", "panels", "kn", "cpanels", "toD"];
 
-// The arguments of an epilogue's reads after the row and column: each read's region (a byte
-// offset; for "one", its value's bits) but the product's, then each tile's span in rows.
-function epilogueParams(e: Epilogue): string[] {
-  const regions = e.kinds.flatMap((_, r) => (e.product[r] ? [] : [`e${r}`]));
-  return [...regions, ...e.kinds.flatMap((k, r) => (k.kind === "tile" ? [`t${r}`] : []))];
+/**
+ * Another way to store C's tiles (an epilogue: epilogue_kernel.ts): its parameters after the
+ * kernel's, and `setup(f)`, which declares its locals, emits its start and returns the code that
+ * stores one tile, the accumulators `accs` (row r's halves 2r and 2r + 1) at `cp`. The kernel's
+ * locals it may read: `p` (the panel), `strip`, `cp` and `cstride` (bumped row by row by the store),
+ * and its parameters by name.
+ */
+export interface TileStore {
+  readonly params: readonly string[];
+  setup(f: Func): (accs: readonly string[]) => void;
 }
 
-// Z batch, M rows, K contraction, N columns; after packing, a strip holds 4 rows of A interleaved
-// per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np] row-major. With an
-// epilogue, each stored vector is the epilogue's value at its place.
-function kernel(fma: boolean, epi: Epilogue | null = null): Func {
-  const f = new Func(epi === null ? PARAMS : [...PARAMS, "row0", "col0", ...epilogueParams(epi)]);
+/**
+ * The tile kernel. Z batch, M rows, K contraction, N columns; after packing, a strip holds 4 rows
+ * of A interleaved per k ([K][4]) and a panel 8 columns of B per k ([K][8]); C is written [Mp, Np]
+ * row-major, each tile as it is (or plus the addend), or as `tileStore` stores it.
+ */
+export function kernelFunc(fma: boolean, tileStore: TileStore | null = null): Func {
+  const f = new Func(tileStore === null ? PARAMS : [...PARAMS, ...tileStore.params]);
   for (const n of ["p", "strip", "kk", "ap", "bp", "pa", "pb", "cp", "cstride", "astrip", "bpanel"]) f.local(n, I32);
   const accs = Array.from({ length: 8 }, (_, i) => `acc${i}`);
   for (const n of [...accs, "va", "b0", "b1", "bx"]) f.local(n, V128);
@@ -54,7 +44,7 @@ function kernel(fma: boolean, epi: Epilogue | null = null): Func {
   f.get("kn").i32(16).op(0x6c).set("astrip");
   f.get("kn").i32(32).op(0x6c).set("bpanel");
   f.get("cpanels").i32(32).op(0x6c).set("cstride");
-  const store = epi === null ? null : epilogueStore(f, epi);
+  const store = tileStore === null ? null : tileStore.setup(f);
   f.i32(0).set("p").get("pB").set("bp");
   f.loopWhile("p", "panels", () => {
     f.i32(0).set("strip").get("pA").set("ap");
@@ -106,48 +96,6 @@ function kernel(fma: boolean, epi: Epilogue | null = null): Func {
     f.bump("bp", "bpanel").bump("p", 1);
   });
   return f;
-}
-
-// Declares an epilogue's locals and sets its single values, and returns the code that stores a
-// tile (the accumulators `accs`, row r's halves 2r and 2r + 1) at cp through the epilogue. A read's
-// element (row i, column j) of C is at its region plus, in elements: i * N + j ("same"), j ("row"),
-// i ("col"), (i mod span) * N + j ("tile").
-function epilogueStore(f: Func, epi: Epilogue): (accs: readonly string[]) => void {
-  for (const n of ["nC", "ri", "ci"]) f.local(n, I32);
-  for (const l of SCRATCH) f.local(l, V128);
-  f.get("cpanels").i32(8).op(0x6c).set("nC");
-  // A single value comes as its bits: f32 or i32 splat, a bool compared with 0 into a mask.
-  epi.kinds.forEach((k, r) => {
-    if (epi.product[r] || k.kind !== "one") return;
-    f.local(`w${r}`, V128).get(`e${r}`).simd(I32X4_SPLAT);
-    if (epi.bytes[r] === 1) f.v128(new Array(16).fill(0)).simd(I32X4_NE);
-    f.set(`w${r}`);
-  });
-  return (accs) => {
-    // ci: the tile's first column in C; ri: the row being stored.
-    f.get("col0").get("p").i32(8).op(0x6c).op(0x6a).set("ci");
-    for (let r = 0; r < TILE_M; r++) {
-      f.get("row0").get("strip").i32(4).op(0x6c).op(0x6a).i32(r).op(0x6a).set("ri");
-      for (let j = 0; j < 2; j++) {
-        const read = (q: number) => {
-          if (epi.product[q]) return void f.get(accs[2 * r + j]);
-          const k = epi.kinds[q].kind, b = epi.bytes[q];
-          if (k === "one") return void f.get(`w${q}`);
-          f.get(`e${q}`);
-          if (k === "col") return void f.get("ri").i32(b).op(0x6c).op(0x6a), splatLanes(f, b);
-          if (k === "same") f.get("ri").get("nC").op(0x6c);
-          else if (k === "tile") f.get("ri").get(`t${q}`).op(0x70).get("nC").op(0x6c);
-          else f.i32(0); // row
-          f.get("ci").op(0x6a).i32(4 * j).op(0x6a).i32(b).op(0x6c).op(0x6a);
-          loadLanes(f, b);
-        };
-        f.get("cp");
-        emitExpr(f, epi.expr, read, epi.ints);
-        f.simd(V128_STORE, [4, 16 * j]);
-      }
-      f.bump("cp", "cstride");
-    }
-  };
 }
 
 // Lanes of two f32x4 operands (0-3 the first, 4-7 the second) as an i8x16.shuffle's byte indices.
@@ -227,7 +175,7 @@ function packStridedFunc(vectors: 1 | 2): Func {
 export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
   return moduleBytes(
     [
-      ["matmul", kernel(fma)],
+      ["matmul", kernelFunc(fma)],
       ["pack_rows", packRowsFunc(4)],
       ["pack_rows8", packRowsFunc(8)],
       ["pack_cols", packStridedFunc(1)],
@@ -236,11 +184,6 @@ export function kernelBytes(fma: boolean, shared: boolean): Uint8Array<ArrayBuff
     1,
     shared,
   );
-}
-
-/** The bytes of a module exporting `matmul`: the kernel with `epi` as its epilogue (see Epilogue, EpilogueKernel). */
-export function epilogueBytes(fma: boolean, shared: boolean, epi: Epilogue): Uint8Array<ArrayBuffer> {
-  return moduleBytes([["matmul", kernel(fma, epi)]], 1, shared);
 }
 
 /** Copies `M x K` of a matrix (element (i, k) at `base + i * rs + k * cs`) into 4-row strips [strips][K][4], zero-padded. */
@@ -293,7 +236,7 @@ export function packB(
 
 /**
  * The kernel's signature: byte offsets of packed A, packed B and C, then sizes, then the addend's
- * bytes from C (0: none); an epilogue's kernel (epilogueBytes) then takes the first tile's row and
+ * bytes from C (0: none); an epilogue's kernel (epilogue_kernel.ts) then takes the first tile's row and
  * column in C and its reads' arguments (each region but the product's, a single value's bits in
  * its place, then each tile's span).
  */

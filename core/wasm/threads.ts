@@ -7,6 +7,7 @@
 // nothing but a share it already holds, and never leaves C unwritten.
 
 import { instantiateKernel, type Kernel, type KernelKit } from "./matmul_kernel.ts";
+import { EPILOGUE_ARGS, PLAIN, type Store, storeTiles } from "./epilogue_kernel.ts";
 import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /**
@@ -50,57 +51,7 @@ export const CTRL = {
   x: 27,
 } as const;
 
-/** The most arguments of an epilogue's reads. */
-export const EPILOGUE_ARGS = 32;
 const WORDS = CTRL.x + EPILOGUE_ARGS;
-
-/**
- * An epilogue's kernel (matmul_kernel.ts's epilogueBytes) as the threads run it: its id (from 1),
- * its function on the calling thread, and its module's bytes in the shared memory, from which a
- * worker compiles it the first time a share of it reaches it (its event loop is busy serving, so no
- * message could bring them).
- */
-export interface EpilogueKernel {
-  readonly id: number;
-  readonly fn: Kernel;
-  readonly bytes: readonly [number, number];
-}
-
-/**
- * How a product's C is stored: plus the addend `d` bytes from it (0: as it is), or through an
- * epilogue's kernel with its read arguments `args`; `row0` is C's first row among the rows its
- * epilogue's reads index.
- */
-export interface Store {
-  readonly d: number;
-  readonly epilogue: EpilogueKernel | null;
-  readonly args: readonly number[];
-  readonly row0: number;
-}
-
-/** C stored as it is. */
-export const PLAIN: Store = { d: 0, epilogue: null, args: [], row0: 0 };
-
-/**
- * The kernel of `store` called on tiles: (packed A, packed B, C, strips, panels, C's panels a row,
- * the first tile's row and column within the product), with K from the call.
- */
-type Tiles = (
-  a: number,
-  b: number,
-  c: number,
-  strips: number,
-  panels: number,
-  cp: number,
-  r: number,
-  j: number,
-) => void;
-
-/** `store`'s kernel (the plain one of `kit`, or its epilogue's) over tiles of products of contraction K. */
-export function storeTiles(kit: KernelKit, store: Store, k: number): Tiles {
-  const fn = store.epilogue?.fn ?? kit.matmul, { d, row0, args } = store;
-  return (a, b, c, strips, panels, cp, r, j) => fn(a, b, c, strips, panels, k, cp, d, row0 + r, j, ...args);
-}
 
 // The call's store as ctrl describes it, its epilogue's function from `kernel`.
 function storeOf(ctrl: Int32Array, kernel: (id: number) => Kernel): Store {
