@@ -2,13 +2,14 @@
 // contraction (the generated code is in matmul_kernel.ts), batches, views, threads and the packed
 // weight cache.
 
-import { instantiateKernel, kernelBytes, type KernelKit, packA, packB, TILE_M, TILE_N } from "./matmul_kernel.ts";
+import { instantiateKernel, kernelBytes, type KernelKit, TILE_M, TILE_N } from "./matmul_kernel.ts";
 import { MatmulThreads, type StartFaults } from "./threads.ts";
 import { type Epilogue, EpilogueKernels, PLAIN, type Store, storeTiles } from "./epilogue_kernel.ts";
 import { FEW_ROWS, FewRows, fewRowsBytes, inPlaceLayout } from "./few_rows.ts";
 import { kernelMemory } from "./memory.ts";
 import { Scratch, type WasmHeap } from "./heap.ts";
 import { PackedCache } from "./packed_cache.ts";
+import { Packer } from "./matmul_pack.ts";
 import { batchCall, eachProduct, fewInHeap } from "./matmul_batch.ts";
 
 /** The least work (multiply-adds of one product) that is split across threads. */
@@ -29,14 +30,6 @@ export interface Layout {
 // The row-major layout of matrices of `rows x cols`, one after another along one batch axis.
 const rowMajor = (rows: number, cols: number): Layout => ({ c: 0, strides: [rows * cols, cols, 1] });
 
-// A B operand's sizes and its row and column strides.
-interface PackDims {
-  readonly K: number;
-  readonly N: number;
-  readonly rs: number;
-  readonly cs: number;
-}
-
 /**
  * Runs matmuls on the kernel: packs operands into its scratch per batch element. Over a heap, the
  * operands that lie in it are packed from where they are and C is written in place when it fits the
@@ -50,12 +43,10 @@ export class WasmMatmul {
   readonly #threads: MatmulThreads | null;
   readonly #threadedWork: number;
   readonly #few: FewRows;
-  readonly #packed: PackedCache;
+  readonly #pack: Packer;
   readonly #epilogues: EpilogueKernels | null;
   /** Products whose epilogue (WasmMatmul.run's `epilogue`) the kernel computed as it stored C. */
   epilogueCalls = 0;
-  /** Operands packed by the host loops (views the Wasm packers cannot read, or strided ones outside the heap). */
-  hostPacks = 0;
 
   private constructor(
     fma: boolean,
@@ -65,7 +56,7 @@ export class WasmMatmul {
     [threadedWork, budget]: readonly [number, number],
   ) {
     this.#threadedWork = threadedWork;
-    this.#packed = new PackedCache(budget);
+    this.#pack = new Packer(kit, heap, scratch, new PackedCache(budget));
     const shared = heap !== null || threads !== null;
     this.#few = new FewRows(fewRowsBytes(fma, shared), scratch.memory, (bytes) => scratch.floats(bytes));
     this.fma = fma;
@@ -136,53 +127,12 @@ export class WasmMatmul {
 
   /** Bytes of packed weight panels kept now. */
   get packedBytes(): number {
-    return this.#packed.bytes;
+    return this.#pack.keptBytes;
   }
 
-  // packA on the host (a view the Wasm packers cannot read), counted.
-  #hostPackA(dst: Float32Array, a: ArrayLike<number>, ao: number, [M, K, ars, acs]: readonly number[]): void {
-    this.hostPacks++;
-    packA(dst, a, ao, M, K, ars, acs);
-  }
-
-  // B packed through the cache of weights' packed panels (packed_cache.ts).
-  #packedB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
-    const { K, N, rs, cs } = dims, len = Math.ceil(N / TILE_N) * K * TILE_N;
-    this.#packed.fill(dst, src, `${base},${K},${N},${rs},${cs}`, len, () => this.#packB(dst, src, base, dims, raw));
-  }
-
-  // packB, in Wasm for B's rows or its transpose's (B's columns) at any stride where they lie in the
-  // heap, or contiguous ones copied as they are to `raw` (floats of `mem`; room for the panels' full
-  // width, plus 8) first. `dst` is the B region of memory.
-  #packB(dst: Float32Array, src: ArrayLike<number>, base: number, dims: PackDims, raw: number): void {
-    const { K, N, rs, cs } = dims, panels = Math.ceil(N / TILE_N), r = this.#rawB(src, base, dims, raw);
-    if (r === null) {
-      this.hostPacks++;
-      return packB(dst, src, base, K, N, rs, cs);
-    }
-    if (r.from === 0) this.#kit.pack.panels(r.at, dst.byteOffset, K, panels, r.width);
-    else this.#kit.pack.rows8(r.at, dst.byteOffset, K, panels, r.width);
-  }
-
-  // Where the Wasm packers read B (its rows, `from` 0, or its transpose's, 1, `width` floats apart):
-  // in the heap where it lies, or copied as it is to `raw`; null where they cannot (other views, or
-  // a strided B outside the heap: packed on the host).
-  #rawB(
-    src: ArrayLike<number>,
-    base: number,
-    dims: PackDims,
-    raw: number,
-  ): { at: number; from: 0 | 1; width: number } | null {
-    const { K, N, rs, cs } = dims, rows = cs === 1, cols = rs === 1 && !rows;
-    if (!(src instanceof Float32Array) || !(rows || cols)) return null;
-    const inHeap = this.#heap?.offsetOf(src) ?? -1;
-    // Read in place only where the packer's reads past the end (to the last panel) stay inside B.
-    const at = inHeap >= 0 && N % TILE_N === 0 ? inHeap + 4 * base : -1;
-    if (at >= 0) return { at, from: rows ? 0 : 1, width: rows ? rs : cs };
-    if (rows ? rs !== N : cs !== K) return null; // a copy is of a contiguous B only
-    const mem = this.#scratch.floats(0);
-    mem.set(src.subarray(base, base + K * N), raw);
-    return { at: mem.byteOffset + 4 * raw, from: rows ? 0 : 1, width: rows ? N : K };
+  /** Operands packed by the host loops (views the Wasm packers cannot read, or strided ones outside the heap). */
+  get hostPacks(): number {
+    return this.#pack.hostPacks;
   }
 
   /**
@@ -354,11 +304,13 @@ export class WasmMatmul {
       // This product's rows among the epilogue's (the batch's rows one after another).
       const dd = z === 0 ? st : { ...st, row0: st.row0 + z * M };
       // A larger B than A, not a weight's (whose packed panels are kept): each thread packs its panels.
-      const ownB = threads !== null && !keep && panels > 1 && K * N > M * K ? this.#rawB(b, bo, bDims, rawB) : null;
+      const ownB = threads !== null && !keep && panels > 1 && K * N > M * K
+        ? this.#pack.rawB(b, bo, bDims, rawB)
+        : null;
       if (ownB !== null) {
         if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips, aWidth);
         else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, aWidth);
-        else this.#hostPackA(A, a, ao, [M, K, ars, acs]);
+        else this.#pack.hostA(A, a, ao, [M, K, ars, acs]);
         threads!.callPanels(
           this.#kit,
           [base, base + 4 * aLen, c, strips, panels, K],
@@ -368,8 +320,8 @@ export class WasmMatmul {
         if (heapC < 0) { for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), (z * M + i) * N); }
         return;
       }
-      if (keep) this.#packedB(B, b, bo, bDims, rawB);
-      else this.#packB(B, b, bo, bDims, rawB);
+      if (keep) this.#pack.keptB(B, b, bo, bDims, rawB);
+      else this.#pack.b(B, b, bo, bDims, rawB);
       if (threads !== null && strips > 1 && (aRows || aCols)) {
         // Split by A's strips, each thread packing its own: packing A on this thread alone cost a
         // quarter of a 512 x 512 x 128 product on two.
@@ -378,7 +330,7 @@ export class WasmMatmul {
       } else {
         if (aRows) this.#kit.pack.rows(rawAt(ao), base, K, strips, aWidth);
         else if (aCols) this.#kit.pack.cols(rawAt(ao), base, K, strips, aWidth);
-        else this.#hostPackA(A, a, ao, [M, K, ars, acs]);
+        else this.#pack.hostA(A, a, ao, [M, K, ars, acs]);
         const args = [base, base + 4 * aLen, c, strips, panels, K] as const;
         if (threads !== null && panels > 1) threads.call(this.#kit, args, dd);
         else storeTiles(this.#kit, dd, K)(args[0], args[1], args[2], strips, panels, panels, 0, 0);
