@@ -169,3 +169,17 @@ export function moduleBytes(
   ];
   return Uint8Array.from(bytes);
 }
+
+/** The exports of module `bytes` instantiated over `memory` (its `env.mem` import). */
+export function instantiate(bytes: BufferSource, memory: WebAssembly.Memory): WebAssembly.Exports {
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+}
+
+/**
+ * The exports of a module whose bytes lie in `memory` at `[at, at + len)`, instantiated over it (a
+ * worker meeting a kernel the calling thread compiled and left there): compiled from a copy, as a
+ * module is not compiled from shared memory.
+ */
+export function instantiateFrom(memory: WebAssembly.Memory, at: number, len: number): WebAssembly.Exports {
+  return instantiate(new Uint8Array(memory.buffer, at, len).slice(), memory);
+}

@@ -6,7 +6,7 @@
 
 import type { PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
-import { Func, I32, moduleBytes } from "./asm.ts";
+import { Func, I32, instantiate, moduleBytes } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 
 const F64 = 0x7c;
@@ -63,7 +63,7 @@ export function cumsumKernel(reference: PrimDef<"cumsum">["cpu"]): PrimDef<"cums
     const [outer, n, inner] = [prod(0, axis), shape[axis], prod(axis + 1, shape.length)];
     if (fns === null) {
       const bytes = moduleBytes([["f32", cumsumFunc(false)], ["i32", cumsumFunc(true)]], 1, false);
-      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+      const ex = instantiate(bytes, memory);
       fns = { f32: ex.f32 as Fn, i32: ex.i32 as Fn };
       liveStats.shaderModules++;
     }

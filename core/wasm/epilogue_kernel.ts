@@ -2,7 +2,7 @@
 // matmul_kernel.ts with its stores evaluating the chain, compiled once per chain and kept with its
 // bytes in the heap for the worker threads; and how a call stores C (Store), as the threads take it.
 
-import { type Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { type Func, I32, instantiate, moduleBytes, V128 } from "./asm.ts";
 import type { Expr } from "./fuse_loop.ts";
 import { type Kernel, kernelFunc, type KernelKit, TILE_M, type TileStore } from "./matmul_kernel.ts";
 import { emitExpr, type Kind, loadLanes, splatLanes } from "./simd_loop_gen.ts";
@@ -115,10 +115,8 @@ export class EpilogueKernels {
   get(key: string, spec: Epilogue): EpilogueKernel {
     let k = this.#kernels.get(key);
     if (k === undefined) {
-      const heap = this.#heap, bytes = epilogueBytes(this.#fma, true, spec), at = heap.alloc(bytes.length);
-      new Uint8Array(heap.buffer, at, bytes.length).set(bytes);
-      const mod = new WebAssembly.Module(bytes);
-      const fn = new WebAssembly.Instance(mod, { env: { mem: heap.memory } }).exports.matmul as Kernel;
+      const bytes = epilogueBytes(this.#fma, true, spec), at = this.#heap.keep(bytes);
+      const fn = instantiate(bytes, this.#heap.memory).matmul as Kernel;
       liveStats.shaderModules++;
       this.#kernels.set(key, k = { id: this.#kernels.size + 1, fn, bytes: [at, bytes.length] });
     }

@@ -1,7 +1,7 @@
 // Few-row products (decode's M = 1 and the like) that read B where it lies: B is copied as it is, a
 // cache-sized chunk at a time, and multiplied without packing, so no packed copy of a weight is made.
 
-import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { F32, Func, I32, instantiate, moduleBytes, V128 } from "./asm.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, F32X4_EXTRACT = 0x1f;
@@ -205,7 +205,7 @@ export class FewRows {
   readonly #reserve: (bytes: number) => Float32Array;
 
   constructor(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory, reserve: (bytes: number) => Float32Array) {
-    const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+    const e = instantiate(bytes, memory);
     this.#dot = [1, 2, 3, 4].map((R) => e[`dot${R}`] as Dot);
     this.#axpy = [1, 2, 3, 4].map((R) => e[`axpy${R}`] as Axpy);
     this.#reserve = reserve;

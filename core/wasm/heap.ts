@@ -106,6 +106,13 @@ export class WasmHeap {
     }
   }
 
+  /** Copies `bytes` into a block of their own (kept for good: a kernel module's bytes for the threads); returns its offset. */
+  keep(bytes: Uint8Array): number {
+    const at = this.alloc(bytes.length);
+    new Uint8Array(this.buffer, at, bytes.length).set(bytes);
+    return at;
+  }
+
   /** The byte offset of `v` when it lies in this heap, else -1. */
   offsetOf(v: ArrayBufferView): number {
     return this.#buffers.has(v.buffer) ? v.byteOffset : -1;

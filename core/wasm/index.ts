@@ -7,7 +7,7 @@
 
 import type { CpuArray, PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
-import { Func, I32, moduleBytes } from "./asm.ts";
+import { Func, I32, instantiate, moduleBytes } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 
 // k = clamp(idx[j], 0, lim), reading idx at byte address `ix` + 4 j.
@@ -91,8 +91,7 @@ export function indexKernels(
   let fns: { gather: Fn; scatter: Fn } | null = null;
   const ready = (bytes: number) => {
     if (fns === null) {
-      const mod = new WebAssembly.Module(moduleBytes([["gather", gatherFunc()], ["scatter", scatterFunc()]], 1, false));
-      const ex = new WebAssembly.Instance(mod, { env: { mem: memory } }).exports;
+      const ex = instantiate(moduleBytes([["gather", gatherFunc()], ["scatter", scatterFunc()]], 1, false), memory);
       fns = { gather: ex.gather as Fn, scatter: ex.scatter as Fn };
       liveStats.shaderModules++;
     }

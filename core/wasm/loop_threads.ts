@@ -6,6 +6,7 @@
 // every share no worker has claimed, so a late or dead worker never leaves rows undone, and since
 // every output element is computed alone, the bits do not depend on who computed which rows.
 
+import { instantiateFrom } from "./asm.ts";
 import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /**
@@ -109,10 +110,7 @@ export function serveLoops(setup: LoopSetup, ready: () => void): void {
   const loop = (id: number): RowsFn => {
     let fn = loops.get(id);
     if (fn === undefined) {
-      // A copy: a module is not compiled from shared memory.
-      const bytes = new Uint8Array(setup.memory.buffer, ctrl[LOOP.at], ctrl[LOOP.len]).slice();
-      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: setup.memory } }).exports;
-      loops.set(id, fn = e.loop as RowsFn);
+      loops.set(id, fn = instantiateFrom(setup.memory, ctrl[LOOP.at], ctrl[LOOP.len]).loop as RowsFn);
     }
     return fn;
   };

@@ -2,7 +2,7 @@
 // plain multiply-add) and the packers of operands into strips and panels, written as WebAssembly
 // bytes at run time; and the host packers for operands the Wasm ones do not read (views).
 
-import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { F32, Func, I32, instantiate, moduleBytes, V128 } from "./asm.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
 const V128_LOAD = 0x00, V128_STORE = 0x0b, I8X16_SHUFFLE = 0x0d, F32X4_SPLAT = 0x13;
@@ -273,7 +273,7 @@ export interface KernelKit {
 
 /** Instantiates the kernel module's bytes (kernelBytes) over `memory`. */
 export function instantiateKernel(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): KernelKit {
-  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+  const e = instantiate(bytes, memory);
   const pack = { rows: e.pack_rows, rows8: e.pack_rows8, cols: e.pack_cols, panels: e.pack_panels } as Packers;
   return { matmul: e.matmul as Kernel, pack, memory };
 }

@@ -5,6 +5,7 @@
 // as the matmul's are: the calling thread takes every share no worker has claimed, so a late or dead
 // worker never leaves a share undone, and a result does not depend on who computed which share.
 
+import { instantiate } from "./asm.ts";
 import { callShares, type NodeWorker, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
 
 /** Words of the control block: generation (negative: stop), next share, shares done, by workers, function, then arguments. */
@@ -50,7 +51,7 @@ export class KernelPool {
     const setup: PoolSetup = { bytes, memory, ctrl, names, count };
     const workers = await spawnWorkers("pool", count, () => setup, 10_000);
     if (workers === null) return null;
-    const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+    const e = instantiate(bytes, memory);
     return new KernelPool(count, words, names.map((n) => e[n] as Fn), workers);
   }
 
@@ -95,7 +96,7 @@ export interface PoolSetup {
  * a call each time the calling thread bumps the generation word, until it turns negative.
  */
 export function servePool(setup: PoolSetup, ready: () => void): void {
-  const e = new WebAssembly.Instance(new WebAssembly.Module(setup.bytes), { env: { mem: setup.memory } }).exports;
+  const e = instantiate(setup.bytes, setup.memory);
   const fns = setup.names.map((n) => e[n] as Fn);
   const ctrl = new Int32Array(setup.ctrl);
   ready();

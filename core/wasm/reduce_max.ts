@@ -7,7 +7,7 @@
 //   value unless the row's maximum is a zero (whose sign depends on the order) or the row holds a
 //   NaN; the kernel flags those rows and the caller redoes them in order.
 
-import { F32, Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { F32, Func, I32, instantiate, moduleBytes, V128 } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 import { liveStats } from "../stats.ts";
 
@@ -91,7 +91,7 @@ export class WasmMax {
   #load(a: Float32Array, n: number, extra: number): Float32Array {
     if (this.#k === null) {
       const bytes = moduleBytes([["rows", maxRows()], ["columns", maxColumns()]], 1, false);
-      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: this.#memory } }).exports;
+      const e = instantiate(bytes, this.#memory);
       this.#k = { rows: e.rows as Kernel, columns: e.columns as Kernel };
       liveStats.shaderModules++;
     }

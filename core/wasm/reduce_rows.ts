@@ -7,7 +7,7 @@
 //   then the last R mod 8 values in order; it depends on R only (not on the thread count or the
 //   other rows), and differs from the reference's order by float64 rounding only.
 
-import { Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { Func, I32, instantiate, moduleBytes, V128 } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 import { liveStats } from "../stats.ts";
 
@@ -118,7 +118,7 @@ export class WasmRowSums {
   run(a: Float32Array, out: Float32Array, O: number, R: number): void {
     if (this.#k === null) {
       const bytes = moduleBytes([["rows8", rows8()], ["blocked", blocked()]], 1, false);
-      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: this.#memory } }).exports;
+      const e = instantiate(bytes, this.#memory);
       this.#k = { rows8: e.rows8 as Kernel, blocked: e.blocked as Kernel };
       liveStats.shaderModules++;
     }

@@ -3,7 +3,7 @@
 // (from 0, reduced index ascending) in float64 and is rounded to f32 once, so it equals the
 // reference bit for bit; vectors only put independent outputs side by side.
 
-import { Func, I32, moduleBytes } from "./asm.ts";
+import { Func, I32, instantiate, moduleBytes } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 import { liveStats } from "../stats.ts";
 
@@ -77,7 +77,7 @@ export class WasmColumnSums {
   run(a: Float32Array, out: Float32Array, O: number, R: number, I: number): void {
     if (this.#run === null) {
       const bytes = moduleBytes([["sum_columns", sumColumns()]], 1, false);
-      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: this.#memory } }).exports;
+      const e = instantiate(bytes, this.#memory);
       this.#run = e.sum_columns as SumColumns;
       liveStats.shaderModules++;
     }

@@ -7,7 +7,7 @@
 
 import type { CpuArray, PrimDef } from "../prim.ts";
 import { liveStats } from "../stats.ts";
-import { moduleBytes } from "./asm.ts";
+import { instantiate, moduleBytes } from "./asm.ts";
 import { scanFuncs } from "./scan_kernel.ts";
 import { kernelMemory } from "./memory.ts";
 import { KernelPool } from "./pool.ts";
@@ -87,8 +87,7 @@ export class WasmScan {
   #kernels(): { forward: Fn; backward: Fn; unpack: Fn } {
     if (this.#fns === null) {
       const bytes = moduleBytes(scanFuncs(), 1, this.#memory.buffer instanceof SharedArrayBuffer);
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: this.#memory } });
-      const e = inst.exports;
+      const e = instantiate(bytes, this.#memory);
       this.#fns = { forward: e.forward as Fn, backward: e.backward as Fn, unpack: e.unpack as Fn };
       liveStats.shaderModules++;
     }

@@ -8,7 +8,7 @@
 import type { Node } from "../graph.ts";
 import type { CpuArray } from "../prim.ts";
 import { liveStats } from "../stats.ts";
-import { type Func, moduleBytes } from "./asm.ts";
+import { type Func, instantiate, moduleBytes } from "./asm.ts";
 import { rows8 } from "./reduce_rows.ts";
 import { addColumns } from "./reduce_simd.ts";
 import { REDUCE_SIMD_MIN } from "./reduce.ts";
@@ -75,12 +75,11 @@ export class SimdLoops {
    * heap for the threads (loops of other kernels, softmax's, share the threads this way).
    */
   compileRows(wasm: Uint8Array<ArrayBuffer>): Compiled {
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: this.#scratch.memory } });
+    const exports = instantiate(wasm, this.#scratch.memory);
     // Threads compile the module from its bytes, kept in the heap for them.
-    const at = this.#heap?.alloc(wasm.length) ?? -1;
-    if (at >= 0) new Uint8Array(this.#heap!.buffer, at, wasm.length).set(wasm);
+    const at = this.#heap?.keep(wasm) ?? -1;
     liveStats.shaderModules++;
-    return { fn: inst.exports.loop as RowsFn, id: this.#ids++, bytes: [at, wasm.length], exports: inst.exports };
+    return { fn: exports.loop as RowsFn, id: this.#ids++, bytes: [at, wasm.length], exports };
   }
 
   /**

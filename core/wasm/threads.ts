@@ -6,6 +6,7 @@
 // every share no worker has claimed, so a worker that is late, slow to start or dead can delay
 // nothing but a share it already holds, and never leaves C unwritten.
 
+import { instantiateFrom } from "./asm.ts";
 import { instantiateKernel, type Kernel, type KernelKit } from "./matmul_kernel.ts";
 import { EPILOGUE_ARGS, PLAIN, type Store, storeTiles } from "./epilogue_kernel.ts";
 import { callShares, serveShares, SHARES, spawnWorkers, stopShares } from "./workers.ts";
@@ -307,11 +308,7 @@ export function serveMatmul(setup: MatmulSetup, ready: () => void): void {
   const kernel = (id: number): Kernel => {
     let fn = epilogues.get(id);
     if (fn === undefined) {
-      // A copy: a module is not compiled from shared memory.
-      const bytes = new Uint8Array(setup.memory.buffer, ctrl[CTRL.kAt], ctrl[CTRL.kLen]).slice();
-      fn = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: setup.memory } }).exports
-        .matmul as Kernel;
-      epilogues.set(id, fn);
+      epilogues.set(id, fn = instantiateFrom(setup.memory, ctrl[CTRL.kAt], ctrl[CTRL.kLen]).matmul as Kernel);
     }
     return fn;
   };

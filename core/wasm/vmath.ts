@@ -2,7 +2,7 @@
 // reduction, in f32 (within a few ulps of the correctly rounded result; the spec table's f32
 // tolerance allows far more). The engine's Math.exp and Math.tanh cost 10-30 ns an element here.
 
-import { Func, I32, moduleBytes, V128 } from "./asm.ts";
+import { Func, I32, instantiate, moduleBytes, V128 } from "./asm.ts";
 import { kernelMemory, reserve } from "./memory.ts";
 
 // SIMD opcodes (after the 0xfd prefix).
@@ -145,8 +145,7 @@ export class VMath {
   static create(): VMath {
     const memory = kernelMemory();
     const bytes = moduleBytes([["exp", expFunc()], ["tanh", tanhFunc()]], 1, false);
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } });
-    const e = inst.exports as unknown as Record<VOp, (p: number, n: number) => void>;
+    const e = instantiate(bytes, memory) as unknown as Record<VOp, (p: number, n: number) => void>;
     return new VMath(memory, { exp: e.exp, tanh: e.tanh });
   }
 
