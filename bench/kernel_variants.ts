@@ -28,7 +28,8 @@ const f = (...shape: number[]) => leafNode(shape, "f32");
 
 /**
  * Shapes a training step of the nn/ models meets: bias gradients (a sum over the batch), losses
- * over a vocabulary, attention rows, a long sum; the scan of a small delta-rule layer.
+ * over a vocabulary, attention rows, a long sum; the scan of a small delta-rule layer (forward and
+ * reverse), and a forward scan with the key size of a large model's layer.
  */
 export const CASES: [string, Tunable, Node][] = [
   [
@@ -52,6 +53,24 @@ export const CASES: [string, Tunable, Node][] = [
     "deltaScan B2 H4 T128 K32 V32",
     { kind: "scan", op: "deltaScan", dims: [2, 4, 128, 32, 32] },
     node("deltaScan", [f(2, 4, 128, 32), f(2, 4, 128, 32), f(2, 4, 128), f(2, 4, 128), f(2, 4, 32, 32)]),
+  ],
+  [
+    "deltaScanGrad B2 H4 T128 K32 V32",
+    { kind: "scan", op: "deltaScanGrad", dims: [2, 4, 128, 32, 32] },
+    node("deltaScanGrad", [
+      f(2, 4, 128, 32, 32),
+      f(2, 4, 128, 32),
+      f(2, 4, 128, 32),
+      f(2, 4, 128),
+      f(2, 4, 128),
+      f(2, 4, 32, 32),
+      f(2, 4, 128, 32, 32),
+    ]),
+  ],
+  [
+    "deltaScan B1 H4 T128 K128 V64 (a large state column)",
+    { kind: "scan", op: "deltaScan", dims: [1, 4, 128, 128, 64] },
+    node("deltaScan", [f(1, 4, 128, 128), f(1, 4, 128, 64), f(1, 4, 128), f(1, 4, 128), f(1, 4, 128, 64)]),
   ],
 ];
 

@@ -1,6 +1,7 @@
 // The reduction and delta-rule scan variants a device may be tuned to, beside the matmul tiles of
 // variants.ts: how many threads share one output, how big a workgroup is, whether partial results
-// merge through subgroup operations, and how many state columns one scan thread carries.
+// merge through subgroup operations, and how many state columns one scan thread carries (or how
+// many threads share one column's state).
 
 import type { Node } from "../graph.ts";
 
@@ -17,10 +18,17 @@ export interface ReduceVariant {
   readonly subgroup: boolean;
 }
 
-/** The fused delta-rule scan's parameters: workgroup size, and value columns one thread carries. */
+/**
+ * The fused delta-rule scan's parameters: workgroup size; value columns one thread carries
+ * (`cols`); and threads that share one column (`split`: each carries K / split of its state's
+ * entries, and the per-token dot products merge in workgroup memory, so a thread keeps a few
+ * registers where large K would spill on a GPU, and there are `split` times more threads).
+ * `cols` > 1 and `split` > 1 are not combined.
+ */
 export interface ScanVariant {
   readonly wg: number;
   readonly cols: number;
+  readonly split: number;
 }
 
 const red = (lanes: number, wg: number, subgroup = false): ReduceVariant => ({ lanes, wg, subgroup });
@@ -39,11 +47,14 @@ export const REDUCE_VARIANTS: readonly ReduceVariant[] = [
 
 /** Every scan variant; the built-in one first. */
 export const SCAN_VARIANTS: readonly ScanVariant[] = [
-  { wg: 64, cols: 1 },
-  { wg: 32, cols: 1 },
-  { wg: 128, cols: 1 },
-  { wg: 64, cols: 2 },
-  { wg: 32, cols: 2 },
+  { wg: 64, cols: 1, split: 1 },
+  { wg: 32, cols: 1, split: 1 },
+  { wg: 128, cols: 1, split: 1 },
+  { wg: 64, cols: 2, split: 1 },
+  { wg: 32, cols: 2, split: 1 },
+  { wg: 64, cols: 1, split: 2 },
+  { wg: 64, cols: 1, split: 4 },
+  { wg: 128, cols: 1, split: 8 },
 ];
 
 // Values one thread adds alone at most: with the block loop's extra steps this stays well inside
@@ -70,9 +81,16 @@ export function reduceFits(v: ReduceVariant, nr: number, maxWorkgroup: number, s
   return nr <= PER_LANE * v.lanes && (v.lanes === 1 || v.lanes <= nr);
 }
 
-/** Whether a scan variant suits a kind of scan: the reverse scan carries one column per thread. */
-export function scanFits(v: ScanVariant, op: string, maxWorkgroup: number): boolean {
-  return v.wg <= maxWorkgroup && (op === "deltaScan" || v.cols === 1);
+/**
+ * Whether a scan variant suits a kind of scan with key size K: the reverse scan carries one column
+ * per thread; a split needs K a multiple of `split`, and no more loop iterations per token than
+ * the built-in kernel runs (two passes of K / split entries and two merges of `split` partials,
+ * against two passes of K), so lower.ts's time segments stay within the loop budget.
+ */
+export function scanFits(v: ScanVariant, op: string, K: number, maxWorkgroup: number): boolean {
+  if (v.wg > maxWorkgroup || (op !== "deltaScan" && v.cols !== 1)) return false;
+  const S = v.split;
+  return S === 1 || (v.cols === 1 && v.wg % S === 0 && K % S === 0 && (2 * K) / S + 2 * S + 1 <= 2 * K);
 }
 
 /** A reduction variant's name, as profiles and the tuner's cache show it. */
@@ -82,7 +100,7 @@ export function reduceName(v: ReduceVariant): string {
 
 /** A scan variant's name. */
 export function scanName(v: ScanVariant): string {
-  return `cols ${v.cols} wg ${v.wg}`;
+  return v.split > 1 ? `split ${v.split} wg ${v.wg}` : `cols ${v.cols} wg ${v.wg}`;
 }
 
 /** The reduction variant of this name, or undefined. */
@@ -163,7 +181,7 @@ export function reduceVariantFor(f: VariantLookup, op: string, nOut: number, nr:
 /** The variant a scan runs: the tuned (or forced) one where it applies, else the built-in one. */
 export function scanVariantFor(f: VariantLookup, op: string, columns: number, T: number, K: number): ScanVariant {
   const v = f.scanVariant?.(op, columns, T, K);
-  return v && scanFits(v, op, Infinity) ? v : BUILT_IN_SCAN;
+  return v && scanFits(v, op, K, Infinity) ? v : BUILT_IN_SCAN;
 }
 
 /** The name of the variant a tunable kernel runs with these lookups, for plans and profiles. */

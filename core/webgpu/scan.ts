@@ -1,13 +1,15 @@
 // WGSL for the fused delta-rule scan and its reverse: one thread per (batch, head, value column)
 // (or per few columns: the scan's variants), carrying those columns of the state (K floats each)
-// through time in private memory.
+// through time in private memory. Variants that split a column's state over several threads are
+// in scan_split.ts.
 
 import { packedLength } from "../prims/scan.ts";
 import type { Node } from "../graph.ts";
 import type { KernelBuilder } from "./emit.ts";
-import { nest } from "./wgsl.ts";
+import { forLoop as loop, nest } from "./wgsl.ts";
 import type { KernelBody } from "./rules.ts";
 import { scanVariantFor } from "./kernel_variants.ts";
+import { splitScanGradKernel, splitScanKernel } from "./scan_split.ts";
 
 const variantOf = (k: KernelBuilder, op: string, columns: number, T: number, K: number) =>
   scanVariantFor(k.features, op, columns, T, K);
@@ -19,29 +21,17 @@ function column(k: KernelBuilder, B: number, H: number, V: number): [string, str
   return [b, h, j];
 }
 
-// Runs `body` in a `for` over `n` with the loop variable `name`, values computed inside stay inside.
-function loop(k: KernelBuilder, name: string, n: string, body: () => void, reverse = false): string[] {
-  const header = reverse
-    ? `for (var ${name}r = 0u; ${name}r < ${n}; ${name}r++) {`
-    : `for (var ${name} = 0u; ${name} < ${n}; ${name}++) {`;
-  return nest(
-    header,
-    k.block(() => {
-      if (reverse) k.lines.push(`let ${name} = ${n} - 1u - ${name}r;`);
-      body();
-    }),
-  );
-}
-
 /**
  * All states: `out[b, h, t, i, j]` is state column j's entry i after token t. A thread carries
  * `cols` columns (j = c * jn + q for q < cols, jn = ceil(V / cols)): each key it loads serves them
- * all. Every column adds in the same order whatever the variant, so results do not change.
+ * all. Every column adds in the same order whatever `cols` is, so results do not change (a split
+ * variant adds each dot product in another order: the same values within f32 rounding).
  */
 export function deltaScanKernel(k: KernelBuilder, out: Node): KernelBody {
   const [kk, v, g, beta, s0] = out.src;
   const [B, H, T, K] = kk.shape, V = v.shape[3];
   const variant = variantOf(k, "deltaScan", B * H * V, T, K), C = variant.cols, jn = Math.ceil(V / C);
+  if (variant.split > 1) return splitScanKernel(k, out, variant);
   k.lines.push(`if (tid >= ${k.u(B * H * jn)}) { return; }`);
   const [b, h, c] = k.unravel("tid", [B, H, jn]);
   // Column q of this thread, and whether it exists (the last thread's may run past V).
@@ -83,6 +73,7 @@ export function deltaScanGradKernel(k: KernelBuilder, out: Node): KernelBody {
   const [dS, kk, v, g, beta, s0, S] = out.src;
   const [B, H, T, K] = kk.shape, V = v.shape[3], L = packedLength(T, K);
   const variant = variantOf(k, "deltaScanGrad", B * H * V, T, K);
+  if (variant.split > 1) return splitScanGradKernel(k, out, variant);
   const [b, h, j] = column(k, B, H, V);
   const nT = k.u(T), nK = k.u(K), o = k.let(`tid * ${k.u(L)}`, "o");
   k.lines.push(`var ds: array<f32, ${K}>;`, `var sp: array<f32, ${K}>;`);

@@ -122,7 +122,7 @@ export class KernelTuner {
       const builtIn = builtInReduce(u.nr, u.nOut);
       return [builtIn, ...REDUCE_VARIANTS.filter((v) => v !== builtIn && reduceFits(v, u.nr, max, subgroups))];
     }
-    return [BUILT_IN_SCAN, ...SCAN_VARIANTS.filter((v) => v !== BUILT_IN_SCAN && scanFits(v, u.op, max))];
+    return [BUILT_IN_SCAN, ...SCAN_VARIANTS.filter((v) => v !== BUILT_IN_SCAN && scanFits(v, u.op, u.dims[3], max))];
   }
 
   /** Times the candidates for `u` within the budget and keeps the fastest (by MARGIN). */

@@ -1,6 +1,7 @@
 // WGSL vocabulary shared by the kernel builder and the lowering rules: types, constants, nesting.
 
 import type { DType } from "../shape.ts";
+import type { KernelBuilder } from "./emit.ts";
 
 /** WGSL value type of each dtype inside expressions. */
 export const VALUE_TYPE: Readonly<Record<DType, string>> = { f32: "f32", i32: "i32", bool: "bool" };
@@ -26,4 +27,22 @@ export function zero(dtype: DType): string {
 /** Indents nested lines under a header and closing brace. */
 export function nest(header: string, inner: readonly string[]): string[] {
   return [header, ...inner.map((l) => `  ${l}`), "}"];
+}
+
+/**
+ * A `for` over `n` (a WGSL u32 expression) with the loop variable `name` (counting down from n - 1
+ * when `reverse`), its body emitted by `body` into a block of its own, so values computed inside
+ * stay inside.
+ */
+export function forLoop(k: KernelBuilder, name: string, n: string, body: () => void, reverse = false): string[] {
+  const header = reverse
+    ? `for (var ${name}r = 0u; ${name}r < ${n}; ${name}r++) {`
+    : `for (var ${name} = 0u; ${name} < ${n}; ${name}++) {`;
+  return nest(
+    header,
+    k.block(() => {
+      if (reverse) k.lines.push(`let ${name} = ${n} - 1u - ${name}r;`);
+      body();
+    }),
+  );
 }

@@ -274,10 +274,12 @@ async function main(): Promise<void> {
     );
 
     await step(
-      "the subgroup reduction variants match float64 (sums, maxima, logsumexp, softmax, long rows)",
+      "the subgroup reduction variants (sums, maxima, logsumexp, softmax, long rows) and split scans match float64",
       async () => {
-        const ran = await call("checkVariants");
-        if (ran.length < 2) throw new Error(`the subgroup variants that ran: ${ran}`);
+        const ran: string[] = await call("checkVariants");
+        const subgroups = ran.filter((n) => n.startsWith("subgroup")),
+          splits = ran.filter((n) => n.startsWith("split"));
+        if (subgroups.length < 2 || splits.length < 3) throw new Error(`the variants that ran: ${ran}`);
       },
     );
 

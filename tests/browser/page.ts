@@ -18,15 +18,17 @@ import { checkSpecTable, onBoth, type SpecTableRuns } from "../core/webgpu/spec_
 import type { CorpusKernel } from "../core/webgpu/corpus.ts";
 import { assertClose } from "../numeric.ts";
 import { checkTuning } from "./tuning_checks.ts";
-import { checkReduceVariants } from "../core/webgpu/variant_checks.ts";
+import { checkReduceVariants, checkScanVariants } from "../core/webgpu/variant_checks.ts";
 import { checkWasmThreads } from "./wasm_checks.ts";
 
 /**
- * The subgroup reduction variants, which SwiftShader can run and llvmpipe cannot (Deno's tests
- * run every other variant; compiling them all here cost 10 s).
+ * The subgroup reduction variants, which SwiftShader can run and llvmpipe cannot, and the scan's
+ * split variants, whose barriers in loops Tint checks for uniformity as Naga does not (Deno's tests
+ * run every variant they can; compiling them all here cost 10 s).
  */
-function checkVariants(): Promise<string[]> {
-  return checkReduceVariants(true, (v) => v.subgroup);
+async function checkVariants(): Promise<string[]> {
+  const reductions = await checkReduceVariants(true, (v) => v.subgroup);
+  return [...reductions, ...await checkScanVariants((v) => v.split > 1)];
 }
 
 /** The WebGPU device's limits that shape the kernels, and its adapter's name. */
