@@ -45,16 +45,20 @@ export const REDUCE_VARIANTS: readonly ReduceVariant[] = [
   red(256, 256, true),
 ];
 
-/** Every scan variant; the built-in one first. */
+/**
+ * Every scan variant; the built-in one first, then one of each shape (two columns a thread, a
+ * column split four ways) before their neighbours, so that a tuner whose budget runs out after a
+ * few slow compiles (a large K unrolls into long kernels) has still tried each kind of kernel.
+ */
 export const SCAN_VARIANTS: readonly ScanVariant[] = [
   { wg: 64, cols: 1, split: 1 },
-  { wg: 32, cols: 1, split: 1 },
-  { wg: 128, cols: 1, split: 1 },
   { wg: 64, cols: 2, split: 1 },
+  { wg: 64, cols: 1, split: 4 },
   { wg: 32, cols: 2, split: 1 },
   { wg: 64, cols: 1, split: 2 },
-  { wg: 64, cols: 1, split: 4 },
   { wg: 128, cols: 1, split: 8 },
+  { wg: 32, cols: 1, split: 1 },
+  { wg: 128, cols: 1, split: 1 },
 ];
 
 // Values one thread adds alone at most: with the block loop's extra steps this stays well inside
