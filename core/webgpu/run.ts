@@ -2,15 +2,6 @@
 // and bind groups kept in kernel_states.ts), and the device buffers of realized leaves (owned here,
 // keyed by leaf node).
 
-import { type MatmulVariant, variantName } from "./variants.ts";
-import { reduceName, type ReduceVariant, scanName, type ScanVariant } from "./kernel_variants.ts";
-
-/** Variants a runner uses wherever they apply instead of measured ones (for tests). */
-interface Forced {
-  readonly variant?: MatmulVariant;
-  readonly reduce?: ReduceVariant;
-  readonly scan?: ScanVariant;
-}
 import { type Node, recordComputed } from "../graph.ts";
 import type { Backend, Capabilities } from "../backend.ts";
 import type { CpuArray } from "../prim.ts";
@@ -19,6 +10,7 @@ import { liveStats } from "../stats.ts";
 import { deviceOf, hostValue, hostValues, putDevice } from "../storage.ts";
 import { compileKernels } from "./compile.ts";
 import { checkHealth, type Gpu, scopedCheck } from "./device.ts";
+import { bytesOf, checkLimits, gridOf, UniformBlock } from "./dispatch.ts";
 import { lower } from "./lower.ts";
 import type { KernelPlan } from "./plan.ts";
 import { planCached } from "./plan_cache.ts";
@@ -28,16 +20,19 @@ import type { KernelFeatures } from "./emit.ts";
 import { MatmulTuner, type TuneOptions } from "./tune.ts";
 import { KernelStates } from "./kernel_states.ts";
 import { SubmitTimes } from "./profile_record.ts";
+import { type MatmulVariant, variantName } from "./variants.ts";
+import { reduceName, type ReduceVariant, scanName, type ScanVariant } from "./kernel_variants.ts";
 
-const UNIFORM = 0x40 | 0x8; // UNIFORM | COPY_DST
-const ALIGN = 256; // minUniformBufferOffsetAlignment's largest allowed value
+/** Variants a runner uses wherever they apply instead of measured ones (for tests). */
+interface Forced {
+  readonly variant?: MatmulVariant;
+  readonly reduce?: ReduceVariant;
+  readonly scan?: ScanVariant;
+}
 
 const HOST_TIMES_KEPT = 64;
 // Timestamp queries one profiled submit may write (two per kernel); more kernels are timed by the wall.
 const MAX_QUERIES = 4096;
-
-/** Bytes a node occupies on the device (bool is stored as u32). */
-const bytesOf = (t: Node) => Math.max(4 * t.size, 4);
 
 /** What one kernel may do on a device with these limits (what `lower` fits a graph to). */
 export function capabilitiesOf(limits: Pick<Gpu, "maxStorageBuffers" | "maxBindingSize">): Capabilities {
@@ -64,7 +59,7 @@ export class WebGpuRunner implements Backend {
   // Buffers of leaves: values computed here, and uploaded copies of host values.
   readonly #buffers = new WeakMap<Node, GPUBuffer>();
   readonly #registry: FinalizationRegistry<GPUBuffer>;
-  #uniform: GPUBuffer | null = null;
+  readonly #uniforms: UniformBlock;
   // Per computed leaf: whether the submit that computed it was accepted (resolved lazily).
   readonly #checks = new WeakMap<Node, Promise<Error | null>>();
   readonly #poisoned = new WeakMap<Node, Error>();
@@ -88,6 +83,7 @@ export class WebGpuRunner implements Backend {
     this.pool = new BufferPool(gpu.device);
     this.#kernels = new KernelStates(gpu.device, this.pool);
     this.#submitTimes = new SubmitTimes(gpu);
+    this.#uniforms = new UniformBlock(gpu.device);
     this.#registry = new FinalizationRegistry((buf) => this.pool.release(buf));
     this.capabilities = capabilitiesOf(gpu);
   }
@@ -125,58 +121,6 @@ export class WebGpuRunner implements Backend {
     return buf;
   }
 
-  #uniforms(kernels: readonly KernelPlan[]): [GPUBuffer | null, number[]] {
-    const offsets: number[] = [];
-    let total = 0;
-    for (const k of kernels) {
-      offsets.push(total);
-      total += Math.ceil((Math.ceil(k.uniforms.length / 4) * 16) / ALIGN) * ALIGN;
-    }
-    if (total === 0) return [null, offsets];
-    if (this.#uniform === null || this.#uniform.size < total) {
-      this.#uniform?.destroy();
-      this.#uniform = this.gpu.device.createBuffer({ size: Math.max(total, 4096) * 2, usage: UNIFORM });
-    }
-    const words = new Uint32Array(total / 4);
-    kernels.forEach((k, i) => words.set(k.uniforms, offsets[i] / 4));
-    this.gpu.device.queue.writeBuffer(this.#uniform, 0, words);
-    return [this.#uniform, offsets];
-  }
-
-  // What the device would reject, said in a sentence before anything is encoded.
-  #checkLimits(k: KernelPlan): void {
-    const { maxWorkgroupSize, maxWorkgroupsPerDimension: most } = this.gpu;
-    if (k.workgroupSize > maxWorkgroupSize) {
-      throw new Error(
-        `webgpu: the kernel for ${k.label} uses workgroups of ${k.workgroupSize} invocations, above this ` +
-          `adapter's ${maxWorkgroupSize}; use the CPU backend`,
-      );
-    }
-    const [, y] = this.#grid(k);
-    if (y > most) {
-      throw new Error(
-        `webgpu: the kernel for ${k.label} needs ${Math.ceil(k.threads / k.workgroupSize)} workgroups, above this ` +
-          `adapter's ${most} x ${most}; split the work or use the CPU backend`,
-      );
-    }
-    for (const t of [...k.outputs, ...k.inputs]) {
-      if (bytesOf(t) > this.gpu.maxBindingSize) {
-        const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-        throw new Error(
-          `webgpu: ${k.outputs[0].op} [${k.outputs[0].shape}] needs a ${mb(bytesOf(t))} buffer for [${t.shape}], ` +
-            `above this adapter's ${mb(this.gpu.maxBindingSize)} binding limit; split the work or use the CPU backend`,
-        );
-      }
-    }
-  }
-
-  // Workgroups along x and y: as many along x as the device allows, the rest along y.
-  #grid(k: KernelPlan): [number, number] {
-    const groups = Math.ceil(k.threads / k.workgroupSize);
-    const x = Math.min(groups, this.gpu.maxWorkgroupsPerDimension);
-    return [x, Math.ceil(groups / x)];
-  }
-
   /** Host copies of leaves held here, in one submit and one readback. */
   read(leaves: readonly Node[]): Promise<CpuArray[]> {
     return this.realize([], [], leaves);
@@ -199,7 +143,7 @@ export class WebGpuRunner implements Backend {
     const plan = () => {
       const features = this.#features();
       const planned = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
-      for (const k of planned) this.#checkLimits(k);
+      for (const k of planned) checkLimits(this.gpu, k);
       return planned;
     };
     let kernels = plan();
@@ -309,7 +253,7 @@ export class WebGpuRunner implements Backend {
     kernels.forEach((k, i) => k.inputs.forEach((x) => x.op !== "data" && lastUse.set(x, i)));
     const keep = new Set(graph);
     const bufs = new Map<Node, GPUBuffer>();
-    const [uniform, offsets] = this.#uniforms(kernels);
+    const [uniform, offsets] = this.#uniforms.write(kernels);
     const encoder = device.createCommandEncoder();
     let pass = timing ? null : encoder.beginComputePass();
     let timed = 0;
@@ -332,7 +276,7 @@ export class WebGpuRunner implements Backend {
         }
         pass!.setPipeline(state.pipeline);
         pass!.setBindGroup(0, group);
-        pass!.dispatchWorkgroups(...this.#grid(k));
+        pass!.dispatchWorkgroups(...gridOf(this.gpu, k));
         if (timing) pass!.end();
         liveStats.dispatches++;
       }

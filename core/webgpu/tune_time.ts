@@ -2,6 +2,7 @@
 // least of a few runs by timestamp queries where the device has them, else the wall over several.
 
 import type { Gpu } from "./device.ts";
+import { gridOf } from "./dispatch.ts";
 import type { KernelPlan } from "./plan.ts";
 
 /**
@@ -40,8 +41,7 @@ export async function timeKernel(gpu: Gpu, kernel: KernelPlan, budgetMs: number)
       entries.push({ binding: 0, resource: { buffer: uniform } });
     }
     const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const groups = Math.ceil(kernel.threads / kernel.workgroupSize);
-    const x = Math.min(groups, gpu.maxWorkgroupsPerDimension), y = Math.ceil(groups / x);
+    const [x, y] = gridOf(gpu, kernel);
     const run = (reps: number, set: GPUQuerySet | null) => {
       const encoder = device.createCommandEncoder();
       for (let i = 0; i < reps; i++) {
