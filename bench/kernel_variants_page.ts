@@ -17,7 +17,13 @@ import { CASES, forcing, variantLabel } from "./kernel_variants.ts";
 const BUDGET_MS = 1500; // the tuner's default budget per size class
 const query = new URLSearchParams(globalThis.location?.search ?? "");
 const ROUNDS = Number(query.get("rounds") ?? 5);
-const WANTED = ["row sums [1024,1024]", "logsumexp [384,32768]", "deltaScan B2 H4 T128 K32 V32"];
+const WANTED = [
+  "row sums [1024,1024]",
+  "logsumexp [384,32768]",
+  "deltaScan B2 H4 T128 K32 V32",
+  "deltaScanGrad B2 H4 T128 K32 V32",
+  "deltaScan B1 H4 T128 K128 V64 (a large state column)",
+];
 
 const say = (line: string) => console.log(`kv ${line}`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
