@@ -19,11 +19,6 @@ interface Frame {
   readonly b: string;
   readonly h: string;
   readonly j: string;
-  /** Whether this thread's column exists (a WGSL bool). */
-  readonly live: string;
-  /** The column's linear index (threads past the end: beyond the last). */
-  readonly col: string;
-  readonly lane: string;
   /** Emits `i`, this thread's state entry r, as a WGSL let. */
   readonly entry: () => void;
   /** Sums each named f32 partial over the column's lanes into `<name>t`; two barriers. */
@@ -34,7 +29,9 @@ interface Frame {
 
 function frame(k: KernelBuilder, v: ScanVariant, B: number, H: number, V: number, K: number, parts: number): Frame {
   const S = v.split, C = v.wg / S, R = K / S, n = B * H * V;
-  for (let q = 0; q < parts; q++) k.workgroup.push(`var<workgroup> jf_part${q}: array<f32, ${v.wg}>;`);
+  for (let slot = 0; slot < parts; slot++) k.workgroup.push(`var<workgroup> jf_part${slot}: array<f32, ${v.wg}>;`);
+  // WGSL lets: `lane` (0..S-1 within the column), `col` (the column's linear index; past the last
+  // one for a ragged workgroup's spare threads) and `live` (whether that column exists).
   k.lines.push(`let lane = lid.x / ${C}u;`, `let col = wg * ${C}u + lid.x % ${C}u;`);
   k.lines.push(`let live = col < ${k.u(n)};`);
   const [b, h, j] = k.unravel(`min(col, ${k.u(n - 1)})`, [B, H, V]);
@@ -42,19 +39,16 @@ function frame(k: KernelBuilder, v: ScanVariant, B: number, H: number, V: number
     b,
     h,
     j,
-    live: "live",
-    col: "col",
-    lane: "lane",
     R,
     entry: () => k.lines.push(`let i = lane + ${S}u * r;`),
     merge: (names) => {
-      names.forEach((p, q) => k.lines.push(`jf_part${q}[lid.x] = ${p};`));
+      names.forEach((p, slot) => k.lines.push(`jf_part${slot}[lid.x] = ${p};`));
       k.lines.push("workgroupBarrier();");
       for (const p of names) k.lines.push(`var ${p}t = 0.0;`);
       k.lines.push(
         ...nest(`for (var q = 0u; q < ${S}u; q++) {`, [
           `let at = q * ${C}u + lid.x % ${C}u;`,
-          ...names.map((p, q) => `${p}t = ${p}t + jf_part${q}[at];`),
+          ...names.map((p, slot) => `${p}t = ${p}t + jf_part${slot}[at];`),
         ]),
       );
       k.lines.push("workgroupBarrier();");
@@ -85,7 +79,7 @@ export function splitScanKernel(k: KernelBuilder, out: Node, v: ScanVariant): Ke
     k.lines.push(...forLoop(k, "r", nR, () => {
       f.entry();
       k.lines.push(`s[r] = s[r] + ${k.value(kk, [b, h, "t", "i"])} * u;`);
-      k.lines.push(...nest(`if (${f.live}) {`, [`out[${k.linear([b, h, "t", "i", j], out.shape)}] = s[r];`]));
+      k.lines.push(...nest(`if (live) {`, [`out[${k.linear([b, h, "t", "i", j], out.shape)}] = s[r];`]));
     }));
   }));
   return f.body(k.lines);
@@ -96,8 +90,8 @@ export function splitScanGradKernel(k: KernelBuilder, out: Node, v: ScanVariant)
   const [dS, kk, vv, g, beta, s0, S] = out.src;
   const [B, H, T, K] = kk.shape, V = vv.shape[3], L = packedLength(T, K);
   const f = frame(k, v, B, H, V, K, 2), { b, h, j } = f, nT = k.u(T), nK = k.u(K), nR = `${f.R}u`;
-  const o = k.let(`${f.col} * ${k.u(L)}`, "o");
-  const put = (at: string, value: string) => k.lines.push(...nest(`if (${f.live}) {`, [`out[${at}] = ${value};`]));
+  const o = k.let(`col * ${k.u(L)}`, "o");
+  const put = (at: string, value: string) => k.lines.push(...nest(`if (live) {`, [`out[${at}] = ${value};`]));
   k.lines.push(`var ds: array<f32, ${f.R}>;`, `var sp: array<f32, ${f.R}>;`);
   k.lines.push(...forLoop(k, "t", nT, () => {
     const prev = k.let("select(t - 1u, 0u, t == 0u)", "tp");
@@ -121,7 +115,7 @@ export function splitScanGradKernel(k: KernelBuilder, out: Node, v: ScanVariant)
     }));
     f.merge(["da"]);
     const tk = k.u(T * K);
-    k.lines.push(...nest(`if (${f.lane} == 0u && ${f.live}) {`, [
+    k.lines.push(...nest(`if (lane == 0u && live) {`, [
       `out[${o} + ${tk} + t] = dut * be;`,
       `out[${o} + ${tk} + ${nT} + t] = dut * (vv - pt);`,
       `out[${o} + ${tk} + 2u * ${nT} + t] = dat * a;`,
