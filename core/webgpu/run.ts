@@ -17,18 +17,9 @@ import { planCached } from "./plan_cache.ts";
 import { BufferPool } from "./pool.ts";
 import type { ProfileRecord } from "./profile.ts";
 import type { KernelFeatures } from "./emit.ts";
-import { MatmulTuner, type TuneOptions } from "./tune.ts";
+import { type ForcedVariants, kernelFeatures, MatmulTuner, type TuneOptions } from "./tune.ts";
 import { KernelStates } from "./kernel_states.ts";
 import { SubmitTimes } from "./profile_record.ts";
-import { type MatmulVariant, variantName } from "./variants.ts";
-import { reduceName, type ReduceVariant, scanName, type ScanVariant } from "./kernel_variants.ts";
-
-/** Variants a runner uses wherever they apply instead of measured ones (for tests). */
-interface Forced {
-  readonly variant?: MatmulVariant;
-  readonly reduce?: ReduceVariant;
-  readonly scan?: ScanVariant;
-}
 
 const HOST_TIMES_KEPT = 64;
 // Timestamp queries one profiled submit may write (two per kernel); more kernels are timed by the wall.
@@ -66,14 +57,14 @@ export class WebGpuRunner implements Backend {
 
   /** Chooses matmul variants on this device by measurement. */
   readonly tuner: MatmulTuner;
-  readonly #forced: Forced;
+  readonly #forced: ForcedVariants;
   readonly #variant: boolean;
 
   /**
    * `tuning` configures the tuner; `variant`, `reduce` and `scan` force one matmul, reduction or
    * scan variant wherever it applies (for tests; nothing is then measured).
    */
-  constructor(gpu: Gpu, opts: { tuning?: TuneOptions } & Forced = {}) {
+  constructor(gpu: Gpu, opts: { tuning?: TuneOptions } & ForcedVariants = {}) {
     this.gpu = gpu;
     this.tuner = new MatmulTuner(gpu, opts.tuning);
     this.#forced = { variant: opts.variant, reduce: opts.reduce, scan: opts.scan };
@@ -141,7 +132,7 @@ export class WebGpuRunner implements Backend {
     const t0 = performance.now();
     const graph = lower(targets, this.capabilities);
     const plan = () => {
-      const features = this.#features();
+      const features = kernelFeatures(this.gpu, this.tuner, this.#forced);
       const planned = graph.length > 0 ? planCached(graph, this.gpu.maxStorageBuffers, features) : [];
       for (const k of planned) checkLimits(this.gpu, k);
       return planned;
@@ -152,7 +143,7 @@ export class WebGpuRunner implements Backend {
     // again with the choices (only kernels that never ran are looked at).
     const untuned = this.#variant ? [] : this.tuner.untuned(kernels.filter((k) => !this.#kernels.has(k)));
     if (untuned.length > 0) {
-      await this.tuner.measure(untuned, this.#features());
+      await this.tuner.measure(untuned, kernelFeatures(this.gpu, this.tuner, this.#forced));
       const t2 = performance.now();
       kernels = plan();
       host += performance.now() - t2;
@@ -209,33 +200,6 @@ export class WebGpuRunner implements Backend {
       this.pool.releaseStaging(staging[i]);
       return hostView(bytes, t.dtype, t.size);
     });
-  }
-
-  // What the WGSL adapts to: the device's trig, and the matmul variants measured (or forced) here.
-  #features(): KernelFeatures {
-    const ownTrig = !this.gpu.accurateTrig, subgroups = this.gpu.subgroups;
-    const { variant, reduce, scan } = this.#forced;
-    if (this.#variant) {
-      const names = [variant && variantName(variant), reduce && reduceName(reduce), scan && scanName(scan)];
-      return {
-        ownTrig,
-        subgroups,
-        matmulVariant: variant && (() => variant),
-        reduceVariant: reduce && (() => reduce),
-        scanVariant: scan && (() => scan),
-        tuning: `forced ${names.join(", ")}`,
-      };
-    }
-    if (!this.tuner.enabled) return { ownTrig, subgroups };
-    const { reduceVariant, scanVariant } = this.tuner.kernels;
-    return {
-      ownTrig,
-      subgroups,
-      matmulVariant: this.tuner.variant,
-      reduceVariant,
-      scanVariant,
-      tuning: `${this.tuner.version}`,
-    };
   }
 
   // Records every kernel of a realization in one compute pass (one pass per kernel when profiled,

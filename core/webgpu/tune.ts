@@ -9,7 +9,14 @@ import type { KernelFeatures } from "./emit.ts";
 import { type KernelPlan, planKernels } from "./plan.ts";
 import { type ChoiceStore, choiceStore, envFlag } from "./tune_store.ts";
 import { builtInVariant, type MatmulVariant, stagedBytes, variantName, variantNamed, VARIANTS } from "./variants.ts";
-import { type Tunable, tunableClass } from "./kernel_variants.ts";
+import {
+  reduceName,
+  type ReduceVariant,
+  scanName,
+  type ScanVariant,
+  type Tunable,
+  tunableClass,
+} from "./kernel_variants.ts";
 import { KernelTuner } from "./tune_kernels.ts";
 import { confirmChoice, timeKernel } from "./tune_time.ts";
 
@@ -207,4 +214,34 @@ export class MatmulTuner {
       this.#loaded = true;
     });
   }
+}
+
+/** Variants a runner uses wherever they apply instead of measured ones (for tests). */
+export interface ForcedVariants {
+  readonly variant?: MatmulVariant;
+  readonly reduce?: ReduceVariant;
+  readonly scan?: ScanVariant;
+}
+
+/**
+ * What a runner's WGSL adapts to: the device's trig and subgroups, and the variants forced on it
+ * (then nothing measured is used) or else those its tuner measured, unless tuning is off.
+ */
+export function kernelFeatures(gpu: Gpu, tuner: MatmulTuner, forced: ForcedVariants): KernelFeatures {
+  const ownTrig = !gpu.accurateTrig, subgroups = gpu.subgroups;
+  const { variant, reduce, scan } = forced;
+  if (variant || reduce || scan) {
+    const names = [variant && variantName(variant), reduce && reduceName(reduce), scan && scanName(scan)];
+    return {
+      ownTrig,
+      subgroups,
+      matmulVariant: variant && (() => variant),
+      reduceVariant: reduce && (() => reduce),
+      scanVariant: scan && (() => scan),
+      tuning: `forced ${names.join(", ")}`,
+    };
+  }
+  if (!tuner.enabled) return { ownTrig, subgroups };
+  const { reduceVariant, scanVariant } = tuner.kernels;
+  return { ownTrig, subgroups, matmulVariant: tuner.variant, reduceVariant, scanVariant, tuning: `${tuner.version}` };
 }
